@@ -1,0 +1,200 @@
+// Package connector is the contract between the pipeline host and every
+// connector, whether it runs in the host's process or behind a plugin.
+//
+// A connector advertises a configuration schema (so the host can check the
+// user's HCL before anything runs), is configured once, and then exposes
+// streams. A source stream is read as a sequence of Arrow record batches, each
+// optionally followed by an opaque checkpoint; a sink stream is written with
+// Arrow record batches and answers with one result per input row.
+//
+// The host owns state: a connector never stores cursors itself. It receives the
+// last checkpoint the host committed in ReadRequest.Checkpoint and hands back
+// new ones with the batches they follow.
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/apache/arrow/go/v15/arrow"
+)
+
+// Kind says which way rows flow through a stream.
+type Kind string
+
+const (
+	// Source streams are read: rows flow from the connector to the host.
+	Source Kind = "source"
+	// Sink streams are written: rows flow from the host into the connector.
+	Sink Kind = "sink"
+)
+
+// Info names a connector and its version, for logs and `pipeline streams`.
+type Info struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Attribute describes one attribute of a connector's `config` block.
+//
+// Type is a cty type in its JSON form ("string", "bool", "number",
+// ["list","string"], ["map","string"], ...), so any type HCL can express can be
+// declared without this package knowing HCL.
+type Attribute struct {
+	Name        string          `json:"name"`
+	Type        json.RawMessage `json:"type"`
+	Description string          `json:"description,omitempty"`
+	// Required attributes must be set to a non-null value, except when the
+	// host runs the connector in sandbox mode, where the connector supplies
+	// its own demo values.
+	Required bool `json:"required,omitempty"`
+	// Sensitive values (secrets) are never printed by the host: not in logs,
+	// errors, plans or state.
+	Sensitive bool `json:"sensitive,omitempty"`
+}
+
+// ConfigSchema is the full set of attributes a connector accepts. Any other
+// attribute in the user's config block is an error.
+type ConfigSchema struct {
+	Attributes []Attribute `json:"attributes"`
+}
+
+// ConfigureRequest carries the user's decoded config block.
+type ConfigureRequest struct {
+	// Config is a JSON object holding every attribute of the schema (unset
+	// optional attributes are null). Values of sensitive attributes are here
+	// in clear: the connector must not log them.
+	Config json.RawMessage `json:"config"`
+	// Sandbox asks the connector to run against its own built-in sandbox
+	// (fake API with demo data) instead of the real service.
+	Sandbox bool `json:"sandbox,omitempty"`
+}
+
+// Stream describes one stream of a connector's catalog.
+type Stream struct {
+	Name        string `json:"name"`
+	Kind        Kind   `json:"kind"`
+	Description string `json:"description,omitempty"`
+	// Schema is the fixed Arrow schema of the stream's rows: every batch read
+	// from or written to the stream has exactly this schema.
+	Schema *arrow.Schema `json:"-"`
+	// PrimaryKey lists the columns that identify a row (empty: none).
+	PrimaryKey []string `json:"primary_key,omitempty"`
+	// CursorField is the column incremental reads advance on (empty: the
+	// stream is always read in full).
+	CursorField string `json:"cursor_field,omitempty"`
+	// Disabled, when not empty, says why the stream is switched off by the
+	// connector's configuration; reading a disabled stream fails with that
+	// reason instead of silently returning nothing.
+	Disabled string `json:"disabled,omitempty"`
+}
+
+// Column returns the index of the named column in the stream's schema, or -1.
+func (s Stream) Column(name string) int {
+	idx := s.Schema.FieldIndices(name)
+	if len(idx) == 0 {
+		return -1
+	}
+	return idx[0]
+}
+
+// ReadRequest asks for the rows of one source stream.
+type ReadRequest struct {
+	Stream string `json:"stream"`
+	// Checkpoint is the last checkpoint the host committed for this stream,
+	// or nil for a first (or full-refresh) read.
+	Checkpoint []byte `json:"checkpoint,omitempty"`
+	// Options are the pipeline block's `options`, passed through untouched.
+	Options map[string]string `json:"options,omitempty"`
+}
+
+// Batch is one step of a read: a record batch, a checkpoint, or both.
+type Batch struct {
+	// Record holds rows with the stream's schema; it may be nil when the
+	// batch only carries a checkpoint. It is valid only during the emit call
+	// that receives it: a consumer that keeps it must Retain it.
+	Record arrow.Record
+	// Checkpoint, when not nil, is the stream's position after every row
+	// emitted so far. Connectors emit one only between distinct cursor values,
+	// so resuming from it neither skips nor repeats a row that shares a cursor
+	// value with a row before it.
+	Checkpoint []byte
+}
+
+// EmitFunc receives the batches of a read, in order. An error it returns stops
+// the read: Read returns that error.
+type EmitFunc func(Batch) error
+
+// RecordIterator yields the record batches to write to a sink stream. Next
+// returns io.EOF after the last batch. Records it returns are owned by the
+// iterator and valid until the next call to Next.
+type RecordIterator interface {
+	Next() (arrow.Record, error)
+}
+
+// WriteRequest asks to write rows to one sink stream.
+type WriteRequest struct {
+	Stream  string            `json:"stream"`
+	Options map[string]string `json:"options,omitempty"`
+}
+
+// RowResult is the outcome of one input row of a write. Row counts from 0 over
+// the whole write (across batches). An empty Error means the row was accepted.
+type RowResult struct {
+	Row   int64  `json:"row"`
+	Error string `json:"error,omitempty"`
+}
+
+// ResultFunc receives row results as the connector settles them. Every input
+// row gets exactly one result before Write returns nil.
+type ResultFunc func([]RowResult) error
+
+// Connector is what every connector implements, in process or behind a plugin.
+//
+// The host calls ConfigSchema and Streams (which must work before Configure,
+// with the catalog of an unconfigured connector), then Configure exactly once,
+// then any number of Check, Read and Write calls, possibly concurrently, then
+// Close. Methods honour ctx: when it is cancelled they return promptly with
+// ctx's error.
+type Connector interface {
+	// Info names the connector.
+	Info(ctx context.Context) (Info, error)
+	// ConfigSchema describes the connector's `config` block.
+	ConfigSchema(ctx context.Context) (ConfigSchema, error)
+	// Configure applies the config. It must not call the remote service: a
+	// bad credential surfaces in Check, Read or Write.
+	Configure(ctx context.Context, req ConfigureRequest) error
+	// Streams lists the catalog. After Configure, Disabled reflects the config.
+	Streams(ctx context.Context) ([]Stream, error)
+	// Check verifies that the remote service accepts the configured
+	// credentials, making as few requests as possible.
+	Check(ctx context.Context) error
+	// Read emits the rows of a source stream after req.Checkpoint. It returns
+	// nil only after every row up to the bound fixed when the read started
+	// has been emitted.
+	Read(ctx context.Context, req ReadRequest, emit EmitFunc) error
+	// Write consumes every batch from in and reports one result per row. A
+	// rejected row never fails the write; Write errors only when it cannot go
+	// on (lost connection, cancelled ctx), and then rows without a result
+	// must be treated as not written.
+	Write(ctx context.Context, req WriteRequest, in RecordIterator, results ResultFunc) error
+	// Close releases what the connector holds (servers, connections).
+	Close() error
+}
+
+// ErrUnknownStream is returned (wrapped) for a stream name the catalog lacks.
+var ErrUnknownStream = errors.New("unknown stream")
+
+// ErrNotConfigured is returned (wrapped) by calls that need Configure first.
+var ErrNotConfigured = errors.New("connector is not configured")
+
+// FindStream returns the named stream of a catalog.
+func FindStream(streams []Stream, name string) (Stream, bool) {
+	for _, s := range streams {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Stream{}, false
+}

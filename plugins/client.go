@@ -1,0 +1,389 @@
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/flight"
+	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"pipehost/connector"
+)
+
+// Config says which plugin binary to start and how.
+type Config struct {
+	// Name names the connector in logs and errors ("nuorder").
+	Name string
+	// Path is the plugin binary.
+	Path string
+	// SHA256, when not empty, is the hex sha256 the binary must have; a
+	// binary with any other checksum is refused before it starts.
+	SHA256 string
+	// Logger receives the host's messages about the plugin and the plugin's
+	// own log lines. Nil: messages are dropped.
+	Logger hclog.Logger
+}
+
+// Client is a connector running in a plugin process. It implements
+// connector.Connector; Close ends the process.
+type Client struct {
+	*flightConnector
+	name string
+	pc   *plugin.Client
+}
+
+var _ connector.Connector = (*Client)(nil)
+
+// Open starts the plugin binary and connects to it. The plugin gets a clean
+// environment (nothing of the host's), negotiates mTLS with the host and must
+// speak ProtocolVersion. Open errors when the binary is missing, its checksum
+// differs from cfg.SHA256, or the handshake fails.
+func Open(cfg Config) (*Client, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if _, err := os.Stat(cfg.Path); err != nil {
+		return nil, fmt.Errorf("connector %s: plugin binary: %w", cfg.Name, err)
+	}
+	var secure *plugin.SecureConfig
+	if cfg.SHA256 != "" {
+		want, err := hex.DecodeString(strings.TrimSpace(cfg.SHA256))
+		if err != nil || len(want) != sha256.Size {
+			return nil, fmt.Errorf("connector %s: sha256 %q is not 64 hex digits", cfg.Name, cfg.SHA256)
+		}
+		got, err := fileSHA256(cfg.Path)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: %w", cfg.Name, err)
+		}
+		if hex.EncodeToString(got) != hex.EncodeToString(want) {
+			return nil, fmt.Errorf("connector %s: refusing to start plugin %s: its sha256 is %x, but the configuration pins %x",
+				cfg.Name, cfg.Path, got, want)
+		}
+		// go-plugin checks again right before it starts the process.
+		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+	}
+	pc := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {pluginName: &grpcPlugin{}}},
+		Cmd:              exec.Command(cfg.Path),
+		SkipHostEnv:      true,
+		SecureConfig:     secure,
+		AutoMTLS:         true,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           cfg.Logger.Named(cfg.Name),
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+			grpc.MaxCallSendMsgSize(MaxMessageBytes),
+		)},
+	})
+	rpc, err := pc.Client()
+	if err != nil {
+		pc.Kill()
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return nil, fmt.Errorf("connector %s: refusing to start plugin %s: its sha256 does not match the pinned one", cfg.Name, cfg.Path)
+		}
+		return nil, fmt.Errorf("connector %s: starting plugin %s: %w", cfg.Name, cfg.Path, err)
+	}
+	raw, err := rpc.Dispense(pluginName)
+	if err != nil {
+		pc.Kill()
+		return nil, fmt.Errorf("connector %s: plugin %s: %w", cfg.Name, cfg.Path, err)
+	}
+	fc := raw.(*flightConnector)
+	fc.exited = pc.Exited
+	return &Client{flightConnector: fc, name: cfg.Name, pc: pc}, nil
+}
+
+// Close ends the plugin process. It is safe to call more than once.
+func (c *Client) Close() error {
+	c.pc.Kill()
+	return nil
+}
+
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// flightConnector is the connector.Connector a plugin's Flight service looks
+// like from the host.
+type flightConnector struct {
+	fc     flight.Client
+	mem    memory.Allocator
+	exited func() bool
+
+	mu      sync.Mutex
+	schemas map[string]*arrow.Schema
+}
+
+func newFlightConnector(fc flight.Client) *flightConnector {
+	return &flightConnector{fc: fc, mem: memory.DefaultAllocator, exited: func() bool { return false }}
+}
+
+var _ connector.Connector = (*flightConnector)(nil)
+
+// fromStatus turns a gRPC status back into the plugin's error text, keeping
+// context errors recognisable with errors.Is.
+func (c *flightConnector) fromStatus(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Canceled:
+		return fmt.Errorf("%s: %w", st.Message(), context.Canceled)
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%s: %w", st.Message(), context.DeadlineExceeded)
+	case codes.NotFound:
+		if strings.Contains(st.Message(), connector.ErrUnknownStream.Error()) {
+			return fmt.Errorf("%s: %w", strings.TrimPrefix(st.Message(), connector.ErrUnknownStream.Error()+" "), connector.ErrUnknownStream)
+		}
+	case codes.Unavailable:
+		if c.exited() {
+			return errors.New("the plugin process exited unexpectedly (its last log lines are above)")
+		}
+	}
+	return errors.New(st.Message())
+}
+
+func (c *flightConnector) action(ctx context.Context, name string, body, reply any) error {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return err
+		}
+	}
+	stream, err := c.fc.DoAction(ctx, &flight.Action{Type: name, Body: payload})
+	if err != nil {
+		return c.fromStatus(err)
+	}
+	res, err := stream.Recv()
+	if err != nil {
+		return c.fromStatus(err)
+	}
+	if err := flight.ReadUntilEOF(stream); err != nil {
+		return c.fromStatus(err)
+	}
+	if reply == nil {
+		return nil
+	}
+	return json.Unmarshal(res.Body, reply)
+}
+
+// Info implements connector.Connector.
+func (c *flightConnector) Info(ctx context.Context) (connector.Info, error) {
+	var info connector.Info
+	return info, c.action(ctx, actionInfo, nil, &info)
+}
+
+// ConfigSchema implements connector.Connector.
+func (c *flightConnector) ConfigSchema(ctx context.Context) (connector.ConfigSchema, error) {
+	var s connector.ConfigSchema
+	return s, c.action(ctx, actionConfigSchema, nil, &s)
+}
+
+// Configure implements connector.Connector.
+func (c *flightConnector) Configure(ctx context.Context, req connector.ConfigureRequest) error {
+	return c.action(ctx, actionConfigure, req, nil)
+}
+
+// Check implements connector.Connector.
+func (c *flightConnector) Check(ctx context.Context) error {
+	return c.action(ctx, actionCheck, nil, nil)
+}
+
+// Streams implements connector.Connector.
+func (c *flightConnector) Streams(ctx context.Context) ([]connector.Stream, error) {
+	list, err := c.fc.ListFlights(ctx, &flight.Criteria{})
+	if err != nil {
+		return nil, c.fromStatus(err)
+	}
+	var out []connector.Stream
+	for {
+		info, err := list.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, c.fromStatus(err)
+		}
+		var st connector.Stream
+		if err := json.Unmarshal(info.AppMetadata, &st); err != nil {
+			return nil, fmt.Errorf("catalog entry: %w", err)
+		}
+		if st.Schema, err = flight.DeserializeSchema(info.Schema, c.mem); err != nil {
+			return nil, fmt.Errorf("catalog entry %s: schema: %w", st.Name, err)
+		}
+		out = append(out, st)
+	}
+	c.mu.Lock()
+	c.schemas = make(map[string]*arrow.Schema, len(out))
+	for _, st := range out {
+		c.schemas[st.Name] = st.Schema
+	}
+	c.mu.Unlock()
+	return out, nil
+}
+
+// Read implements connector.Connector. Checkpoints arrive in the app_metadata
+// of the batch they follow.
+func (c *flightConnector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	ticket, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the server's stream if emit stops the read
+	stream, err := c.fc.DoGet(ctx, &flight.Ticket{Ticket: ticket})
+	if err != nil {
+		return c.fromStatus(err)
+	}
+	r, err := flight.NewRecordReader(stream, ipc.WithAllocator(c.mem))
+	if err != nil {
+		return c.fromStatus(err)
+	}
+	defer r.Release()
+	for r.Next() {
+		rec := r.Record()
+		b := connector.Batch{Record: rec, Checkpoint: r.LatestAppMetadata()}
+		if rec.NumRows() == 0 {
+			b.Record = nil
+		}
+		if err := emit(b); err != nil {
+			return err
+		}
+	}
+	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return c.fromStatus(err)
+	}
+	return nil
+}
+
+// schema returns a stream's schema from the catalog, listing it on first use.
+func (c *flightConnector) schema(ctx context.Context, name string) (*arrow.Schema, error) {
+	c.mu.Lock()
+	s, ok := c.schemas[name]
+	c.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	if _, err := c.Streams(ctx); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	s, ok = c.schemas[name]
+	c.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %q", connector.ErrUnknownStream, name)
+	}
+	return s, nil
+}
+
+// Write implements connector.Connector. Batches are sliced below SplitBytes
+// before they are sent; results stream back while batches are still going out.
+func (c *flightConnector) Write(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) error {
+	schema, err := c.schema(ctx, req.Stream)
+	if err != nil {
+		return err
+	}
+	cmd, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.fc.DoPut(ctx)
+	if err != nil {
+		return c.fromStatus(err)
+	}
+	// Results are read concurrently: the plugin may answer rows before it has
+	// received the whole input, and gRPC flow control would stall both sides
+	// if nobody read them.
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			res, err := stream.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				recvErr <- err
+				return
+			}
+			var rows []connector.RowResult
+			if err := json.Unmarshal(res.AppMetadata, &rows); err != nil {
+				recvErr <- fmt.Errorf("row results: %w", err)
+				return
+			}
+			if err := results(rows); err != nil {
+				recvErr <- err
+				cancel()
+				return
+			}
+		}
+	}()
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema), ipc.WithAllocator(c.mem))
+	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
+	sendErr := func() error {
+		for {
+			rec, err := in.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if !rec.Schema().Equal(schema) {
+				return fmt.Errorf("rows for stream %s do not have its schema", req.Stream)
+			}
+			if err := splitRecord(rec, SplitBytes, func(piece arrow.Record, _ bool) error { return w.Write(piece) }); err != nil {
+				return err
+			}
+		}
+	}()
+	if sendErr == nil {
+		sendErr = w.Close()
+	}
+	if err := stream.CloseSend(); err != nil && sendErr == nil {
+		sendErr = err
+	}
+	if sendErr != nil && !errors.Is(sendErr, io.EOF) {
+		// io.EOF from Send means the server ended the stream: its status,
+		// read by the receiver, says why.
+		cancel()
+		<-recvErr
+		return c.fromStatus(sendErr)
+	}
+	return c.fromStatus(<-recvErr)
+}
+
+// Close implements connector.Connector; the process is ended by Client.Close.
+func (c *flightConnector) Close() error { return nil }

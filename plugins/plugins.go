@@ -1,0 +1,60 @@
+// Package plugins carries a connector.Connector across a process boundary.
+//
+// The plugin process calls Serve with its connector; the host calls Open with
+// the plugin binary's path and gets back a *Client that implements
+// connector.Connector by talking to it. Underneath, hashicorp/go-plugin starts
+// and supervises the process and gives both halves a gRPC connection, on which
+// an Arrow Flight service carries the streams:
+//
+//	ListFlights  the catalog: one FlightInfo per stream (Arrow schema + metadata)
+//	DoGet        read a source stream: the ticket is a JSON ReadRequest, the
+//	             reply is Arrow batches, checkpoints riding in app_metadata
+//	DoPut        write a sink stream: the descriptor's cmd is a JSON
+//	             WriteRequest; the reply is PutResults holding row results
+//	DoAction     info, config_schema, configure, check (JSON bodies)
+//
+// Nothing in this package knows any particular connector.
+package plugins
+
+import (
+	"github.com/hashicorp/go-plugin"
+)
+
+// ProtocolVersion is the version of the host/plugin wire protocol described in
+// the package doc. Bump it on any incompatible change; the host refuses a
+// plugin that speaks none of the versions it knows, with a clear error,
+// instead of misreading its messages.
+const ProtocolVersion = 1
+
+// pluginName is the key of the connector plugin in go-plugin's plugin set.
+const pluginName = "connector"
+
+// Handshake is the go-plugin handshake both halves must agree on. The magic
+// cookie is not a secret: it only stops a plugin binary run by hand from
+// waiting forever for a host, and tells the user what the binary is for.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "PIPEHOST_PLUGIN",
+	MagicCookieValue: "connector-v1-d8f2b6a4",
+}
+
+// MaxMessageBytes is the largest gRPC message either half accepts. gRPC's
+// default of 4 MiB is too small for wide batches (an orders batch with its
+// JSON documents passes it easily); 64 MiB keeps the memory one message can
+// pin bounded even with several plugins running side by side.
+const MaxMessageBytes = 64 << 20
+
+// SplitBytes is the estimated size above which a record batch is sliced
+// before it is sent. It is a quarter of MaxMessageBytes: the estimate counts
+// buffers, not the IPC encoding, and rows are not all the same width, so the
+// margin absorbs skew. No batch is ever dropped for size; a single row larger
+// than MaxMessageBytes is reported as an error naming the stream.
+const SplitBytes = MaxMessageBytes / 4
+
+// Action names carried by Flight's DoAction.
+const (
+	actionInfo         = "info"
+	actionConfigSchema = "config_schema"
+	actionConfigure    = "configure"
+	actionCheck        = "check"
+)

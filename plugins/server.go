@@ -1,0 +1,307 @@
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/flight"
+	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"pipehost/connector"
+)
+
+// ServeOption changes how Serve runs a plugin.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	logger hclog.Logger
+}
+
+// WithLogger sets the plugin's logger. By default the plugin logs JSON to
+// stderr, which go-plugin forwards into the host's log under the plugin's name.
+func WithLogger(l hclog.Logger) ServeOption {
+	return func(c *serveConfig) { c.logger = l }
+}
+
+// Logger returns the logger a plugin should use for its own messages: JSON on
+// stderr, which the host re-emits in its own log format.
+func Logger(name string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       name,
+		Level:      hclog.Trace, // the host filters by its own level
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+}
+
+// Serve runs c as a plugin until the host ends the process. It must be called
+// from the plugin binary's main; it does not return under a host. Run by hand
+// (without the host's handshake) it prints what the binary is for and exits 1.
+func Serve(c connector.Connector, opts ...ServeOption) {
+	cfg := serveConfig{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = Logger("connector")
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{
+			ProtocolVersion: {pluginName: &grpcPlugin{impl: c, logger: cfg.logger}},
+		},
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts,
+				grpc.MaxRecvMsgSize(MaxMessageBytes),
+				grpc.MaxSendMsgSize(MaxMessageBytes),
+			)...)
+		},
+		Logger: cfg.logger,
+	})
+}
+
+// grpcPlugin is the go-plugin glue for both halves: the plugin registers the
+// Flight service, the host wraps the connection in a *Client.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	impl   connector.Connector
+	logger hclog.Logger
+}
+
+var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
+
+func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	flight.RegisterFlightServiceServer(s, &flightServer{impl: p.impl, logger: p.logger, mem: memory.DefaultAllocator})
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (interface{}, error) {
+	return newFlightConnector(flight.NewClientFromConn(cc, nil)), nil
+}
+
+// flightServer serves a connector.Connector as an Arrow Flight service.
+type flightServer struct {
+	flight.BaseFlightServer
+	impl   connector.Connector
+	logger hclog.Logger
+	mem    memory.Allocator
+}
+
+var _ flight.FlightServer = (*flightServer)(nil)
+
+func (s *flightServer) ListFlights(_ *flight.Criteria, out flight.FlightService_ListFlightsServer) error {
+	streams, err := s.impl.Streams(out.Context())
+	if err != nil {
+		return toStatus(err)
+	}
+	for _, st := range streams {
+		// The stream's metadata travels as JSON in app_metadata, its schema
+		// in the FlightInfo's own schema field.
+		meta, err := json.Marshal(st)
+		if err != nil {
+			return toStatus(err)
+		}
+		info := &flight.FlightInfo{
+			FlightDescriptor: &flight.FlightDescriptor{Type: flight.DescriptorPATH, Path: []string{st.Name}},
+			Schema:           flight.SerializeSchema(st.Schema, s.mem),
+			TotalRecords:     -1,
+			TotalBytes:       -1,
+			AppMetadata:      meta,
+		}
+		if err := out.Send(info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *flightServer) DoAction(a *flight.Action, out flight.FlightService_DoActionServer) error {
+	ctx := out.Context()
+	var (
+		reply any
+		err   error
+	)
+	switch a.Type {
+	case actionInfo:
+		reply, err = s.impl.Info(ctx)
+	case actionConfigSchema:
+		reply, err = s.impl.ConfigSchema(ctx)
+	case actionConfigure:
+		var req connector.ConfigureRequest
+		if err = json.Unmarshal(a.Body, &req); err == nil {
+			err = s.impl.Configure(ctx, req)
+		}
+		reply = struct{}{}
+	case actionCheck:
+		err = s.impl.Check(ctx)
+		reply = struct{}{}
+	default:
+		return status.Errorf(codes.Unimplemented, "unknown action %q", a.Type)
+	}
+	if err != nil {
+		return toStatus(err)
+	}
+	body, err := json.Marshal(reply)
+	if err != nil {
+		return toStatus(err)
+	}
+	return out.Send(&flight.Result{Body: body})
+}
+
+func (s *flightServer) DoGet(t *flight.Ticket, out flight.FlightService_DoGetServer) error {
+	ctx := out.Context()
+	var req connector.ReadRequest
+	if err := json.Unmarshal(t.Ticket, &req); err != nil {
+		return status.Errorf(codes.InvalidArgument, "bad ticket: %v", err)
+	}
+	st, err := s.stream(ctx, req.Stream)
+	if err != nil {
+		return toStatus(err)
+	}
+	w := flight.NewRecordWriter(out, ipc.WithSchema(st.Schema), ipc.WithAllocator(s.mem))
+	empty := emptyRecord(st.Schema, s.mem)
+	defer empty.Release()
+	err = s.impl.Read(ctx, req, func(b connector.Batch) error {
+		rec := b.Record
+		if rec == nil {
+			if b.Checkpoint == nil {
+				return nil
+			}
+			rec = empty
+		}
+		if !rec.Schema().Equal(st.Schema) {
+			return fmt.Errorf("stream %s emitted a batch whose schema differs from its declared schema", req.Stream)
+		}
+		return splitRecord(rec, SplitBytes, func(piece arrow.Record, last bool) error {
+			if last && b.Checkpoint != nil {
+				return w.WriteWithAppMetadata(piece, b.Checkpoint)
+			}
+			return w.Write(piece)
+		})
+	})
+	if err != nil {
+		return toStatus(err)
+	}
+	return w.Close()
+}
+
+func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
+	ctx := in.Context()
+	r, err := flight.NewRecordReader(in, ipc.WithAllocator(s.mem))
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "reading the first message of a write: %v", err)
+	}
+	defer r.Release()
+	desc := r.LatestFlightDescriptor()
+	if desc == nil || len(desc.Cmd) == 0 {
+		return status.Error(codes.InvalidArgument, "a write must start with a descriptor naming the stream")
+	}
+	var req connector.WriteRequest
+	if err := json.Unmarshal(desc.Cmd, &req); err != nil {
+		return status.Errorf(codes.InvalidArgument, "bad write descriptor: %v", err)
+	}
+	st, err := s.stream(ctx, req.Stream)
+	if err != nil {
+		return toStatus(err)
+	}
+	if st.Kind != connector.Sink {
+		return status.Errorf(codes.InvalidArgument, "stream %s is a %s stream and cannot be written", st.Name, st.Kind)
+	}
+	if !r.Schema().Equal(st.Schema) {
+		return status.Errorf(codes.InvalidArgument, "the rows sent to stream %s do not have its schema", st.Name)
+	}
+	var mu sync.Mutex // Send is not safe for concurrent use
+	err = s.impl.Write(ctx, req, recordIter{r}, func(results []connector.RowResult) error {
+		body, err := json.Marshal(results)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return in.Send(&flight.PutResult{AppMetadata: body})
+	})
+	if err != nil {
+		return toStatus(err)
+	}
+	return nil
+}
+
+// stream looks a stream up in the connector's catalog.
+func (s *flightServer) stream(ctx context.Context, name string) (connector.Stream, error) {
+	streams, err := s.impl.Streams(ctx)
+	if err != nil {
+		return connector.Stream{}, err
+	}
+	st, ok := connector.FindStream(streams, name)
+	if !ok {
+		return connector.Stream{}, fmt.Errorf("%w %q", connector.ErrUnknownStream, name)
+	}
+	return st, nil
+}
+
+// recordIter adapts a Flight reader to connector.RecordIterator.
+type recordIter struct{ r *flight.Reader }
+
+func (it recordIter) Next() (arrow.Record, error) {
+	if it.r.Next() {
+		return it.r.Record(), nil
+	}
+	if err := it.r.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return nil, io.EOF
+}
+
+// emptyColumns builds zero-length arrays for a schema, for batches that carry
+// only a checkpoint.
+func emptyColumns(schema *arrow.Schema, mem memory.Allocator) []arrow.Array {
+	cols := make([]arrow.Array, schema.NumFields())
+	for i, f := range schema.Fields() {
+		b := array.NewBuilder(mem, f.Type)
+		cols[i] = b.NewArray()
+		b.Release()
+	}
+	return cols
+}
+
+// emptyRecord is a zero-row record of schema.
+func emptyRecord(schema *arrow.Schema, mem memory.Allocator) arrow.Record {
+	cols := emptyColumns(schema, mem)
+	rec := array.NewRecord(schema, cols, 0)
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec
+}
+
+// toStatus turns a connector error into a gRPC status whose message is the
+// error's text, so the host can show it unchanged.
+func toStatus(err error) error {
+	if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, connector.ErrUnknownStream):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, connector.ErrNotConfigured):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return status.Error(codes.Unknown, err.Error())
+}

@@ -1,0 +1,98 @@
+// Package api is the one place that says which NuOrder endpoints the connector
+// calls, and how sure we are that each exists as used. The client builds its
+// URLs from this table and the fake NuOrder API serves exactly this table, so
+// when NuOrder's real documentation is at hand, one edit here moves both.
+//
+// Evidence levels follow shared/nuorder-api.md: Confirmed endpoints were seen
+// in recorded NuOrder traffic; Used ones are called by real integrations
+// whose responses we have not seen; Assumed ones are our inference, and the
+// README lists them.
+package api
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Evidence says how sure we are that an endpoint behaves as the client uses it.
+type Evidence string
+
+const (
+	// Confirmed: request and response seen in recorded NuOrder traffic.
+	Confirmed Evidence = "confirmed"
+	// Used: called by production integration code; response shape not seen.
+	Used Evidence = "used"
+	// Assumed: inferred by us; the client tolerates the likely variants.
+	Assumed Evidence = "assumed"
+)
+
+// Endpoint is one NuOrder route. Path holds {name} placeholders, in the
+// pattern syntax of net/http's ServeMux.
+type Endpoint struct {
+	Method   string
+	Path     string
+	Evidence Evidence
+	// Note says what the endpoint is used for and, for assumed ones, what
+	// exactly is assumed.
+	Note string
+}
+
+// Pattern is the ServeMux pattern of the endpoint ("GET /api/product/{id}").
+func (e Endpoint) Pattern() string { return e.Method + " " + e.Path }
+
+// URL fills the placeholders of Path, in order, with path-escaped values and
+// prefixes base ("https://wholesale.nuorder.com"). It panics when the number
+// of values differs from the number of placeholders: that is a bug in the
+// caller, not an input error.
+func (e Endpoint) URL(base string, values ...string) string {
+	var b strings.Builder
+	b.WriteString(strings.TrimRight(base, "/"))
+	rest := e.Path
+	for _, v := range values {
+		i := strings.IndexByte(rest, '{')
+		j := strings.IndexByte(rest, '}')
+		if i < 0 || j < i {
+			panic("api: too many values for " + e.Path)
+		}
+		b.WriteString(rest[:i])
+		b.WriteString(url.PathEscape(v))
+		rest = rest[j+1:]
+	}
+	if strings.IndexByte(rest, '{') >= 0 {
+		panic("api: too few values for " + e.Path)
+	}
+	b.WriteString(rest)
+	return b.String()
+}
+
+// The endpoints the connector calls.
+var (
+	// ProductByID reads one product with its sizes (SKU ids), pricing and
+	// warehouses. 404 {"code":404,"message":"product not found"} when unknown.
+	ProductByID = Endpoint{"GET", "/api/product/{id}", Confirmed,
+		"read one product (S1, S2 cassettes)"}
+
+	// ProductList lists the brand's products. Assumed: the path is used by
+	// one client (S3) with no recorded response. The client accepts a bare
+	// JSON array of product _id strings (then reads each with ProductByID) or
+	// of full product documents (then uses them as they are). The fake
+	// serves ids, the conservative variant.
+	ProductList = Endpoint{"GET", "/api/products", Assumed,
+		"list products: array of _id strings or of product documents"}
+
+	// ProductSeasonList lists the products of one season, with the same
+	// accepted shapes as ProductList. Used by S3 (mocked response only).
+	ProductSeasonList = Endpoint{"GET", "/api/products/season/{season}/list", Used,
+		"list one season's products (when the config names seasons)"}
+)
+
+// All lists every endpoint above, for documentation and for the fake API.
+var All = []Endpoint{ProductByID, ProductList, ProductSeasonList}
+
+// Error is the body NuOrder sends with an error status:
+// {"code": <http status>, "message": "<text>"} (confirmed by S10 and the
+// recorded traffic).
+type Error struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}

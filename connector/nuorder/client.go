@@ -1,0 +1,279 @@
+package nuorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dghubble/oauth1"
+	"github.com/hashicorp/go-hclog"
+
+	"pipehost/connector/nuorder/api"
+)
+
+// APIError is an error status from NuOrder, with the message of its
+// {"code","message"} body. It never holds credentials.
+type APIError struct {
+	Method string
+	Path   string // path only: no host, no query
+	Status int
+	// Message is NuOrder's message, or the start of a non-JSON body.
+	Message string
+}
+
+// Error says what NuOrder refused and, for 401, what to check.
+func (e *APIError) Error() string {
+	what := fmt.Sprintf("%s %s", e.Method, e.Path)
+	if e.Status == http.StatusUnauthorized {
+		return fmt.Sprintf("authentication refused by NuOrder (401 Unauthorized) on %s: %s; check consumer_key, consumer_secret, token and token_secret",
+			what, e.Message)
+	}
+	return fmt.Sprintf("NuOrder answered %d %s to %s: %s", e.Status, http.StatusText(e.Status), what, e.Message)
+}
+
+// retryable says whether a status is worth another try.
+func retryable(status int) bool {
+	return status == http.StatusTooManyRequests || status >= 500
+}
+
+// Client calls NuOrder with OAuth 1.0a signed requests (RFC 5849 HMAC-SHA1),
+// bounded concurrency and retries.
+type Client struct {
+	base   string
+	http   *http.Client
+	sem    chan struct{}
+	logger hclog.Logger
+
+	// MaxAttempts is how many times one request is tried before its error
+	// is returned.
+	MaxAttempts int
+	// BaseBackoff is the first retry's delay; each retry doubles it, with
+	// full jitter, up to MaxBackoff. A Retry-After header overrides it.
+	BaseBackoff, MaxBackoff time.Duration
+}
+
+// Credentials are the four OAuth values NuOrder issues for an API connection.
+type Credentials struct {
+	ConsumerKey, ConsumerSecret, Token, TokenSecret string
+}
+
+// NewClient returns a client for the NuOrder host at base. At most inFlight
+// requests run at once (NuOrder is said to allow 5).
+func NewClient(base string, creds Credentials, inFlight int, logger hclog.Logger) *Client {
+	if inFlight < 1 {
+		inFlight = 1
+	}
+	transport := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: inFlight,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	ctx := context.WithValue(context.Background(), oauth1.HTTPClient, &http.Client{Transport: transport})
+	hc := oauth1.NewConfig(creds.ConsumerKey, creds.ConsumerSecret).Client(ctx, oauth1.NewToken(creds.Token, creds.TokenSecret))
+	hc.Timeout = 0 // bodies are streamed; each request's ctx bounds it
+	return &Client{
+		base: strings.TrimRight(base, "/"), http: hc, sem: make(chan struct{}, inFlight), logger: logger,
+		MaxAttempts: 5, BaseBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second,
+	}
+}
+
+// do sends one request, retrying 429, 5xx and transport errors, and hands the
+// successful response body to read. A retry happens only while read has not
+// been called or when read returns a *retryError: read decides whether what
+// it consumed can be skipped on the next attempt.
+func (c *Client) do(ctx context.Context, e api.Endpoint, params []string, read func(io.Reader) error) error {
+	url := e.URL(c.base, params...)
+	path := e.URL("", params...)
+	var lastErr error
+	for attempt := 1; attempt <= c.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			if err := sleepCtx(ctx, c.backoff(attempt, lastErr)); err != nil {
+				return err
+			}
+			c.logger.Debug("retrying NuOrder request", "method", e.Method, "path", path, "attempt", attempt, "error", lastErr)
+		}
+		err := c.once(ctx, e.Method, url, path, read)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var apiErr *APIError
+		var rErr *retryError
+		switch {
+		case errors.As(err, &apiErr) && !retryable(apiErr.Status):
+			return err
+		case errors.As(err, &rErr):
+			lastErr = rErr.err
+		case errors.As(err, &apiErr):
+			lastErr = err
+		default:
+			var bodyErr *bodyError
+			if errors.As(err, &bodyErr) {
+				return bodyErr.err
+			}
+			lastErr = err // transport error: connection refused, reset, EOF
+		}
+	}
+	return fmt.Errorf("%s %s failed after %d attempts: %w", e.Method, path, c.MaxAttempts, lastErr)
+}
+
+// retryError marks a failure in the middle of a body that read can resume.
+type retryError struct{ err error }
+
+func (e *retryError) Error() string { return e.err.Error() }
+
+// bodyError marks a failure of read that must not be retried.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return e.err.Error() }
+
+func (c *Client) once(ctx context.Context, method, url, path string, read func(io.Reader) error) error {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.sem }()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return &bodyError{err}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return c.statusError(method, path, resp)
+	}
+	if err := read(resp.Body); err != nil {
+		var rErr *retryError
+		if errors.As(err, &rErr) {
+			return err
+		}
+		return &bodyError{err}
+	}
+	return nil
+}
+
+// statusError reads NuOrder's error body.
+func (c *Client) statusError(method, path string, resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	e := &APIError{Method: method, Path: path, Status: resp.StatusCode}
+	var apiBody api.Error
+	if json.Unmarshal(body, &apiBody) == nil && apiBody.Message != "" {
+		e.Message = apiBody.Message
+	} else {
+		e.Message = strings.TrimSpace(string(body))
+		if len(e.Message) > 200 {
+			e.Message = e.Message[:200] + "..."
+		}
+		if e.Message == "" {
+			e.Message = "(empty body)"
+		}
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		if secs, err := strconv.Atoi(ra); err == nil {
+			return &retryAfterError{APIError: e, after: time.Duration(secs) * time.Second}
+		}
+		if t, err := http.ParseTime(ra); err == nil {
+			return &retryAfterError{APIError: e, after: time.Until(t)}
+		}
+	}
+	return e
+}
+
+// retryAfterError is an APIError whose response said when to come back.
+type retryAfterError struct {
+	*APIError
+	after time.Duration
+}
+
+func (e *retryAfterError) Unwrap() error { return e.APIError }
+
+// backoff is the delay before the given attempt: Retry-After when the server
+// sent one, else exponential with full jitter.
+func (c *Client) backoff(attempt int, lastErr error) time.Duration {
+	var ra *retryAfterError
+	if errors.As(lastErr, &ra) && ra.after > 0 {
+		if ra.after > c.MaxBackoff {
+			return c.MaxBackoff
+		}
+		return ra.after
+	}
+	d := c.BaseBackoff << (attempt - 2)
+	if d > c.MaxBackoff || d <= 0 {
+		d = c.MaxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// getJSON reads one JSON document into v.
+func (c *Client) getJSON(ctx context.Context, e api.Endpoint, params []string, v any) error {
+	return c.do(ctx, e, params, func(r io.Reader) error {
+		if err := json.NewDecoder(r).Decode(v); err != nil {
+			// A cut-off body is a transport failure worth another try.
+			return &retryError{fmt.Errorf("decoding %s: %w", e.Path, err)}
+		}
+		return nil
+	})
+}
+
+// streamArray decodes a bare JSON array element by element, calling fn for
+// each, so memory does not grow with the array's length. When the connection
+// drops mid-array, the request is retried and the elements already handed to
+// fn are skipped (NuOrder's lists are stable within a run).
+func (c *Client) streamArray(ctx context.Context, e api.Endpoint, params []string, fn func(json.RawMessage) error) error {
+	done := 0
+	return c.do(ctx, e, params, func(r io.Reader) error {
+		dec := json.NewDecoder(r)
+		tok, err := dec.Token()
+		if err != nil {
+			return &retryError{fmt.Errorf("reading %s: %w", e.Path, err)}
+		}
+		if d, ok := tok.(json.Delim); !ok || d != '[' {
+			return fmt.Errorf("%s %s: expected a JSON array, got %v", e.Method, e.Path, tok)
+		}
+		seen := 0
+		for dec.More() {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return &retryError{fmt.Errorf("reading %s after %d elements: %w", e.Path, seen, err)}
+			}
+			seen++
+			if seen <= done {
+				continue
+			}
+			if err := fn(raw); err != nil {
+				return err
+			}
+			done = seen
+		}
+		if _, err := dec.Token(); err != nil {
+			return &retryError{fmt.Errorf("reading the end of %s: %w", e.Path, err)}
+		}
+		return nil
+	})
+}

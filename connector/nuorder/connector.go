@@ -1,0 +1,215 @@
+// Package nuorder is the NuOrder connector: an OAuth 1.0a client for
+// NuOrder's REST API and the streams built on it. Which endpoints it calls,
+// and how sure we are of each, is in package api; the fake API it is tested
+// against (and runs in --sandbox mode) is package fakeapi.
+package nuorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"pipehost/connector"
+	"pipehost/connector/nuorder/api"
+	"pipehost/connector/nuorder/fakeapi"
+)
+
+// Version is the connector's version, reported by Info.
+const Version = "0.1.0"
+
+// DefaultBaseURL is NuOrder's production wholesale host.
+const DefaultBaseURL = "https://wholesale.nuorder.com"
+
+// SandboxSeed and SandboxProducts shape the demo catalog of --sandbox.
+const (
+	SandboxSeed     = 42
+	SandboxProducts = 240
+)
+
+// Config is the connector's `config` block.
+type Config struct {
+	BaseURL        string   `json:"base_url"`
+	ConsumerKey    string   `json:"consumer_key"`
+	ConsumerSecret string   `json:"consumer_secret"`
+	Token          string   `json:"token"`
+	TokenSecret    string   `json:"token_secret"`
+	Seasons        []string `json:"seasons"`
+	FetchProducts  *bool    `json:"fetch_products"`
+	ShowLocations  *bool    `json:"show_locations"`
+	MaxInFlight    *float64 `json:"max_in_flight"`
+}
+
+func (c Config) enabled(flag *bool) bool { return flag == nil || *flag }
+
+var stringType = json.RawMessage(`"string"`)
+
+// schema is the connector's config schema.
+var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
+	{Name: "base_url", Type: stringType, Description: "NuOrder host, default " + DefaultBaseURL},
+	{Name: "consumer_key", Type: stringType, Required: true, Description: "from NuOrder Admin > API Management"},
+	{Name: "consumer_secret", Type: stringType, Required: true, Sensitive: true},
+	{Name: "token", Type: stringType, Required: true},
+	{Name: "token_secret", Type: stringType, Required: true, Sensitive: true},
+	{Name: "seasons", Type: json.RawMessage(`["list","string"]`), Description: "read only these seasons' products"},
+	{Name: "fetch_products", Type: json.RawMessage(`"bool"`), Description: "enable the products stream (default true)"},
+	{Name: "show_locations", Type: json.RawMessage(`"bool"`), Description: "enable the locations stream (default true)"},
+	{Name: "max_in_flight", Type: json.RawMessage(`"number"`), Description: "requests in flight at once (default 5)"},
+}}
+
+// Connector is the NuOrder connector. Use New.
+type Connector struct {
+	logger  hclog.Logger
+	cfg     Config
+	client  *Client
+	sandbox *fakeapi.Server
+}
+
+var _ connector.Connector = (*Connector)(nil)
+
+// New returns an unconfigured NuOrder connector.
+func New(logger hclog.Logger) *Connector {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Connector{logger: logger}
+}
+
+// Info implements connector.Connector.
+func (c *Connector) Info(context.Context) (connector.Info, error) {
+	return connector.Info{Name: "nuorder", Version: Version}, nil
+}
+
+// ConfigSchema implements connector.Connector.
+func (c *Connector) ConfigSchema(context.Context) (connector.ConfigSchema, error) {
+	return schema, nil
+}
+
+// Configure implements connector.Connector. In sandbox mode it starts the fake
+// NuOrder API on loopback with the demo catalog and uses its credentials;
+// the credentials of the config are then ignored.
+func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest) error {
+	var cfg Config
+	if err := json.Unmarshal(req.Config, &cfg); err != nil {
+		return fmt.Errorf("nuorder config: %w", err)
+	}
+	inFlight := 5
+	if cfg.MaxInFlight != nil {
+		if *cfg.MaxInFlight < 1 || *cfg.MaxInFlight > 64 {
+			return fmt.Errorf("nuorder config: max_in_flight must be between 1 and 64, got %v", *cfg.MaxInFlight)
+		}
+		inFlight = int(*cfg.MaxInFlight)
+	}
+	creds := Credentials{cfg.ConsumerKey, cfg.ConsumerSecret, cfg.Token, cfg.TokenSecret}
+	if req.Sandbox {
+		srv, err := fakeapi.Start(fakeapi.Options{
+			Credentials: fakeapi.SandboxCredentials,
+			Catalog:     fakeapi.Catalog{Seed: SandboxSeed, Products: SandboxProducts},
+		})
+		if err != nil {
+			return fmt.Errorf("starting the NuOrder sandbox: %w", err)
+		}
+		c.sandbox = srv
+		cfg.BaseURL = srv.URL()
+		sc := fakeapi.SandboxCredentials
+		creds = Credentials{sc.ConsumerKey, sc.ConsumerSecret, sc.Token, sc.TokenSecret}
+		c.logger.Info("using the NuOrder sandbox (fake API with demo data)", "url", srv.URL())
+	} else {
+		var missing []string
+		for name, v := range map[string]string{"consumer_key": creds.ConsumerKey, "consumer_secret": creds.ConsumerSecret,
+			"token": creds.Token, "token_secret": creds.TokenSecret} {
+			if v == "" {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("nuorder config: %s must not be empty", strings.Join(missing, ", "))
+		}
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("nuorder config: base_url %q is not an http(s) URL", cfg.BaseURL)
+	}
+	c.cfg = cfg
+	c.client = NewClient(cfg.BaseURL, creds, inFlight, c.logger)
+	return nil
+}
+
+// Streams implements connector.Connector.
+func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
+	disabled := func(flag *bool, attr string) string {
+		if c.cfg.enabled(flag) {
+			return ""
+		}
+		return attr + " = false in the connector config"
+	}
+	return []connector.Stream{
+		{Name: "products", Kind: connector.Source, Schema: ProductsSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
+			Description: "products (style-colour) with sizes/SKUs, pricing per currency and warehouses",
+			Disabled:    disabled(c.cfg.FetchProducts, "fetch_products")},
+		{Name: "locations", Kind: connector.Source, Schema: LocationsSchema, PrimaryKey: []string{"id"},
+			Description: "warehouses (inventory locations), as embedded in products",
+			Disabled:    disabled(c.cfg.ShowLocations, "show_locations")},
+	}, nil
+}
+
+// Check implements connector.Connector by listing one season or the
+// products, which needs valid credentials.
+func (c *Connector) Check(ctx context.Context) error {
+	if c.client == nil {
+		return connector.ErrNotConfigured
+	}
+	e, params := api.ProductList, []string(nil)
+	if len(c.cfg.Seasons) > 0 {
+		e, params = api.ProductSeasonList, c.cfg.Seasons[:1]
+	}
+	errStop := errors.New("stop")
+	err := c.client.streamArray(ctx, e, params, func(json.RawMessage) error { return errStop })
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// Read implements connector.Connector.
+func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	if c.client == nil {
+		return connector.ErrNotConfigured
+	}
+	streams, _ := c.Streams(ctx)
+	st, ok := connector.FindStream(streams, req.Stream)
+	if !ok || st.Kind != connector.Source {
+		return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
+	}
+	if st.Disabled != "" {
+		return fmt.Errorf("stream %s is disabled: %s", st.Name, st.Disabled)
+	}
+	switch req.Stream {
+	case "products":
+		return c.readProducts(ctx, emit)
+	case "locations":
+		return c.readLocations(ctx, emit)
+	}
+	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
+}
+
+// Write implements connector.Connector. The NuOrder sink streams arrive with
+// a later release; until then every write names the stream as unknown.
+func (c *Connector) Write(_ context.Context, req connector.WriteRequest, _ connector.RecordIterator, _ connector.ResultFunc) error {
+	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
+}
+
+// Close implements connector.Connector: it stops the sandbox, if any.
+func (c *Connector) Close() error {
+	if c.sandbox != nil {
+		return c.sandbox.Close()
+	}
+	return nil
+}

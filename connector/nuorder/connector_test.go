@@ -1,0 +1,171 @@
+package nuorder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
+
+	"pipehost/connector"
+	"pipehost/connector/nuorder/api"
+	"pipehost/connector/nuorder/fakeapi"
+)
+
+var testCreds = fakeapi.Credentials{ConsumerKey: "ck-1", ConsumerSecret: "cs-1-very-secret", Token: "tk-1", TokenSecret: "ts-1-very-secret"}
+
+func startFake(t *testing.T, products int) *fakeapi.Server {
+	t.Helper()
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: testCreds, Catalog: fakeapi.Catalog{Seed: 7, Products: products}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func configured(t *testing.T, base string, creds fakeapi.Credentials, extra string) *Connector {
+	t.Helper()
+	c := New(nil)
+	cfg := fmt.Sprintf(`{"base_url":%q,"consumer_key":%q,"consumer_secret":%q,"token":%q,"token_secret":%q%s}`,
+		base, creds.ConsumerKey, creds.ConsumerSecret, creds.Token, creds.TokenSecret, extra)
+	if err := c.Configure(context.Background(), connector.ConfigureRequest{Config: json.RawMessage(cfg)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// collect reads a stream and returns its rows' first column and documents.
+func collect(t *testing.T, c connector.Connector, stream string) (ids, docs []string, err error) {
+	err = c.Read(context.Background(), connector.ReadRequest{Stream: stream}, func(b connector.Batch) error {
+		if b.Record == nil {
+			return nil
+		}
+		idCol := b.Record.Column(0).(*array.String)
+		docCol := b.Record.Column(b.Record.Schema().FieldIndices("document")[0]).(*array.String)
+		for i := 0; i < idCol.Len(); i++ {
+			ids = append(ids, idCol.Value(i))
+			docs = append(docs, docCol.Value(i))
+		}
+		return nil
+	})
+	return ids, docs, err
+}
+
+func TestProductsReadEveryProductThroughConfirmedReads(t *testing.T) {
+	srv := startFake(t, 1234)
+	c := configured(t, srv.URL(), testCreds, "")
+	ids, docs, err := collect(t, c, "products")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1234 {
+		t.Fatalf("got %d products, want 1234", len(ids))
+	}
+	cat := fakeapi.Catalog{Seed: 7, Products: 1234}
+	for i, id := range ids {
+		if id != cat.ProductID(i) {
+			t.Fatalf("row %d is %s, want %s (listing order)", i, id, cat.ProductID(i))
+		}
+	}
+	// Custom fields survive in the document column.
+	if !strings.Contains(docs[0], `"country_of_origin"`) || !strings.Contains(docs[0], `"__size_ids"`) {
+		t.Fatalf("document lost fields: %s", docs[0][:200])
+	}
+	if got := srv.Requests(api.ProductList); got != 1 {
+		t.Fatalf("listing requests: %d, want 1", got)
+	}
+	if got := srv.Requests(api.ProductByID); got != 1234 {
+		t.Fatalf("product reads: %d, want 1234", got)
+	}
+}
+
+func TestProductColumnsComeFromTheDocument(t *testing.T) {
+	srv := startFake(t, 3)
+	c := configured(t, srv.URL(), testCreds, "")
+	doc := fakeapi.Catalog{Seed: 7, Products: 3}.Product(1)
+	err := c.Read(context.Background(), connector.ReadRequest{Stream: "products"}, func(b connector.Batch) error {
+		r := b.Record
+		col := func(name string) int { return r.Schema().FieldIndices(name)[0] }
+		if got := r.Column(col("style_number")).(*array.String).Value(1); got != doc["style_number"] {
+			t.Errorf("style_number = %q, want %q", got, doc["style_number"])
+		}
+		sizes := r.Column(col("sizes")).(*array.List)
+		start, end := sizes.ValueOffsets(1)
+		if int(end-start) != len(doc["sizes"].([]map[string]any)) {
+			t.Errorf("sizes: %d, want %d", end-start, len(doc["sizes"].([]map[string]any)))
+		}
+		pricing := r.Column(col("pricing")).(*array.List)
+		ps, pe := pricing.ValueOffsets(1)
+		if pe-ps != 3 {
+			t.Errorf("pricing entries: %d, want 3 currencies", pe-ps)
+		}
+		if r.Column(col("modified_on")).IsNull(1) {
+			t.Errorf("modified_on is null")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLocationsAreTheWarehousesProductsEmbed(t *testing.T) {
+	srv := startFake(t, 50)
+	c := configured(t, srv.URL(), testCreds, "")
+	ids, _, err := collect(t, c, "locations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whs := fakeapi.Catalog{Seed: 7}.Warehouses()
+	if len(ids) != len(whs) {
+		t.Fatalf("got %d locations, want %d", len(ids), len(whs))
+	}
+}
+
+func TestWrongSecretIsA401ThatShowsNoSecret(t *testing.T) {
+	srv := startFake(t, 5)
+	bad := testCreds
+	bad.ConsumerSecret = "not-the-secret-xyz"
+	c := configured(t, srv.URL(), bad, "")
+	_, _, err := collect(t, c, "products")
+	if err == nil {
+		t.Fatal("a wrong consumer secret was accepted")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "authentication refused by NuOrder (401") {
+		t.Fatalf("error does not say authentication was refused: %s", msg)
+	}
+	for _, secret := range []string{bad.ConsumerSecret, bad.TokenSecret} {
+		if strings.Contains(msg, secret) {
+			t.Fatalf("error shows a secret: %s", msg)
+		}
+	}
+	if err := c.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("Check with a wrong secret: %v", err)
+	}
+}
+
+func TestDisabledStreamSaysWhy(t *testing.T) {
+	srv := startFake(t, 5)
+	c := configured(t, srv.URL(), testCreds, `,"fetch_products":false`)
+	_, _, err := collect(t, c, "products")
+	if err == nil || !strings.Contains(err.Error(), "fetch_products = false") {
+		t.Fatalf("reading a disabled stream: %v", err)
+	}
+}
+
+func TestSeasonsUseTheSeasonListing(t *testing.T) {
+	srv := startFake(t, 30)
+	c := configured(t, srv.URL(), testCreds, `,"seasons":["FW26"]`)
+	ids, _, err := collect(t, c, "products")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 10 || srv.Requests(api.ProductSeasonList) != 1 || srv.Requests(api.ProductList) != 0 {
+		t.Fatalf("got %d products with %d season listings", len(ids), srv.Requests(api.ProductSeasonList))
+	}
+}

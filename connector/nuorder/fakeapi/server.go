@@ -1,0 +1,178 @@
+// Package fakeapi is a fake NuOrder API: a real HTTP server on loopback that
+// verifies OAuth 1.0a signatures the way NuOrder does and serves generated,
+// realistic documents (custom fields included) at any scale. It serves
+// exactly the endpoint table of package api, so the client and the fake cannot
+// drift apart. Tests, benchmarks and the connector's --sandbox mode use it.
+package fakeapi
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"pipehost/connector/nuorder/api"
+)
+
+// Options configure a fake API.
+type Options struct {
+	// Credentials are the only ones the fake accepts.
+	Credentials Credentials
+	// Catalog generates the documents served.
+	Catalog Catalog
+	// Addr is the loopback address to listen on; empty: a free port on
+	// 127.0.0.1.
+	Addr string
+}
+
+// Server is a running fake NuOrder API.
+type Server struct {
+	opts Options
+	ln   net.Listener
+	srv  *http.Server
+	mux  *http.ServeMux
+
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+// SandboxCredentials are the credentials of the demo sandbox. They are not
+// secrets: they only open a fake API on loopback.
+var SandboxCredentials = Credentials{
+	ConsumerKey: "sandbox-consumer-key", ConsumerSecret: "sandbox-consumer-secret",
+	Token: "sandbox-token", TokenSecret: "sandbox-token-secret",
+}
+
+// New builds a fake API without starting it; Handler serves it.
+func New(opts Options) *Server {
+	s := &Server{opts: opts, mux: http.NewServeMux(), counts: map[string]int{}}
+	handlers := map[api.Endpoint]http.HandlerFunc{
+		api.ProductByID:       s.product,
+		api.ProductList:       s.productList,
+		api.ProductSeasonList: s.productList,
+	}
+	for _, e := range api.All {
+		h, ok := handlers[e]
+		if !ok {
+			panic("fakeapi: no handler for " + e.Pattern())
+		}
+		s.mux.HandleFunc(e.Pattern(), h)
+	}
+	return s
+}
+
+// Start builds a fake API and serves it on a loopback port until Close.
+func Start(opts Options) (*Server, error) {
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := New(opts)
+	s.ln = ln
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// URL is the base URL of a started server ("http://127.0.0.1:port").
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Close stops a started server.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// Requests returns how many authenticated requests matched the endpoint.
+func (s *Server) Requests(e api.Endpoint) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[e.Pattern()]
+}
+
+// TotalRequests returns how many authenticated requests the server answered.
+func (s *Server) TotalRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.counts {
+		n += c
+	}
+	return n
+}
+
+// writeError sends NuOrder's error body.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(api.Error{Code: status, Message: msg})
+}
+
+// ServeHTTP authenticates the request, then routes it through the endpoint
+// table. A bad or missing signature gets 401 with NuOrder's error body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Powered-By", "Express")
+	w.Header().Set("Request-Token", fmt.Sprint(time.Now().UnixMilli()))
+	oauth, err := ParseAuthorization(r.Header.Get("Authorization"))
+	if err == nil {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		err = Verify(r.Method, scheme+"://"+r.Host+r.URL.RequestURI(), oauth, s.opts.Credentials)
+	}
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "unauthorized: "+err.Error())
+		return
+	}
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		writeError(w, http.StatusNotFound, "route not found: "+r.Method+" "+r.URL.Path)
+		return
+	}
+	s.mu.Lock()
+	s.counts[pattern]++
+	s.mu.Unlock()
+	s.mux.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) product(w http.ResponseWriter, r *http.Request) {
+	i, ok := s.opts.Catalog.ProductIndex(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "product not found")
+		return
+	}
+	writeJSON(w, s.opts.Catalog.Product(i))
+}
+
+// productList streams a bare JSON array of product ids, optionally of one
+// season, without building it in memory.
+func (s *Server) productList(w http.ResponseWriter, r *http.Request) {
+	season := r.PathValue("season")
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteByte('[')
+	first := true
+	for i := 0; i < s.opts.Catalog.Products; i++ {
+		if season != "" && !strings.EqualFold(seasons[i%len(seasons)], season) {
+			continue
+		}
+		if !first {
+			bw.WriteByte(',')
+		}
+		first = false
+		bw.WriteString(`"` + s.opts.Catalog.ProductID(i) + `"`)
+	}
+	bw.WriteString("]\n")
+	bw.Flush()
+}

@@ -1,0 +1,314 @@
+package nuorder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"golang.org/x/sync/errgroup"
+
+	"pipehost/connector"
+	"pipehost/connector/nuorder/api"
+)
+
+// price is one currency's entry of a pricing map.
+type price struct {
+	Wholesale flexNumber `json:"wholesale"`
+	Retail    flexNumber `json:"retail"`
+	Disabled  flexBool   `json:"disabled"`
+}
+
+// warehouse is the warehouse object products embed.
+type warehouse struct {
+	ID          flexString `json:"id"`
+	UnderID     flexString `json:"_id"`
+	BrandID     flexString `json:"brand_id"`
+	DisplayName flexString `json:"display_name"`
+	Code        flexString `json:"code"`
+	Sort        flexNumber `json:"sort"`
+	Active      flexBool   `json:"active"`
+	CreatedOn   flexString `json:"created_on"`
+	ModifiedOn  flexString `json:"modified_on"`
+}
+
+// key is the warehouse's id (NuOrder spells it id; _id is accepted too).
+func (w warehouse) key() string {
+	if w.ID.ok {
+		return w.ID.v
+	}
+	return w.UnderID.v
+}
+
+// product holds the fields of a product document the stream's columns use;
+// the whole document is kept as it came in the document column.
+type product struct {
+	ID             flexString   `json:"_id"`
+	BrandID        flexString   `json:"brand_id"`
+	StyleNumber    flexString   `json:"style_number"`
+	Season         flexString   `json:"season"`
+	Color          flexString   `json:"color"`
+	ColorCode      flexString   `json:"color_code"`
+	Name           flexString   `json:"name"`
+	Category       flexString   `json:"category"`
+	Subcategory    flexString   `json:"subcategory"`
+	Department     flexString   `json:"department"`
+	Division       flexString   `json:"division"`
+	Description    flexString   `json:"description"`
+	Active         flexBool     `json:"active"`
+	Archived       flexBool     `json:"archived"`
+	AvailableNow   flexBool     `json:"available_now"`
+	AvailableFrom  flexString   `json:"available_from"`
+	AvailableUntil flexString   `json:"available_until"`
+	Seasons        []flexString `json:"seasons"`
+	Sizes          []struct {
+		ID        flexString       `json:"_id"`
+		Size      flexString       `json:"size"`
+		UPC       flexString       `json:"upc"`
+		SizeGroup flexString       `json:"size_group"`
+		SizeOrder flexNumber       `json:"size_order"`
+		Pricing   map[string]price `json:"pricing"`
+	} `json:"sizes"`
+	Pricing    map[string]price `json:"pricing"`
+	Warehouses []warehouse      `json:"warehouses"`
+	CreatedOn  flexString       `json:"created_on"`
+	ModifiedOn flexString       `json:"modified_on"`
+}
+
+// appendPricing writes a currency map as a list of structs, sorted by
+// currency so equal documents give equal rows.
+func appendPricing(b array.Builder, m map[string]price) {
+	lb := b.(*array.ListBuilder)
+	if m == nil {
+		lb.AppendNull()
+		return
+	}
+	lb.Append(true)
+	sb := lb.ValueBuilder().(*array.StructBuilder)
+	codes := make([]string, 0, len(m))
+	for c := range m {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		p := m[c]
+		sb.Append(true)
+		sb.FieldBuilder(0).(*array.StringBuilder).Append(c)
+		appendFloat(sb.FieldBuilder(1), p.Wholesale)
+		appendFloat(sb.FieldBuilder(2), p.Retail)
+		appendBool(sb.FieldBuilder(3), p.Disabled)
+	}
+}
+
+// appendProduct adds one product row. raw is the document as NuOrder sent it.
+func appendProduct(b *array.RecordBuilder, raw json.RawMessage, extracted time.Time) error {
+	var p product
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return fmt.Errorf("product document: %w", err)
+	}
+	if !p.ID.ok {
+		return fmt.Errorf("product document without _id")
+	}
+	f := b.Fields()
+	for i, s := range []flexString{p.ID, p.BrandID, p.StyleNumber, p.Season, p.Color, p.ColorCode, p.Name,
+		p.Category, p.Subcategory, p.Department, p.Division, p.Description} {
+		appendString(f[i], s)
+	}
+	appendBool(f[12], p.Active)
+	appendBool(f[13], p.Archived)
+	appendBool(f[14], p.AvailableNow)
+	appendTime(f[15], p.AvailableFrom)
+	appendTime(f[16], p.AvailableUntil)
+	appendStrings(f[17], p.Seasons)
+
+	sizes := f[18].(*array.ListBuilder)
+	if p.Sizes == nil {
+		sizes.AppendNull()
+	} else {
+		sizes.Append(true)
+		sb := sizes.ValueBuilder().(*array.StructBuilder)
+		for _, s := range p.Sizes {
+			sb.Append(true)
+			appendString(sb.FieldBuilder(0), s.ID)
+			appendString(sb.FieldBuilder(1), s.Size)
+			appendString(sb.FieldBuilder(2), s.UPC)
+			appendString(sb.FieldBuilder(3), s.SizeGroup)
+			appendInt32(sb.FieldBuilder(4), s.SizeOrder)
+			appendPricing(sb.FieldBuilder(5), s.Pricing)
+		}
+	}
+	appendPricing(f[19], p.Pricing)
+	var whIDs []flexString
+	if p.Warehouses != nil {
+		whIDs = make([]flexString, 0, len(p.Warehouses))
+		for _, w := range p.Warehouses {
+			whIDs = append(whIDs, flexString{w.key(), w.key() != ""})
+		}
+	}
+	appendStrings(f[20], whIDs)
+	appendTime(f[21], p.CreatedOn)
+	appendTime(f[22], p.ModifiedOn)
+	f[23].(*array.StringBuilder).Append(string(raw))
+	f[24].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+	return nil
+}
+
+// productBatchSize is how many products go into one record batch: large
+// enough for efficient Parquet row groups, small enough that a batch of
+// documents (a few KiB each) stays in the low megabytes.
+const productBatchSize = 500
+
+// eachProduct calls fn with every product document of the catalog, in listing
+// order, fetching documents by id when the listing holds ids. Up to inFlight
+// documents are fetched at once; memory holds at most one window of them.
+func (c *Connector) eachProduct(ctx context.Context, fn func(json.RawMessage) error) error {
+	var window []json.RawMessage // ids (JSON strings) or documents, in order
+	flush := func() error {
+		docs := make([]json.RawMessage, len(window))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, el := range window {
+			var id string
+			if json.Unmarshal(el, &id) != nil {
+				docs[i] = el // the listing gave the document itself
+				continue
+			}
+			g.Go(func() error {
+				var doc json.RawMessage
+				if err := c.client.getJSON(gctx, api.ProductByID, []string{id}, &doc); err != nil {
+					return err
+				}
+				docs[i] = doc
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		window = window[:0]
+		for _, d := range docs {
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	list := func(e api.Endpoint, params ...string) error {
+		return c.client.streamArray(ctx, e, params, func(el json.RawMessage) error {
+			window = append(window, el)
+			if len(window) >= productBatchSize {
+				return flush()
+			}
+			return nil
+		})
+	}
+	if len(c.cfg.Seasons) == 0 {
+		if err := list(api.ProductList); err != nil {
+			return err
+		}
+	}
+	for _, s := range c.cfg.Seasons {
+		if err := list(api.ProductSeasonList, s); err != nil {
+			return err
+		}
+	}
+	return flush()
+}
+
+// readProducts emits the products stream in batches of productBatchSize.
+func (c *Connector) readProducts(ctx context.Context, emit connector.EmitFunc) error {
+	extracted := time.Now().UTC()
+	b := array.NewRecordBuilder(memory.DefaultAllocator, ProductsSchema)
+	defer b.Release()
+	n := 0
+	send := func() error {
+		rec := b.NewRecord()
+		defer rec.Release()
+		n = 0
+		return emit(connector.Batch{Record: rec})
+	}
+	err := c.eachProduct(ctx, func(doc json.RawMessage) error {
+		if err := appendProduct(b, doc, extracted); err != nil {
+			return err
+		}
+		if n++; n >= productBatchSize {
+			return send()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return send()
+	}
+	return nil
+}
+
+// readLocations emits the warehouses embedded in products, one row per
+// warehouse id, sorted by code. NuOrder has no known warehouse listing
+// endpoint (shared/nuorder-api.md §6), so this reads every product.
+func (c *Connector) readLocations(ctx context.Context, emit connector.EmitFunc) error {
+	extracted := time.Now().UTC()
+	seen := map[string]json.RawMessage{}
+	err := c.eachProduct(ctx, func(doc json.RawMessage) error {
+		var p struct {
+			Warehouses []json.RawMessage `json:"warehouses"`
+		}
+		if err := json.Unmarshal(doc, &p); err != nil {
+			return fmt.Errorf("product document: %w", err)
+		}
+		for _, raw := range p.Warehouses {
+			var w warehouse
+			if err := json.Unmarshal(raw, &w); err != nil {
+				return fmt.Errorf("warehouse in product document: %w", err)
+			}
+			if k := w.key(); k != "" {
+				if _, ok := seen[k]; !ok {
+					seen[k] = raw
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	type row struct {
+		w   warehouse
+		raw json.RawMessage
+	}
+	rows := make([]row, 0, len(seen))
+	for _, raw := range seen {
+		var w warehouse
+		json.Unmarshal(raw, &w)
+		rows = append(rows, row{w, raw})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].w.Code.v != rows[j].w.Code.v {
+			return rows[i].w.Code.v < rows[j].w.Code.v
+		}
+		return rows[i].w.key() < rows[j].w.key()
+	})
+	b := array.NewRecordBuilder(memory.DefaultAllocator, LocationsSchema)
+	defer b.Release()
+	f := b.Fields()
+	for _, r := range rows {
+		f[0].(*array.StringBuilder).Append(r.w.key())
+		appendString(f[1], r.w.Code)
+		appendString(f[2], r.w.DisplayName)
+		appendString(f[3], r.w.BrandID)
+		appendBool(f[4], r.w.Active)
+		appendInt32(f[5], r.w.Sort)
+		appendTime(f[6], r.w.CreatedOn)
+		appendTime(f[7], r.w.ModifiedOn)
+		f[8].(*array.StringBuilder).Append(string(r.raw))
+		f[9].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	return emit(connector.Batch{Record: rec})
+}

@@ -1,0 +1,225 @@
+package nuorder
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+)
+
+// Column types shared by the streams' schemas.
+var (
+	tsType   = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
+	str      = arrow.BinaryTypes.String
+	boolean  = arrow.FixedWidthTypes.Boolean
+	float64T = arrow.PrimitiveTypes.Float64
+	int32T   = arrow.PrimitiveTypes.Int32
+)
+
+// jsonMeta marks a string column that holds a JSON document, so sinks that
+// have a JSON type (Postgres jsonb) can use it.
+var jsonMeta = arrow.NewMetadata([]string{"pipehost.format"}, []string{"json"})
+
+// Every source row carries these two columns last.
+var (
+	documentField  = arrow.Field{Name: "document", Type: str, Metadata: jsonMeta}
+	extractedField = arrow.Field{Name: "_extracted_at", Type: tsType}
+)
+
+// priceType is one currency's price, as a list element.
+var priceType = arrow.StructOf(
+	arrow.Field{Name: "currency", Type: str},
+	arrow.Field{Name: "wholesale", Type: float64T, Nullable: true},
+	arrow.Field{Name: "retail", Type: float64T, Nullable: true},
+	arrow.Field{Name: "disabled", Type: boolean, Nullable: true},
+)
+
+// sizeType is one size (SKU) of a product.
+var sizeType = arrow.StructOf(
+	arrow.Field{Name: "_id", Type: str, Nullable: true},
+	arrow.Field{Name: "size", Type: str, Nullable: true},
+	arrow.Field{Name: "upc", Type: str, Nullable: true},
+	arrow.Field{Name: "size_group", Type: str, Nullable: true},
+	arrow.Field{Name: "size_order", Type: int32T, Nullable: true},
+	arrow.Field{Name: "pricing", Type: arrow.ListOf(priceType), Nullable: true},
+)
+
+func nullable(name string, t arrow.DataType) arrow.Field {
+	return arrow.Field{Name: name, Type: t, Nullable: true}
+}
+
+// ProductsSchema is the schema of the products stream. Columns are documented
+// in the README; _id is the primary key, modified_on the cursor.
+var ProductsSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "_id", Type: str},
+	nullable("brand_id", str),
+	nullable("style_number", str),
+	nullable("season", str),
+	nullable("color", str),
+	nullable("color_code", str),
+	nullable("name", str),
+	nullable("category", str),
+	nullable("subcategory", str),
+	nullable("department", str),
+	nullable("division", str),
+	nullable("description", str),
+	nullable("active", boolean),
+	nullable("archived", boolean),
+	nullable("available_now", boolean),
+	nullable("available_from", tsType),
+	nullable("available_until", tsType),
+	nullable("seasons", arrow.ListOf(str)),
+	nullable("sizes", arrow.ListOf(sizeType)),
+	nullable("pricing", arrow.ListOf(priceType)),
+	nullable("warehouse_ids", arrow.ListOf(str)),
+	nullable("created_on", tsType),
+	nullable("modified_on", tsType),
+	documentField,
+	extractedField,
+}, nil)
+
+// LocationsSchema is the schema of the locations stream (NuOrder
+// warehouses); id is the primary key.
+var LocationsSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "id", Type: str},
+	nullable("code", str),
+	nullable("display_name", str),
+	nullable("brand_id", str),
+	nullable("active", boolean),
+	nullable("sort", int32T),
+	nullable("created_on", tsType),
+	nullable("modified_on", tsType),
+	documentField,
+	extractedField,
+}, nil)
+
+// flexString decodes a JSON string, number or bool as text (NuOrder is not
+// consistent about which it sends), and null as absent.
+type flexString struct {
+	v  string
+	ok bool
+}
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*f = flexString{}
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString{s, true}
+	default:
+		*f = flexString{string(b), true}
+	}
+	return nil
+}
+
+// flexNumber decodes a JSON number or a numeric string ("1", "$45.00" is
+// not numeric and decodes as absent).
+type flexNumber struct {
+	v  float64
+	ok bool
+}
+
+func (f *flexNumber) UnmarshalJSON(b []byte) error {
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil || !s.ok {
+		*f = flexNumber{}
+		return nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(s.v), 64)
+	*f = flexNumber{v, err == nil}
+	return nil
+}
+
+// flexBool decodes true/false, "true"/"false" and 1/0.
+type flexBool struct {
+	v  bool
+	ok bool
+}
+
+func (f *flexBool) UnmarshalJSON(b []byte) error {
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil || !s.ok {
+		*f = flexBool{}
+		return nil
+	}
+	v, err := strconv.ParseBool(strings.TrimSpace(s.v))
+	*f = flexBool{v, err == nil}
+	return nil
+}
+
+// parseTime reads NuOrder's timestamps: ISO-8601 with or without
+// milliseconds, or a bare date. Empty strings and anything unreadable are
+// absent; the raw value stays in the document column.
+func parseTime(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006/01/02", "01/02/2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+func appendString(b array.Builder, f flexString) {
+	if f.ok {
+		b.(*array.StringBuilder).Append(f.v)
+	} else {
+		b.AppendNull()
+	}
+}
+
+func appendBool(b array.Builder, f flexBool) {
+	if f.ok {
+		b.(*array.BooleanBuilder).Append(f.v)
+	} else {
+		b.AppendNull()
+	}
+}
+
+func appendFloat(b array.Builder, f flexNumber) {
+	if f.ok {
+		b.(*array.Float64Builder).Append(f.v)
+	} else {
+		b.AppendNull()
+	}
+}
+
+func appendInt32(b array.Builder, f flexNumber) {
+	if f.ok && f.v == float64(int32(f.v)) {
+		b.(*array.Int32Builder).Append(int32(f.v))
+	} else {
+		b.AppendNull()
+	}
+}
+
+func appendTime(b array.Builder, f flexString) {
+	if t, ok := parseTime(f.v); f.ok && ok {
+		b.(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMilli()))
+	} else {
+		b.AppendNull()
+	}
+}
+
+func appendStrings(b array.Builder, xs []flexString) {
+	lb := b.(*array.ListBuilder)
+	if xs == nil {
+		lb.AppendNull()
+		return
+	}
+	lb.Append(true)
+	for _, x := range xs {
+		appendString(lb.ValueBuilder(), x)
+	}
+}

@@ -114,7 +114,7 @@ func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 func (c Catalog) Product(i int) map[string]any {
 	r := c.rng("product", i)
 	g := pick(r, garments)
-	col := pick(r, colors)
+	col := colors[i%len(colors)]
 	season := seasons[i%len(seasons)]
 	style := fmt.Sprintf("ST-%05d", i/len(colors)+10000)
 	created := epoch.Add(time.Duration(i) * 7 * time.Minute)

@@ -1,0 +1,26 @@
+# make run   builds the binaries and runs pipeline.hcl against the built-in sandbox,
+#            writing Parquet under data/
+# make test  runs every test (unit and end-to-end)
+
+GO      ?= go
+BIN     := bin
+BINS    := $(BIN)/pipeline $(BIN)/nuorder-plugin
+
+.PHONY: all build run test vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./pipeline ./plugins/nuorder
+	@mv -f $(BIN)/nuorder $(BIN)/nuorder-plugin
+
+run: build
+	$(BIN)/pipeline run --sandbox -f pipeline.hcl
+
+test:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test -count=1 -timeout 30m ./...
+
+clean:
+	rm -rf $(BIN) data

@@ -1,0 +1,33 @@
+# The default pipelines: every NuOrder source stream into Parquet files under data/.
+#
+#   make run                          # against the built-in sandbox (fake NuOrder, demo data)
+#   bin/pipeline run                  # against NuOrder, credentials from the environment
+#
+# Relative paths are resolved from this file's folder.
+
+connector "nuorder" {
+  plugin = "bin/nuorder-plugin"
+  # sha256 = "..."   # pin the plugin binary: any other binary is refused before it starts
+
+  config {
+    base_url        = env("NUORDER_BASE_URL", "https://wholesale.nuorder.com")
+    consumer_key    = env("NUORDER_CONSUMER_KEY")
+    consumer_secret = env("NUORDER_CONSUMER_SECRET") # sensitive: never printed
+    token           = env("NUORDER_TOKEN")
+    token_secret    = env("NUORDER_TOKEN_SECRET") # sensitive: never printed
+  }
+}
+
+sink "parquet" "lake" {
+  path = "data"
+}
+
+pipeline "products" {
+  from = connector.nuorder.products
+  to   = sink.parquet.lake
+}
+
+pipeline "locations" {
+  from = connector.nuorder.locations
+  to   = sink.parquet.lake
+}

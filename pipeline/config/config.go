@@ -1,0 +1,391 @@
+// Package config reads pipeline files (HCL) into blocks the host acts on.
+//
+// Parsing is in two steps, because the shape of a connector's `config` block
+// is only known once its plugin has told the host its schema: Load checks
+// everything the file alone can tell (block structure, references, env()
+// calls) and keeps each config body undecoded; DecodeConnectorConfig then
+// decodes a body against the schema the plugin advertised. Every problem is
+// an hcl.Diagnostic pointing at the file, line and column that caused it.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+)
+
+// File is a loaded pipeline file.
+type File struct {
+	// Path is the file as given; Dir is its folder, from which relative
+	// paths inside it are resolved.
+	Path, Dir  string
+	Connectors []*Connector
+	Sinks      []*Sink
+	Pipelines  []*Pipeline
+	// Parser holds the file's source, for printing diagnostics with snippets.
+	Parser *hclparse.Parser
+}
+
+// Connector is a `connector "NAME"` block.
+type Connector struct {
+	Name string
+	// Plugin is the plugin binary, resolved against the file's folder.
+	Plugin string
+	// SHA256 pins the plugin binary's checksum when not empty.
+	SHA256 string
+	// Config is the undecoded `config` block body (an empty body when the
+	// block is absent); ConfigRange is where it is, or the connector block.
+	Config      hcl.Body
+	ConfigRange hcl.Range
+	DeclRange   hcl.Range
+}
+
+// Sink is a `sink "TYPE" "NAME"` block.
+type Sink struct {
+	Type, Name string
+	// Body is the undecoded block body, decoded by the sink's driver.
+	Body      hcl.Body
+	TypeRange hcl.Range
+	DeclRange hcl.Range
+}
+
+// Key is "TYPE.NAME", the sink's address after `sink.`.
+func (s *Sink) Key() string { return s.Type + "." + s.Name }
+
+// Ref is a reference to a stream or sink: connector.NAME.STREAM or
+// sink.TYPE.NAME.
+type Ref struct {
+	// Kind is "connector" or "sink".
+	Kind string
+	// For a connector: Name and Stream. For a sink: Type and Name.
+	Type, Name, Stream string
+	Range              hcl.Range
+}
+
+// String is the reference as written.
+func (r Ref) String() string {
+	if r.Kind == "sink" {
+		return "sink." + r.Type + "." + r.Name
+	}
+	return "connector." + r.Name + "." + r.Stream
+}
+
+// Pipeline is a `pipeline "NAME"` block.
+type Pipeline struct {
+	Name     string
+	From, To Ref
+	// Options are handed to the source stream's read, values as strings.
+	Options  map[string]string
+	Schedule string
+	// DeclRange is the block header.
+	DeclRange hcl.Range
+}
+
+// EvalContext is the evaluation context of pipeline files: the functions
+// available in every expression.
+func EvalContext() *hcl.EvalContext {
+	return &hcl.EvalContext{Functions: map[string]function.Function{"env": envFunc}}
+}
+
+// envFunc is env(NAME) or env(NAME, DEFAULT): the value of an environment
+// variable, DEFAULT when it is unset, or null when it is unset and no default
+// is given. A required attribute that ends up null is reported where it is set.
+var envFunc = function.New(&function.Spec{
+	Description: "Reads an environment variable.",
+	Params:      []function.Parameter{{Name: "name", Type: cty.String}},
+	VarParam:    &function.Parameter{Name: "default", Type: cty.String, AllowNull: true},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		if len(args) > 2 {
+			return cty.NilType, fmt.Errorf("env takes a name and at most one default, got %d arguments", len(args))
+		}
+		return cty.String, nil
+	},
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		if v, ok := os.LookupEnv(args[0].AsString()); ok {
+			return cty.StringVal(v), nil
+		}
+		if len(args) == 2 {
+			return args[1], nil
+		}
+		return cty.NullVal(cty.String), nil
+	},
+})
+
+var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
+	{Type: "connector", LabelNames: []string{"name"}},
+	{Type: "sink", LabelNames: []string{"type", "name"}},
+	{Type: "pipeline", LabelNames: []string{"name"}},
+}}
+
+var connectorSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "plugin", Required: true}, {Name: "sha256"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "config"}},
+}
+
+var pipelineSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "from", Required: true}, {Name: "to", Required: true},
+	{Name: "options"}, {Name: "schedule"},
+}}
+
+// Load parses a pipeline file and checks its structure. The returned File is
+// usable only when the diagnostics have no error.
+func Load(path string) (*File, hcl.Diagnostics) {
+	p := hclparse.NewParser()
+	f := &File{Path: path, Dir: filepath.Dir(path), Parser: p}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return f, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read pipeline file", Detail: err.Error()}}
+	}
+	hf, diags := p.ParseHCL(src, path)
+	if diags.HasErrors() {
+		return f, diags
+	}
+	content, more := hf.Body.Content(fileSchema)
+	diags = append(diags, more...)
+	ectx := EvalContext()
+	names := map[string]hcl.Range{}
+	unique := func(kind, name string, r hcl.Range) {
+		key := kind + " " + name
+		if prev, dup := names[key]; dup {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate " + kind + " block",
+				Detail: fmt.Sprintf("A %s named %q was already declared at %s.", kind, name, prev), Subject: r.Ptr()})
+		}
+		names[key] = r
+	}
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "connector":
+			unique("connector", b.Labels[0], b.DefRange)
+			c, d := loadConnector(b, f.Dir, ectx)
+			diags = append(diags, d...)
+			f.Connectors = append(f.Connectors, c)
+		case "sink":
+			unique("sink", b.Labels[0]+"."+b.Labels[1], b.DefRange)
+			f.Sinks = append(f.Sinks, &Sink{Type: b.Labels[0], Name: b.Labels[1], Body: b.Body, TypeRange: b.LabelRanges[0], DeclRange: b.DefRange})
+		case "pipeline":
+			unique("pipeline", b.Labels[0], b.DefRange)
+			pl, d := loadPipeline(b, ectx)
+			diags = append(diags, d...)
+			f.Pipelines = append(f.Pipelines, pl)
+		}
+	}
+	if !diags.HasErrors() {
+		diags = append(diags, f.checkRefs()...)
+	}
+	return f, diags
+}
+
+func loadConnector(b *hcl.Block, dir string, ectx *hcl.EvalContext) (*Connector, hcl.Diagnostics) {
+	c := &Connector{Name: b.Labels[0], DeclRange: b.DefRange, Config: hcl.EmptyBody(), ConfigRange: b.DefRange}
+	content, diags := b.Body.Content(connectorSchema)
+	if a, ok := content.Attributes["plugin"]; ok {
+		diags = append(diags, evalString(a, ectx, &c.Plugin)...)
+		if c.Plugin != "" && !filepath.IsAbs(c.Plugin) {
+			c.Plugin = filepath.Join(dir, c.Plugin)
+		}
+	}
+	if a, ok := content.Attributes["sha256"]; ok {
+		diags = append(diags, evalString(a, ectx, &c.SHA256)...)
+	}
+	for i, cb := range content.Blocks {
+		if i > 0 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate config block",
+				Detail: "A connector takes one config block.", Subject: cb.DefRange.Ptr()})
+			continue
+		}
+		c.Config, c.ConfigRange = cb.Body, cb.DefRange
+	}
+	return c, diags
+}
+
+// evalString evaluates a string attribute.
+func evalString(a *hcl.Attribute, ectx *hcl.EvalContext, into *string) hcl.Diagnostics {
+	v, diags := a.Expr.Value(ectx)
+	if diags.HasErrors() {
+		return diags
+	}
+	v, err := convert.Convert(v, cty.String)
+	if err != nil || v.IsNull() {
+		msg := "a string is required"
+		if err == nil {
+			msg = "the value is null (an env() variable that is not set?)"
+		}
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value for " + a.Name, Detail: msg, Subject: a.Expr.Range().Ptr()}}
+	}
+	*into = v.AsString()
+	return nil
+}
+
+func loadPipeline(b *hcl.Block, ectx *hcl.EvalContext) (*Pipeline, hcl.Diagnostics) {
+	pl := &Pipeline{Name: b.Labels[0], DeclRange: b.DefRange}
+	content, diags := b.Body.Content(pipelineSchema)
+	if a, ok := content.Attributes["from"]; ok {
+		r, d := parseRef(a.Expr, "connector")
+		diags = append(diags, d...)
+		pl.From = r
+	}
+	if a, ok := content.Attributes["to"]; ok {
+		r, d := parseRef(a.Expr, "")
+		diags = append(diags, d...)
+		pl.To = r
+	}
+	if a, ok := content.Attributes["schedule"]; ok {
+		diags = append(diags, evalString(a, ectx, &pl.Schedule)...)
+	}
+	if a, ok := content.Attributes["options"]; ok {
+		opts, d := evalOptions(a, ectx)
+		diags = append(diags, d...)
+		pl.Options = opts
+	}
+	return pl, diags
+}
+
+// parseRef reads connector.NAME.STREAM or sink.TYPE.NAME. want restricts the
+// kind ("" accepts both).
+func parseRef(expr hcl.Expression, want string) (Ref, hcl.Diagnostics) {
+	r := Ref{Range: expr.Range()}
+	bad := func(detail string) (Ref, hcl.Diagnostics) {
+		return r, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid reference", Detail: detail, Subject: r.Range.Ptr()}}
+	}
+	expected := "connector.NAME.STREAM or sink.TYPE.NAME"
+	if want == "connector" {
+		expected = "connector.NAME.STREAM"
+	}
+	trav, diags := hcl.AbsTraversalForExpr(expr)
+	if diags.HasErrors() || len(trav) != 3 {
+		return bad("Expected a reference of the form " + expected + ", without quotes.")
+	}
+	parts := make([]string, 3)
+	parts[0] = trav.RootName()
+	for i, step := range trav[1:] {
+		attr, ok := step.(hcl.TraverseAttr)
+		if !ok {
+			return bad("Expected a reference of the form " + expected + ".")
+		}
+		parts[i+1] = attr.Name
+	}
+	switch {
+	case parts[0] == "connector" && (want == "" || want == "connector"):
+		r.Kind, r.Name, r.Stream = "connector", parts[1], parts[2]
+	case parts[0] == "sink" && want == "":
+		r.Kind, r.Type, r.Name = "sink", parts[1], parts[2]
+	default:
+		return bad(fmt.Sprintf("%q cannot be used here: expected %s.", parts[0], expected))
+	}
+	return r, nil
+}
+
+// evalOptions evaluates an options map; values become strings.
+func evalOptions(a *hcl.Attribute, ectx *hcl.EvalContext) (map[string]string, hcl.Diagnostics) {
+	v, diags := a.Expr.Value(ectx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	bad := func(detail string) hcl.Diagnostics {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid options", Detail: detail, Subject: a.Expr.Range().Ptr()}}
+	}
+	if v.IsNull() {
+		return nil, nil
+	}
+	if !v.Type().IsObjectType() && !v.Type().IsMapType() {
+		return nil, bad("options must be a map, like { approved_from = \"2026-01-01\" }.")
+	}
+	out := map[string]string{}
+	for it := v.ElementIterator(); it.Next(); {
+		k, ev := it.Element()
+		if ev.IsNull() {
+			continue
+		}
+		sv, err := convert.Convert(ev, cty.String)
+		if err != nil {
+			return nil, bad(fmt.Sprintf("option %s must be a string, number or bool.", k.AsString()))
+		}
+		out[k.AsString()] = sv.AsString()
+	}
+	return out, nil
+}
+
+// checkRefs checks that every pipeline names a declared connector and sink.
+// Whether the stream exists is checked later, against the plugin's catalog.
+func (f *File) checkRefs() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, pl := range f.Pipelines {
+		for _, r := range []Ref{pl.From, pl.To} {
+			switch r.Kind {
+			case "connector":
+				if f.Connector(r.Name) == nil {
+					diags = append(diags, undeclared(r, "connector", r.Name, f.connectorNames()))
+				}
+			case "sink":
+				if f.Sink(r.Type, r.Name) == nil {
+					diags = append(diags, undeclared(r, "sink", r.Type+"."+r.Name, f.sinkNames()))
+				}
+			}
+		}
+	}
+	return diags
+}
+
+func undeclared(r Ref, kind, name string, have []string) *hcl.Diagnostic {
+	detail := fmt.Sprintf("No %s block named %q is declared in this file.", kind, name)
+	if len(have) > 0 {
+		detail += fmt.Sprintf(" Declared: %s.", strings.Join(have, ", "))
+	}
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Reference to undeclared " + kind, Detail: detail, Subject: r.Range.Ptr()}
+}
+
+// Connector returns the named connector block, or nil.
+func (f *File) Connector(name string) *Connector {
+	for _, c := range f.Connectors {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Sink returns the sink block of that type and name, or nil.
+func (f *File) Sink(typ, name string) *Sink {
+	for _, s := range f.Sinks {
+		if s.Type == typ && s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func (f *File) connectorNames() []string {
+	var out []string
+	for _, c := range f.Connectors {
+		out = append(out, c.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (f *File) sinkNames() []string {
+	var out []string
+	for _, s := range f.Sinks {
+		out = append(out, s.Key())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Pipeline returns the named pipeline, or nil.
+func (f *File) Pipeline(name string) *Pipeline {
+	for _, p := range f.Pipelines {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}

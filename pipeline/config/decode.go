@@ -1,0 +1,135 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"pipehost/connector"
+)
+
+// DecodeConnectorConfig decodes a connector's config block against the schema
+// its plugin advertised and returns it as the JSON object Configure takes.
+// Unknown attributes, values of the wrong type and missing required ones are
+// diagnostics at their place in the file. In sandbox mode required attributes
+// may be missing or null: the connector brings its own demo values.
+func DecodeConnectorConfig(c *Connector, schema connector.ConfigSchema, sandbox bool) (json.RawMessage, hcl.Diagnostics) {
+	spec := hcldec.ObjectSpec{}
+	types := map[string]cty.Type{}
+	for _, a := range schema.Attributes {
+		ty, err := ctyjson.UnmarshalType(a.Type)
+		if err != nil {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Connector plugin advertised a bad schema",
+				Detail: fmt.Sprintf("Attribute %s of connector %s has type %s: %v.", a.Name, c.Name, a.Type, err), Subject: c.DeclRange.Ptr()}}
+		}
+		types[a.Name] = ty
+		spec[a.Name] = &hcldec.AttrSpec{Name: a.Name, Type: ty, Required: a.Required && !sandbox}
+	}
+	val, diags := hcldec.Decode(c.Config, spec, EvalContext())
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	if !sandbox {
+		content, _ := c.Config.Content(hcldec.ImpliedSchema(spec))
+		for _, a := range schema.Attributes {
+			if !a.Required || !val.GetAttr(a.Name).IsNull() {
+				continue
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing value for required attribute",
+				Detail: fmt.Sprintf("Connector %s requires %s, but it evaluated to null: the environment variable it reads is probably not set. (With --sandbox the connector uses demo credentials instead.)", c.Name, a.Name),
+				Subject: content.Attributes[a.Name].Expr.Range().Ptr()})
+		}
+		if diags.HasErrors() {
+			return nil, diags
+		}
+	}
+	raw, err := ctyjson.Marshal(val, val.Type())
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot encode connector config", Detail: err.Error(), Subject: c.ConfigRange.Ptr()}}
+	}
+	return raw, diags
+}
+
+// DecodeSinkConfig decodes a sink block into the driver's config struct.
+func DecodeSinkConfig(s *Sink, into any) hcl.Diagnostics {
+	return gohcl.DecodeBody(s.Body, EvalContext(), into)
+}
+
+// SensitiveAttributes returns the ranges of the attributes of c's config
+// block that the schema marks sensitive, so diagnostics on them can be
+// printed without their source line.
+func SensitiveAttributes(c *Connector, schema connector.ConfigSchema) []hcl.Range {
+	attrs, _ := c.Config.JustAttributes()
+	var out []hcl.Range
+	for _, a := range schema.Attributes {
+		if at, ok := attrs[a.Name]; ok && a.Sensitive {
+			out = append(out, at.Range)
+		}
+	}
+	return out
+}
+
+// WriteDiagnostics prints diagnostics the way Terraform does: severity,
+// summary, file:line:col, the source lines with the problem underlined, and
+// the detail. A diagnostic on a sensitive attribute is printed without its
+// source lines, so a secret written into the file is never shown.
+func WriteDiagnostics(w io.Writer, f *File, diags hcl.Diagnostics, sensitive []hcl.Range, color bool) {
+	files := map[string]*hcl.File{}
+	if f != nil && f.Parser != nil {
+		files = f.Parser.Files()
+	}
+	full := hcl.NewDiagnosticTextWriter(w, files, 100, color)
+	bare := hcl.NewDiagnosticTextWriter(w, map[string]*hcl.File{}, 100, color)
+	sort.SliceStable(diags, func(i, j int) bool { return diags[i].Severity < diags[j].Severity })
+	for _, d := range diags {
+		wr := full
+		if d.Subject != nil {
+			for _, r := range sensitive {
+				if r.Filename == d.Subject.Filename && r.Start.Line <= d.Subject.End.Line && d.Subject.Start.Line <= r.End.Line {
+					wr = bare
+				}
+			}
+		}
+		wr.WriteDiagnostic(d)
+	}
+}
+
+// Suggest returns the candidate closest to name, for "did you mean" hints, or
+// "" when none is close.
+func Suggest(name string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := levenshtein(strings.ToLower(name), strings.ToLower(c)); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,313 @@
+// Package engine moves record batches from connector streams into sinks.
+//
+// Open starts every connector a pipeline file declares (each in its own
+// plugin process), decodes and applies their config, checks each pipeline's
+// references against the connectors' catalogs and opens the sinks. Run then
+// runs one pipeline: it reads the source stream batch by batch and writes
+// each batch to the sink, committing at the end, so memory holds one batch at
+// a time whatever the stream's size, and a failed run leaves nothing behind
+// in the destination.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"pipehost/connector"
+	"pipehost/pipeline/config"
+	"pipehost/plugins"
+	"pipehost/sinks"
+)
+
+// Options configure a Host.
+type Options struct {
+	// Sandbox asks every connector to run against its built-in sandbox.
+	Sandbox bool
+	// Logger receives the host's and the plugins' log lines.
+	Logger hclog.Logger
+	// Only, when not nil, limits which connectors and sinks are started to
+	// those the named pipelines use.
+	Only []string
+	// Configure, when false, stops after the catalogs are read and the
+	// configs decoded (for `streams`, which must work without credentials).
+	SkipConfigure bool
+}
+
+// Connector is a started connector with its catalog.
+type Connector struct {
+	Name    string
+	Info    connector.Info
+	Streams []connector.Stream
+	conn    connector.Connector
+	// Sensitive are the ranges of its sensitive attributes in the file.
+	Sensitive []hcl.Range
+}
+
+// Host holds the started connectors and opened sinks of one pipeline file.
+type Host struct {
+	File       *config.File
+	Connectors map[string]*Connector
+	sinks      map[string]sinks.Sink
+	opts       Options
+}
+
+// Open starts the connectors and sinks of f and checks every pipeline's
+// references. On error diagnostics it has already closed what it started.
+// The host must be closed.
+func Open(ctx context.Context, f *config.File, opts Options) (*Host, hcl.Diagnostics) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	h := &Host{File: f, Connectors: map[string]*Connector{}, sinks: map[string]sinks.Sink{}, opts: opts}
+	used := h.used()
+	var diags hcl.Diagnostics
+	for _, c := range f.Connectors {
+		if !used["connector."+c.Name] {
+			continue
+		}
+		sc, d := h.startConnector(ctx, c)
+		diags = append(diags, d...)
+		if sc != nil {
+			h.Connectors[c.Name] = sc
+		}
+	}
+	for _, s := range f.Sinks {
+		if !used["sink."+s.Key()] {
+			continue
+		}
+		sk, d := h.openSink(s)
+		diags = append(diags, d...)
+		if sk != nil {
+			h.sinks[s.Key()] = sk
+		}
+	}
+	if !diags.HasErrors() {
+		for _, pl := range f.Pipelines {
+			if used["pipeline."+pl.Name] {
+				diags = append(diags, h.checkPipeline(pl)...)
+			}
+		}
+	}
+	if diags.HasErrors() {
+		h.Close()
+	}
+	return h, diags
+}
+
+// used says which blocks the selected pipelines need; with no selection,
+// every block is used.
+func (h *Host) used() map[string]bool {
+	used := map[string]bool{}
+	if h.opts.Only == nil {
+		for _, c := range h.File.Connectors {
+			used["connector."+c.Name] = true
+		}
+		for _, s := range h.File.Sinks {
+			used["sink."+s.Key()] = true
+		}
+		for _, pl := range h.File.Pipelines {
+			used["pipeline."+pl.Name] = true
+		}
+		return used
+	}
+	for _, name := range h.opts.Only {
+		pl := h.File.Pipeline(name)
+		if pl == nil {
+			continue
+		}
+		used["pipeline."+pl.Name] = true
+		for _, r := range []config.Ref{pl.From, pl.To} {
+			if r.Kind == "sink" {
+				used["sink."+r.Type+"."+r.Name] = true
+			} else {
+				used["connector."+r.Name] = true
+			}
+		}
+	}
+	return used
+}
+
+func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connector, hcl.Diagnostics) {
+	fail := func(summary string, err error) hcl.Diagnostics {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: err.Error(), Subject: c.DeclRange.Ptr()}}
+	}
+	client, err := plugins.Open(plugins.Config{Name: c.Name, Path: c.Plugin, SHA256: c.SHA256, Logger: h.opts.Logger})
+	if err != nil {
+		return nil, fail("Cannot start connector plugin", err)
+	}
+	sc := &Connector{Name: c.Name, conn: client}
+	ok := false
+	defer func() {
+		if !ok {
+			client.Close()
+		}
+	}()
+	if sc.Info, err = client.Info(ctx); err != nil {
+		return nil, fail("Connector plugin does not answer", err)
+	}
+	schema, err := client.ConfigSchema(ctx)
+	if err != nil {
+		return nil, fail("Connector plugin does not answer", err)
+	}
+	sc.Sensitive = config.SensitiveAttributes(c, schema)
+	raw, diags := config.DecodeConnectorConfig(c, schema, h.opts.Sandbox)
+	if diags.HasErrors() {
+		return sc, diags // keep sc for its sensitive ranges; not registered
+	}
+	if !h.opts.SkipConfigure {
+		if err := client.Configure(ctx, connector.ConfigureRequest{Config: raw, Sandbox: h.opts.Sandbox}); err != nil {
+			return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Connector " + c.Name + " refused its config",
+				Detail: err.Error(), Subject: c.ConfigRange.Ptr()})
+		}
+	}
+	if sc.Streams, err = client.Streams(ctx); err != nil {
+		return nil, fail("Cannot read the connector's catalog", err)
+	}
+	ok = true
+	return sc, diags
+}
+
+func (h *Host) openSink(s *config.Sink) (sinks.Sink, hcl.Diagnostics) {
+	drv, ok := sinks.Lookup(s.Type)
+	if !ok {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown sink type",
+			Detail:  fmt.Sprintf("There is no sink type %q. Available: %s.", s.Type, strings.Join(sinks.Names(), ", ")),
+			Subject: s.TypeRange.Ptr()}}
+	}
+	cfg := drv.NewConfig()
+	if diags := config.DecodeSinkConfig(s, cfg); diags.HasErrors() {
+		return nil, diags
+	}
+	sk, err := drv.Open(cfg, sinks.Env{BaseDir: h.File.Dir, Logger: h.opts.Logger.Named("sink." + s.Key())})
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot open sink " + s.Key(), Detail: err.Error(), Subject: s.DeclRange.Ptr()}}
+	}
+	return sk, nil
+}
+
+// checkPipeline checks a pipeline's source stream against its connector's
+// catalog.
+func (h *Host) checkPipeline(pl *config.Pipeline) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	c := h.Connectors[pl.From.Name]
+	st, ok := connector.FindStream(c.Streams, pl.From.Stream)
+	if !ok {
+		var names []string
+		for _, s := range c.Streams {
+			if s.Kind == connector.Source {
+				names = append(names, s.Name)
+			}
+		}
+		sort.Strings(names)
+		detail := fmt.Sprintf("Connector %s has no stream %q. Its source streams: %s.", c.Name, pl.From.Stream, strings.Join(names, ", "))
+		if s := config.Suggest(pl.From.Stream, names); s != "" {
+			detail = fmt.Sprintf("Connector %s has no stream %q. Did you mean %q? Its source streams: %s.", c.Name, pl.From.Stream, s, strings.Join(names, ", "))
+		}
+		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Reference to unknown stream", Detail: detail, Subject: pl.From.Range.Ptr()})
+	}
+	if st.Kind != connector.Source {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stream cannot be read",
+			Detail: fmt.Sprintf("%s is a %s stream: it can only be written to.", pl.From, st.Kind), Subject: pl.From.Range.Ptr()})
+	}
+	if st.Disabled != "" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Stream is disabled",
+			Detail: fmt.Sprintf("%s is disabled (%s): running pipeline %s will fail until it is enabled.", pl.From, st.Disabled, pl.Name), Subject: pl.From.Range.Ptr()})
+	}
+	if pl.To.Kind == "connector" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Writing to a connector stream is not supported yet",
+			Detail: "This version writes source streams into sinks only (to = sink.TYPE.NAME).", Subject: pl.To.Range.Ptr()})
+	}
+	return diags
+}
+
+// Sensitive returns the file ranges of every started connector's sensitive
+// attributes.
+func (h *Host) Sensitive() []hcl.Range {
+	var out []hcl.Range
+	for _, c := range h.Connectors {
+		out = append(out, c.Sensitive...)
+	}
+	return out
+}
+
+// Close stops every plugin and closes every sink.
+func (h *Host) Close() {
+	for _, c := range h.Connectors {
+		c.conn.Close()
+	}
+	for _, s := range h.sinks {
+		s.Close()
+	}
+}
+
+// Result is the outcome of one pipeline run.
+type Result struct {
+	Pipeline string
+	Stream   string
+	Sink     string
+	Rows     int64
+	Batches  int
+	Files    []string
+	Duration time.Duration
+	Err      error
+}
+
+// Run runs one pipeline once: every row of its source stream lands in its
+// sink, or, on error, nothing of this run does.
+func (h *Host) Run(ctx context.Context, pl *config.Pipeline) (res Result) {
+	start := time.Now()
+	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String()}
+	defer func() { res.Duration = time.Since(start) }()
+	log := h.opts.Logger.With("pipeline", pl.Name)
+
+	c := h.Connectors[pl.From.Name]
+	st, _ := connector.FindStream(c.Streams, pl.From.Stream)
+	sk := h.sinks[pl.To.Type+"."+pl.To.Name]
+	w, err := sk.Open(ctx, sinks.Stream{Pipeline: pl.Name, Name: st.Name, Schema: st.Schema, PrimaryKey: st.PrimaryKey})
+	if err != nil {
+		res.Err = fmt.Errorf("opening %s for stream %s: %w", res.Sink, st.Name, err)
+		return res
+	}
+	defer w.Close()
+	log.Info("pipeline started", "from", res.Stream, "to", res.Sink)
+	err = c.conn.Read(ctx, connector.ReadRequest{Stream: st.Name, Options: pl.Options}, func(b connector.Batch) error {
+		if b.Record == nil {
+			return nil
+		}
+		if err := w.Write(ctx, b.Record); err != nil {
+			return fmt.Errorf("writing to %s: %w", res.Sink, err)
+		}
+		res.Rows += b.Record.NumRows()
+		res.Batches++
+		log.Debug("batch written", "rows", b.Record.NumRows(), "total", res.Rows)
+		return nil
+	})
+	if err != nil {
+		w.Abort()
+		if errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
+		res.Err = fmt.Errorf("stream %s: %w", res.Stream, err)
+		res.Rows = 0
+		log.Error("pipeline failed; nothing of this run was committed", "error", res.Err)
+		return res
+	}
+	info, err := w.Commit(ctx)
+	if err != nil {
+		res.Err = fmt.Errorf("committing to %s: %w", res.Sink, err)
+		res.Rows = 0
+		return res
+	}
+	if info.Rows > 0 {
+		res.Files = append(res.Files, info.Location)
+	}
+	log.Info("pipeline finished", "rows", res.Rows, "location", info.Location, "duration", time.Since(start).Round(time.Millisecond).String())
+	return res
+}

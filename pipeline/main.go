@@ -1,0 +1,283 @@
+// Command pipeline runs the pipelines declared in an HCL file: it starts
+// each connector as a plugin process and moves its streams into sinks.
+//
+//	pipeline validate [-f FILE] [--sandbox]
+//	pipeline streams  [-f FILE]
+//	pipeline run      [-f FILE] [--sandbox] [NAME...]
+//
+// Exit status: 0 when everything asked for succeeded, 1 when a pipeline
+// failed, 2 when the file or the command line is wrong.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/mattn/go-isatty"
+
+	"pipehost/pipeline/config"
+	"pipehost/pipeline/engine"
+
+	// Destinations, registered by import.
+	_ "pipehost/sinks/parquet"
+)
+
+const usage = `Usage: pipeline COMMAND [options] [NAME...]
+
+Commands:
+  validate   check the pipeline file, the connectors' configs and every reference
+  streams    list each connector's streams with their columns and types
+  run        run the pipelines (all, or those NAMEd) once
+
+Options:
+  -f, --file FILE     pipeline file (default ./pipeline.hcl)
+  --sandbox           run connectors against their built-in sandbox (demo data)
+  --log-level LEVEL   trace, debug, info (default), warn, error
+  --log-format FMT    text or json (default: text on a terminal, json otherwise)
+`
+
+// exit codes
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	defaultFile = "pipeline.hcl"
+)
+
+type options struct {
+	file      string
+	sandbox   bool
+	logLevel  string
+	logFormat string
+	args      []string
+}
+
+func parseArgs(args []string, stderr io.Writer) (options, error) {
+	o := options{file: defaultFile, logLevel: "info"}
+	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.file, "f", o.file, "")
+	fs.StringVar(&o.file, "file", o.file, "")
+	fs.BoolVar(&o.sandbox, "sandbox", false, "")
+	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "")
+	fs.StringVar(&o.logFormat, "log-format", "", "")
+	// Flags and names may be interleaved: parse, take a name, go on.
+	for {
+		if err := fs.Parse(args); err != nil {
+			return o, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return o, nil
+		}
+		o.args = append(o.args, args[0])
+		args = args[1:]
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd := args[0]
+	o, err := parseArgs(args[1:], stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n\n%s", err, usage)
+		return exitUsage
+	}
+	logger, err := newLogger(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch cmd {
+	case "validate":
+		return cmdValidate(ctx, o, logger, stdout, stderr)
+	case "streams":
+		return cmdStreams(ctx, o, logger, stdout, stderr)
+	case "run":
+		return cmdRun(ctx, o, logger, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "Error: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
+	level := hclog.LevelFromString(o.logLevel)
+	if level == hclog.NoLevel {
+		return nil, fmt.Errorf("--log-level %q is not one of trace, debug, info, warn, error", o.logLevel)
+	}
+	jsonFormat := !isTerminal(stderr)
+	switch o.logFormat {
+	case "":
+	case "json":
+		jsonFormat = true
+	case "text":
+		jsonFormat = false
+	default:
+		return nil, fmt.Errorf("--log-format %q is not text or json", o.logFormat)
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name: "pipeline", Level: level, Output: stderr, JSONFormat: jsonFormat,
+		Color: hclog.AutoColor, TimeFormat: time.RFC3339,
+	}), nil
+}
+
+// load reads the pipeline file and starts what it declares, printing
+// diagnostics. ok is false when there were errors.
+func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer, eo engine.Options) (*engine.Host, bool) {
+	f, diags := config.Load(o.file)
+	if diags.HasErrors() {
+		config.WriteDiagnostics(stderr, f, diags, nil, isTerminal(stderr))
+		return nil, false
+	}
+	if eo.Only != nil {
+		for _, name := range eo.Only {
+			if f.Pipeline(name) == nil {
+				var names []string
+				for _, p := range f.Pipelines {
+					names = append(names, p.Name)
+				}
+				fmt.Fprintf(stderr, "Error: %s declares no pipeline %q (it has: %s)\n", o.file, name, strings.Join(names, ", "))
+				return nil, false
+			}
+		}
+	}
+	eo.Sandbox, eo.Logger = o.sandbox, logger
+	h, more := engine.Open(ctx, f, eo)
+	diags = append(diags, more...)
+	config.WriteDiagnostics(stderr, f, diags, h.Sensitive(), isTerminal(stderr))
+	if diags.HasErrors() {
+		return nil, false
+	}
+	return h, true
+}
+
+func cmdValidate(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	h, ok := load(ctx, o, logger, stderr, engine.Options{})
+	if !ok {
+		return exitUsage
+	}
+	defer h.Close()
+	f := h.File
+	fmt.Fprintf(stdout, "%s is valid: %d connector(s), %d sink(s), %d pipeline(s).\n", o.file, len(f.Connectors), len(f.Sinks), len(f.Pipelines))
+	return exitOK
+}
+
+func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	h, ok := load(ctx, o, logger, stderr, engine.Options{})
+	if !ok {
+		return exitUsage
+	}
+	defer h.Close()
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	for _, fc := range h.File.Connectors {
+		c := h.Connectors[fc.Name]
+		fmt.Fprintf(tw, "connector %s (%s %s)\n", c.Name, c.Info.Name, c.Info.Version)
+		for _, st := range c.Streams {
+			fmt.Fprintf(tw, "\n  %s.%s\t%s stream", c.Name, st.Name, st.Kind)
+			if len(st.PrimaryKey) > 0 {
+				fmt.Fprintf(tw, "\tkey: %s", strings.Join(st.PrimaryKey, ", "))
+			}
+			if st.CursorField != "" {
+				fmt.Fprintf(tw, "\tcursor: %s", st.CursorField)
+			}
+			fmt.Fprintln(tw)
+			if st.Description != "" {
+				fmt.Fprintf(tw, "  %s\n", st.Description)
+			}
+			if st.Disabled != "" {
+				fmt.Fprintf(tw, "  DISABLED: %s\n", st.Disabled)
+			}
+			for _, fld := range st.Schema.Fields() {
+				null := "not null"
+				if fld.Nullable {
+					null = "nullable"
+				}
+				fmt.Fprintf(tw, "    %s\t%s\t%s\n", fld.Name, fld.Type, null)
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	eo := engine.Options{}
+	if len(o.args) > 0 {
+		eo.Only = o.args
+	}
+	h, ok := load(ctx, o, logger, stderr, eo)
+	if !ok {
+		return exitUsage
+	}
+	defer h.Close()
+	selected := h.File.Pipelines
+	if eo.Only != nil {
+		selected = nil
+		for _, name := range eo.Only {
+			selected = append(selected, h.File.Pipeline(name))
+		}
+	}
+	var results []engine.Result
+	for _, pl := range selected {
+		if ctx.Err() != nil {
+			results = append(results, engine.Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Err: errors.New("not started: interrupted")})
+			continue
+		}
+		results = append(results, h.Run(ctx, pl))
+	}
+	return summarize(stdout, stderr, results)
+}
+
+// summarize prints the run's table and names every failed pipeline.
+func summarize(stdout, stderr io.Writer, results []engine.Result) int {
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PIPELINE\tFROM\tTO\tROWS\tTIME\tSTATUS")
+	var failed []string
+	for _, r := range results {
+		status := "ok"
+		if r.Err != nil {
+			status = "FAILED"
+			failed = append(failed, r.Pipeline)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Duration.Round(time.Millisecond), status)
+	}
+	tw.Flush()
+	if len(failed) == 0 {
+		return exitOK
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(stderr, "Error: pipeline %s failed: %v\n", r.Pipeline, r.Err)
+		}
+	}
+	fmt.Fprintf(stderr, "%d of %d pipeline(s) failed: %s\n", len(failed), len(results), strings.Join(failed, ", "))
+	return exitFailed
+}

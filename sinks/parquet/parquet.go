@@ -1,0 +1,228 @@
+// Package parquet is the default destination: Parquet files under a folder,
+// one subfolder per stream, written atomically.
+//
+// Each commit turns the rows written since the previous one into one file,
+// <path>/<stream>/part-<UTC start time>-<sequence>.parquet. The file is
+// written under a hidden temporary name in the same folder, synced, and
+// renamed into place, and the folder is synced: readers (DuckDB, Spark,
+// pyarrow globbing *.parquet) see a whole file or none, and a crash leaves at
+// most a hidden temporary file, which the next writer of the stream removes.
+package parquet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	pq "github.com/apache/arrow/go/v15/parquet"
+	"github.com/apache/arrow/go/v15/parquet/compress"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+
+	"pipehost/sinks"
+)
+
+func init() { sinks.Register("parquet", Driver{}) }
+
+// Config is the `sink "parquet" "NAME"` block.
+type Config struct {
+	// Path is the output folder, relative to the pipeline file's folder.
+	Path string `hcl:"path"`
+	// Compression is zstd (default), snappy, gzip or none.
+	Compression *string `hcl:"compression,optional"`
+	// RowGroupRows caps the rows of one row group (default 50,000). A row
+	// group is buffered in memory before it is written, so this bounds the
+	// sink's memory.
+	RowGroupRows *int64 `hcl:"row_group_rows,optional"`
+}
+
+// Driver opens Parquet sinks.
+type Driver struct{}
+
+var _ sinks.Driver = Driver{}
+
+// NewConfig implements sinks.Driver.
+func (Driver) NewConfig() any { return &Config{} }
+
+var codecs = map[string]compress.Compression{
+	"zstd": compress.Codecs.Zstd, "snappy": compress.Codecs.Snappy,
+	"gzip": compress.Codecs.Gzip, "none": compress.Codecs.Uncompressed,
+}
+
+// Open implements sinks.Driver. It creates the output folder.
+func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
+	c := cfg.(*Config)
+	codec := compress.Codecs.Zstd
+	if c.Compression != nil {
+		var ok bool
+		if codec, ok = codecs[strings.ToLower(*c.Compression)]; !ok {
+			return nil, fmt.Errorf("compression %q is not one of zstd, snappy, gzip, none", *c.Compression)
+		}
+	}
+	rows := int64(50_000)
+	if c.RowGroupRows != nil {
+		if *c.RowGroupRows < 1 {
+			return nil, fmt.Errorf("row_group_rows must be positive, got %d", *c.RowGroupRows)
+		}
+		rows = *c.RowGroupRows
+	}
+	dir := c.Path
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(env.BaseDir, dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return &Sink{dir: dir, codec: codec, rowGroupRows: rows}, nil
+}
+
+// Sink writes streams as Parquet files under one folder.
+type Sink struct {
+	dir          string
+	codec        compress.Compression
+	rowGroupRows int64
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// Dir is the sink's resolved output folder.
+func (s *Sink) Dir() string { return s.dir }
+
+// runSeq tells apart writers opened in the same millisecond.
+var runSeq atomic.Int64
+
+// Open implements sinks.Sink: it creates <path>/<stream> and removes
+// temporary files a crashed writer left there.
+func (s *Sink) Open(_ context.Context, st sinks.Stream) (sinks.Writer, error) {
+	dir := filepath.Join(s.dir, st.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, ".part-*.tmp"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
+	return &Writer{
+		sink: s, dir: dir, schema: st.Schema,
+		prefix: fmt.Sprintf("part-%s-%d", time.Now().UTC().Format("20060102T150405.000Z"), runSeq.Add(1)),
+	}, nil
+}
+
+// Close implements sinks.Sink.
+func (s *Sink) Close() error { return nil }
+
+// Writer writes one stream; each Commit closes one file.
+type Writer struct {
+	sink   *Sink
+	dir    string
+	schema *arrow.Schema
+	prefix string
+	seq    int
+
+	tmp  *os.File
+	fw   *pqarrow.FileWriter
+	rows int64
+}
+
+var _ sinks.Writer = (*Writer)(nil)
+
+func (w *Writer) start() error {
+	f, err := os.CreateTemp(w.dir, ".part-*.tmp")
+	if err != nil {
+		return err
+	}
+	props := pq.NewWriterProperties(
+		pq.WithCompression(w.sink.codec),
+		pq.WithMaxRowGroupLength(w.sink.rowGroupRows),
+		pq.WithCreatedBy("pipehost"),
+	)
+	fw, err := pqarrow.NewFileWriter(w.schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	w.tmp, w.fw, w.rows = f, fw, 0
+	return nil
+}
+
+// Write implements sinks.Writer.
+func (w *Writer) Write(_ context.Context, rec arrow.Record) error {
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if w.fw == nil {
+		if err := w.start(); err != nil {
+			return err
+		}
+	}
+	if err := w.fw.WriteBuffered(rec); err != nil {
+		return fmt.Errorf("writing parquet: %w", err)
+	}
+	w.rows += rec.NumRows()
+	return nil
+}
+
+// Commit implements sinks.Writer: the open file is finished, synced and
+// renamed into place. With no rows since the last commit it does nothing.
+func (w *Writer) Commit(context.Context) (sinks.CommitInfo, error) {
+	if w.fw == nil {
+		return sinks.CommitInfo{Location: w.dir}, nil
+	}
+	fw, f, rows := w.fw, w.tmp, w.rows
+	w.fw, w.tmp, w.rows = nil, nil, 0
+	// FileWriter.Close writes the footer and closes f.
+	if err := fw.Close(); err != nil {
+		os.Remove(f.Name())
+		return sinks.CommitInfo{}, fmt.Errorf("finishing parquet file: %w", err)
+	}
+	if err := syncPath(f.Name()); err != nil {
+		os.Remove(f.Name())
+		return sinks.CommitInfo{}, err
+	}
+	w.seq++
+	final := filepath.Join(w.dir, fmt.Sprintf("%s-%05d.parquet", w.prefix, w.seq))
+	if err := os.Rename(f.Name(), final); err != nil {
+		os.Remove(f.Name())
+		return sinks.CommitInfo{}, err
+	}
+	if err := syncPath(w.dir); err != nil {
+		return sinks.CommitInfo{}, err
+	}
+	return sinks.CommitInfo{Rows: rows, Location: final}, nil
+}
+
+// syncPath fsyncs a file or folder by name.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Abort implements sinks.Writer: the unfinished file is removed.
+func (w *Writer) Abort() error {
+	if w.fw == nil {
+		return nil
+	}
+	name := w.tmp.Name()
+	w.fw.Close() // also closes the file
+	w.fw, w.tmp = nil, nil
+	if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Close implements sinks.Writer; uncommitted rows are discarded.
+func (w *Writer) Close() error { return w.Abort() }

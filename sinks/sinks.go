@@ -1,0 +1,122 @@
+// Package sinks is the seam between the pipeline engine and destinations.
+//
+// A destination is a Driver registered under a name (the first label of a
+// `sink "NAME" "label"` block), the way database/sql drivers register: each
+// destination lives in its own package under sinks/ and registers itself in
+// an init function; the host imports it for that side effect. Adding a
+// destination means adding one package and one import line in the host.
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Driver makes sinks of one kind.
+type Driver interface {
+	// NewConfig returns a pointer to a new, zero config struct whose fields
+	// carry `hcl:"name,attr"` / `hcl:"name,optional"` tags. The host decodes
+	// the sink block into it, reporting unknown or mistyped attributes with
+	// their location in the user's file.
+	NewConfig() any
+	// Open validates a decoded config and returns a ready sink. It errors
+	// when the config is unusable (a path that cannot be created, say).
+	Open(cfg any, env Env) (Sink, error)
+}
+
+// Env is what the host tells a driver about where it runs.
+type Env struct {
+	// BaseDir is the folder of the pipeline file; relative paths in the
+	// config are resolved from it.
+	BaseDir string
+	// Logger receives the sink's messages.
+	Logger hclog.Logger
+}
+
+// Stream describes the stream a Writer receives.
+type Stream struct {
+	// Pipeline is the name of the pipeline that writes the stream.
+	Pipeline string
+	// Name is the stream's name; sinks name their folder or table after it.
+	Name string
+	// Schema is the Arrow schema of every record written.
+	Schema *arrow.Schema
+	// PrimaryKey lists the key columns (may be empty).
+	PrimaryKey []string
+}
+
+// Sink is an opened destination.
+type Sink interface {
+	// Open starts writing one stream. Several streams may be open at once.
+	Open(ctx context.Context, s Stream) (Writer, error)
+	// Close releases the sink. Writers must be committed or aborted first.
+	Close() error
+}
+
+// Writer receives the rows of one stream.
+//
+// Rows written are neither visible nor durable until Commit returns nil;
+// after it, they survive a crash of the host. Abort discards what was
+// written since the last Commit and ends the writer; so does a crash. A
+// writer is used by one goroutine at a time.
+type Writer interface {
+	// Write buffers or writes a record. The writer does not keep rec after
+	// Write returns unless it retains it.
+	Write(ctx context.Context, rec arrow.Record) error
+	// Commit makes every row written so far durable and visible, at once.
+	// The writer stays open for more rows.
+	Commit(ctx context.Context) (CommitInfo, error)
+	// Abort discards uncommitted rows and ends the writer.
+	Abort() error
+	// Close ends the writer; uncommitted rows are discarded.
+	Close() error
+}
+
+// CommitInfo tells what a commit made visible.
+type CommitInfo struct {
+	// Rows committed by this call.
+	Rows int64
+	// Location is where they landed (a file, a table), for the summary.
+	Location string
+}
+
+var (
+	mu      sync.RWMutex
+	drivers = map[string]Driver{}
+)
+
+// Register makes a driver available under name. It panics when the name is
+// taken, as that is a programming error.
+func Register(name string, d Driver) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := drivers[name]; dup {
+		panic(fmt.Sprintf("sinks: driver %q registered twice", name))
+	}
+	drivers[name] = d
+}
+
+// Lookup returns the driver registered under name.
+func Lookup(name string) (Driver, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	d, ok := drivers[name]
+	return d, ok
+}
+
+// Names lists the registered drivers, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(drivers))
+	for n := range drivers {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

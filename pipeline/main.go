@@ -145,6 +145,11 @@ func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
 	return hclog.New(&hclog.LoggerOptions{
 		Name: "pipeline", Level: level, Output: stderr, JSONFormat: jsonFormat,
 		Color: hclog.AutoColor, TimeFormat: time.RFC3339,
+		// go-plugin reports every clean plugin exit at info level: noise
+		// for a data engineer. Unclean exits are logged as errors still.
+		Exclude: func(level hclog.Level, msg string, _ ...interface{}) bool {
+			return level <= hclog.Info && msg == "plugin process exited"
+		},
 	}), nil
 }
 

@@ -37,8 +37,8 @@ func TestCatalogCrossesTheWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(streams) != 2 {
-		t.Fatalf("got %d streams, want 2", len(streams))
+	if len(streams) != 3 {
+		t.Fatalf("got %d streams, want 3", len(streams))
 	}
 	st, ok := connector.FindStream(streams, "numbers")
 	if !ok || st.Kind != connector.Source || !st.Schema.Equal(numbers.Schema) || st.CursorField != "n" || st.PrimaryKey[0] != "n" {

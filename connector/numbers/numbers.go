@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,13 @@ var Schema = arrow.NewSchema([]arrow.Field{
 	{Name: "n", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "square", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "pad", Type: arrow.BinaryTypes.String},
+}, nil)
+
+// EnvironmentSchema is the environment stream's schema: the names of the
+// environment variables the connector's process sees, so tests can show
+// that a plugin starts with a clean environment.
+var EnvironmentSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "name", Type: arrow.BinaryTypes.String},
 }, nil)
 
 // LedgerSchema is the ledger sink stream's schema.
@@ -79,6 +87,8 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 	return []connector.Stream{
 		{Name: "numbers", Kind: connector.Source, Schema: Schema, PrimaryKey: []string{"n"}, CursorField: "n",
 			Description: "numbered rows"},
+		{Name: "environment", Kind: connector.Source, Schema: EnvironmentSchema, PrimaryKey: []string{"name"},
+			Description: "names of the environment variables the connector sees"},
 		{Name: "ledger", Kind: connector.Sink, Schema: LedgerSchema, PrimaryKey: []string{"n"},
 			Description: "accepts non-negative numbers, rejects negative ones"},
 	}, nil
@@ -101,7 +111,19 @@ func intOption(opts map[string]string, name string, def int64) (int64, error) {
 
 // Read implements connector.Connector.
 func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	if req.Stream != "numbers" {
+	switch req.Stream {
+	case "numbers":
+	case "environment":
+		b := array.NewRecordBuilder(memory.DefaultAllocator, EnvironmentSchema)
+		defer b.Release()
+		for _, kv := range os.Environ() {
+			name, _, _ := strings.Cut(kv, "=")
+			b.Field(0).(*array.StringBuilder).Append(name)
+		}
+		rec := b.NewRecord()
+		defer rec.Release()
+		return emit(connector.Batch{Record: rec})
+	default:
 		return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 	}
 	count, err := intOption(req.Options, "count", 1000)

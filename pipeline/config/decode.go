@@ -44,7 +44,7 @@ func DecodeConnectorConfig(c *Connector, schema connector.ConfigSchema, sandbox 
 				continue
 			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing value for required attribute",
-				Detail: fmt.Sprintf("Connector %s requires %s, but it evaluated to null: the environment variable it reads is probably not set. (With --sandbox the connector uses demo credentials instead.)", c.Name, a.Name),
+				Detail:  fmt.Sprintf("Connector %s requires %s, but it evaluated to null: the environment variable it reads is probably not set. (With --sandbox the connector uses demo credentials instead.)", c.Name, a.Name),
 				Subject: content.Attributes[a.Name].Expr.Range().Ptr()})
 		}
 		if diags.HasErrors() {
@@ -77,29 +77,80 @@ func SensitiveAttributes(c *Connector, schema connector.ConfigSchema) []hcl.Rang
 	return out
 }
 
-// WriteDiagnostics prints diagnostics the way Terraform does: severity,
-// summary, file:line:col, the source lines with the problem underlined, and
-// the detail. A diagnostic on a sensitive attribute is printed without its
-// source lines, so a secret written into the file is never shown.
+// WriteDiagnostics prints each diagnostic as
+//
+//	Error: Unsupported argument
+//
+//	  at pipeline.hcl:7:5
+//	     7 |     consumer_secrt = env("NUORDER_CONSUMER_SECRET")
+//	       |     ^^^^^^^^^^^^^^
+//
+//	  An argument named "consumer_secrt" is not expected here. Did you mean ...?
+//
+// The location is file:line:col (as editors and CI annotators read it). A
+// diagnostic on a sensitive attribute is printed without its source line, so a
+// secret written into the file is never shown.
 func WriteDiagnostics(w io.Writer, f *File, diags hcl.Diagnostics, sensitive []hcl.Range, color bool) {
 	files := map[string]*hcl.File{}
 	if f != nil && f.Parser != nil {
 		files = f.Parser.Files()
 	}
-	full := hcl.NewDiagnosticTextWriter(w, files, 100, color)
-	bare := hcl.NewDiagnosticTextWriter(w, map[string]*hcl.File{}, 100, color)
 	sort.SliceStable(diags, func(i, j int) bool { return diags[i].Severity < diags[j].Severity })
+	bold, reset := "", ""
+	if color {
+		bold, reset = "\x1b[1m", "\x1b[0m"
+	}
 	for _, d := range diags {
-		wr := full
+		label := "Error"
+		if d.Severity == hcl.DiagWarning {
+			label = "Warning"
+		}
+		fmt.Fprintf(w, "%s%s: %s%s\n", bold, label, d.Summary, reset)
 		if d.Subject != nil {
-			for _, r := range sensitive {
-				if r.Filename == d.Subject.Filename && r.Start.Line <= d.Subject.End.Line && d.Subject.Start.Line <= r.End.Line {
-					wr = bare
-				}
+			r := *d.Subject
+			fmt.Fprintf(w, "\n  at %s:%d:%d\n", r.Filename, r.Start.Line, r.Start.Column)
+			if hf, ok := files[r.Filename]; ok && !overlaps(r, sensitive) {
+				writeSnippet(w, hf.Bytes, r)
 			}
 		}
-		wr.WriteDiagnostic(d)
+		if d.Detail != "" {
+			fmt.Fprintf(w, "\n  %s\n", strings.ReplaceAll(d.Detail, "\n", "\n  "))
+		}
+		fmt.Fprintln(w)
 	}
+}
+
+func overlaps(r hcl.Range, ranges []hcl.Range) bool {
+	for _, s := range ranges {
+		if s.Filename == r.Filename && s.Start.Line <= r.End.Line && r.Start.Line <= s.End.Line {
+			return true
+		}
+	}
+	return false
+}
+
+// writeSnippet prints the first line of r with the range underlined. The
+// line is cut after the range: a diagnostic about an attribute's name (a
+// misspelt "consumer_secrt", say) must not print the value beside it.
+func writeSnippet(w io.Writer, src []byte, r hcl.Range) {
+	lines := strings.Split(string(src), "\n")
+	if r.Start.Line < 1 || r.Start.Line > len(lines) {
+		return
+	}
+	line := strings.TrimRight(lines[r.Start.Line-1], "\r")
+	if r.End.Line == r.Start.Line && r.End.Column-1 < len(line) && r.End.Column > r.Start.Column {
+		line = line[:r.End.Column-1]
+	}
+	fmt.Fprintf(w, "  %4d | %s\n", r.Start.Line, line)
+	end := r.End.Column
+	if r.End.Line != r.Start.Line || end > len(line)+1 {
+		end = len(line) + 1
+	}
+	width := end - r.Start.Column
+	if width < 1 {
+		width = 1
+	}
+	fmt.Fprintf(w, "       | %s%s\n", strings.Repeat(" ", max(r.Start.Column-1, 0)), strings.Repeat("^", width))
 }
 
 // Suggest returns the candidate closest to name, for "did you mean" hints, or

@@ -6,7 +6,8 @@
 // written under a hidden temporary name in the same folder, synced, and
 // renamed into place, and the folder is synced: readers (DuckDB, Spark,
 // pyarrow globbing *.parquet) see a whole file or none, and a crash leaves at
-// most a hidden temporary file, which the next writer of the stream removes.
+// most a hidden temporary file, which a writer of the stream opened a day
+// later removes.
 package parquet
 
 import (
@@ -96,6 +97,11 @@ func (s *Sink) Dir() string { return s.dir }
 // runSeq tells apart writers opened in the same millisecond.
 var runSeq atomic.Int64
 
+// staleAfter is how old a temporary file must be before Open removes it as
+// the leftover of a crashed writer. Another host may be writing the same
+// folder right now; no live writer goes a day without touching its file.
+const staleAfter = 24 * time.Hour
+
 // Open implements sinks.Sink: it creates <path>/<stream> and removes
 // temporary files a crashed writer left there.
 func (s *Sink) Open(_ context.Context, st sinks.Stream) (sinks.Writer, error) {
@@ -105,7 +111,9 @@ func (s *Sink) Open(_ context.Context, st sinks.Stream) (sinks.Writer, error) {
 	}
 	stale, _ := filepath.Glob(filepath.Join(dir, ".part-*.tmp"))
 	for _, f := range stale {
-		os.Remove(f)
+		if fi, err := os.Stat(f); err == nil && time.Since(fi.ModTime()) > staleAfter {
+			os.Remove(f)
+		}
 	}
 	return &Writer{
 		sink: s, dir: dir, schema: st.Schema,

@@ -1,0 +1,172 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pipehost/connector"
+)
+
+func load(t *testing.T, src string) (*File, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "p.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, diags := Load(path)
+	var buf bytes.Buffer
+	WriteDiagnostics(&buf, f, diags, nil, false)
+	return f, buf.String()
+}
+
+func TestLoadResolvesBlocksAndReferences(t *testing.T) {
+	f, out := load(t, `
+connector "nuorder" {
+  plugin = "bin/nuorder-plugin"
+  sha256 = "abc"
+  config {
+    token = "x"
+  }
+}
+sink "parquet" "lake" {
+  path = "data"
+}
+pipeline "orders" {
+  from     = connector.nuorder.orders
+  to       = sink.parquet.lake
+  options  = { approved_from = "2026-01-01", limit = 10, deep = true }
+  schedule = "@hourly"
+}
+`)
+	if out != "" {
+		t.Fatal(out)
+	}
+	c := f.Connector("nuorder")
+	if c.Plugin != filepath.Join(f.Dir, "bin/nuorder-plugin") || c.SHA256 != "abc" {
+		t.Fatalf("connector: %+v", c)
+	}
+	pl := f.Pipeline("orders")
+	if pl.From.String() != "connector.nuorder.orders" || pl.To.String() != "sink.parquet.lake" || pl.Schedule != "@hourly" {
+		t.Fatalf("pipeline: %+v", pl)
+	}
+	if pl.Options["approved_from"] != "2026-01-01" || pl.Options["limit"] != "10" || pl.Options["deep"] != "true" {
+		t.Fatalf("options: %v", pl.Options)
+	}
+}
+
+func TestLoadReportsUndeclaredBlocksWithTheirLocation(t *testing.T) {
+	_, out := load(t, `
+sink "parquet" "lake" {
+  path = "data"
+}
+pipeline "p" {
+  from = connector.nope.products
+  to   = sink.parquet.lak
+}
+`)
+	if !strings.Contains(out, "p.hcl:6:10") || !strings.Contains(out, `No connector block named "nope"`) {
+		t.Fatalf("connector diagnostic:\n%s", out)
+	}
+	if !strings.Contains(out, "p.hcl:7:10") || !strings.Contains(out, "Declared: parquet.lake") {
+		t.Fatalf("sink diagnostic:\n%s", out)
+	}
+}
+
+func TestLoadRejectsQuotedReferencesAndDuplicates(t *testing.T) {
+	_, out := load(t, `
+connector "a" {
+  plugin = "x"
+}
+connector "a" {
+  plugin = "y"
+}
+pipeline "p" {
+  from = "connector.a.s"
+  to   = sink.parquet.lake
+}
+`)
+	if !strings.Contains(out, "Duplicate connector block") || !strings.Contains(out, "without quotes") {
+		t.Fatalf("diagnostics:\n%s", out)
+	}
+}
+
+func TestEnvReadsVariablesWithDefaultsAndNull(t *testing.T) {
+	t.Setenv("CFG_TEST_SET", "from-env")
+	f, out := load(t, `
+connector "c" {
+  plugin = "p"
+  config {
+    a = env("CFG_TEST_SET")
+    b = env("CFG_TEST_UNSET", "fallback")
+    c = env("CFG_TEST_UNSET")
+  }
+}
+`)
+	if out != "" {
+		t.Fatal(out)
+	}
+	schema := connector.ConfigSchema{Attributes: []connector.Attribute{
+		{Name: "a", Type: json.RawMessage(`"string"`)},
+		{Name: "b", Type: json.RawMessage(`"string"`)},
+		{Name: "c", Type: json.RawMessage(`"string"`)},
+	}}
+	raw, diags := DecodeConnectorConfig(f.Connector("c"), schema, false)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var got map[string]*string
+	json.Unmarshal(raw, &got)
+	if *got["a"] != "from-env" || *got["b"] != "fallback" || got["c"] != nil {
+		t.Fatalf("decoded %s", raw)
+	}
+}
+
+func TestRequiredNullIsReportedUnlessSandbox(t *testing.T) {
+	f, _ := load(t, `
+connector "c" {
+  plugin = "p"
+  config {
+    secret = env("CFG_TEST_UNSET")
+  }
+}
+`)
+	schema := connector.ConfigSchema{Attributes: []connector.Attribute{
+		{Name: "secret", Type: json.RawMessage(`"string"`), Required: true, Sensitive: true},
+		{Name: "n", Type: json.RawMessage(`"number"`)},
+	}}
+	_, diags := DecodeConnectorConfig(f.Connector("c"), schema, false)
+	var buf bytes.Buffer
+	WriteDiagnostics(&buf, f, diags, SensitiveAttributes(f.Connector("c"), schema), false)
+	if !strings.Contains(buf.String(), "p.hcl:5:14") || !strings.Contains(buf.String(), "requires secret") {
+		t.Fatalf("diagnostic:\n%s", buf.String())
+	}
+	// The sensitive attribute's line is not printed.
+	if strings.Contains(buf.String(), "CFG_TEST_UNSET") {
+		t.Fatalf("sensitive line printed:\n%s", buf.String())
+	}
+	if _, diags := DecodeConnectorConfig(f.Connector("c"), schema, true); diags.HasErrors() {
+		t.Fatalf("sandbox mode: %v", diags)
+	}
+}
+
+func TestWrongTypeIsReported(t *testing.T) {
+	f, _ := load(t, `
+connector "c" {
+  plugin = "p"
+  config {
+    n = "not a number"
+  }
+}
+`)
+	schema := connector.ConfigSchema{Attributes: []connector.Attribute{{Name: "n", Type: json.RawMessage(`"number"`)}}}
+	_, diags := DecodeConnectorConfig(f.Connector("c"), schema, false)
+	var buf bytes.Buffer
+	WriteDiagnostics(&buf, f, diags, nil, false)
+	if !diags.HasErrors() || !strings.Contains(buf.String(), "p.hcl:5:9") || !strings.Contains(buf.String(), "a number is required") {
+		t.Fatalf("diagnostic:\n%s", buf.String())
+	}
+}

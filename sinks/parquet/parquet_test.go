@@ -1,0 +1,158 @@
+package parquet
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet/file"
+
+	"pipehost/sinks"
+)
+
+var schema = arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)
+
+func batch(from, to int64) arrow.Record {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i := from; i < to; i++ {
+		b.Field(0).(*array.Int64Builder).Append(i)
+	}
+	return b.NewRecord()
+}
+
+func open(t *testing.T, extra func(*Config)) (sinks.Writer, string) {
+	t.Helper()
+	base := t.TempDir()
+	cfg := &Config{Path: "lake"}
+	if extra != nil {
+		extra(cfg)
+	}
+	s, err := Driver{}.Open(cfg, sinks.Env{BaseDir: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Open(context.Background(), sinks.Stream{Name: "things", Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, filepath.Join(base, "lake", "things")
+}
+
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestNothingIsVisibleBeforeCommit(t *testing.T) {
+	w, dir := open(t, nil)
+	ctx := context.Background()
+	rec := batch(0, 1000)
+	defer rec.Release()
+	if err := w.Write(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if len(matches) != 0 {
+		t.Fatalf("visible before commit: %v", matches)
+	}
+	info, err := w.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Rows != 1000 {
+		t.Fatalf("committed %d rows", info.Rows)
+	}
+	if got := entries(t, dir); len(got) != 1 || filepath.Ext(got[0]) != ".parquet" {
+		t.Fatalf("after commit: %v", got)
+	}
+	r, err := file.OpenParquetFile(info.Location, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.NumRows() != 1000 {
+		t.Fatalf("file holds %d rows", r.NumRows())
+	}
+}
+
+func TestAbortLeavesNothing(t *testing.T) {
+	w, dir := open(t, nil)
+	rec := batch(0, 10)
+	defer rec.Release()
+	if err := w.Write(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(t, dir); len(got) != 0 {
+		t.Fatalf("abort left %v", got)
+	}
+}
+
+func TestEachCommitIsOneFileAndRowGroupsAreCapped(t *testing.T) {
+	rows := int64(100)
+	w, dir := open(t, func(c *Config) { c.RowGroupRows = &rows })
+	ctx := context.Background()
+	for i := int64(0); i < 3; i++ {
+		rec := batch(i*250, (i+1)*250)
+		if err := w.Write(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		if _, err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := entries(t, dir)
+	if len(got) != 3 {
+		t.Fatalf("files: %v", got)
+	}
+	r, err := file.OpenParquetFile(filepath.Join(dir, got[0]), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.NumRowGroups() != 3 {
+		t.Fatalf("250 rows with row_group_rows=100 gave %d row groups", r.NumRowGroups())
+	}
+}
+
+func TestStaleTemporaryFilesAreRemovedOnOpen(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "lake", "things")
+	os.MkdirAll(dir, 0o755)
+	old, fresh := filepath.Join(dir, ".part-crashed.tmp"), filepath.Join(dir, ".part-live.tmp")
+	os.WriteFile(old, []byte("half"), 0o644)
+	os.WriteFile(fresh, []byte("being written"), 0o644)
+	longAgo := time.Now().Add(-2 * staleAfter)
+	os.Chtimes(old, longAgo, longAgo)
+	s, _ := Driver{}.Open(&Config{Path: "lake"}, sinks.Env{BaseDir: base})
+	if _, err := s.Open(context.Background(), sinks.Stream{Name: "things", Schema: schema}); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(t, dir); len(got) != 1 || got[0] != ".part-live.tmp" {
+		t.Fatalf("want only the live writer's file left, got %v", got)
+	}
+}
+
+func TestBadCompressionIsRefused(t *testing.T) {
+	lz := "lzo"
+	if _, err := (Driver{}).Open(&Config{Path: "x", Compression: &lz}, sinks.Env{BaseDir: t.TempDir()}); err == nil {
+		t.Fatal("lzo accepted")
+	}
+}

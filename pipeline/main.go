@@ -195,7 +195,9 @@ func cmdValidate(ctx context.Context, o options, logger hclog.Logger, stdout, st
 }
 
 func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
-	h, ok := load(ctx, o, logger, stderr, engine.Options{})
+	// The catalog needs no credentials: without --sandbox the connectors
+	// are not configured, so their streams show as unconfigured.
+	h, ok := load(ctx, o, logger, stderr, engine.Options{Catalog: !o.sandbox})
 	if !ok {
 		return exitUsage
 	}
@@ -220,11 +222,11 @@ func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, std
 				fmt.Fprintf(tw, "  DISABLED: %s\n", st.Disabled)
 			}
 			for _, fld := range st.Schema.Fields() {
-				null := "not null"
-				if fld.Nullable {
-					null = "nullable"
+				null := ""
+				if !fld.Nullable {
+					null = "not null"
 				}
-				fmt.Fprintf(tw, "    %s\t%s\t%s\n", fld.Name, fld.Type, null)
+				fmt.Fprintf(tw, "    %s\t%s\t%s\n", fld.Name, null, fld.Type)
 			}
 		}
 		fmt.Fprintln(tw)

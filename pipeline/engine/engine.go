@@ -35,9 +35,10 @@ type Options struct {
 	// Only, when not nil, limits which connectors and sinks are started to
 	// those the named pipelines use.
 	Only []string
-	// Configure, when false, stops after the catalogs are read and the
-	// configs decoded (for `streams`, which must work without credentials).
-	SkipConfigure bool
+	// Catalog asks only for the connectors' catalogs: configs are decoded
+	// without insisting on required attributes, and connectors are not
+	// configured, so `pipeline streams` works without credentials.
+	Catalog bool
 }
 
 // Connector is a started connector with its catalog.
@@ -157,11 +158,11 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 		return nil, fail("Connector plugin does not answer", err)
 	}
 	sc.Sensitive = config.SensitiveAttributes(c, schema)
-	raw, diags := config.DecodeConnectorConfig(c, schema, h.opts.Sandbox)
+	raw, diags := config.DecodeConnectorConfig(c, schema, h.opts.Sandbox || h.opts.Catalog)
 	if diags.HasErrors() {
 		return sc, diags // keep sc for its sensitive ranges; not registered
 	}
-	if !h.opts.SkipConfigure {
+	if !h.opts.Catalog {
 		if err := client.Configure(ctx, connector.ConfigureRequest{Config: raw, Sandbox: h.opts.Sandbox}); err != nil {
 			return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Connector " + c.Name + " refused its config",
 				Detail: err.Error(), Subject: c.ConfigRange.Ptr()})

@@ -160,7 +160,7 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 	sc.Sensitive = config.SensitiveAttributes(c, schema)
 	raw, diags := config.DecodeConnectorConfig(c, schema, h.opts.Sandbox || h.opts.Catalog)
 	if diags.HasErrors() {
-		return sc, diags // keep sc for its sensitive ranges; not registered
+		return sc, diags // sc carries the sensitive ranges for printing; Open closes it
 	}
 	if !h.opts.Catalog {
 		if err := client.Configure(ctx, connector.ConfigureRequest{Config: raw, Sandbox: h.opts.Sandbox}); err != nil {

@@ -211,10 +211,10 @@ pipeline "locations" {
 	products, _ := readParquet(t, filepath.Join(out, "products"))
 	sameColumns(t, products.Schema(), nuorder.ProductsSchema)
 	ids := stringColumn(t, products, "_id")
-	if len(ids) != nuorder.SandboxProducts {
-		t.Fatalf("products: %d rows, want %d", len(ids), nuorder.SandboxProducts)
+	if len(ids) != nuorder.SandboxCatalog.Products {
+		t.Fatalf("products: %d rows, want %d", len(ids), nuorder.SandboxCatalog.Products)
 	}
-	cat := fakeapi.Catalog{Seed: nuorder.SandboxSeed, Products: nuorder.SandboxProducts}
+	cat := nuorder.SandboxCatalog
 	for i, id := range ids {
 		if id != cat.ProductID(i) {
 			t.Fatalf("product row %d has _id %s, want %s", i, id, cat.ProductID(i))

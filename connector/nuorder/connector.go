@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -25,11 +26,8 @@ const Version = "0.1.0"
 // DefaultBaseURL is NuOrder's production wholesale host.
 const DefaultBaseURL = "https://wholesale.nuorder.com"
 
-// SandboxSeed and SandboxProducts shape the demo catalog of --sandbox.
-const (
-	SandboxSeed     = 42
-	SandboxProducts = 240
-)
+// SandboxCatalog is the demo catalog of --sandbox.
+var SandboxCatalog = fakeapi.Catalog{Seed: 42, Products: 240, Companies: 60, Orders: 500}
 
 // Config is the connector's `config` block.
 type Config struct {
@@ -41,7 +39,23 @@ type Config struct {
 	Seasons        []string `json:"seasons"`
 	FetchProducts  *bool    `json:"fetch_products"`
 	ShowLocations  *bool    `json:"show_locations"`
+	SyncCompanies  *bool    `json:"sync_companies"`
 	MaxInFlight    *float64 `json:"max_in_flight"`
+	CursorLag      *float64 `json:"cursor_lag_seconds"`
+}
+
+// DefaultCursorLag is how far behind the clock an incremental read's upper
+// bound stays, by default. It absorbs clock skew between NuOrder and this
+// host and documents changed while NuOrder was producing a listing; a
+// document changed within the lag is read by the next run.
+const DefaultCursorLag = 60 * time.Second
+
+// lag is the configured cursor lag.
+func (c *Connector) lag() time.Duration {
+	if c.cfg.CursorLag != nil {
+		return time.Duration(*c.cfg.CursorLag * float64(time.Second))
+	}
+	return DefaultCursorLag
 }
 
 func (c Config) enabled(flag *bool) bool { return flag == nil || *flag }
@@ -58,6 +72,8 @@ var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
 	{Name: "seasons", Type: json.RawMessage(`["list","string"]`), Description: "read only these seasons' products"},
 	{Name: "fetch_products", Type: json.RawMessage(`"bool"`), Description: "enable the products stream (default true)"},
 	{Name: "show_locations", Type: json.RawMessage(`"bool"`), Description: "enable the locations stream (default true)"},
+	{Name: "sync_companies", Type: json.RawMessage(`"bool"`), Description: "enable the companies stream (default true)"},
+	{Name: "cursor_lag_seconds", Type: json.RawMessage(`"number"`), Description: "how far behind now incremental reads stop (default 60)"},
 	{Name: "max_in_flight", Type: json.RawMessage(`"number"`), Description: "requests in flight at once (default 5)"},
 }}
 
@@ -104,12 +120,12 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 		}
 		inFlight = int(*cfg.MaxInFlight)
 	}
+	if cfg.CursorLag != nil && (*cfg.CursorLag < 0 || *cfg.CursorLag > 86400) {
+		return fmt.Errorf("nuorder config: cursor_lag_seconds must be between 0 and 86400, got %v", *cfg.CursorLag)
+	}
 	creds := Credentials{cfg.ConsumerKey, cfg.ConsumerSecret, cfg.Token, cfg.TokenSecret}
 	if req.Sandbox {
-		srv, err := fakeapi.Start(fakeapi.Options{
-			Credentials: fakeapi.SandboxCredentials,
-			Catalog:     fakeapi.Catalog{Seed: SandboxSeed, Products: SandboxProducts},
-		})
+		srv, err := fakeapi.Start(fakeapi.Options{Credentials: fakeapi.SandboxCredentials, Catalog: SandboxCatalog})
 		if err != nil {
 			return fmt.Errorf("starting the NuOrder sandbox: %w", err)
 		}
@@ -154,9 +170,16 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 		{Name: "products", Kind: connector.Source, Schema: ProductsSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
 			Description: "products (style-colour) with sizes/SKUs, pricing per currency and warehouses",
 			Disabled:    disabled(c.cfg.FetchProducts, "fetch_products")},
-		{Name: "locations", Kind: connector.Source, Schema: LocationsSchema, PrimaryKey: []string{"id"},
+		{Name: "locations", Kind: connector.Source, Schema: LocationsSchema, PrimaryKey: []string{"id"}, CursorField: "modified_on",
 			Description: "warehouses (inventory locations), as embedded in products",
 			Disabled:    disabled(c.cfg.ShowLocations, "show_locations")},
+		{Name: "companies", Kind: connector.Source, Schema: CompaniesSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
+			Description: "companies (retailer accounts) created or modified, with addresses, reps and buyers",
+			Disabled:    disabled(c.cfg.SyncCompanies, "sync_companies")},
+		{Name: "orders", Kind: connector.Source, Schema: OrdersSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
+			Description: "orders (approved, then processed, shipped, cancelled) with retailer, addresses, line items, shipments"},
+		{Name: "order_lines", Kind: connector.Source, Schema: OrderLinesSchema, PrimaryKey: []string{"order_id", "line_id", "size"}, CursorField: "modified_on",
+			Description: "the same orders, one row per order x line item x size"},
 	}, nil
 }
 
@@ -193,9 +216,15 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 	}
 	switch req.Stream {
 	case "products":
-		return c.readProducts(ctx, emit)
+		return c.readProducts(ctx, req, emit)
 	case "locations":
-		return c.readLocations(ctx, emit)
+		return c.readLocations(ctx, req, emit)
+	case "companies":
+		return c.readCompanies(ctx, req, emit)
+	case "orders":
+		return c.readOrders(ctx, req, emit)
+	case "order_lines":
+		return c.readOrderLines(ctx, req, emit)
 	}
 	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 }

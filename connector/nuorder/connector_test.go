@@ -26,7 +26,7 @@ func startFake(t *testing.T, products int) *fakeapi.Server {
 	return srv
 }
 
-func configured(t *testing.T, base string, creds fakeapi.Credentials, extra string) *Connector {
+func configured(t testing.TB, base string, creds fakeapi.Credentials, extra string) *Connector {
 	t.Helper()
 	c := New(nil)
 	cfg := fmt.Sprintf(`{"base_url":%q,"consumer_key":%q,"consumer_secret":%q,"token":%q,"token_secret":%q%s}`,
@@ -62,13 +62,20 @@ func TestProductsReadEveryProductThroughConfirmedReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ids) != 1234 {
-		t.Fatalf("got %d products, want 1234", len(ids))
-	}
+	// A first read emits the active products, in listing order.
 	cat := fakeapi.Catalog{Seed: 7, Products: 1234}
-	for i, id := range ids {
-		if id != cat.ProductID(i) {
-			t.Fatalf("row %d is %s, want %s (listing order)", i, id, cat.ProductID(i))
+	var want []string
+	for i := 0; i < cat.Products; i++ {
+		if cat.Product(i)["active"] == true {
+			want = append(want, cat.ProductID(i))
+		}
+	}
+	if len(ids) != len(want) || len(want) < 1000 {
+		t.Fatalf("got %d products, want the %d active ones", len(ids), len(want))
+	}
+	for i := range want {
+		if ids[i] != want[i] {
+			t.Fatalf("row %d is %s, want %s (listing order)", i, ids[i], want[i])
 		}
 	}
 	// Custom fields survive in the document column.
@@ -165,7 +172,7 @@ func TestSeasonsUseTheSeasonListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ids) != 10 || srv.Requests(api.ProductSeasonList) != 1 || srv.Requests(api.ProductList) != 0 {
+	if len(ids) < 8 || len(ids) > 10 || srv.Requests(api.ProductSeasonList) != 1 || srv.Requests(api.ProductList) != 0 || srv.Requests(api.ProductByID) != 10 {
 		t.Fatalf("got %d products with %d season listings", len(ids), srv.Requests(api.ProductSeasonList))
 	}
 }

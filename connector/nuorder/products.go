@@ -9,8 +9,6 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
-	"github.com/apache/arrow/go/v15/arrow/memory"
-	"golang.org/x/sync/errgroup"
 
 	"pipehost/connector"
 	"pipehost/connector/nuorder/api"
@@ -157,125 +155,117 @@ func appendProduct(b *array.RecordBuilder, raw json.RawMessage, extracted time.T
 	return nil
 }
 
-// productBatchSize is how many products go into one record batch: large
-// enough for efficient Parquet row groups, small enough that a batch of
-// documents (a few KiB each) stays in the low megabytes.
-const productBatchSize = 500
-
-// eachProduct calls fn with every product document of the catalog, in listing
-// order, fetching documents by id when the listing holds ids. Up to inFlight
-// documents are fetched at once; memory holds at most one window of them.
-func (c *Connector) eachProduct(ctx context.Context, fn func(json.RawMessage) error) error {
-	var window []json.RawMessage // ids (JSON strings) or documents, in order
-	flush := func() error {
-		docs := make([]json.RawMessage, len(window))
-		g, gctx := errgroup.WithContext(ctx)
-		for i, el := range window {
-			var id string
-			if json.Unmarshal(el, &id) != nil {
-				docs[i] = el // the listing gave the document itself
-				continue
-			}
-			g.Go(func() error {
-				var doc json.RawMessage
-				if err := c.client.getJSON(gctx, api.ProductByID, []string{id}, &doc); err != nil {
-					return err
-				}
-				docs[i] = doc
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-		window = window[:0]
-		for _, d := range docs {
-			if err := fn(d); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	list := func(e api.Endpoint, params ...string) error {
-		return c.client.streamArray(ctx, e, params, func(el json.RawMessage) error {
-			window = append(window, el)
-			if len(window) >= productBatchSize {
-				return flush()
-			}
-			return nil
-		})
-	}
+// productListings are the listings (parts) a products read goes through:
+// the whole catalog, or one listing per configured season.
+func (c *Connector) productListings() []listing {
 	if len(c.cfg.Seasons) == 0 {
-		if err := list(api.ProductList); err != nil {
-			return err
-		}
+		return []listing{{api.ProductList, nil}}
 	}
+	var out []listing
 	for _, s := range c.cfg.Seasons {
-		if err := list(api.ProductSeasonList, s); err != nil {
-			return err
-		}
+		out = append(out, listing{api.ProductSeasonList, []string{s}})
 	}
-	return flush()
+	return out
 }
 
-// readProducts emits the products stream in batches of productBatchSize.
-func (c *Connector) readProducts(ctx context.Context, emit connector.EmitFunc) error {
-	extracted := time.Now().UTC()
-	b := array.NewRecordBuilder(memory.DefaultAllocator, ProductsSchema)
-	defer b.Release()
-	n := 0
-	send := func() error {
-		rec := b.NewRecord()
-		defer rec.Release()
-		n = 0
-		return emit(connector.Batch{Record: rec})
+// listing is one endpoint call that lists documents.
+type listing struct {
+	e      api.Endpoint
+	params []string
+}
+
+// readProducts emits the products modified in the read's window. A first
+// (or full-refresh) read emits the active products; later reads emit every
+// product modified since, active or not, so a deactivation reaches the
+// destination.
+func (c *Connector) readProducts(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	if err := options("products", req.Options); err != nil {
+		return err
 	}
-	err := c.eachProduct(ctx, func(doc json.RawMessage) error {
-		if err := appendProduct(b, doc, extracted); err != nil {
-			return err
-		}
-		if n++; n >= productBatchSize {
-			return send()
-		}
-		return nil
-	})
+	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
 	if err != nil {
 		return err
 	}
-	if n > 0 {
-		return send()
+	extracted := time.Now().UTC()
+	bt := newBatcher(ProductsSchema, emit)
+	defer bt.release()
+	parts := c.productListings()
+	for part := w.startPart; part < len(parts); part++ {
+		err := c.eachListed(ctx, parts[part].e, parts[part].params, resolveProduct, func(doc json.RawMessage) error {
+			var head struct {
+				Active     flexBool   `json:"active"`
+				CreatedOn  flexString `json:"created_on"`
+				ModifiedOn flexString `json:"modified_on"`
+			}
+			if err := json.Unmarshal(doc, &head); err != nil {
+				return fmt.Errorf("product document: %w", err)
+			}
+			if !w.contains(cursorOf(head.ModifiedOn, head.CreatedOn)) {
+				return nil
+			}
+			if w.full && head.Active.ok && !head.Active.v {
+				return nil
+			}
+			if err := appendProduct(bt.b, doc, extracted); err != nil {
+				return err
+			}
+			return bt.added()
+		})
+		if err != nil {
+			return err
+		}
+		cp := w.afterPart(part)
+		if part == len(parts)-1 {
+			cp = w.final()
+		}
+		if err := bt.flush(cp); err != nil {
+			return err
+		}
+	}
+	if w.startPart >= len(parts) {
+		return bt.flush(w.final())
 	}
 	return nil
 }
 
-// readLocations emits the warehouses embedded in products, one row per
-// warehouse id, sorted by code. NuOrder has no known warehouse listing
-// endpoint (shared/nuorder-api.md §6), so this reads every product.
-func (c *Connector) readLocations(ctx context.Context, emit connector.EmitFunc) error {
-	extracted := time.Now().UTC()
-	seen := map[string]json.RawMessage{}
-	err := c.eachProduct(ctx, func(doc json.RawMessage) error {
-		var p struct {
-			Warehouses []json.RawMessage `json:"warehouses"`
-		}
-		if err := json.Unmarshal(doc, &p); err != nil {
-			return fmt.Errorf("product document: %w", err)
-		}
-		for _, raw := range p.Warehouses {
-			var w warehouse
-			if err := json.Unmarshal(raw, &w); err != nil {
-				return fmt.Errorf("warehouse in product document: %w", err)
-			}
-			if k := w.key(); k != "" {
-				if _, ok := seen[k]; !ok {
-					seen[k] = raw
-				}
-			}
-		}
-		return nil
-	})
+// readLocations emits the warehouses embedded in products whose
+// modified_on lies in the read's window, one row per warehouse id, sorted by
+// code. NuOrder has no known warehouse listing endpoint
+// (shared/nuorder-api.md §6), so this reads every product.
+func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	if err := options("locations", req.Options); err != nil {
+		return err
+	}
+	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
 	if err != nil {
 		return err
+	}
+	extracted := time.Now().UTC()
+	seen := map[string]json.RawMessage{}
+	for _, l := range c.productListings() {
+		err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
+			var p struct {
+				Warehouses []json.RawMessage `json:"warehouses"`
+			}
+			if err := json.Unmarshal(doc, &p); err != nil {
+				return fmt.Errorf("product document: %w", err)
+			}
+			for _, raw := range p.Warehouses {
+				var wh warehouse
+				if err := json.Unmarshal(raw, &wh); err != nil {
+					return fmt.Errorf("warehouse in product document: %w", err)
+				}
+				if k := wh.key(); k != "" && w.contains(cursorOf(wh.ModifiedOn, wh.CreatedOn)) {
+					if _, ok := seen[k]; !ok {
+						seen[k] = raw
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	type row struct {
 		w   warehouse
@@ -283,9 +273,9 @@ func (c *Connector) readLocations(ctx context.Context, emit connector.EmitFunc) 
 	}
 	rows := make([]row, 0, len(seen))
 	for _, raw := range seen {
-		var w warehouse
-		json.Unmarshal(raw, &w)
-		rows = append(rows, row{w, raw})
+		var wh warehouse
+		json.Unmarshal(raw, &wh)
+		rows = append(rows, row{wh, raw})
 	}
 	sort.Slice(rows, func(i, j int) bool {
 		if rows[i].w.Code.v != rows[j].w.Code.v {
@@ -293,9 +283,9 @@ func (c *Connector) readLocations(ctx context.Context, emit connector.EmitFunc) 
 		}
 		return rows[i].w.key() < rows[j].w.key()
 	})
-	b := array.NewRecordBuilder(memory.DefaultAllocator, LocationsSchema)
-	defer b.Release()
-	f := b.Fields()
+	bt := newBatcher(LocationsSchema, emit)
+	defer bt.release()
+	f := bt.b.Fields()
 	for _, r := range rows {
 		f[0].(*array.StringBuilder).Append(r.w.key())
 		appendString(f[1], r.w.Code)
@@ -307,8 +297,9 @@ func (c *Connector) readLocations(ctx context.Context, emit connector.EmitFunc) 
 		appendTime(f[7], r.w.ModifiedOn)
 		f[8].(*array.StringBuilder).Append(string(r.raw))
 		f[9].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+		if err := bt.added(); err != nil {
+			return err
+		}
 	}
-	rec := b.NewRecord()
-	defer rec.Release()
-	return emit(connector.Batch{Record: rec})
+	return bt.flush(w.final())
 }

@@ -223,3 +223,164 @@ func appendStrings(b array.Builder, xs []flexString) {
 		appendString(lb.ValueBuilder(), x)
 	}
 }
+
+// addressType is a postal address of a company or an order.
+var addressType = arrow.StructOf(
+	nullable("ref", str),
+	nullable("display_name", str),
+	nullable("line_1", str),
+	nullable("line_2", str),
+	nullable("city", str),
+	nullable("state", str),
+	nullable("zip", str),
+	nullable("country", str),
+	nullable("code", str),
+	nullable("shipping_code", str),
+	nullable("billing_code", str),
+	nullable("type", str),
+	nullable("default_shipping", boolean),
+	nullable("default_billing", boolean),
+)
+
+// personType is a rep or a buyer.
+var personType = arrow.StructOf(
+	nullable("name", str),
+	nullable("email", str),
+	nullable("title", str),
+	nullable("phone_office", str),
+	nullable("phone_cell", str),
+)
+
+// CompaniesSchema is the schema of the companies stream; _id is the primary
+// key, modified_on the cursor.
+var CompaniesSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "_id", Type: str},
+	nullable("code", str),
+	nullable("name", str),
+	nullable("currency_code", str),
+	nullable("active", boolean),
+	nullable("payment_terms", str),
+	nullable("credit_status", str),
+	nullable("pricing_template", str),
+	nullable("warehouse", str),
+	nullable("discount", float64T),
+	nullable("surcharge", float64T),
+	nullable("allow_bulk", boolean),
+	nullable("customer_groups", arrow.ListOf(str)),
+	nullable("addresses", arrow.ListOf(addressType)),
+	nullable("reps", arrow.ListOf(personType)),
+	nullable("buyers", arrow.ListOf(personType)),
+	nullable("created_on", tsType),
+	nullable("modified_on", tsType),
+	documentField,
+	extractedField,
+}, nil)
+
+// orderSizeType is one size line of an order line item.
+var orderSizeType = arrow.StructOf(
+	nullable("size", str),
+	nullable("upc", str),
+	nullable("quantity", arrow.PrimitiveTypes.Int64),
+	nullable("price", float64T),
+	nullable("original_price", float64T),
+)
+
+// lineItemType is one line item (product) of an order.
+var lineItemType = arrow.StructOf(
+	nullable("id", str),
+	nullable("product_id", str),
+	nullable("style_number", str),
+	nullable("color", str),
+	nullable("color_code", str),
+	nullable("brand_id", str),
+	nullable("season", str),
+	nullable("warehouse", str),
+	nullable("prebook", boolean),
+	nullable("ship_start", tsType),
+	nullable("ship_end", tsType),
+	nullable("sizes", arrow.ListOf(orderSizeType)),
+)
+
+// shipmentType is one shipment recorded on an order.
+var shipmentType = arrow.StructOf(
+	nullable("type", str),
+	nullable("status", str),
+	nullable("shipment_date", tsType),
+	nullable("tracking_numbers", arrow.ListOf(str)),
+)
+
+// OrdersSchema is the schema of the orders stream; _id is the primary key,
+// modified_on the cursor.
+var OrdersSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "_id", Type: str},
+	nullable("order_number", str),
+	nullable("status", str),
+	nullable("currency_code", str),
+	nullable("customer_po_number", str),
+	nullable("external_id", str),
+	nullable("order_type", str),
+	nullable("retailer_id", str),
+	nullable("retailer_name", str),
+	nullable("retailer_code", str),
+	nullable("buyer_name", str),
+	nullable("buyer_email", str),
+	nullable("rep_name", str),
+	nullable("rep_email", str),
+	nullable("billing_address", addressType),
+	nullable("shipping_address", addressType),
+	nullable("ship_start", tsType),
+	nullable("ship_end", tsType),
+	nullable("total", float64T),
+	nullable("total_quantity", arrow.PrimitiveTypes.Int64),
+	nullable("discount", float64T),
+	nullable("original_total", float64T),
+	nullable("discounted_total", float64T),
+	nullable("payment_status", str),
+	nullable("edited", boolean),
+	nullable("edited_on", tsType),
+	nullable("notes", str),
+	nullable("line_items", arrow.ListOf(lineItemType)),
+	nullable("shipments", arrow.ListOf(shipmentType)),
+	nullable("created_on", tsType),
+	nullable("modified_on", tsType),
+	documentField,
+	extractedField,
+}, nil)
+
+// OrderLinesSchema is the schema of the order_lines stream: one row per
+// order x line item x size. The key is (order_id, line_id, size); the cursor
+// is the order's modified_on. document holds the line item's JSON.
+var OrderLinesSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "order_id", Type: str},
+	nullable("order_number", str),
+	nullable("status", str),
+	{Name: "line_id", Type: str},
+	{Name: "line_no", Type: int32T},
+	nullable("product_id", str),
+	nullable("style_number", str),
+	nullable("color", str),
+	nullable("color_code", str),
+	nullable("brand_id", str),
+	nullable("season", str),
+	{Name: "size", Type: str},
+	nullable("upc", str),
+	nullable("warehouse", str),
+	nullable("quantity", arrow.PrimitiveTypes.Int64),
+	nullable("price", float64T),
+	nullable("currency_code", str),
+	nullable("ship_start", tsType),
+	nullable("ship_end", tsType),
+	nullable("prebook", boolean),
+	nullable("retailer_name", str),
+	nullable("modified_on", tsType),
+	documentField,
+	extractedField,
+}, nil)
+
+func appendInt64(b array.Builder, f flexNumber) {
+	if f.ok && f.v == float64(int64(f.v)) {
+		b.(*array.Int64Builder).Append(int64(f.v))
+	} else {
+		b.AppendNull()
+	}
+}

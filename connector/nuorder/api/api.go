@@ -84,10 +84,32 @@ var (
 	// accepted shapes as ProductList. Used by S3 (mocked response only).
 	ProductSeasonList = Endpoint{"GET", "/api/products/season/{season}/list", Used,
 		"list one season's products (when the config names seasons)"}
+
+	// CompanyCodes lists every company code ("Get all company codes").
+	// Used by S3; the response shape is unknown. The client accepts a bare
+	// JSON array of code strings, or of objects carrying "code" and/or "_id".
+	CompanyCodes = Endpoint{"GET", "/api/companies/codes/list", Assumed,
+		"list company codes: array of strings or of objects with code/_id"}
+
+	// CompanyByCode reads one company by its code. Only claimed by a
+	// low-confidence source (S13); code-addressed company routes are used
+	// by S5 and S9. Used when the code listing gives codes only.
+	CompanyByCode = Endpoint{"GET", "/api/company/code/{code}", Assumed,
+		"read one company by code"}
+
+	// CompanyByID reads one company (S1 cassette). Used when the code
+	// listing gives _id values.
+	CompanyByID = Endpoint{"GET", "/api/company/{id}", Confirmed,
+		"read one company by _id"}
+
+	// OrdersDetail returns every order in a status, full documents, as one
+	// unpaged bare JSON array (S1 cassettes for pending, approved, edited).
+	OrdersDetail = Endpoint{"GET", "/api/orders/{status}/detail", Confirmed,
+		"all orders in a status, full documents, one unpaged array"}
 )
 
 // All lists every endpoint above, for documentation and for the fake API.
-var All = []Endpoint{ProductByID, ProductList, ProductSeasonList}
+var All = []Endpoint{ProductByID, ProductList, ProductSeasonList, CompanyCodes, CompanyByCode, CompanyByID, OrdersDetail}
 
 // Error is the body NuOrder sends with an error status:
 // {"code": <http status>, "message": "<text>"} (confirmed by S10 and the

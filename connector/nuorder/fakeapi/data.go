@@ -13,14 +13,28 @@ import (
 // Catalog generates NuOrder documents deterministically from a seed. Nothing
 // is stored: document i is computed from (seed, i) whenever it is asked for,
 // so a catalog of any size costs no memory, and two catalogs with the same
-// seed and size serve the same bytes.
+// seed and sizes serve the same bytes.
 type Catalog struct {
-	Seed     uint64
-	Products int
+	Seed      uint64
+	Products  int
+	Companies int
+	Orders    int
 }
 
-// epoch is the first creation time of generated documents.
-var epoch = time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)
+// epoch is the first creation time of generated documents; documents are
+// spread over span after it, so every generated time is in the past.
+var (
+	epoch = time.Date(2025, 1, 6, 9, 0, 0, 0, time.UTC)
+	span  = 500 * 24 * time.Hour
+)
+
+// spread places document i of n in time, in order of i.
+func spread(i, n int) time.Time {
+	if n < 1 {
+		n = 1
+	}
+	return epoch.Add(time.Duration(int64(span) / int64(n) * int64(i))).Truncate(time.Millisecond)
+}
 
 func (c Catalog) rng(kind string, i int) *rand.Rand {
 	h := sha256.Sum256([]byte(fmt.Sprintf("%d/%s/%d", c.Seed, kind, i)))
@@ -30,13 +44,17 @@ func (c Catalog) rng(kind string, i int) *rand.Rand {
 // objectID makes a 24-hex MongoDB-style id whose last 8 hex digits are i, so
 // an id can be mapped back to its document without a lookup table.
 func (c Catalog) objectID(kind string, i int) string {
+	return c.idPrefix(kind) + fmt.Sprintf("%08x", uint32(i))
+}
+
+func (c Catalog) idPrefix(kind string) string {
 	h := sha256.Sum256([]byte(fmt.Sprintf("%d/%s", c.Seed, kind)))
-	return fmt.Sprintf("%x%08x", h[:8], uint32(i))
+	return fmt.Sprintf("%x", h[:8])
 }
 
 // index maps an id made by objectID back to its number.
 func (c Catalog) index(kind, id string, n int) (int, bool) {
-	if len(id) != 24 || id[:16] != c.objectID(kind, 0)[:16] {
+	if len(id) != 24 || id[:16] != c.idPrefix(kind) {
 		return 0, false
 	}
 	i, err := strconv.ParseUint(id[16:], 16, 32)
@@ -117,8 +135,8 @@ func (c Catalog) Product(i int) map[string]any {
 	col := colors[i%len(colors)]
 	season := seasons[i%len(seasons)]
 	style := fmt.Sprintf("ST-%05d", i/len(colors)+10000)
-	created := epoch.Add(time.Duration(i) * 7 * time.Minute)
-	modified := created.Add(time.Duration(r.IntN(90*24)) * time.Hour)
+	created := spread(i, c.Products)
+	modified := created.Add(time.Duration(r.IntN(30*24*60)) * time.Minute)
 	wholesale := float64(15+r.IntN(120)) + 0.5*float64(r.IntN(2))
 	pricing := map[string]any{}
 	for _, cur := range currency {

@@ -38,6 +38,39 @@ type Server struct {
 
 	mu     sync.Mutex
 	counts map[string]int
+	faults map[string]*Fault
+	// Changes made since the server started, on top of the generated
+	// catalog: memory grows with the number of changes, not the catalog.
+	orders, companies, products map[int]*change
+	addedCompanies              int
+	// Now is the server's clock, stamped on changed documents.
+	Now func() time.Time
+}
+
+// change overrides fields of a generated document.
+type change struct {
+	modifiedOn time.Time
+	createdOn  time.Time // set for documents added after the start
+	status     string
+	edited     bool
+	active     *bool
+}
+
+// Fault makes the server misbehave on one endpoint, the way a real API under
+// load does.
+type Fault struct {
+	// Status, when set, answers with this status and NuOrder's error body
+	// (429, 500, 503...) instead of the document.
+	Status int
+	// RetryAfter is sent as the Retry-After header with Status.
+	RetryAfter string
+	// DropAfterBytes, when positive, cuts the connection after this many
+	// bytes of the body, so the client sees an unexpected EOF.
+	DropAfterBytes int
+	// Delay holds the answer back this long.
+	Delay time.Duration
+	// Times is how many matching requests get the fault; 0 means all.
+	Times int
 }
 
 // SandboxCredentials are the credentials of the demo sandbox. They are not
@@ -49,11 +82,16 @@ var SandboxCredentials = Credentials{
 
 // New builds a fake API without starting it; Handler serves it.
 func New(opts Options) *Server {
-	s := &Server{opts: opts, mux: http.NewServeMux(), counts: map[string]int{}}
+	s := &Server{opts: opts, mux: http.NewServeMux(), counts: map[string]int{}, faults: map[string]*Fault{},
+		orders: map[int]*change{}, companies: map[int]*change{}, products: map[int]*change{}, Now: time.Now}
 	handlers := map[api.Endpoint]http.HandlerFunc{
 		api.ProductByID:       s.product,
 		api.ProductList:       s.productList,
 		api.ProductSeasonList: s.productList,
+		api.CompanyCodes:      s.companyCodes,
+		api.CompanyByCode:     s.companyByCode,
+		api.CompanyByID:       s.companyByID,
+		api.OrdersDetail:      s.ordersDetail,
 	}
 	for _, e := range api.All {
 		h, ok := handlers[e]
@@ -137,8 +175,73 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.counts[pattern]++
+	var fault Fault
+	if f, ok := s.faults[pattern]; ok {
+		fault = *f
+		if f.Times > 0 {
+			if f.Times--; f.Times == 0 {
+				delete(s.faults, pattern)
+			}
+		}
+	}
 	s.mu.Unlock()
+	if fault.Delay > 0 {
+		select {
+		case <-time.After(fault.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if fault.Status != 0 {
+		if fault.RetryAfter != "" {
+			w.Header().Set("Retry-After", fault.RetryAfter)
+		}
+		writeError(w, fault.Status, http.StatusText(fault.Status))
+		return
+	}
+	if fault.DropAfterBytes > 0 {
+		w = &dropWriter{ResponseWriter: w, left: fault.DropAfterBytes}
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// InjectFault makes requests matching e misbehave as f says, replacing any
+// fault set before for e.
+func (s *Server) InjectFault(e api.Endpoint, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[e.Pattern()] = &f
+}
+
+// ClearFaults removes every injected fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = map[string]*Fault{}
+}
+
+// dropWriter cuts the connection once its byte budget is spent.
+type dropWriter struct {
+	http.ResponseWriter
+	left int
+}
+
+func (d *dropWriter) Write(p []byte) (int, error) {
+	if len(p) >= d.left {
+		d.ResponseWriter.Write(p[:d.left])
+		if f, ok := d.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		panic(http.ErrAbortHandler) // net/http closes the connection mid-body
+	}
+	d.left -= len(p)
+	return d.ResponseWriter.Write(p)
+}
+
+func (d *dropWriter) Flush() {
+	if f, ok := d.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -152,7 +255,7 @@ func (s *Server) product(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "product not found")
 		return
 	}
-	writeJSON(w, s.opts.Catalog.Product(i))
+	writeJSON(w, s.Product(i))
 }
 
 // productList streams a bare JSON array of product ids, optionally of one

@@ -1,0 +1,200 @@
+package fakeapi
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// apply stamps a change onto a generated document.
+func (ch *change) apply(doc map[string]any) map[string]any {
+	if ch == nil {
+		return doc
+	}
+	if !ch.createdOn.IsZero() {
+		doc["created_on"] = isoMillis(ch.createdOn)
+	}
+	if !ch.modifiedOn.IsZero() {
+		doc["modified_on"] = isoMillis(ch.modifiedOn)
+	}
+	if ch.status != "" {
+		doc["status"] = ch.status
+	}
+	if ch.edited {
+		doc["edited"] = true
+		doc["edited_on"] = isoMillis(ch.modifiedOn)
+		doc["notes"] = "edited after approval"
+	}
+	if ch.active != nil {
+		doc["active"] = *ch.active
+	}
+	return doc
+}
+
+func (s *Server) changeOf(m map[int]*change, i int) *change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := m[i]; ok {
+		cp := *ch
+		return &cp
+	}
+	return nil
+}
+
+// touch records a change to document i of m, stamped now, and returns it.
+func (s *Server) touch(m map[int]*change, i int) *change {
+	ch, ok := m[i]
+	if !ok {
+		ch = &change{}
+		m[i] = ch
+	}
+	ch.modifiedOn = s.Now().UTC().Truncate(time.Millisecond)
+	return ch
+}
+
+// Product is product i as the server now serves it.
+func (s *Server) Product(i int) map[string]any {
+	return s.changeOf(s.products, i).apply(s.opts.Catalog.Product(i))
+}
+
+// Company is company i as the server now serves it.
+func (s *Server) Company(i int) map[string]any {
+	return s.changeOf(s.companies, i).apply(s.catalog().Company(i))
+}
+
+// Order is order i as the server now serves it.
+func (s *Server) Order(i int) map[string]any {
+	return s.changeOf(s.orders, i).apply(s.opts.Catalog.Order(i))
+}
+
+// catalog is the generated catalog, counting companies added since start.
+func (s *Server) catalog() Catalog {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.opts.Catalog
+	c.Companies += s.addedCompanies
+	return c
+}
+
+// orderStatus is order i's status now.
+func (s *Server) orderStatus(i int) string {
+	if ch := s.changeOf(s.orders, i); ch != nil && ch.status != "" {
+		return ch.status
+	}
+	return s.opts.Catalog.OrderStatus(i)
+}
+
+// EditOrders marks orders as edited now: modified_on, edited and edited_on
+// change, the way an edit after approval shows in NuOrder.
+func (s *Server) EditOrders(idx ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, i := range idx {
+		s.touch(s.orders, i).edited = true
+	}
+}
+
+// SetOrderStatus moves order i to a status now ("processed", "shipped"...).
+func (s *Server) SetOrderStatus(i int, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.touch(s.orders, i).status = status
+}
+
+// UpdateCompanies marks companies as modified now.
+func (s *Server) UpdateCompanies(idx ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, i := range idx {
+		s.touch(s.companies, i)
+	}
+}
+
+// AddCompanies creates n companies now and returns their numbers.
+func (s *Server) AddCompanies(n int) []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for k := 0; k < n; k++ {
+		i := s.opts.Catalog.Companies + s.addedCompanies
+		s.addedCompanies++
+		ch := s.touch(s.companies, i)
+		ch.createdOn = ch.modifiedOn
+		out = append(out, i)
+	}
+	return out
+}
+
+// UpdateProducts marks products as modified now; active, when not nil, sets
+// their active flag.
+func (s *Server) UpdateProducts(active *bool, idx ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, i := range idx {
+		s.touch(s.products, i).active = active
+	}
+}
+
+// streamArray writes a bare JSON array of n elements, skipping nil ones,
+// through a buffer, without building it in memory.
+func streamArray(w http.ResponseWriter, n int, elem func(i int) any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	bw.WriteByte('[')
+	first := true
+	for i := 0; i < n; i++ {
+		v := elem(i)
+		if v == nil {
+			continue
+		}
+		if !first {
+			bw.WriteByte(',')
+		}
+		first = false
+		enc.Encode(v) // Encode adds a newline, which JSON allows between elements
+	}
+	bw.WriteString("]\n")
+	bw.Flush()
+}
+
+// companyCodes serves GET /api/companies/codes/list: a bare array of codes.
+func (s *Server) companyCodes(w http.ResponseWriter, _ *http.Request) {
+	c := s.catalog()
+	streamArray(w, c.Companies, func(i int) any { return c.CompanyCode(i) })
+}
+
+func (s *Server) companyByCode(w http.ResponseWriter, r *http.Request) {
+	c := s.catalog()
+	i, ok := c.CompanyIndexByCode(r.PathValue("code"), c.Companies)
+	if !ok {
+		writeError(w, http.StatusNotFound, "company not found")
+		return
+	}
+	writeJSON(w, s.Company(i))
+}
+
+func (s *Server) companyByID(w http.ResponseWriter, r *http.Request) {
+	c := s.catalog()
+	i, ok := c.CompanyIndex(r.PathValue("id"), c.Companies)
+	if !ok {
+		writeError(w, http.StatusNotFound, "company not found")
+		return
+	}
+	writeJSON(w, s.Company(i))
+}
+
+// ordersDetail serves GET /api/orders/{status}/detail: every order in that
+// status, full documents, one unpaged bare array, streamed as generated.
+// The status is matched case-insensitively, as NuOrder does.
+func (s *Server) ordersDetail(w http.ResponseWriter, r *http.Request) {
+	status := strings.ToLower(r.PathValue("status"))
+	streamArray(w, s.opts.Catalog.Orders, func(i int) any {
+		if s.orderStatus(i) != status {
+			return nil
+		}
+		return s.Order(i)
+	})
+}

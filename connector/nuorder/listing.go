@@ -1,0 +1,116 @@
+package nuorder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"pipehost/connector/nuorder/api"
+)
+
+// resolver says how to get the document a listing element stands for: the
+// element itself when the listing carries documents, or a request to make.
+type resolver func(el json.RawMessage) (doc json.RawMessage, e api.Endpoint, params []string, err error)
+
+// eachListed streams a listing and calls fn with the document of every
+// element, in listing order. Documents that must be fetched are fetched up to
+// the client's in-flight limit at once, a window of batchRows elements at a
+// time, so memory holds at most one window of documents.
+func (c *Connector) eachListed(ctx context.Context, e api.Endpoint, params []string, resolve resolver, fn func(json.RawMessage) error) error {
+	var window []json.RawMessage
+	flush := func() error {
+		docs := make([]json.RawMessage, len(window))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, el := range window {
+			doc, fe, fparams, err := resolve(el)
+			if err != nil {
+				return err
+			}
+			if doc != nil {
+				docs[i] = doc
+				continue
+			}
+			g.Go(func() error {
+				return c.client.getJSON(gctx, fe, fparams, &docs[i])
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		window = window[:0]
+		for _, d := range docs {
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := c.client.streamArray(ctx, e, params, func(el json.RawMessage) error {
+		window = append(window, el)
+		if len(window) >= batchRows {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// isObject says whether a JSON value is an object.
+func isObject(raw json.RawMessage) bool {
+	for _, b := range raw {
+		switch b {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// resolveProduct: a product listing holds _id strings or documents.
+func resolveProduct(el json.RawMessage) (json.RawMessage, api.Endpoint, []string, error) {
+	if isObject(el) {
+		return el, api.Endpoint{}, nil, nil
+	}
+	var id string
+	if err := json.Unmarshal(el, &id); err != nil || id == "" {
+		return nil, api.Endpoint{}, nil, fmt.Errorf("product listing element %.80s is neither an _id nor a document", el)
+	}
+	return nil, api.ProductByID, []string{id}, nil
+}
+
+// resolveCompany: the company code listing holds codes, or objects with a
+// code and/or an _id (then read by the confirmed _id route), or documents.
+func resolveCompany(el json.RawMessage) (json.RawMessage, api.Endpoint, []string, error) {
+	if isObject(el) {
+		var ref map[string]json.RawMessage
+		if err := json.Unmarshal(el, &ref); err != nil {
+			return nil, api.Endpoint{}, nil, fmt.Errorf("company listing element: %w", err)
+		}
+		if _, hasName := ref["name"]; hasName {
+			return el, api.Endpoint{}, nil, nil // a whole document
+		}
+		var id, code string
+		json.Unmarshal(ref["_id"], &id)
+		json.Unmarshal(ref["code"], &code)
+		switch {
+		case id != "":
+			return nil, api.CompanyByID, []string{id}, nil
+		case code != "":
+			return nil, api.CompanyByCode, []string{code}, nil
+		}
+		return nil, api.Endpoint{}, nil, fmt.Errorf("company listing element %.80s has neither code nor _id", el)
+	}
+	var code string
+	if err := json.Unmarshal(el, &code); err != nil || code == "" {
+		return nil, api.Endpoint{}, nil, fmt.Errorf("company listing element %.80s is not a code", el)
+	}
+	return nil, api.CompanyByCode, []string{code}, nil
+}

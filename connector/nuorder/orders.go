@@ -1,0 +1,330 @@
+package nuorder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+
+	"pipehost/connector"
+	"pipehost/connector/nuorder/api"
+)
+
+// DefaultOrderStatuses are the statuses an orders read lists, in order. An
+// approved order that is later processed, shipped or cancelled leaves the
+// approved listing, so following it needs the later statuses too.
+var DefaultOrderStatuses = []string{"approved", "processed", "shipped", "cancelled"}
+
+type orderSize struct {
+	Size          flexString `json:"size"`
+	UPC           flexString `json:"upc"`
+	Quantity      flexNumber `json:"quantity"`
+	Price         flexNumber `json:"price"`
+	OriginalPrice flexNumber `json:"original_price"`
+}
+
+type lineItem struct {
+	ID      flexString `json:"id"`
+	Product struct {
+		ID          flexString `json:"_id"`
+		StyleNumber flexString `json:"style_number"`
+		Color       flexString `json:"color"`
+		ColorCode   flexString `json:"color_code"`
+		BrandID     flexString `json:"brand_id"`
+		Season      flexString `json:"season"`
+	} `json:"product"`
+	Warehouse flexString  `json:"warehouse"`
+	Prebook   flexBool    `json:"prebook"`
+	ShipStart flexString  `json:"ship_start"`
+	ShipEnd   flexString  `json:"ship_end"`
+	Sizes     []orderSize `json:"sizes"`
+}
+
+type order struct {
+	ID               flexString `json:"_id"`
+	OrderNumber      flexString `json:"order_number"`
+	Status           flexString `json:"status"`
+	CurrencyCode     flexString `json:"currency_code"`
+	CustomerPONumber flexString `json:"customer_po_number"`
+	ExternalID       flexString `json:"external_id"`
+	OrderType        flexString `json:"order_type"`
+	Retailer         struct {
+		ID         flexString `json:"_id"`
+		Name       flexString `json:"retailer_name"`
+		Code       flexString `json:"retailer_code"`
+		BuyerName  flexString `json:"buyer_name"`
+		BuyerEmail flexString `json:"buyer_email"`
+	} `json:"retailer"`
+	RepName         flexString `json:"rep_name"`
+	RepEmail        flexString `json:"rep_email"`
+	BillingAddress  *address   `json:"billing_address"`
+	ShippingAddress *address   `json:"shipping_address"`
+	StartShip       flexString `json:"start_ship"`
+	EndShip         flexString `json:"end_ship"`
+	Total           flexNumber `json:"total"`
+	TotalQuantity   flexNumber `json:"total_quantity"`
+	Discount        flexNumber `json:"discount"`
+	Discounts       struct {
+		OriginalTotal   flexNumber `json:"original_total"`
+		DiscountedTotal flexNumber `json:"discounted_total"`
+	} `json:"order_discounts"`
+	PaymentStatus flexString `json:"payment_status"`
+	Edited        flexBool   `json:"edited"`
+	EditedOn      flexString `json:"edited_on"`
+	Notes         flexString `json:"notes"`
+	LineItems     []lineItem `json:"line_items"`
+	Shipments     []struct {
+		Type            flexString   `json:"type"`
+		Status          flexString   `json:"status"`
+		ShipmentDate    flexString   `json:"shipment_date"`
+		TrackingNumbers []flexString `json:"tracking_numbers"`
+	} `json:"shipments"`
+	CreatedOn  flexString `json:"created_on"`
+	ModifiedOn flexString `json:"modified_on"`
+}
+
+// orderFilter holds an orders read's options.
+type orderFilter struct {
+	statuses []string
+	from, to time.Time // on created_on, inclusive dates; zero = open
+}
+
+// parseOrderOptions reads statuses ("approved,processed"), approved_from and
+// approved_to (YYYY-MM-DD, compared with the order's created_on: NuOrder
+// documents carry no approval date).
+func parseOrderOptions(stream string, opts map[string]string) (orderFilter, error) {
+	f := orderFilter{statuses: DefaultOrderStatuses}
+	if err := options(stream, opts, "statuses", "approved_from", "approved_to"); err != nil {
+		return f, err
+	}
+	if v := strings.TrimSpace(opts["statuses"]); v != "" {
+		f.statuses = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
+				f.statuses = append(f.statuses, s)
+			}
+		}
+	}
+	for name, into := range map[string]*time.Time{"approved_from": &f.from, "approved_to": &f.to} {
+		if v, ok := opts[name]; ok && v != "" {
+			t, err := time.Parse("2006-01-02", v)
+			if err != nil {
+				return f, fmt.Errorf("stream %s: option %s = %q is not a date like 2026-01-31", stream, name, v)
+			}
+			*into = t
+		}
+	}
+	if !f.to.IsZero() {
+		f.to = f.to.AddDate(0, 0, 1) // inclusive day: up to the next midnight
+	}
+	return f, nil
+}
+
+func (f orderFilter) keep(o *order) bool {
+	if f.from.IsZero() && f.to.IsZero() {
+		return true
+	}
+	t, ok := parseTime(o.CreatedOn.v)
+	if !ok {
+		return false
+	}
+	return (f.from.IsZero() || !t.Before(f.from)) && (f.to.IsZero() || t.Before(f.to))
+}
+
+// eachOrder streams the orders of every status listing in the read's window,
+// element by element: /detail is one unpaged array, which is never held in
+// memory. After each status listing it calls done with the listing's index.
+func (c *Connector) eachOrder(ctx context.Context, stream string, req connector.ReadRequest,
+	fn func(o *order, raw json.RawMessage) error, done func(w window, part int, last bool) error) error {
+	f, err := parseOrderOptions(stream, req.Options)
+	if err != nil {
+		return err
+	}
+	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
+	if err != nil {
+		return err
+	}
+	for part := w.startPart; part < len(f.statuses); part++ {
+		err := c.client.streamArray(ctx, api.OrdersDetail, []string{f.statuses[part]}, func(raw json.RawMessage) error {
+			var o order
+			if err := json.Unmarshal(raw, &o); err != nil {
+				return fmt.Errorf("order document: %w", err)
+			}
+			if !o.ID.ok {
+				return fmt.Errorf("order document without _id: %.120s", raw)
+			}
+			if !w.contains(cursorOf(o.ModifiedOn, o.CreatedOn)) || !f.keep(&o) {
+				return nil
+			}
+			return fn(&o, raw)
+		})
+		if err != nil {
+			return err
+		}
+		if err := done(w, part, part == len(f.statuses)-1); err != nil {
+			return err
+		}
+	}
+	if w.startPart >= len(f.statuses) {
+		return done(w, len(f.statuses)-1, true)
+	}
+	return nil
+}
+
+// partCheckpoint is the checkpoint after a listing: final after the last.
+func partCheckpoint(w window, part int, last bool) []byte {
+	if last {
+		return w.final()
+	}
+	return w.afterPart(part)
+}
+
+// readOrders emits the orders created or modified in the read's window.
+func (c *Connector) readOrders(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	extracted := time.Now().UTC()
+	bt := newBatcher(OrdersSchema, emit)
+	defer bt.release()
+	return c.eachOrder(ctx, "orders", req, func(o *order, raw json.RawMessage) error {
+		appendOrder(bt.b, o, raw, extracted)
+		return bt.added()
+	}, func(w window, part int, last bool) error {
+		return bt.flush(partCheckpoint(w, part, last))
+	})
+}
+
+// readOrderLines emits the same orders as readOrders, one row per order x
+// line item x size.
+func (c *Connector) readOrderLines(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	extracted := time.Now().UTC()
+	bt := newBatcher(OrderLinesSchema, emit)
+	defer bt.release()
+	return c.eachOrder(ctx, "order_lines", req, func(o *order, raw json.RawMessage) error {
+		var doc struct {
+			LineItems []json.RawMessage `json:"line_items"`
+		}
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return err
+		}
+		for i := range o.LineItems {
+			for _, sz := range o.LineItems[i].Sizes {
+				appendOrderLine(bt.b, o, i, sz, doc.LineItems[i], extracted)
+				if err := bt.added(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}, func(w window, part int, last bool) error {
+		return bt.flush(partCheckpoint(w, part, last))
+	})
+}
+
+func appendOrder(b *array.RecordBuilder, o *order, raw json.RawMessage, extracted time.Time) {
+	f := b.Fields()
+	for i, s := range []flexString{o.ID, o.OrderNumber, o.Status, o.CurrencyCode, o.CustomerPONumber, o.ExternalID, o.OrderType,
+		o.Retailer.ID, o.Retailer.Name, o.Retailer.Code, o.Retailer.BuyerName, o.Retailer.BuyerEmail, o.RepName, o.RepEmail} {
+		appendString(f[i], s)
+	}
+	appendAddress(f[14], o.BillingAddress)
+	appendAddress(f[15], o.ShippingAddress)
+	appendTime(f[16], o.StartShip)
+	appendTime(f[17], o.EndShip)
+	appendFloat(f[18], o.Total)
+	appendInt64(f[19], o.TotalQuantity)
+	appendFloat(f[20], o.Discount)
+	appendFloat(f[21], o.Discounts.OriginalTotal)
+	appendFloat(f[22], o.Discounts.DiscountedTotal)
+	appendString(f[23], o.PaymentStatus)
+	appendBool(f[24], o.Edited)
+	appendTime(f[25], o.EditedOn)
+	appendString(f[26], o.Notes)
+
+	lines := f[27].(*array.ListBuilder)
+	if o.LineItems == nil {
+		lines.AppendNull()
+	} else {
+		lines.Append(true)
+		sb := lines.ValueBuilder().(*array.StructBuilder)
+		for _, li := range o.LineItems {
+			sb.Append(true)
+			for i, s := range []flexString{li.ID, li.Product.ID, li.Product.StyleNumber, li.Product.Color, li.Product.ColorCode,
+				li.Product.BrandID, li.Product.Season, li.Warehouse} {
+				appendString(sb.FieldBuilder(i), s)
+			}
+			appendBool(sb.FieldBuilder(8), li.Prebook)
+			appendTime(sb.FieldBuilder(9), li.ShipStart)
+			appendTime(sb.FieldBuilder(10), li.ShipEnd)
+			sizes := sb.FieldBuilder(11).(*array.ListBuilder)
+			sizes.Append(true)
+			ssb := sizes.ValueBuilder().(*array.StructBuilder)
+			for _, sz := range li.Sizes {
+				ssb.Append(true)
+				appendString(ssb.FieldBuilder(0), sz.Size)
+				appendString(ssb.FieldBuilder(1), sz.UPC)
+				appendInt64(ssb.FieldBuilder(2), sz.Quantity)
+				appendFloat(ssb.FieldBuilder(3), sz.Price)
+				appendFloat(ssb.FieldBuilder(4), sz.OriginalPrice)
+			}
+		}
+	}
+	ships := f[28].(*array.ListBuilder)
+	if o.Shipments == nil {
+		ships.AppendNull()
+	} else {
+		ships.Append(true)
+		sb := ships.ValueBuilder().(*array.StructBuilder)
+		for _, s := range o.Shipments {
+			sb.Append(true)
+			appendString(sb.FieldBuilder(0), s.Type)
+			appendString(sb.FieldBuilder(1), s.Status)
+			appendTime(sb.FieldBuilder(2), s.ShipmentDate)
+			appendStrings(sb.FieldBuilder(3), s.TrackingNumbers)
+		}
+	}
+	appendTime(f[29], o.CreatedOn)
+	appendTime(f[30], o.ModifiedOn)
+	f[31].(*array.StringBuilder).Append(string(raw))
+	f[32].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+}
+
+func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, rawLine json.RawMessage, extracted time.Time) {
+	li := &o.LineItems[i]
+	f := b.Fields()
+	appendString(f[0], o.ID)
+	appendString(f[1], o.OrderNumber)
+	appendString(f[2], o.Status)
+	lineID := li.ID.v
+	if !li.ID.ok || lineID == "" {
+		lineID = "line-" + strconv.Itoa(i+1) // older orders have no line id
+	}
+	f[3].(*array.StringBuilder).Append(lineID)
+	f[4].(*array.Int32Builder).Append(int32(i + 1))
+	for k, s := range []flexString{li.Product.ID, li.Product.StyleNumber, li.Product.Color, li.Product.ColorCode, li.Product.BrandID, li.Product.Season} {
+		appendString(f[5+k], s)
+	}
+	f[11].(*array.StringBuilder).Append(sz.Size.v)
+	appendString(f[12], sz.UPC)
+	appendString(f[13], li.Warehouse)
+	appendInt64(f[14], sz.Quantity)
+	appendFloat(f[15], sz.Price)
+	appendString(f[16], o.CurrencyCode)
+	start, end := li.ShipStart, li.ShipEnd
+	if !start.ok || start.v == "" {
+		start = o.StartShip // the line inherits the order's ship window
+	}
+	if !end.ok || end.v == "" {
+		end = o.EndShip
+	}
+	appendTime(f[17], start)
+	appendTime(f[18], end)
+	appendBool(f[19], li.Prebook)
+	appendString(f[20], o.Retailer.Name)
+	appendTime(f[21], o.ModifiedOn)
+	f[22].(*array.StringBuilder).Append(string(rawLine))
+	f[23].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+}

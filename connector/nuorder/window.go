@@ -1,0 +1,181 @@
+package nuorder
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"pipehost/connector"
+)
+
+// checkpoint is the NuOrder connector's checkpoint, as JSON:
+//
+//	{"cursor":"2026-11-29T10:00:00.000Z"}                         run complete
+//	{"cursor":"...","until":"2026-11-29T11:00:00.000Z","part":2}  run interrupted
+//
+// Cursor is the exclusive lower bound of the next read (absent: read from
+// the beginning). Until and Part describe a run that committed its first
+// Part listings (one listing per order status, say) and then stopped: the
+// next read finishes that run with the same bounds before starting anew.
+//
+// NuOrder's listings cannot be filtered or sorted by modification time, so
+// the connector reads whole listings and keeps the documents whose cursor
+// value lies in (cursor, until]. It emits a checkpoint only at the end of a
+// listing: positions inside a listing are not stable enough to resume from.
+type checkpoint struct {
+	Cursor string `json:"cursor,omitempty"`
+	Until  string `json:"until,omitempty"`
+	Part   int    `json:"part,omitempty"`
+}
+
+const tsLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// window is the cursor range of one read.
+type window struct {
+	since     time.Time // exclusive; zero with full
+	full      bool      // no lower bound: first read or full refresh
+	until     time.Time // inclusive, fixed when the run starts
+	startPart int       // listings already committed by an interrupted run
+}
+
+// openWindow fixes the bounds of a read from the committed checkpoint: an
+// interrupted run is finished with its own bounds; otherwise the upper bound
+// is now minus lag, which absorbs clock skew between NuOrder and this host
+// and documents changed while a listing was being produced.
+func openWindow(raw []byte, now time.Time, lag time.Duration) (window, error) {
+	w := window{full: true, until: now.Add(-lag).UTC().Truncate(time.Millisecond)}
+	if len(raw) == 0 {
+		return w, nil
+	}
+	var cp checkpoint
+	if err := json.Unmarshal(raw, &cp); err != nil {
+		return w, fmt.Errorf("unreadable checkpoint %q: %w (reset the stream's state)", raw, err)
+	}
+	if cp.Cursor != "" {
+		t, err := time.Parse(time.RFC3339Nano, cp.Cursor)
+		if err != nil {
+			return w, fmt.Errorf("checkpoint cursor %q: %w", cp.Cursor, err)
+		}
+		w.since, w.full = t.UTC(), false
+	}
+	if cp.Until != "" {
+		t, err := time.Parse(time.RFC3339Nano, cp.Until)
+		if err != nil {
+			return w, fmt.Errorf("checkpoint until %q: %w", cp.Until, err)
+		}
+		w.until, w.startPart = t.UTC(), cp.Part
+	}
+	if !w.full && w.until.Before(w.since) {
+		w.until = w.since // a clock that went back: read nothing new, lose nothing
+	}
+	return w, nil
+}
+
+// contains says whether a document with this cursor value belongs to the
+// read. A document without a readable cursor value is read only by a full
+// read: there is no telling whether it changed.
+func (w window) contains(t time.Time, ok bool) bool {
+	if !ok {
+		return w.full
+	}
+	if t.After(w.until) {
+		return false
+	}
+	return w.full || t.After(w.since)
+}
+
+// afterPart is the checkpoint once listing part (0-based) is committed.
+func (w window) afterPart(part int) []byte {
+	cp := checkpoint{Until: w.until.Format(tsLayout), Part: part + 1}
+	if !w.full {
+		cp.Cursor = w.since.Format(tsLayout)
+	}
+	b, _ := json.Marshal(cp)
+	return b
+}
+
+// final is the checkpoint once the whole read is committed.
+func (w window) final() []byte {
+	b, _ := json.Marshal(checkpoint{Cursor: w.until.Format(tsLayout)})
+	return b
+}
+
+// cursorOf reads a document's cursor: modified_on, else created_on.
+func cursorOf(modified, created flexString) (time.Time, bool) {
+	if t, ok := parseTime(modified.v); modified.ok && ok {
+		return t, true
+	}
+	if t, ok := parseTime(created.v); created.ok && ok {
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+// batcher builds record batches of one schema and emits them every
+// batchRows rows, so memory holds one batch at a time.
+type batcher struct {
+	b    *array.RecordBuilder
+	rows int
+	emit connector.EmitFunc
+}
+
+// batchRows is how many rows go into one record batch: large enough for
+// efficient Parquet row groups and COPY loads, small enough that a batch of
+// documents (a few KiB each) stays in the low megabytes.
+const batchRows = 500
+
+func newBatcher(schema *arrow.Schema, emit connector.EmitFunc) *batcher {
+	return &batcher{b: array.NewRecordBuilder(memory.DefaultAllocator, schema), emit: emit}
+}
+
+// added counts a row appended to b's builder and emits a full batch.
+func (bt *batcher) added() error {
+	if bt.rows++; bt.rows >= batchRows {
+		return bt.flush(nil)
+	}
+	return nil
+}
+
+// flush emits the rows built so far, with a checkpoint when not nil.
+func (bt *batcher) flush(cp []byte) error {
+	if bt.rows == 0 && cp == nil {
+		return nil
+	}
+	var rec arrow.Record
+	if bt.rows > 0 {
+		rec = bt.b.NewRecord()
+		defer rec.Release()
+	}
+	bt.rows = 0
+	return bt.emit(connector.Batch{Record: rec, Checkpoint: cp})
+}
+
+func (bt *batcher) release() { bt.b.Release() }
+
+// options checks a read's options against the names a stream knows.
+func options(stream string, opts map[string]string, known ...string) error {
+	var unknown []string
+	for k := range opts {
+		found := false
+		for _, n := range known {
+			found = found || k == n
+		}
+		if !found {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	if len(known) == 0 {
+		return fmt.Errorf("stream %s takes no options, got %s", stream, strings.Join(unknown, ", "))
+	}
+	return fmt.Errorf("stream %s: unknown option %s (known: %s)", stream, strings.Join(unknown, ", "), strings.Join(known, ", "))
+}

@@ -3,7 +3,8 @@
 #   make run                          # against the built-in sandbox (fake NuOrder, demo data)
 #   bin/pipeline run                  # against NuOrder, credentials from the environment
 #
-# Relative paths are resolved from this file's folder.
+# Relative paths are resolved from this file's folder. Each run reads what changed since the
+# last one (checkpoints are kept in .pipeline-state/); `--full-refresh` reads everything.
 
 connector "nuorder" {
   plugin = "bin/nuorder-plugin"
@@ -29,5 +30,21 @@ pipeline "products" {
 
 pipeline "locations" {
   from = connector.nuorder.locations
+  to   = sink.parquet.lake
+}
+
+pipeline "companies" {
+  from = connector.nuorder.companies
+  to   = sink.parquet.lake
+}
+
+pipeline "orders" {
+  from = connector.nuorder.orders
+  to   = sink.parquet.lake
+  # options = { statuses = "approved,processed,shipped,cancelled", approved_from = "2026-01-01" }
+}
+
+pipeline "order_lines" {
+  from = connector.nuorder.order_lines
   to   = sink.parquet.lake
 }

@@ -211,14 +211,15 @@ pipeline "locations" {
 	products, _ := readParquet(t, filepath.Join(out, "products"))
 	sameColumns(t, products.Schema(), nuorder.ProductsSchema)
 	ids := stringColumn(t, products, "_id")
-	if len(ids) != nuorder.SandboxCatalog.Products {
-		t.Fatalf("products: %d rows, want %d", len(ids), nuorder.SandboxCatalog.Products)
-	}
 	cat := nuorder.SandboxCatalog
-	for i, id := range ids {
-		if id != cat.ProductID(i) {
-			t.Fatalf("product row %d has _id %s, want %s", i, id, cat.ProductID(i))
+	var want []string // a first run reads the active products, in listing order
+	for i := 0; i < cat.Products; i++ {
+		if cat.Product(i)["active"] == true {
+			want = append(want, cat.ProductID(i))
 		}
+	}
+	if strings.Join(ids, ",") != strings.Join(want, ",") {
+		t.Fatalf("products: %d rows, want the %d active products in order", len(ids), len(want))
 	}
 	docs := stringColumn(t, products, "document")
 	if !strings.Contains(docs[7], `"fabric_content"`) {
@@ -231,7 +232,7 @@ pipeline "locations" {
 		t.Fatalf("locations: %v", codes)
 	}
 	// The summary names both pipelines with their row counts.
-	if !regexp.MustCompile(`products\s+connector.nuorder.products\s+sink.parquet.lake\s+240\s`).MatchString(r.stdout) {
+	if !regexp.MustCompile(fmt.Sprintf(`products\s+connector.nuorder.products\s+sink.parquet.lake\s+%d\s`, len(want))).MatchString(r.stdout) {
 		t.Fatalf("summary:\n%s", r.stdout)
 	}
 	// The plugin's own log line reached the host's log.
@@ -278,15 +279,21 @@ func TestRunAgainstTheFakeAPIThroughThePlugin(t *testing.T) {
 		t.Fatalf("exit %d\nstderr:\n%s", r.code, r.stderr)
 	}
 	tbl, files := readParquet(t, filepath.Join(filepath.Dir(path), "out", "products"))
-	if tbl.NumRows() != 1500 || len(files) != 1 {
-		t.Fatalf("%d rows in %d files, want 1500 in 1", tbl.NumRows(), len(files))
+	cat := fakeapi.Catalog{Seed: 99, Products: 1500}
+	active := map[string]bool{}
+	for i := 0; i < cat.Products; i++ {
+		if cat.Product(i)["active"] == true {
+			active[cat.ProductID(i)] = true
+		}
 	}
-	seen := map[string]bool{}
+	if int(tbl.NumRows()) != len(active) || len(files) != 1 {
+		t.Fatalf("%d rows in %d files, want the %d active products in 1", tbl.NumRows(), len(files), len(active))
+	}
 	for _, id := range stringColumn(t, tbl, "_id") {
-		seen[id] = true
-	}
-	if len(seen) != 1500 {
-		t.Fatalf("%d distinct products, want 1500", len(seen))
+		if !active[id] {
+			t.Fatalf("product %s is not active or not in the catalog", id)
+		}
+		delete(active, id)
 	}
 	// One listing, then one confirmed read per product.
 	if srv.Requests(api.ProductList) != 1 || srv.Requests(api.ProductByID) != 1500 {
@@ -491,22 +498,76 @@ pipeline "wide" {
 	}
 }
 
-func TestAFailedRunCommitsNothing(t *testing.T) {
-	path := numbersFile(t, `
+func TestAFailedRunKeepsItsLastCheckpointAndTheRerunResumes(t *testing.T) {
+	pipelines := func(opts string) string {
+		return fmt.Sprintf(`
 pipeline "numbers" {
   from    = connector.numbers.numbers
   to      = sink.parquet.lake
-  options = { count = 5000, fail_at = 4321 }
-}`)
-	r := runPipeline(t, filepath.Dir(path), nil, "run", "-f", path)
+  options = { count = 5000, batch = 1000%s }
+}`, opts)
+	}
+	path := numbersFile(t, pipelines(", fail_at = 4321"))
+	dir := filepath.Dir(path)
+	r := runPipeline(t, dir, nil, "run", "-f", path)
 	if r.code != 1 || !strings.Contains(r.stderr, "failing at row 4321") || !strings.Contains(r.stderr, "pipeline numbers failed") {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
-	left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "out", "numbers", "*"))
-	hidden, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "out", "numbers", ".*"))
-	if len(left)+len(hidden) != 0 {
-		t.Fatalf("a failed run left files: %v %v", left, hidden)
+	// The four whole batches before the failure are committed with their
+	// checkpoint; the partial fifth is not.
+	tbl, _ := readParquet(t, filepath.Join(dir, "out", "numbers"))
+	if tbl.NumRows() != 4000 {
+		t.Fatalf("%d rows committed before the failure, want 4000", tbl.NumRows())
 	}
+	hidden, _ := filepath.Glob(filepath.Join(dir, "out", "numbers", ".*"))
+	if len(hidden) != 0 {
+		t.Fatalf("the failed run left temporary files: %v", hidden)
+	}
+	show := runPipeline(t, dir, nil, "state", "show", "-f", path)
+	if !regexp.MustCompile(`numbers\s+numbers\s+4000\s.*failed, 4000 rows`).MatchString(show.stdout) {
+		t.Fatalf("state show:\n%s%s", show.stdout, show.stderr)
+	}
+	// The rerun reads only what is after the checkpoint: each row once.
+	if err := os.WriteFile(path, []byte(strings.Replace(mustRead(t, path), ", fail_at = 4321", "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runPipeline(t, dir, nil, "run", "-f", path); r.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", r.code, r.stderr)
+	}
+	tbl, _ = readParquet(t, filepath.Join(dir, "out", "numbers"))
+	ns := int64Column(t, tbl, "n")
+	sort.Slice(ns, func(i, j int) bool { return ns[i] < ns[j] })
+	for i, n := range ns {
+		if n != int64(i+1) {
+			t.Fatalf("after the rerun row %d is %d: rows lost or repeated (%d rows)", i, n, len(ns))
+		}
+	}
+	if len(ns) != 5000 {
+		t.Fatalf("%d rows, want 5000", len(ns))
+	}
+	// A third run finds nothing new; --full-refresh reads everything again.
+	if r := runPipeline(t, dir, nil, "run", "-f", path); r.code != 0 || !regexp.MustCompile(`numbers\s+connector.numbers.numbers\s+sink.parquet.lake\s+0\s`).MatchString(r.stdout) {
+		t.Fatalf("third run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runPipeline(t, dir, nil, "run", "--full-refresh", "-f", path); r.code != 0 || !strings.Contains(r.stdout, " 5000 ") {
+		t.Fatalf("full refresh: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// state reset forgets the checkpoint.
+	if r := runPipeline(t, dir, nil, "state", "reset", "numbers", "-f", path); r.code != 0 {
+		t.Fatalf("reset: %s", r.stderr)
+	}
+	if show := runPipeline(t, dir, nil, "state", "show", "-f", path); !strings.Contains(show.stdout, "No state") {
+		t.Fatalf("after reset:\n%s", show.stdout)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestPluginsStartWithACleanEnvironment(t *testing.T) {

@@ -3,7 +3,9 @@
 //
 //	pipeline validate [-f FILE] [--sandbox]
 //	pipeline streams  [-f FILE]
-//	pipeline run      [-f FILE] [--sandbox] [NAME...]
+//	pipeline run      [-f FILE] [--sandbox] [--full-refresh] [NAME...]
+//	pipeline state show  [-f FILE] [PIPELINE]
+//	pipeline state reset [-f FILE] PIPELINE [STREAM]
 //
 // Exit status: 0 when everything asked for succeeded, 1 when a pipeline
 // failed, 2 when the file or the command line is wrong.
@@ -27,6 +29,7 @@ import (
 
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/engine"
+	"pipehost/pipeline/state"
 
 	// Destinations, registered by import.
 	_ "pipehost/sinks/parquet"
@@ -38,10 +41,13 @@ Commands:
   validate   check the pipeline file, the connectors' configs and every reference
   streams    list each connector's streams with their columns and types
   run        run the pipelines (all, or those NAMEd) once
+  state show [PIPELINE]            show the stored checkpoints and last runs
+  state reset PIPELINE [STREAM]    forget a pipeline's checkpoints: its next run reads everything
 
 Options:
   -f, --file FILE     pipeline file (default ./pipeline.hcl)
   --sandbox           run connectors against their built-in sandbox (demo data)
+  --full-refresh      (run) read every stream from the beginning, ignoring checkpoints
   --log-level LEVEL   trace, debug, info (default), warn, error
   --log-format FMT    text or json (default: text on a terminal, json otherwise)
 `
@@ -55,8 +61,9 @@ const (
 )
 
 type options struct {
-	file      string
-	sandbox   bool
+	file        string
+	sandbox     bool
+	fullRefresh bool
 	logLevel  string
 	logFormat string
 	args      []string
@@ -69,6 +76,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.file, "f", o.file, "")
 	fs.StringVar(&o.file, "file", o.file, "")
 	fs.BoolVar(&o.sandbox, "sandbox", false, "")
+	fs.BoolVar(&o.fullRefresh, "full-refresh", false, "")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "")
 	fs.StringVar(&o.logFormat, "log-format", "", "")
 	// Flags and names may be interleaved: parse, take a name, go on.
@@ -117,6 +125,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStreams(ctx, o, logger, stdout, stderr)
 	case "run":
 		return cmdRun(ctx, o, logger, stdout, stderr)
+	case "state":
+		return cmdState(o, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "Error: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage
@@ -174,6 +184,14 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 		}
 	}
 	eo.Sandbox, eo.Logger = o.sandbox, logger
+	if eo.State == nil && !eo.Catalog {
+		store, err := state.OpenLocal(f.StateDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			return nil, false
+		}
+		eo.State = store
+	}
 	h, more := engine.Open(ctx, f, eo)
 	diags = append(diags, more...)
 	config.WriteDiagnostics(stderr, f, diags, h.Sensitive(), isTerminal(stderr))
@@ -258,7 +276,7 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 			results = append(results, engine.Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Err: errors.New("not started: interrupted")})
 			continue
 		}
-		results = append(results, h.Run(ctx, pl))
+		results = append(results, h.Run(ctx, pl, engine.RunOptions{FullRefresh: o.fullRefresh}))
 	}
 	return summarize(stdout, stderr, results)
 }
@@ -287,4 +305,91 @@ func summarize(stdout, stderr io.Writer, results []engine.Result) int {
 	}
 	fmt.Fprintf(stderr, "%d of %d pipeline(s) failed: %s\n", len(failed), len(results), strings.Join(failed, ", "))
 	return exitFailed
+}
+
+// cmdState shows or resets stored state. It needs the pipeline file only to
+// find the state store; no plugin is started.
+func cmdState(o options, stdout, stderr io.Writer) int {
+	if len(o.args) == 0 || (o.args[0] != "show" && o.args[0] != "reset") {
+		fmt.Fprintf(stderr, "Error: usage: pipeline state show [PIPELINE] | pipeline state reset PIPELINE [STREAM]\n")
+		return exitUsage
+	}
+	f, diags := config.Load(o.file)
+	if diags.HasErrors() {
+		config.WriteDiagnostics(stderr, f, diags, nil, isTerminal(stderr))
+		return exitUsage
+	}
+	store, err := state.OpenLocal(f.StateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitFailed
+	}
+	args := o.args[1:]
+	if o.args[0] == "show" {
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "Error: state show takes at most one pipeline name\n")
+			return exitUsage
+		}
+		name := ""
+		if len(args) == 1 {
+			name = args[0]
+		}
+		entries, err := store.List(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			return exitFailed
+		}
+		if len(entries) == 0 {
+			fmt.Fprintf(stdout, "No state in %s yet.\n", store.Dir())
+			return exitOK
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PIPELINE\tSTREAM\tCHECKPOINT\tUPDATED\tLAST RUN")
+		for _, e := range entries {
+			cp, updated, last := "-", "-", "-"
+			if len(e.Checkpoint) > 0 {
+				cp = string(e.Checkpoint)
+			}
+			if !e.UpdatedAt.IsZero() {
+				updated = e.UpdatedAt.Format(time.RFC3339)
+			}
+			if r := e.LastRun; r != nil {
+				last = fmt.Sprintf("%s, %d rows, %s", r.Status, r.Rows, r.FinishedAt.Format(time.RFC3339))
+				if r.FullRefresh {
+					last += ", full refresh"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Pipeline, e.Stream, cp, updated, last)
+		}
+		tw.Flush()
+		return exitOK
+	}
+	if len(args) < 1 || len(args) > 2 {
+		fmt.Fprintf(stderr, "Error: usage: pipeline state reset PIPELINE [STREAM]\n")
+		return exitUsage
+	}
+	if f.Pipeline(args[0]) == nil {
+		fmt.Fprintf(stderr, "Error: %s declares no pipeline %q\n", o.file, args[0])
+		return exitUsage
+	}
+	unlock, err := store.Lock(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: cannot reset while the pipeline runs: %v\n", err)
+		return exitFailed
+	}
+	defer unlock()
+	stream := ""
+	if len(args) == 2 {
+		stream = args[1]
+	}
+	if err := store.Reset(args[0], stream); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitFailed
+	}
+	if stream == "" {
+		fmt.Fprintf(stdout, "Reset the state of pipeline %s: its next run reads every stream from the beginning.\n", args[0])
+	} else {
+		fmt.Fprintf(stdout, "Reset the state of stream %s of pipeline %s.\n", stream, args[0])
+	}
+	return exitOK
 }

@@ -30,6 +30,9 @@ type File struct {
 	Connectors []*Connector
 	Sinks      []*Sink
 	Pipelines  []*Pipeline
+	// StateDir is the folder of the local state store: the `state` block's
+	// path, resolved against Dir, or Dir/.pipeline-state.
+	StateDir string
 	// Parser holds the file's source, for printing diagnostics with snippets.
 	Parser *hclparse.Parser
 }
@@ -123,7 +126,14 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "connector", LabelNames: []string{"name"}},
 	{Type: "sink", LabelNames: []string{"type", "name"}},
 	{Type: "pipeline", LabelNames: []string{"name"}},
+	{Type: "state"},
 }}
+
+var stateSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "path"}}}
+
+// DefaultStateDir is the state folder, relative to the pipeline file, when
+// the file has no state block.
+const DefaultStateDir = ".pipeline-state"
 
 var connectorSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "plugin", Required: true}, {Name: "sha256"}},
@@ -140,6 +150,7 @@ var pipelineSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 func Load(path string) (*File, hcl.Diagnostics) {
 	p := hclparse.NewParser()
 	f := &File{Path: path, Dir: filepath.Dir(path), Parser: p}
+	f.StateDir = filepath.Join(f.Dir, DefaultStateDir)
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return f, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read pipeline file", Detail: err.Error()}}
@@ -156,7 +167,7 @@ func Load(path string) (*File, hcl.Diagnostics) {
 		key := kind + " " + name
 		if prev, dup := names[key]; dup {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate " + kind + " block",
-				Detail: fmt.Sprintf("A %s named %q was already declared at %s.", kind, name, prev), Subject: r.Ptr()})
+				Detail: fmt.Sprintf("A %s block %q was already declared at %s.", kind, name, prev), Subject: r.Ptr()})
 		}
 		names[key] = r
 	}
@@ -170,6 +181,20 @@ func Load(path string) (*File, hcl.Diagnostics) {
 		case "sink":
 			unique("sink", b.Labels[0]+"."+b.Labels[1], b.DefRange)
 			f.Sinks = append(f.Sinks, &Sink{Type: b.Labels[0], Name: b.Labels[1], Body: b.Body, TypeRange: b.LabelRanges[0], DeclRange: b.DefRange})
+		case "state":
+			unique("state", "", b.DefRange)
+			content, d := b.Body.Content(stateSchema)
+			diags = append(diags, d...)
+			if a, ok := content.Attributes["path"]; ok {
+				var dir string
+				diags = append(diags, evalString(a, ectx, &dir)...)
+				if dir != "" && !filepath.IsAbs(dir) {
+					dir = filepath.Join(f.Dir, dir)
+				}
+				if dir != "" {
+					f.StateDir = dir
+				}
+			}
 		case "pipeline":
 			unique("pipeline", b.Labels[0], b.DefRange)
 			pl, d := loadPipeline(b, ectx)

@@ -3,10 +3,12 @@
 // Open starts every connector a pipeline file declares (each in its own
 // plugin process), decodes and applies their config, checks each pipeline's
 // references against the connectors' catalogs and opens the sinks. Run then
-// runs one pipeline: it reads the source stream batch by batch and writes
-// each batch to the sink, committing at the end, so memory holds one batch at
-// a time whatever the stream's size, and a failed run leaves nothing behind
-// in the destination.
+// runs one pipeline: it reads the source stream from the checkpoint the state
+// store holds, batch by batch, writing each batch to the sink, so memory
+// holds one batch at a time whatever the stream's size. When the connector
+// emits a checkpoint, the sink commits everything before it and only then is
+// the checkpoint stored: a failed or killed run keeps the last checkpoint
+// whose rows are committed, and what it wrote after that is discarded.
 package engine
 
 import (
@@ -22,6 +24,7 @@ import (
 
 	"pipehost/connector"
 	"pipehost/pipeline/config"
+	"pipehost/pipeline/state"
 	"pipehost/plugins"
 	"pipehost/sinks"
 )
@@ -35,6 +38,9 @@ type Options struct {
 	// Only, when not nil, limits which connectors and sinks are started to
 	// those the named pipelines use.
 	Only []string
+	// State keeps checkpoints between runs; nil runs every stream in full
+	// and remembers nothing.
+	State state.Store
 	// Catalog asks only for the connectors' catalogs: configs are decoded
 	// without insisting on required attributes, and connectors are not
 	// configured, so `pipeline streams` works without credentials.
@@ -253,23 +259,63 @@ type Result struct {
 	Pipeline string
 	Stream   string
 	Sink     string
+	// Rows is how many rows the sink committed in this run (a failed run
+	// may have committed some before it failed).
 	Rows     int64
-	Batches  int
 	Files    []string
 	Duration time.Duration
 	Err      error
 }
 
-// Run runs one pipeline once: every row of its source stream lands in its
-// sink, or, on error, nothing of this run does.
-func (h *Host) Run(ctx context.Context, pl *config.Pipeline) (res Result) {
+// RunOptions change one run.
+type RunOptions struct {
+	// FullRefresh reads the stream from the beginning, ignoring the stored
+	// checkpoint; the checkpoint it ends with replaces the stored one.
+	FullRefresh bool
+}
+
+// Run runs one pipeline once. Rows land in the sink in commits, each followed
+// by storing the checkpoint that came after them; on error, rows after the
+// last commit are discarded and the stored checkpoint is the last one
+// committed, so the next run resumes there.
+func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res Result) {
 	start := time.Now()
 	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String()}
-	defer func() { res.Duration = time.Since(start) }()
 	log := h.opts.Logger.With("pipeline", pl.Name)
-
 	c := h.Connectors[pl.From.Name]
 	st, _ := connector.FindStream(c.Streams, pl.From.Stream)
+	defer func() {
+		res.Duration = time.Since(start)
+		if h.opts.State == nil {
+			return
+		}
+		run := state.Run{StartedAt: start.UTC(), FinishedAt: time.Now().UTC(), Status: "ok", Rows: res.Rows, FullRefresh: ro.FullRefresh}
+		if res.Err != nil {
+			run.Status, run.Error = "failed", res.Err.Error()
+		}
+		if err := h.opts.State.RecordRun(pl.Name, st.Name, run); err != nil {
+			log.Warn("could not record the run in the state store", "error", err)
+		}
+	}()
+
+	var checkpoint []byte
+	if h.opts.State != nil {
+		unlock, err := h.opts.State.Lock(pl.Name)
+		if err != nil {
+			res.Err = err
+			return res
+		}
+		defer unlock()
+		if !ro.FullRefresh {
+			entry, err := h.opts.State.Get(pl.Name, st.Name)
+			if err != nil {
+				res.Err = fmt.Errorf("reading state: %w", err)
+				return res
+			}
+			checkpoint = entry.Bytes()
+		}
+	}
+
 	sk := h.sinks[pl.To.Type+"."+pl.To.Name]
 	w, err := sk.Open(ctx, sinks.Stream{Pipeline: pl.Name, Name: st.Name, Schema: st.Schema, PrimaryKey: st.PrimaryKey})
 	if err != nil {
@@ -277,38 +323,57 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline) (res Result) {
 		return res
 	}
 	defer w.Close()
-	log.Info("pipeline started", "from", res.Stream, "to", res.Sink)
-	err = c.conn.Read(ctx, connector.ReadRequest{Stream: st.Name, Options: pl.Options}, func(b connector.Batch) error {
-		if b.Record == nil {
-			return nil
+	log.Info("pipeline started", "from", res.Stream, "to", res.Sink, "resuming", checkpoint != nil, "full_refresh", ro.FullRefresh)
+
+	var pending int64 // rows written since the last commit
+	commit := func(cp []byte) error {
+		info, err := w.Commit(ctx)
+		if err != nil {
+			return fmt.Errorf("committing to %s: %w", res.Sink, err)
 		}
-		if err := w.Write(ctx, b.Record); err != nil {
-			return fmt.Errorf("writing to %s: %w", res.Sink, err)
+		if info.Rows > 0 {
+			res.Files = append(res.Files, info.Location)
 		}
-		res.Rows += b.Record.NumRows()
-		res.Batches++
-		log.Debug("batch written", "rows", b.Record.NumRows(), "total", res.Rows)
+		res.Rows += info.Rows
+		pending = 0
+		if cp != nil && h.opts.State != nil {
+			if err := h.opts.State.Commit(pl.Name, st.Name, cp); err != nil {
+				return fmt.Errorf("storing the checkpoint (the rows before it are committed and will be read again): %w", err)
+			}
+		}
+		log.Debug("committed", "rows", info.Rows, "location", info.Location)
+		return nil
+	}
+	err = c.conn.Read(ctx, connector.ReadRequest{Stream: st.Name, Checkpoint: checkpoint, Options: pl.Options}, func(b connector.Batch) error {
+		if b.Record != nil && b.Record.NumRows() > 0 {
+			if err := w.Write(ctx, b.Record); err != nil {
+				return fmt.Errorf("writing to %s: %w", res.Sink, err)
+			}
+			pending += b.Record.NumRows()
+		}
+		if b.Checkpoint != nil {
+			return commit(b.Checkpoint)
+		}
 		return nil
 	})
+	if err == nil && pending > 0 {
+		// Rows after the last checkpoint: committed, but the stored
+		// checkpoint stays before them (the connector gave none after).
+		err = commit(nil)
+	}
 	if err != nil {
 		w.Abort()
 		if errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("interrupted: %w", err)
 		}
 		res.Err = fmt.Errorf("stream %s: %w", res.Stream, err)
-		res.Rows = 0
-		log.Error("pipeline failed; nothing of this run was committed", "error", res.Err)
+		msg := "pipeline failed; nothing of this run was committed"
+		if res.Rows > 0 {
+			msg = fmt.Sprintf("pipeline failed after committing %d rows; the next run resumes after them", res.Rows)
+		}
+		log.Error(msg, "error", res.Err)
 		return res
 	}
-	info, err := w.Commit(ctx)
-	if err != nil {
-		res.Err = fmt.Errorf("committing to %s: %w", res.Sink, err)
-		res.Rows = 0
-		return res
-	}
-	if info.Rows > 0 {
-		res.Files = append(res.Files, info.Location)
-	}
-	log.Info("pipeline finished", "rows", res.Rows, "location", info.Location, "duration", time.Since(start).Round(time.Millisecond).String())
+	log.Info("pipeline finished", "rows", res.Rows, "files", len(res.Files), "duration", time.Since(start).Round(time.Millisecond).String())
 	return res
 }

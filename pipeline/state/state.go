@@ -1,0 +1,282 @@
+// Package state keeps what the host remembers between runs: per pipeline and
+// stream, the last checkpoint whose rows the sink has committed, and the
+// outcome of the last run. Connectors never store state themselves; the
+// engine hands them the checkpoint it committed.
+//
+// The default store is a folder of JSON files, one per pipeline, each
+// replaced atomically (written aside, synced, renamed), so a crash leaves
+// the old state or the new one, never a mix. A file lock per pipeline keeps
+// two runs of one pipeline apart.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Run is the outcome of one run of a stream.
+type Run struct {
+	StartedAt   time.Time `json:"started_at"`
+	FinishedAt  time.Time `json:"finished_at"`
+	Status      string    `json:"status"` // "ok" or "failed"
+	Rows        int64     `json:"rows"`   // rows the sink committed in this run
+	FullRefresh bool      `json:"full_refresh,omitempty"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// Entry is the state of one stream of one pipeline.
+type Entry struct {
+	Pipeline string `json:"-"`
+	Stream   string `json:"-"`
+	// Checkpoint is the last committed checkpoint: the connector's bytes as
+	// JSON when they are JSON (readable in the file), else a JSON string
+	// holding them in base64.
+	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
+	UpdatedAt  time.Time       `json:"updated_at,omitempty"`
+	LastRun    *Run            `json:"last_run,omitempty"`
+}
+
+// Bytes returns the checkpoint as the connector made it (nil: none).
+func (e *Entry) Bytes() []byte {
+	if len(e.Checkpoint) == 0 {
+		return nil
+	}
+	var wrapped struct {
+		Base64 []byte `json:"base64"`
+	}
+	if json.Unmarshal(e.Checkpoint, &wrapped) == nil && wrapped.Base64 != nil && strings.HasPrefix(string(e.Checkpoint), `{"base64":`) {
+		return wrapped.Base64
+	}
+	return []byte(e.Checkpoint)
+}
+
+func encodeCheckpoint(cp []byte) json.RawMessage {
+	if json.Valid(cp) && !strings.HasPrefix(string(cp), `{"base64":`) {
+		return append(json.RawMessage(nil), cp...)
+	}
+	b, _ := json.Marshal(struct {
+		Base64 []byte `json:"base64"`
+	}{cp})
+	return b
+}
+
+// Store is where state lives. Implementations are safe for use by one run
+// of each pipeline at a time; Lock enforces that across processes.
+type Store interface {
+	// Get returns a stream's entry; a stream never run has a zero Entry.
+	Get(pipeline, stream string) (Entry, error)
+	// Commit durably records cp as the stream's checkpoint. Call it only
+	// after the sink has committed every row before cp.
+	Commit(pipeline, stream string, cp []byte) error
+	// RecordRun records the outcome of a run; the checkpoint is unchanged.
+	RecordRun(pipeline, stream string, run Run) error
+	// List returns the entries of one pipeline, or of all when pipeline is "".
+	List(pipeline string) ([]Entry, error)
+	// Reset forgets a pipeline's state: one stream, or all when stream is "".
+	Reset(pipeline, stream string) error
+	// Lock takes the pipeline's run lock, or fails at once naming the
+	// holder when another run has it. The returned func releases it.
+	Lock(pipeline string) (func(), error)
+}
+
+// Local is the default Store: a folder of JSON files.
+type Local struct {
+	dir string
+}
+
+var _ Store = (*Local)(nil)
+
+// OpenLocal returns the store kept in dir, creating the folder.
+func OpenLocal(dir string) (*Local, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	return &Local{dir: dir}, nil
+}
+
+// Dir is the store's folder.
+func (l *Local) Dir() string { return l.dir }
+
+// file is one pipeline's state file.
+type file struct {
+	Version  int               `json:"version"`
+	Pipeline string            `json:"pipeline"`
+	Streams  map[string]*Entry `json:"streams"`
+}
+
+func (l *Local) path(pipeline, ext string) string {
+	return filepath.Join(l.dir, url.PathEscape(pipeline)+ext)
+}
+
+func (l *Local) load(pipeline string) (*file, error) {
+	f := &file{Version: 1, Pipeline: pipeline, Streams: map[string]*Entry{}}
+	b, err := os.ReadFile(l.path(pipeline, ".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, f); err != nil {
+		return nil, fmt.Errorf("state file %s is damaged: %w (fix it or remove it with `pipeline state reset %s`)", l.path(pipeline, ".json"), err, pipeline)
+	}
+	if f.Streams == nil {
+		f.Streams = map[string]*Entry{}
+	}
+	return f, nil
+}
+
+// save replaces the pipeline's file atomically.
+func (l *Local) save(f *file) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	final := l.path(f.Pipeline, ".json")
+	tmp, err := os.CreateTemp(l.dir, ".state-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return err
+	}
+	d, err := os.Open(l.dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (l *Local) update(pipeline, stream string, fn func(e *Entry)) error {
+	f, err := l.load(pipeline)
+	if err != nil {
+		return err
+	}
+	e, ok := f.Streams[stream]
+	if !ok {
+		e = &Entry{}
+		f.Streams[stream] = e
+	}
+	fn(e)
+	return l.save(f)
+}
+
+// Get implements Store.
+func (l *Local) Get(pipeline, stream string) (Entry, error) {
+	f, err := l.load(pipeline)
+	if err != nil {
+		return Entry{}, err
+	}
+	e := Entry{Pipeline: pipeline, Stream: stream}
+	if got, ok := f.Streams[stream]; ok {
+		e.Checkpoint, e.UpdatedAt, e.LastRun = got.Checkpoint, got.UpdatedAt, got.LastRun
+	}
+	return e, nil
+}
+
+// Commit implements Store.
+func (l *Local) Commit(pipeline, stream string, cp []byte) error {
+	return l.update(pipeline, stream, func(e *Entry) {
+		e.Checkpoint = encodeCheckpoint(cp)
+		e.UpdatedAt = time.Now().UTC()
+	})
+}
+
+// RecordRun implements Store.
+func (l *Local) RecordRun(pipeline, stream string, run Run) error {
+	return l.update(pipeline, stream, func(e *Entry) { e.LastRun = &run })
+}
+
+// List implements Store.
+func (l *Local) List(pipeline string) ([]Entry, error) {
+	var names []string
+	if pipeline != "" {
+		names = []string{pipeline}
+	} else {
+		matches, _ := filepath.Glob(filepath.Join(l.dir, "*.json"))
+		for _, m := range matches {
+			if name, err := url.PathUnescape(strings.TrimSuffix(filepath.Base(m), ".json")); err == nil {
+				names = append(names, name)
+			}
+		}
+	}
+	var out []Entry
+	for _, name := range names {
+		f, err := l.load(name)
+		if err != nil {
+			return nil, err
+		}
+		for stream, e := range f.Streams {
+			out = append(out, Entry{Pipeline: name, Stream: stream, Checkpoint: e.Checkpoint, UpdatedAt: e.UpdatedAt, LastRun: e.LastRun})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pipeline != out[j].Pipeline {
+			return out[i].Pipeline < out[j].Pipeline
+		}
+		return out[i].Stream < out[j].Stream
+	})
+	return out, nil
+}
+
+// Reset implements Store.
+func (l *Local) Reset(pipeline, stream string) error {
+	f, err := l.load(pipeline)
+	if err != nil && stream != "" {
+		return err
+	}
+	if stream == "" || err != nil {
+		if err := os.Remove(l.path(pipeline, ".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if _, ok := f.Streams[stream]; !ok {
+		return fmt.Errorf("pipeline %s has no state for stream %s", pipeline, stream)
+	}
+	delete(f.Streams, stream)
+	return l.save(f)
+}
+
+// Lock implements Store with an flock on <pipeline>.lock; the kernel drops
+// it when the process dies, so a killed run never leaves a stale lock.
+func (l *Local) Lock(pipeline string) (func(), error) {
+	path := l.path(pipeline, ".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("pipeline %s is already running (lock %s held by %s)", pipeline, path, strings.TrimSpace(string(holder)))
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "pid %d since %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	return func() {
+		f.Truncate(0)
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}

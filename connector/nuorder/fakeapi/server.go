@@ -71,6 +71,8 @@ type Fault struct {
 	Delay time.Duration
 	// Times is how many matching requests get the fault; 0 means all.
 	Times int
+	// Skip lets this many matching requests through unharmed first.
+	Skip int
 }
 
 // SandboxCredentials are the credentials of the demo sandbox. They are not
@@ -176,7 +178,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.counts[pattern]++
 	var fault Fault
-	if f, ok := s.faults[pattern]; ok {
+	if f, ok := s.faults[pattern]; ok && f.Skip > 0 {
+		f.Skip--
+	} else if ok {
 		fault = *f
 		if f.Times > 0 {
 			if f.Times--; f.Times == 0 {

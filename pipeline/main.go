@@ -64,9 +64,9 @@ type options struct {
 	file        string
 	sandbox     bool
 	fullRefresh bool
-	logLevel  string
-	logFormat string
-	args      []string
+	logLevel    string
+	logFormat   string
+	args        []string
 }
 
 func parseArgs(args []string, stderr io.Writer) (options, error) {

@@ -1,13 +1,56 @@
 // Command nuorder-plugin serves the NuOrder connector as a plugin of the
-// pipeline host. It is started by bin/pipeline, not by hand.
+// pipeline host. It is started by bin/pipeline, not by hand, except for
+//
+//	nuorder-plugin fake-api [--addr 127.0.0.1:8089] [--products N] [--companies N] [--orders N] [--seed S]
+//
+// which serves the fake NuOrder API (the one --sandbox uses) on loopback
+// until interrupted, printing its URL and credentials, for trying pipelines
+// against any catalog size.
 package main
 
 import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
 	"pipehost/connector/nuorder"
+	"pipehost/connector/nuorder/fakeapi"
 	"pipehost/plugins"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "fake-api" {
+		os.Exit(fakeAPI(os.Args[2:]))
+	}
 	logger := plugins.Logger("nuorder")
 	plugins.Serve(nuorder.New(logger), plugins.WithLogger(logger))
+}
+
+func fakeAPI(args []string) int {
+	fs := flag.NewFlagSet("fake-api", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8089", "loopback address to listen on")
+	cat := nuorder.SandboxCatalog
+	fs.IntVar(&cat.Products, "products", cat.Products, "products in the catalog")
+	fs.IntVar(&cat.Companies, "companies", cat.Companies, "companies in the catalog")
+	fs.IntVar(&cat.Orders, "orders", cat.Orders, "orders in the catalog (any number: documents are generated as they are served)")
+	fs.Uint64Var(&cat.Seed, "seed", cat.Seed, "seed of the generated documents")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: fakeapi.SandboxCredentials, Catalog: cat, Addr: *addr})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake-api:", err)
+		return 1
+	}
+	c := fakeapi.SandboxCredentials
+	fmt.Printf("fake NuOrder API on %s (%d products, %d companies, %d orders)\n", srv.URL(), cat.Products, cat.Companies, cat.Orders)
+	fmt.Printf("export NUORDER_BASE_URL=%s NUORDER_CONSUMER_KEY=%s NUORDER_CONSUMER_SECRET=%s NUORDER_TOKEN=%s NUORDER_TOKEN_SECRET=%s\n",
+		srv.URL(), c.ConsumerKey, c.ConsumerSecret, c.Token, c.TokenSecret)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	srv.Close()
+	return 0
 }

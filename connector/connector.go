@@ -137,6 +137,33 @@ type RecordIterator interface {
 type WriteRequest struct {
 	Stream  string            `json:"stream"`
 	Options map[string]string `json:"options,omitempty"`
+	// DryRun asks the connector to check every row and work out what it
+	// would send, making read requests only: no write reaches the remote
+	// service. Row results and the summary say what a real write would do.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// WriteSummary says what a write did, or with DryRun would do, in counts a
+// person can check ("replenishments to MAIN, immediate": 120).
+type WriteSummary struct {
+	Actions []Action `json:"actions,omitempty"`
+}
+
+// Action is one line of a WriteSummary.
+type Action struct {
+	What  string `json:"what"`
+	Count int64  `json:"count"`
+}
+
+// Add counts n more of what.
+func (s *WriteSummary) Add(what string, n int64) {
+	for i := range s.Actions {
+		if s.Actions[i].What == what {
+			s.Actions[i].Count += n
+			return
+		}
+	}
+	s.Actions = append(s.Actions, Action{What: what, Count: n})
 }
 
 // RowResult is the outcome of one input row of a write. Row counts from 0 over
@@ -174,11 +201,13 @@ type Connector interface {
 	// nil only after every row up to the bound fixed when the read started
 	// has been emitted.
 	Read(ctx context.Context, req ReadRequest, emit EmitFunc) error
-	// Write consumes every batch from in and reports one result per row. A
-	// rejected row never fails the write; Write errors only when it cannot go
-	// on (lost connection, cancelled ctx), and then rows without a result
-	// must be treated as not written.
-	Write(ctx context.Context, req WriteRequest, in RecordIterator, results ResultFunc) error
+	// Write consumes every batch from in and reports one result per row,
+	// then returns what it did. A rejected row never fails the write; Write
+	// errors only when it cannot go on (lost connection, cancelled ctx), and
+	// then rows without a result must be treated as not written. Writes are
+	// made idempotent before they are sent, so a retried or repeated write
+	// does not apply the same change twice.
+	Write(ctx context.Context, req WriteRequest, in RecordIterator, results ResultFunc) (WriteSummary, error)
 	// Close releases what the connector holds (servers, connections).
 	Close() error
 }

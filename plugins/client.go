@@ -309,20 +309,21 @@ func (c *flightConnector) schema(ctx context.Context, name string) (*arrow.Schem
 
 // Write implements connector.Connector. Batches are sliced below SplitBytes
 // before they are sent; results stream back while batches are still going out.
-func (c *flightConnector) Write(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) error {
+func (c *flightConnector) Write(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
+	var sum connector.WriteSummary
 	schema, err := c.schema(ctx, req.Stream)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	cmd, err := json.Marshal(req)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.fc.DoPut(ctx)
 	if err != nil {
-		return c.fromStatus(err)
+		return sum, c.fromStatus(err)
 	}
 	// Results are read concurrently: the plugin may answer rows before it has
 	// received the whole input, and gRPC flow control would stall both sides
@@ -338,12 +339,18 @@ func (c *flightConnector) Write(ctx context.Context, req connector.WriteRequest,
 				recvErr <- err
 				return
 			}
-			var rows []connector.RowResult
-			if err := json.Unmarshal(res.AppMetadata, &rows); err != nil {
+			var m putMessage
+			if err := json.Unmarshal(res.AppMetadata, &m); err != nil {
 				recvErr <- fmt.Errorf("row results: %w", err)
 				return
 			}
-			if err := results(rows); err != nil {
+			if m.Summary != nil {
+				sum = *m.Summary
+			}
+			if len(m.Results) == 0 {
+				continue
+			}
+			if err := results(m.Results); err != nil {
 				recvErr <- err
 				cancel()
 				return
@@ -380,9 +387,10 @@ func (c *flightConnector) Write(ctx context.Context, req connector.WriteRequest,
 		// read by the receiver, says why.
 		cancel()
 		<-recvErr
-		return c.fromStatus(sendErr)
+		return sum, c.fromStatus(sendErr)
 	}
-	return c.fromStatus(<-recvErr)
+	err = c.fromStatus(<-recvErr)
+	return sum, err
 }
 
 // Close implements connector.Connector; the process is ended by Client.Close.

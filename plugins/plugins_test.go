@@ -130,12 +130,15 @@ func TestWriteReturnsOneResultPerRow(t *testing.T) {
 	c := dial(t)
 	in := &sliceIter{recs: []arrow.Record{ledgerBatch(1, -2, 3), ledgerBatch(-4, 5)}}
 	var got []connector.RowResult
-	err := c.Write(context.Background(), connector.WriteRequest{Stream: "ledger"}, in, func(r []connector.RowResult) error {
+	sum, err := c.Write(context.Background(), connector.WriteRequest{Stream: "ledger"}, in, func(r []connector.RowResult) error {
 		got = append(got, r...)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(sum.Actions) != 1 || sum.Actions[0].Count != 3 {
+		t.Fatalf("summary %+v, want 3 numbers recorded", sum)
 	}
 	if len(got) != 5 {
 		t.Fatalf("got %d results, want 5", len(got))
@@ -150,7 +153,7 @@ func TestWriteReturnsOneResultPerRow(t *testing.T) {
 		t.Fatalf("reason = %q", got[3].Error)
 	}
 	// Writing a source stream is refused with a clear message.
-	err = c.Write(context.Background(), connector.WriteRequest{Stream: "numbers"}, &sliceIter{}, func([]connector.RowResult) error { return nil })
+	_, err = c.Write(context.Background(), connector.WriteRequest{Stream: "numbers"}, &sliceIter{}, func([]connector.RowResult) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "cannot be written") {
 		t.Fatalf("writing a source stream: %v", err)
 	}

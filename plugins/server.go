@@ -224,19 +224,29 @@ func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
 		return status.Errorf(codes.InvalidArgument, "the rows sent to stream %s do not have its schema", st.Name)
 	}
 	var mu sync.Mutex // Send is not safe for concurrent use
-	err = s.impl.Write(ctx, req, recordIter{r}, func(results []connector.RowResult) error {
-		body, err := json.Marshal(results)
+	send := func(m putMessage) error {
+		body, err := json.Marshal(m)
 		if err != nil {
 			return err
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		return in.Send(&flight.PutResult{AppMetadata: body})
+	}
+	sum, err := s.impl.Write(ctx, req, recordIter{r}, func(results []connector.RowResult) error {
+		return send(putMessage{Results: results})
 	})
 	if err != nil {
 		return toStatus(err)
 	}
-	return nil
+	return send(putMessage{Summary: &sum})
+}
+
+// putMessage is the app_metadata of a PutResult: row results as they are
+// settled, then, last, the write's summary.
+type putMessage struct {
+	Results []connector.RowResult  `json:"results,omitempty"`
+	Summary *connector.WriteSummary `json:"summary,omitempty"`
 }
 
 // stream looks a stream up in the connector's catalog.

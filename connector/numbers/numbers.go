@@ -174,21 +174,22 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 }
 
 // Write implements connector.Connector: each batch is answered as it arrives.
-func (c *Connector) Write(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) error {
+func (c *Connector) Write(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
+	var sum connector.WriteSummary
 	if req.Stream != "ledger" {
-		return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
+		return sum, fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 	}
 	var row int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return sum, err
 		}
 		rec, err := in.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil
+				return sum, nil
 			}
-			return err
+			return sum, err
 		}
 		col := rec.Column(0).(*array.Int64)
 		out := make([]connector.RowResult, col.Len())
@@ -198,11 +199,13 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest, in co
 				out[i].Error = "n is missing"
 			} else if v := col.Value(i); v < 0 {
 				out[i].Error = fmt.Sprintf("n is negative (%d)", v)
+			} else {
+				sum.Add("numbers recorded", 1)
 			}
 			row++
 		}
 		if err := results(out); err != nil {
-			return err
+			return sum, err
 		}
 	}
 }

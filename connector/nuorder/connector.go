@@ -231,8 +231,8 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 
 // Write implements connector.Connector. The NuOrder sink streams arrive with
 // a later release; until then every write names the stream as unknown.
-func (c *Connector) Write(_ context.Context, req connector.WriteRequest, _ connector.RecordIterator, _ connector.ResultFunc) error {
-	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
+func (c *Connector) Write(_ context.Context, req connector.WriteRequest, _ connector.RecordIterator, _ connector.ResultFunc) (connector.WriteSummary, error) {
+	return connector.WriteSummary{}, fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 }
 
 // Close implements connector.Connector: it stops the sandbox, if any.

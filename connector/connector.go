@@ -218,10 +218,12 @@ var ErrUnknownStream = errors.New("unknown stream")
 // ErrNotConfigured is returned (wrapped) by calls that need Configure first.
 var ErrNotConfigured = errors.New("connector is not configured")
 
-// FindStream returns the named stream of a catalog.
-func FindStream(streams []Stream, name string) (Stream, bool) {
+// FindStream returns the stream of a catalog with that name and kind. A
+// source and a sink stream may share a name (NuOrder's companies are both
+// read and written); the kind tells them apart.
+func FindStream(streams []Stream, name string, kind Kind) (Stream, bool) {
 	for _, s := range streams {
-		if s.Name == name {
+		if s.Name == name && s.Kind == kind {
 			return s, true
 		}
 	}

@@ -137,7 +137,7 @@ type flightConnector struct {
 	exited func() bool
 
 	mu      sync.Mutex
-	schemas map[string]*arrow.Schema
+	schemas map[string]*arrow.Schema // of sink streams, for writes
 }
 
 func newFlightConnector(fc flight.Client) *flightConnector {
@@ -247,7 +247,9 @@ func (c *flightConnector) Streams(ctx context.Context) ([]connector.Stream, erro
 	c.mu.Lock()
 	c.schemas = make(map[string]*arrow.Schema, len(out))
 	for _, st := range out {
-		c.schemas[st.Name] = st.Schema
+		if st.Kind == connector.Sink {
+			c.schemas[st.Name] = st.Schema
+		}
 	}
 	c.mu.Unlock()
 	return out, nil

@@ -40,8 +40,8 @@ func TestCatalogCrossesTheWire(t *testing.T) {
 	if len(streams) != 3 {
 		t.Fatalf("got %d streams, want 3", len(streams))
 	}
-	st, ok := connector.FindStream(streams, "numbers")
-	if !ok || st.Kind != connector.Source || !st.Schema.Equal(numbers.Schema) || st.CursorField != "n" || st.PrimaryKey[0] != "n" {
+	st, ok := connector.FindStream(streams, "numbers", connector.Source)
+	if !ok || !st.Schema.Equal(numbers.Schema) || st.CursorField != "n" || st.PrimaryKey[0] != "n" {
 		t.Fatalf("numbers stream came back as %+v", st)
 	}
 	schema, err := c.ConfigSchema(context.Background())

@@ -167,7 +167,7 @@ func (s *flightServer) DoGet(t *flight.Ticket, out flight.FlightService_DoGetSer
 	if err := json.Unmarshal(t.Ticket, &req); err != nil {
 		return status.Errorf(codes.InvalidArgument, "bad ticket: %v", err)
 	}
-	st, err := s.stream(ctx, req.Stream)
+	st, err := s.stream(ctx, req.Stream, connector.Source)
 	if err != nil {
 		return toStatus(err)
 	}
@@ -213,12 +213,9 @@ func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
 	if err := json.Unmarshal(desc.Cmd, &req); err != nil {
 		return status.Errorf(codes.InvalidArgument, "bad write descriptor: %v", err)
 	}
-	st, err := s.stream(ctx, req.Stream)
+	st, err := s.stream(ctx, req.Stream, connector.Sink)
 	if err != nil {
 		return toStatus(err)
-	}
-	if st.Kind != connector.Sink {
-		return status.Errorf(codes.InvalidArgument, "stream %s is a %s stream and cannot be written", st.Name, st.Kind)
 	}
 	if !r.Schema().Equal(st.Schema) {
 		return status.Errorf(codes.InvalidArgument, "the rows sent to stream %s do not have its schema", st.Name)
@@ -249,17 +246,27 @@ type putMessage struct {
 	Summary *connector.WriteSummary `json:"summary,omitempty"`
 }
 
-// stream looks a stream up in the connector's catalog.
-func (s *flightServer) stream(ctx context.Context, name string) (connector.Stream, error) {
+// stream looks a stream of one kind up in the connector's catalog.
+func (s *flightServer) stream(ctx context.Context, name string, kind connector.Kind) (connector.Stream, error) {
 	streams, err := s.impl.Streams(ctx)
 	if err != nil {
 		return connector.Stream{}, err
 	}
-	st, ok := connector.FindStream(streams, name)
+	st, ok := connector.FindStream(streams, name, kind)
 	if !ok {
+		if _, other := connector.FindStream(streams, name, otherKind(kind)); other {
+			return connector.Stream{}, fmt.Errorf("stream %s is a %s stream and cannot be %s", name, otherKind(kind), map[connector.Kind]string{connector.Source: "read", connector.Sink: "written"}[kind])
+		}
 		return connector.Stream{}, fmt.Errorf("%w %q", connector.ErrUnknownStream, name)
 	}
 	return st, nil
+}
+
+func otherKind(k connector.Kind) connector.Kind {
+	if k == connector.Source {
+		return connector.Sink
+	}
+	return connector.Source
 }
 
 // recordIter adapts a Flight reader to connector.RecordIterator.

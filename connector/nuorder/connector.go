@@ -207,8 +207,8 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 		return connector.ErrNotConfigured
 	}
 	streams, _ := c.Streams(ctx)
-	st, ok := connector.FindStream(streams, req.Stream)
-	if !ok || st.Kind != connector.Source {
+	st, ok := connector.FindStream(streams, req.Stream, connector.Source)
+	if !ok {
 		return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 	}
 	if st.Disabled != "" {

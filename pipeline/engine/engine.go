@@ -204,7 +204,7 @@ func (h *Host) openSink(s *config.Sink) (sinks.Sink, hcl.Diagnostics) {
 func (h *Host) checkPipeline(pl *config.Pipeline) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	c := h.Connectors[pl.From.Name]
-	st, ok := connector.FindStream(c.Streams, pl.From.Stream)
+	st, ok := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
 	if !ok {
 		var names []string
 		for _, s := range c.Streams {
@@ -283,7 +283,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String()}
 	log := h.opts.Logger.With("pipeline", pl.Name)
 	c := h.Connectors[pl.From.Name]
-	st, _ := connector.FindStream(c.Streams, pl.From.Stream)
+	st, _ := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
 	defer func() {
 		res.Duration = time.Since(start)
 		if h.opts.State == nil {

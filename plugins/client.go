@@ -138,6 +138,7 @@ type flightConnector struct {
 
 	mu      sync.Mutex
 	schemas map[string]*arrow.Schema // of sink streams, for writes
+	sources map[string]bool
 }
 
 func newFlightConnector(fc flight.Client) *flightConnector {
@@ -246,9 +247,12 @@ func (c *flightConnector) Streams(ctx context.Context) ([]connector.Stream, erro
 	}
 	c.mu.Lock()
 	c.schemas = make(map[string]*arrow.Schema, len(out))
+	c.sources = map[string]bool{}
 	for _, st := range out {
 		if st.Kind == connector.Sink {
 			c.schemas[st.Name] = st.Schema
+		} else {
+			c.sources[st.Name] = true
 		}
 	}
 	c.mu.Unlock()
@@ -302,7 +306,11 @@ func (c *flightConnector) schema(ctx context.Context, name string) (*arrow.Schem
 	}
 	c.mu.Lock()
 	s, ok = c.schemas[name]
+	_, isSource := c.sources[name]
 	c.mu.Unlock()
+	if !ok && isSource {
+		return nil, fmt.Errorf("stream %s is a source stream and cannot be written", name)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w %q", connector.ErrUnknownStream, name)
 	}

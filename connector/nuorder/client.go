@@ -1,6 +1,7 @@
 package nuorder
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,6 +91,13 @@ func NewClient(base string, creds Credentials, inFlight int, logger hclog.Logger
 // been called or when read returns a *retryError: read decides whether what
 // it consumed can be skipped on the next attempt.
 func (c *Client) do(ctx context.Context, e api.Endpoint, params []string, read func(io.Reader) error) error {
+	return c.doBody(ctx, e, params, nil, read)
+}
+
+// doBody is do with a JSON request body, sent again on each attempt. Only
+// idempotent writes may be sent this way: every write the connector makes
+// replaces state rather than adding to it (see the sink streams).
+func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, body []byte, read func(io.Reader) error) error {
 	url := e.URL(c.base, params...)
 	path := e.URL("", params...)
 	var lastErr error
@@ -100,7 +108,7 @@ func (c *Client) do(ctx context.Context, e api.Endpoint, params []string, read f
 			}
 			c.logger.Debug("retrying NuOrder request", "method", e.Method, "path", path, "attempt", attempt, "error", lastErr)
 		}
-		err := c.once(ctx, e.Method, url, path, read)
+		err := c.once(ctx, e.Method, url, path, body, read)
 		if err == nil {
 			return nil
 		}
@@ -137,18 +145,25 @@ type bodyError struct{ err error }
 
 func (e *bodyError) Error() string { return e.err.Error() }
 
-func (c *Client) once(ctx context.Context, method, url, path string, read func(io.Reader) error) error {
+func (c *Client) once(ctx context.Context, method, url, path string, body []byte, read func(io.Reader) error) error {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-c.sem }()
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return &bodyError{err}
 	}
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -228,6 +243,25 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// send makes a write request with a JSON body and decodes the answer into
+// out when out is not nil.
+func (c *Client) send(ctx context.Context, e api.Endpoint, params []string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	return c.doBody(ctx, e, params, b, func(r io.Reader) error {
+		if out == nil {
+			_, err := io.Copy(io.Discard, r)
+			return err
+		}
+		if err := json.NewDecoder(r).Decode(out); err != nil {
+			return &retryError{fmt.Errorf("decoding the answer of %s: %w", e.Path, err)}
+		}
+		return nil
+	})
 }
 
 // getJSON reads one JSON document into v.

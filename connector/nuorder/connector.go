@@ -180,6 +180,12 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 			Description: "orders (approved, then processed, shipped, cancelled) with retailer, addresses, line items, shipments"},
 		{Name: "order_lines", Kind: connector.Source, Schema: OrderLinesSchema, PrimaryKey: []string{"order_id", "line_id", "size"}, CursorField: "modified_on",
 			Description: "the same orders, one row per order x line item x size"},
+		{Name: "inventory", Kind: connector.Sink, Schema: InventorySchema,
+			Description: "stock levels per SKU and warehouse: immediate, future-dated or prebook replenishments, then an inventory flag refresh"},
+		{Name: "fulfillment", Kind: connector.Sink, Schema: FulfillmentSchema,
+			Description: "shipments (tracking numbers, carrier, shipped lines) recorded on orders, which move to shipped"},
+		{Name: "companies", Kind: connector.Sink, Schema: CompaniesSinkSchema, PrimaryKey: []string{"code"},
+			Description: "create, update or archive (set inactive) companies by code"},
 	}, nil
 }
 
@@ -229,9 +235,20 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 }
 
-// Write implements connector.Connector. The NuOrder sink streams arrive with
-// a later release; until then every write names the stream as unknown.
-func (c *Connector) Write(_ context.Context, req connector.WriteRequest, _ connector.RecordIterator, _ connector.ResultFunc) (connector.WriteSummary, error) {
+// Write implements connector.Connector: the inventory, fulfillment and
+// companies sink streams.
+func (c *Connector) Write(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
+	if c.client == nil {
+		return connector.WriteSummary{}, connector.ErrNotConfigured
+	}
+	switch req.Stream {
+	case "inventory":
+		return c.writeInventory(ctx, req, in, results)
+	case "fulfillment":
+		return c.writeFulfillment(ctx, req, in, results)
+	case "companies":
+		return c.writeCompanies(ctx, req, in, results)
+	}
 	return connector.WriteSummary{}, fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 }
 

@@ -108,8 +108,51 @@ var (
 		"all orders in a status, full documents, one unpaged array"}
 )
 
+// The endpoints the sink streams call.
+var (
+	// Replenishments creates or updates v3 replenishments in bulk, for one
+	// warehouse: body {"replenishments":[{warehouse_id, sku_id,
+	// display_name, prebook, active, period_start (MM/dd/yyyy), period_end,
+	// quantity}]}. Used in production by S7. Assumed: the replenishments
+	// sent for a SKU replace that SKU's replenishments in the warehouse (S7
+	// deletes them first; we do not, so a push costs one request per
+	// warehouse and batch, and sending the same push twice is harmless).
+	Replenishments = Endpoint{"PUT", "/api/v3.0/warehouse/{warehouse_id}/replenishments", Used,
+		"bulk replenishments of one warehouse; assumed to replace each SKU's set"}
+
+	// InventoryFlags recomputes products' inventory flags after
+	// replenishments: body {"product_ids":[...]}. Used in production by S7.
+	InventoryFlags = Endpoint{"PUT", "/api/inventory/flags", Used,
+		"refresh the inventory flags of products"}
+
+	// OrderByID reads one order (S4-S8).
+	OrderByID = Endpoint{"GET", "/api/order/{id}", Used, "read one order"}
+
+	// OrderByNumber reads one order by its number (S5, S6, S14).
+	OrderByNumber = Endpoint{"GET", "/api/order/number/{number}", Used, "read one order by number"}
+
+	// OrderUpdate updates fields of an order (S5, S6, S9). Assumed: a
+	// shipments array in the body replaces the order's shipments (NuOrder
+	// has no confirmed shipment endpoint, shared/nuorder-api.md §8).
+	OrderUpdate = Endpoint{"POST", "/api/order/{id}", Assumed,
+		"record shipments by sending the order's whole shipments array"}
+
+	// OrderSetStatus moves an order to a status (shipped, processed...);
+	// used by S4, S5, S6, S9.
+	OrderSetStatus = Endpoint{"POST", "/api/order/{id}/{status}", Used, "set an order's status"}
+
+	// CompanyCreate creates a company (S9); 409 when it conflicts with one
+	// stored.
+	CompanyCreate = Endpoint{"PUT", "/api/company/new", Used, "create a company"}
+
+	// CompanyUpdate updates a company's fields (S9). NuOrder has no archive
+	// endpoint: archiving sets active to false.
+	CompanyUpdate = Endpoint{"POST", "/api/company/{id}", Used, "update (or archive) a company"}
+)
+
 // All lists every endpoint above, for documentation and for the fake API.
-var All = []Endpoint{ProductByID, ProductList, ProductSeasonList, CompanyCodes, CompanyByCode, CompanyByID, OrdersDetail}
+var All = []Endpoint{ProductByID, ProductList, ProductSeasonList, CompanyCodes, CompanyByCode, CompanyByID, OrdersDetail,
+	Replenishments, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, CompanyCreate, CompanyUpdate}
 
 // Error is the body NuOrder sends with an error status:
 // {"code": <http status>, "message": "<text>"} (confirmed by S10 and the

@@ -30,6 +30,9 @@ func (ch *change) apply(doc map[string]any) map[string]any {
 	if ch.active != nil {
 		doc["active"] = *ch.active
 	}
+	for k, v := range ch.fields {
+		doc[k] = v
+	}
 	return doc
 }
 
@@ -61,6 +64,16 @@ func (s *Server) Product(i int) map[string]any {
 
 // Company is company i as the server now serves it.
 func (s *Server) Company(i int) map[string]any {
+	s.mu.Lock()
+	doc, written := s.w.companyDocs[i]
+	s.mu.Unlock()
+	if written {
+		cp := make(map[string]any, len(doc))
+		for k, v := range doc {
+			cp[k] = v
+		}
+		return cp
+	}
 	return s.changeOf(s.companies, i).apply(s.catalog().Company(i))
 }
 
@@ -163,12 +176,16 @@ func streamArray(w http.ResponseWriter, n int, elem func(i int) any) {
 // companyCodes serves GET /api/companies/codes/list: a bare array of codes.
 func (s *Server) companyCodes(w http.ResponseWriter, _ *http.Request) {
 	c := s.catalog()
-	streamArray(w, c.Companies, func(i int) any { return c.CompanyCode(i) })
+	streamArray(w, c.Companies, func(i int) any {
+		if code, ok := s.Company(i)["code"].(string); ok && code != "" {
+			return code
+		}
+		return nil
+	})
 }
 
 func (s *Server) companyByCode(w http.ResponseWriter, r *http.Request) {
-	c := s.catalog()
-	i, ok := c.CompanyIndexByCode(r.PathValue("code"), c.Companies)
+	i, ok := s.companyByCodeIndex(r.PathValue("code"))
 	if !ok {
 		writeError(w, http.StatusNotFound, "company not found")
 		return

@@ -43,6 +43,7 @@ type Server struct {
 	// catalog: memory grows with the number of changes, not the catalog.
 	orders, companies, products map[int]*change
 	addedCompanies              int
+	w                           writes
 	// Now is the server's clock, stamped on changed documents.
 	Now func() time.Time
 }
@@ -54,6 +55,7 @@ type change struct {
 	status     string
 	edited     bool
 	active     *bool
+	fields     map[string]any // fields replaced through the API
 }
 
 // Fault makes the server misbehave on one endpoint, the way a real API under
@@ -85,7 +87,7 @@ var SandboxCredentials = Credentials{
 // New builds a fake API without starting it; Handler serves it.
 func New(opts Options) *Server {
 	s := &Server{opts: opts, mux: http.NewServeMux(), counts: map[string]int{}, faults: map[string]*Fault{},
-		orders: map[int]*change{}, companies: map[int]*change{}, products: map[int]*change{}, Now: time.Now}
+		orders: map[int]*change{}, companies: map[int]*change{}, products: map[int]*change{}, Now: time.Now, w: newWrites()}
 	handlers := map[api.Endpoint]http.HandlerFunc{
 		api.ProductByID:       s.product,
 		api.ProductList:       s.productList,
@@ -94,6 +96,14 @@ func New(opts Options) *Server {
 		api.CompanyByCode:     s.companyByCode,
 		api.CompanyByID:       s.companyByID,
 		api.OrdersDetail:      s.ordersDetail,
+		api.Replenishments:    s.replenish,
+		api.InventoryFlags:    s.flags,
+		api.OrderByID:         s.getOrder,
+		api.OrderByNumber:     s.getOrder,
+		api.OrderUpdate:       s.updateOrder,
+		api.OrderSetStatus:    s.setOrderStatus,
+		api.CompanyCreate:     s.createCompany,
+		api.CompanyUpdate:     s.updateCompany,
 	}
 	for _, e := range api.All {
 		h, ok := handlers[e]

@@ -1,0 +1,311 @@
+package fakeapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Replenishment is a v3 replenishment the fake holds, as last sent.
+type Replenishment struct {
+	WarehouseID string   `json:"warehouse_id"`
+	SKUID       string   `json:"sku_id"`
+	DisplayName string   `json:"display_name"`
+	Prebook     bool     `json:"prebook"`
+	Active      bool     `json:"active"`
+	PeriodStart string   `json:"period_start"`
+	Quantity    *float64 `json:"quantity"`
+}
+
+// writes is the state the write endpoints change.
+type writes struct {
+	// replenishments by warehouse id, then SKU id.
+	replenishments map[string]map[string][]Replenishment
+	flagRefreshes  [][]string
+	// companyDocs are companies created or updated through the API, whole.
+	companyDocs map[int]map[string]any
+	codeIndex   map[string]int
+}
+
+func newWrites() writes {
+	return writes{replenishments: map[string]map[string][]Replenishment{}, companyDocs: map[int]map[string]any{}, codeIndex: map[string]int{}}
+}
+
+// Replenishments returns what the fake holds for a warehouse, by SKU id.
+func (s *Server) Replenishments(warehouseID string) map[string][]Replenishment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string][]Replenishment{}
+	for sku, rs := range s.w.replenishments[warehouseID] {
+		out[sku] = append([]Replenishment(nil), rs...)
+	}
+	return out
+}
+
+// FlagRefreshes returns the product id lists of every inventory flag refresh.
+func (s *Server) FlagRefreshes() [][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]string(nil), s.w.flagRefreshes...)
+}
+
+// SKU returns the product number and size of a SKU (size _id).
+func (c Catalog) SKU(skuID string) (product int, size string, ok bool) {
+	i, ok := c.index("size", skuID, c.Products*16)
+	if !ok {
+		return 0, "", false
+	}
+	sizes := c.Product(i / 16)["sizes"].([]map[string]any)
+	if i%16 >= len(sizes) {
+		return 0, "", false
+	}
+	return i / 16, sizes[i%16]["size"].(string), true
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// replenish serves PUT /api/v3.0/warehouse/{warehouse_id}/replenishments.
+// The replenishments sent for a SKU replace those the SKU had.
+func (s *Server) replenish(w http.ResponseWriter, r *http.Request) {
+	wh := r.PathValue("warehouse_id")
+	known := false
+	for _, k := range s.opts.Catalog.Warehouses() {
+		known = known || k.ID == wh
+	}
+	if !known {
+		writeError(w, http.StatusNotFound, "warehouse not found")
+		return
+	}
+	var body struct {
+		Replenishments []Replenishment `json:"replenishments"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	bySKU := map[string][]Replenishment{}
+	for _, rp := range body.Replenishments {
+		if _, _, ok := s.opts.Catalog.SKU(rp.SKUID); !ok {
+			writeError(w, http.StatusBadRequest, "sku not found: "+rp.SKUID)
+			return
+		}
+		if rp.WarehouseID != "" && rp.WarehouseID != wh {
+			writeError(w, http.StatusBadRequest, "warehouse_id does not match the path")
+			return
+		}
+		if _, err := time.Parse("01/02/2006", rp.PeriodStart); err != nil {
+			writeError(w, http.StatusBadRequest, "period_start must be MM/dd/yyyy: "+rp.PeriodStart)
+			return
+		}
+		if !rp.Prebook && rp.Quantity == nil {
+			writeError(w, http.StatusBadRequest, "quantity is required unless prebook")
+			return
+		}
+		rp.WarehouseID = wh
+		bySKU[rp.SKUID] = append(bySKU[rp.SKUID], rp)
+	}
+	s.mu.Lock()
+	m := s.w.replenishments[wh]
+	if m == nil {
+		m = map[string][]Replenishment{}
+		s.w.replenishments[wh] = m
+	}
+	var out []map[string]any
+	for sku, rs := range bySKU {
+		m[sku] = rs
+		for _, rp := range rs {
+			start, _ := time.Parse("01/02/2006", rp.PeriodStart)
+			out = append(out, map[string]any{"warehouse_id": wh, "sku_id": sku, "display_name": rp.DisplayName,
+				"prebook": rp.Prebook, "quantity": rp.Quantity, "period_start": start.UnixMilli(), "period_end": nil})
+		}
+	}
+	s.mu.Unlock()
+	writeJSON(w, out)
+}
+
+// flags serves PUT /api/inventory/flags.
+func (s *Server) flags(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		ProductIDs []string `json:"product_ids"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	for _, id := range body.ProductIDs {
+		if _, ok := s.opts.Catalog.ProductIndex(id); !ok {
+			writeError(w, http.StatusBadRequest, "product not found: "+id)
+			return
+		}
+	}
+	s.mu.Lock()
+	s.w.flagRefreshes = append(s.w.flagRefreshes, body.ProductIDs)
+	s.mu.Unlock()
+	writeJSON(w, map[string]any{"success": true})
+}
+
+func (s *Server) orderIndex(w http.ResponseWriter, r *http.Request) (int, bool) {
+	var (
+		i  int
+		ok bool
+	)
+	if n := r.PathValue("number"); n != "" {
+		v, err := strconv.Atoi(n)
+		i, ok = v-100000, err == nil && v >= 100000 && v-100000 < s.opts.Catalog.Orders
+	} else {
+		i, ok = s.opts.Catalog.OrderIndex(r.PathValue("id"), s.opts.Catalog.Orders)
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, "order not found")
+	}
+	return i, ok
+}
+
+func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
+	if i, ok := s.orderIndex(w, r); ok {
+		writeJSON(w, s.Order(i))
+	}
+}
+
+// updateOrder serves POST /api/order/{id}: the fields sent replace the
+// order's (shipments, notes, external_id; others are refused).
+func (s *Server) updateOrder(w http.ResponseWriter, r *http.Request) {
+	i, ok := s.orderIndex(w, r)
+	if !ok {
+		return
+	}
+	var body map[string]any
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	for k := range body {
+		if k != "shipments" && k != "notes" && k != "external_id" {
+			writeError(w, http.StatusBadRequest, "field cannot be updated: "+k)
+			return
+		}
+	}
+	s.mu.Lock()
+	ch := s.touch(s.orders, i)
+	if ch.fields == nil {
+		ch.fields = map[string]any{}
+	}
+	for k, v := range body {
+		ch.fields[k] = v
+	}
+	s.mu.Unlock()
+	writeJSON(w, s.Order(i))
+}
+
+var statusNouns = map[string]string{"process": "processed", "cancel": "cancelled", "processed": "processed", "cancelled": "cancelled",
+	"shipped": "shipped", "approved": "approved", "pending": "pending", "draft": "draft", "review": "review"}
+
+func (s *Server) setOrderStatus(w http.ResponseWriter, r *http.Request) {
+	i, ok := s.orderIndex(w, r)
+	if !ok {
+		return
+	}
+	status, ok := statusNouns[strings.ToLower(r.PathValue("status"))]
+	if !ok {
+		writeError(w, http.StatusBadRequest, "unknown status: "+r.PathValue("status"))
+		return
+	}
+	s.SetOrderStatus(i, status)
+	writeJSON(w, s.Order(i))
+}
+
+// createCompany serves PUT /api/company/new: 409 when the code is taken.
+func (s *Server) createCompany(w http.ResponseWriter, r *http.Request) {
+	var doc map[string]any
+	if !decodeBody(w, r, &doc) {
+		return
+	}
+	name, _ := doc["name"].(string)
+	cur, _ := doc["currency_code"].(string)
+	code, _ := doc["code"].(string)
+	if name == "" || cur == "" {
+		writeError(w, http.StatusBadRequest, "name and currency_code are required")
+		return
+	}
+	if code != "" {
+		if _, found := s.companyByCodeIndex(code); found {
+			writeError(w, http.StatusConflict, fmt.Sprintf("company with code %s already exists", code))
+			return
+		}
+	}
+	s.mu.Lock()
+	i := s.opts.Catalog.Companies + s.addedCompanies
+	s.addedCompanies++
+	now := s.Now().UTC().Truncate(time.Millisecond)
+	doc["_id"] = s.opts.Catalog.CompanyID(i)
+	doc["created_on"], doc["modified_on"] = isoMillis(now), isoMillis(now)
+	if _, ok := doc["active"]; !ok {
+		doc["active"] = true
+	}
+	s.w.companyDocs[i] = doc
+	if code != "" {
+		s.w.codeIndex[code] = i
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(doc)
+}
+
+// updateCompany serves POST /api/company/{id}: the fields sent replace the
+// company's.
+func (s *Server) updateCompany(w http.ResponseWriter, r *http.Request) {
+	c := s.catalog()
+	i, ok := c.CompanyIndex(r.PathValue("id"), c.Companies)
+	if !ok {
+		writeError(w, http.StatusNotFound, "company not found")
+		return
+	}
+	var fields map[string]any
+	if !decodeBody(w, r, &fields) {
+		return
+	}
+	doc := s.Company(i)
+	for k, v := range fields {
+		if k == "_id" || strings.HasPrefix(k, "__") {
+			continue
+		}
+		doc[k] = v
+	}
+	doc["modified_on"] = isoMillis(s.Now().UTC().Truncate(time.Millisecond))
+	s.mu.Lock()
+	s.w.companyDocs[i] = doc
+	if code, _ := doc["code"].(string); code != "" {
+		s.w.codeIndex[code] = i
+	}
+	s.mu.Unlock()
+	writeJSON(w, doc)
+}
+
+// companyByCodeIndex finds a company by code, created or generated.
+func (s *Server) companyByCodeIndex(code string) (int, bool) {
+	s.mu.Lock()
+	i, ok := s.w.codeIndex[code]
+	s.mu.Unlock()
+	if ok {
+		return i, true
+	}
+	c := s.catalog()
+	return c.CompanyIndexByCode(code, c.Companies)
+}
+
+// CompanyByCode returns the company with that code as the server now serves
+// it, for tests.
+func (s *Server) CompanyByCode(code string) (map[string]any, bool) {
+	i, ok := s.companyByCodeIndex(code)
+	if !ok {
+		return nil, false
+	}
+	return s.Company(i), true
+}

@@ -1,0 +1,290 @@
+package nuorder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"pipehost/connector"
+	"pipehost/connector/nuorder/api"
+	"pipehost/connector/nuorder/fakeapi"
+)
+
+// rowsOf builds records of a schema from rows of values (nil = null); a
+// value's Go type must suit its column: string, float64, bool, time.Time
+// (date32).
+func rowsOf(schema *arrow.Schema, rows [][]any, perBatch int) []arrow.Record {
+	var out []arrow.Record
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	flush := func() {
+		if b.Field(0).Len() > 0 {
+			out = append(out, b.NewRecord())
+		}
+	}
+	for n, r := range rows {
+		for i, v := range r {
+			fb := b.Field(i)
+			if v == nil {
+				fb.AppendNull()
+				continue
+			}
+			switch x := v.(type) {
+			case string:
+				fb.(*array.StringBuilder).Append(x)
+			case float64:
+				fb.(*array.Float64Builder).Append(x)
+			case bool:
+				fb.(*array.BooleanBuilder).Append(x)
+			case time.Time:
+				fb.(*array.Date32Builder).Append(arrow.Date32FromTime(x))
+			}
+		}
+		if (n+1)%perBatch == 0 {
+			flush()
+		}
+	}
+	flush()
+	return out
+}
+
+type recs struct{ rs []arrow.Record }
+
+func (r *recs) Next() (arrow.Record, error) {
+	if len(r.rs) == 0 {
+		return nil, io.EOF
+	}
+	x := r.rs[0]
+	r.rs = r.rs[1:]
+	return x, nil
+}
+
+func write(t *testing.T, c connector.Connector, stream string, schema *arrow.Schema, rows [][]any, dry bool) ([]connector.RowResult, connector.WriteSummary) {
+	t.Helper()
+	var got []connector.RowResult
+	sum, err := c.Write(context.Background(), connector.WriteRequest{Stream: stream, DryRun: dry}, &recs{rowsOf(schema, rows, 1000)}, func(r []connector.RowResult) error {
+		got = append(got, r...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(rows) {
+		t.Fatalf("%d results for %d rows", len(got), len(rows))
+	}
+	byRow := make([]connector.RowResult, len(rows))
+	for _, r := range got {
+		byRow[r.Row] = r
+	}
+	return byRow, sum
+}
+
+func TestInventoryConsolidatesAndPushesPerWarehouse(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 41, Products: 1000}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	whs := cat.Warehouses()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	future := today.AddDate(0, 2, 0)
+	// 10,000 rows over 3 warehouses: each SKU appears several times per
+	// warehouse and date, given by UPC, and the quantities add up.
+	type key struct{ wh, sku, kind string }
+	want := map[key]float64{}
+	var rows [][]any
+	products := map[string]bool{}
+	for n := 0; n < 10000; n++ {
+		p := cat.Product(n % 1000)
+		sizes := p["sizes"].([]map[string]any)
+		s := sizes[(n/1000)%len(sizes)]
+		wh := whs[n%3]
+		date, kind := today, "immediate"
+		if n%4 == 0 {
+			date, kind = future, "future"
+		}
+		q := float64(1 + n%7)
+		whRef := wh.Code
+		if n%2 == 0 {
+			whRef = wh.ID // warehouses given by id or by code
+		}
+		rows = append(rows, []any{nil, s["upc"], nil, nil, whRef, q, date, false})
+		want[key{wh.ID, s["_id"].(string), kind}] += q
+		products[p["_id"].(string)] = true
+	}
+	res, sum := write(t, c, "inventory", InventorySchema, rows, false)
+	for _, r := range res {
+		if r.Error != "" {
+			t.Fatalf("row %d rejected: %s", r.Row, r.Error)
+		}
+	}
+	held := 0
+	for _, wh := range whs {
+		for sku, rs := range srv.Replenishments(wh.ID) {
+			for _, rp := range rs {
+				held++
+				q := want[key{wh.ID, sku, rp.DisplayName}]
+				if rp.Quantity == nil || math.Abs(*rp.Quantity-q) > 1e-9 {
+					t.Fatalf("%s %s %s: fake holds %v, want %v", wh.Code, sku, rp.DisplayName, rp.Quantity, q)
+				}
+				if rp.DisplayName == "future" && rp.PeriodStart != future.Format("01/02/2006") {
+					t.Fatalf("future replenishment dated %s", rp.PeriodStart)
+				}
+			}
+		}
+	}
+	if held != len(want) {
+		t.Fatalf("fake holds %d replenishments, want %d consolidated ones", held, len(want))
+	}
+	batchesPerWarehouse := (len(want)/3 + replenishmentBatch - 1) / replenishmentBatch
+	if got := srv.Requests(api.Replenishments); got > 3*(batchesPerWarehouse+1) {
+		t.Fatalf("%d replenishment requests for %d replenishments over 3 warehouses", got, len(want))
+	}
+	flagBatches := (len(products) + replenishmentBatch - 1) / replenishmentBatch
+	refreshed := map[string]bool{}
+	for _, ids := range srv.FlagRefreshes() {
+		for _, id := range ids {
+			refreshed[id] = true
+		}
+	}
+	if len(srv.FlagRefreshes()) != flagBatches || len(refreshed) != len(products) {
+		t.Fatalf("%d flag refreshes covering %d products, want %d covering %d", len(srv.FlagRefreshes()), len(refreshed), flagBatches, len(products))
+	}
+	t.Logf("10,000 rows -> %d replenishments in %d requests, %d flag refresh(es); summary %+v", held, srv.Requests(api.Replenishments), len(srv.FlagRefreshes()), sum.Actions)
+}
+
+func TestInventoryRejectsBadRowsAndAppliesTheRest(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 43, Products: 30}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	wh := cat.Warehouses()[0]
+	var rows [][]any
+	for n := 0; n < 100; n++ {
+		s := cat.Product(n % 30)["sizes"].([]map[string]any)[0]
+		rows = append(rows, []any{s["_id"], nil, nil, nil, wh.Code, float64(n), nil, false})
+	}
+	rows[3] = []any{nil, "000000000000", nil, nil, wh.Code, 5.0, nil, false} // unknown UPC
+	rows[17][4] = "NOWHERE"                                                   // unknown warehouse
+	rows[42][5] = -4.0                                                        // negative quantity
+	rows[58][5] = nil                                                         // no quantity
+	rows[77] = []any{nil, nil, "nope_brand", "M", wh.Code, 1.0, nil, false}   // unknown brand id + size
+	res, _ := write(t, c, "inventory", InventorySchema, rows, false)
+	reasons := map[int64]string{}
+	for _, r := range res {
+		if r.Error != "" {
+			reasons[r.Row] = r.Error
+		}
+	}
+	for row, want := range map[int64]string{3: "unknown SKU: upc", 17: "unknown warehouse NOWHERE", 42: "negative quantity", 58: "quantity is missing", 77: "unknown SKU: brand_id nope_brand"} {
+		if !strings.Contains(reasons[row], want) {
+			t.Fatalf("row %d: %q, want %q", row, reasons[row], want)
+		}
+	}
+	if len(reasons) != 5 {
+		t.Fatalf("%d rejected rows: %v", len(reasons), reasons)
+	}
+	if n := len(srv.Replenishments(wh.ID)); n != 30 {
+		t.Fatalf("fake holds replenishments for %d SKUs, want 30", n)
+	}
+}
+
+func TestInventoryDryRunSendsNothing(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 47, Products: 10}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	s := cat.Product(1)["sizes"].([]map[string]any)[0]
+	_, sum := write(t, c, "inventory", InventorySchema, [][]any{{nil, s["upc"], nil, nil, "MAIN", 3.0, nil, false}, {nil, s["upc"], nil, nil, "WEST", nil, nil, true}}, true)
+	if srv.Requests(api.Replenishments)+srv.Requests(api.InventoryFlags) != 0 {
+		t.Fatal("a dry run sent writes")
+	}
+	text := fmt.Sprint(sum.Actions)
+	if !strings.Contains(text, "replenishments to MAIN (immediate) 1") || !strings.Contains(text, "replenishments to WEST (prebook) 1") {
+		t.Fatalf("plan: %s", text)
+	}
+}
+
+func TestFulfillmentTwiceLeavesEachShipmentOnce(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 53, Products: 20, Companies: 5, Orders: 40}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	var approved []int
+	for i := 0; i < cat.Orders && len(approved) < 3; i++ {
+		if cat.OrderStatus(i) == "approved" {
+			approved = append(approved, i)
+		}
+	}
+	o2 := srv.Order(approved[2])
+	upc := o2["line_items"].([]map[string]any)[0]["sizes"].([]map[string]any)[0]["upc"]
+	shipped := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	rows := [][]any{
+		{cat.OrderID(approved[0]), nil, "1ZA1", "UPS", shipped, nil, nil},
+		{nil, srv.Order(approved[1])["order_number"], "1ZB1, 1ZB2", "FedEx", shipped, nil, nil},
+		{cat.OrderID(approved[2]), nil, "1ZC1", "UPS", shipped, upc, 1.0},
+		{cat.OrderID(approved[2]), nil, "1ZC1", "UPS", shipped, "999999999999", 1.0}, // not on the order
+		{"000000000000000000000000", nil, "1ZX", "UPS", shipped, nil, nil},          // unknown order
+	}
+	for run := 1; run <= 2; run++ {
+		res, sum := write(t, c, "fulfillment", FulfillmentSchema, rows, false)
+		if res[3].Error == "" || !strings.Contains(res[3].Error, "not on order") || !strings.Contains(res[4].Error, "unknown order") {
+			t.Fatalf("run %d results: %+v", run, res)
+		}
+		t.Logf("run %d: %v", run, sum.Actions)
+	}
+	for k, i := range approved {
+		o := srv.Order(i)
+		ships, _ := o["shipments"].([]any)
+		if len(ships) != 1 || o["status"] != "shipped" {
+			t.Fatalf("order %d: %d shipments, status %v", k, len(ships), o["status"])
+		}
+	}
+	tn := srv.Order(approved[1])["shipments"].([]any)[0].(map[string]any)["tracking_numbers"]
+	if fmt.Sprint(tn) != "[1ZB1 1ZB2]" {
+		t.Fatalf("tracking numbers %v", tn)
+	}
+}
+
+func TestCompaniesAreCreatedUpdatedAndArchived(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 59, Companies: 10}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	existing := cat.CompanyCode(3)
+	rows := [][]any{
+		{"NEW001", "Fresh Boutique", "USD", "NET30", nil, nil, "1 Main St", nil, "Austin", "TX", "78701", "US", "Dana Reyes", "dana@demobrand.example"},
+		{existing, "Renamed Store", nil, "NET60", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
+		{cat.CompanyCode(4), nil, nil, nil, nil, true, nil, nil, nil, nil, nil, nil, nil, nil},
+		{"NEW002", "No Currency", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
+		{"GONE01", nil, nil, nil, nil, true, nil, nil, nil, nil, nil, nil, nil, nil},
+	}
+	res, sum := write(t, c, "companies", CompaniesSinkSchema, rows, false)
+	if res[0].Error != "" || res[1].Error != "" || res[2].Error != "" || !strings.Contains(res[3].Error, "currency_code") || !strings.Contains(res[4].Error, "cannot archive") {
+		t.Fatalf("results %+v", res)
+	}
+	doc, ok := srv.CompanyByCode("NEW001")
+	if !ok || doc["name"] != "Fresh Boutique" || doc["active"] != true {
+		t.Fatalf("created company: %v", doc)
+	}
+	if doc, _ := srv.CompanyByCode(existing); doc["name"] != "Renamed Store" || doc["payment_terms"] != "NET60" {
+		t.Fatalf("updated company: %v %v", doc["name"], doc["payment_terms"])
+	}
+	if doc, _ := srv.CompanyByCode(cat.CompanyCode(4)); doc["active"] != false {
+		t.Fatalf("archived company is active=%v", doc["active"])
+	}
+	text := fmt.Sprint(sum.Actions)
+	for _, want := range []string{"companies created 1", "companies updated 1", "companies archived 1"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("summary %s lacks %s", text, want)
+		}
+	}
+	// The same input again changes nothing.
+	writes := srv.Requests(api.CompanyCreate) + srv.Requests(api.CompanyUpdate)
+	_, sum = write(t, c, "companies", CompaniesSinkSchema, rows, false)
+	if got := srv.Requests(api.CompanyCreate) + srv.Requests(api.CompanyUpdate); got != writes {
+		t.Fatalf("the second run made %d more writes: %v", got-writes, sum.Actions)
+	}
+}

@@ -242,7 +242,7 @@ func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
 // putMessage is the app_metadata of a PutResult: row results as they are
 // settled, then, last, the write's summary.
 type putMessage struct {
-	Results []connector.RowResult  `json:"results,omitempty"`
+	Results []connector.RowResult   `json:"results,omitempty"`
 	Summary *connector.WriteSummary `json:"summary,omitempty"`
 }
 

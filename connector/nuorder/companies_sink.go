@@ -135,7 +135,7 @@ var errRowInvalid = errors.New("invalid row")
 
 type rowError struct{ msg string }
 
-func (e rowError) Error() string { return e.msg }
+func (e rowError) Error() string   { return e.msg }
 func (e rowError) Is(t error) bool { return t == errRowInvalid }
 
 // upsertCompany applies one row and says what it did.

@@ -312,7 +312,9 @@ func batchBySKU(m map[string]*replenishment) [][]*replenishment {
 	var cur []*replenishment
 	for _, s := range skus {
 		items := bySKU[s]
-		sort.Slice(items, func(i, j int) bool { return items[i].kind+items[i].date.String() < items[j].kind+items[j].date.String() })
+		sort.Slice(items, func(i, j int) bool {
+			return items[i].kind+items[i].date.String() < items[j].kind+items[j].date.String()
+		})
 		if len(cur) > 0 && len(cur)+len(items) > replenishmentBatch {
 			out = append(out, cur)
 			cur = nil

@@ -170,10 +170,10 @@ func TestInventoryRejectsBadRowsAndAppliesTheRest(t *testing.T) {
 		rows = append(rows, []any{s["_id"], nil, nil, nil, wh.Code, float64(n), nil, false})
 	}
 	rows[3] = []any{nil, "000000000000", nil, nil, wh.Code, 5.0, nil, false} // unknown UPC
-	rows[17][4] = "NOWHERE"                                                   // unknown warehouse
-	rows[42][5] = -4.0                                                        // negative quantity
-	rows[58][5] = nil                                                         // no quantity
-	rows[77] = []any{nil, nil, "nope_brand", "M", wh.Code, 1.0, nil, false}   // unknown brand id + size
+	rows[17][4] = "NOWHERE"                                                  // unknown warehouse
+	rows[42][5] = -4.0                                                       // negative quantity
+	rows[58][5] = nil                                                        // no quantity
+	rows[77] = []any{nil, nil, "nope_brand", "M", wh.Code, 1.0, nil, false}  // unknown brand id + size
 	res, _ := write(t, c, "inventory", InventorySchema, rows, false)
 	reasons := map[int64]string{}
 	for _, r := range res {
@@ -227,7 +227,7 @@ func TestFulfillmentTwiceLeavesEachShipmentOnce(t *testing.T) {
 		{nil, srv.Order(approved[1])["order_number"], "1ZB1, 1ZB2", "FedEx", shipped, nil, nil},
 		{cat.OrderID(approved[2]), nil, "1ZC1", "UPS", shipped, upc, 1.0},
 		{cat.OrderID(approved[2]), nil, "1ZC1", "UPS", shipped, "999999999999", 1.0}, // not on the order
-		{"000000000000000000000000", nil, "1ZX", "UPS", shipped, nil, nil},          // unknown order
+		{"000000000000000000000000", nil, "1ZX", "UPS", shipped, nil, nil},           // unknown order
 	}
 	for run := 1; run <= 2; run++ {
 		res, sum := write(t, c, "fulfillment", FulfillmentSchema, rows, false)

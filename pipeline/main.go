@@ -3,6 +3,7 @@
 //
 //	pipeline validate [-f FILE] [--sandbox]
 //	pipeline streams  [-f FILE]
+//	pipeline plan     [-f FILE] [--sandbox] [--full-refresh] [NAME...]
 //	pipeline run      [-f FILE] [--sandbox] [--full-refresh] [NAME...]
 //	pipeline state show  [-f FILE] [PIPELINE]
 //	pipeline state reset [-f FILE] PIPELINE [STREAM]
@@ -19,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -27,6 +29,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/mattn/go-isatty"
 
+	"pipehost/connector"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/engine"
 	"pipehost/pipeline/state"
@@ -40,6 +43,7 @@ const usage = `Usage: pipeline COMMAND [options] [NAME...]
 Commands:
   validate   check the pipeline file, the connectors' configs and every reference
   streams    list each connector's streams with their columns and types
+  plan       show what run would do, sending nothing (pushes into a connector are dry-run)
   run        run the pipelines (all, or those NAMEd) once
   state show [PIPELINE]            show the stored checkpoints and last runs
   state reset PIPELINE [STREAM]    forget a pipeline's checkpoints: its next run reads everything
@@ -125,6 +129,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStreams(ctx, o, logger, stdout, stderr)
 	case "run":
 		return cmdRun(ctx, o, logger, stdout, stderr)
+	case "plan":
+		return cmdPlan(ctx, o, logger, stdout, stderr)
 	case "state":
 		return cmdState(o, stdout, stderr)
 	}
@@ -284,7 +290,7 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 // summarize prints the run's table and names every failed pipeline.
 func summarize(stdout, stderr io.Writer, results []engine.Result) int {
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PIPELINE\tFROM\tTO\tROWS\tTIME\tSTATUS")
+	fmt.Fprintln(tw, "PIPELINE\tFROM\tTO\tROWS\tREJECTED\tTIME\tSTATUS")
 	var failed []string
 	for _, r := range results {
 		status := "ok"
@@ -292,9 +298,15 @@ func summarize(stdout, stderr io.Writer, results []engine.Result) int {
 			status = "FAILED"
 			failed = append(failed, r.Pipeline)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Duration.Round(time.Millisecond), status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected, r.Duration.Round(time.Millisecond), status)
 	}
 	tw.Flush()
+	for _, r := range results {
+		writeActions(stdout, r)
+		if r.RejectsFile != "" {
+			fmt.Fprintf(stdout, "%s: %d rejected row(s), with row numbers and reasons, in %s\n", r.Pipeline, r.Rejected, r.RejectsFile)
+		}
+	}
 	if len(failed) == 0 {
 		return exitOK
 	}
@@ -390,6 +402,74 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "Reset the state of pipeline %s: its next run reads every stream from the beginning.\n", args[0])
 	} else {
 		fmt.Fprintf(stdout, "Reset the state of stream %s of pipeline %s.\n", stream, args[0])
+	}
+	return exitOK
+}
+
+// writeActions prints what a push did (or would do), one line per action.
+func writeActions(w io.Writer, r engine.Result) {
+	if len(r.Summary.Actions) == 0 {
+		return
+	}
+	actions := append([]connector.Action(nil), r.Summary.Actions...)
+	sort.Slice(actions, func(i, j int) bool { return actions[i].What < actions[j].What })
+	for _, a := range actions {
+		fmt.Fprintf(w, "%s: %s: %d\n", r.Pipeline, a.What, a.Count)
+	}
+}
+
+// cmdPlan prints what a run would do without doing it: pipelines into a
+// connector's sink stream read their input and ask the connector for a dry
+// run, which makes read requests only; the others say where they resume.
+func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	eo := engine.Options{}
+	if len(o.args) > 0 {
+		eo.Only = o.args
+	}
+	h, ok := load(ctx, o, logger, stderr, eo)
+	if !ok {
+		return exitUsage
+	}
+	defer h.Close()
+	selected := h.File.Pipelines
+	if eo.Only != nil {
+		selected = nil
+		for _, name := range eo.Only {
+			selected = append(selected, h.File.Pipeline(name))
+		}
+	}
+	fmt.Fprintf(stdout, "Plan for %s (nothing is written or sent):\n", o.file)
+	failed := 0
+	for _, pl := range selected {
+		res, from := h.Plan(ctx, pl, engine.RunOptions{FullRefresh: o.fullRefresh})
+		fmt.Fprintf(stdout, "\npipeline %s: %s -> %s\n", pl.Name, res.Stream, res.Sink)
+		if res.Err != nil {
+			failed++
+			fmt.Fprintf(stdout, "  cannot plan: %v\n", res.Err)
+			continue
+		}
+		if !res.Push {
+			fmt.Fprintf(stdout, "  would read %s and commit the rows to the sink\n", from)
+			continue
+		}
+		fmt.Fprintf(stdout, "  %d row(s) would be accepted, %d rejected\n", res.Rows, res.Rejected)
+		actions := append([]connector.Action(nil), res.Summary.Actions...)
+		sort.Slice(actions, func(i, j int) bool { return actions[i].What < actions[j].What })
+		for _, a := range actions {
+			fmt.Fprintf(stdout, "    %s: %d\n", a.What, a.Count)
+		}
+		if len(res.RejectSample) > 0 {
+			fmt.Fprintln(stdout, "  rejected:")
+			for _, s := range res.RejectSample {
+				fmt.Fprintf(stdout, "    %s\n", s)
+			}
+			if more := res.Rejected - int64(len(res.RejectSample)); more > 0 {
+				fmt.Fprintf(stdout, "    ... and %d more\n", more)
+			}
+		}
+	}
+	if failed > 0 {
+		return exitFailed
 	}
 	return exitOK
 }

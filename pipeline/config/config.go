@@ -88,9 +88,28 @@ type Pipeline struct {
 	// Options are handed to the source stream's read, values as strings.
 	Options  map[string]string
 	Schedule string
+	// Columns maps the target stream's columns (when To is a connector's
+	// sink stream) to input columns or constants, by target column name.
+	Columns map[string]ColumnSpec
+	// Rejects is the folder rejected rows are written to (resolved
+	// against the file's folder), for pipelines into a connector.
+	Rejects string
 	// DeclRange is the block header.
 	DeclRange hcl.Range
 }
+
+// ColumnSpec is one entry of a pipeline's column mapping.
+type ColumnSpec struct {
+	From   string  // input column
+	Value  *string // constant, as text
+	Format string  // date format
+	// Range is the mapping's place in the file, for diagnostics.
+	Range hcl.Range
+}
+
+// BuiltinFiles is the name of the built-in files connector, usable in
+// references without a connector block.
+const BuiltinFiles = "files"
 
 // EvalContext is the evaluation context of pipeline files: the functions
 // available in every expression.
@@ -140,10 +159,15 @@ var connectorSchema = &hcl.BodySchema{
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "config"}},
 }
 
-var pipelineSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "from", Required: true}, {Name: "to", Required: true},
-	{Name: "options"}, {Name: "schedule"},
-}}
+var pipelineSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "from", Required: true}, {Name: "to", Required: true},
+		{Name: "options"}, {Name: "schedule"}, {Name: "columns"}, {Name: "rejects"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "column", LabelNames: []string{"name"}}},
+}
+
+var columnSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "from"}, {Name: "value"}, {Name: "format"}}}
 
 // Load parses a pipeline file and checks its structure. The returned File is
 // usable only when the diagnostics have no error.
@@ -270,7 +294,72 @@ func loadPipeline(b *hcl.Block, ectx *hcl.EvalContext) (*Pipeline, hcl.Diagnosti
 		diags = append(diags, d...)
 		pl.Options = opts
 	}
+	if a, ok := content.Attributes["rejects"]; ok {
+		diags = append(diags, evalString(a, ectx, &pl.Rejects)...)
+	}
+	diags = append(diags, loadColumns(pl, content, ectx)...)
 	return pl, diags
+}
+
+// loadColumns reads `columns = { target = "Input column" }` and
+// `column "target" { from = "...", value = ..., format = "..." }`.
+func loadColumns(pl *Pipeline, content *hcl.BodyContent, ectx *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	add := func(name string, spec ColumnSpec) {
+		if pl.Columns == nil {
+			pl.Columns = map[string]ColumnSpec{}
+		}
+		if prev, dup := pl.Columns[name]; dup {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Column mapped twice",
+				Detail: fmt.Sprintf("Column %q is already mapped at %s.", name, prev.Range), Subject: spec.Range.Ptr()})
+			return
+		}
+		pl.Columns[name] = spec
+	}
+	if a, ok := content.Attributes["columns"]; ok {
+		pairs, d := hcl.ExprMap(a.Expr)
+		diags = append(diags, d...)
+		for _, p := range pairs {
+			kv, d := p.Key.Value(ectx)
+			diags = append(diags, d...)
+			vv, d2 := p.Value.Value(ectx)
+			diags = append(diags, d2...)
+			if d.HasErrors() || d2.HasErrors() {
+				continue
+			}
+			kv, err1 := convert.Convert(kv, cty.String)
+			vv, err2 := convert.Convert(vv, cty.String)
+			if err1 != nil || err2 != nil || kv.IsNull() || vv.IsNull() {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid column mapping",
+					Detail: `Each entry maps a column of the target stream to an input column: { quantity = "Avail" }.`, Subject: p.Key.Range().Ptr()})
+				continue
+			}
+			add(kv.AsString(), ColumnSpec{From: vv.AsString(), Range: p.Key.Range()})
+		}
+	}
+	for _, b := range content.Blocks {
+		c, d := b.Body.Content(columnSchema)
+		diags = append(diags, d...)
+		spec := ColumnSpec{Range: b.LabelRanges[0]}
+		if a, ok := c.Attributes["from"]; ok {
+			diags = append(diags, evalString(a, ectx, &spec.From)...)
+		}
+		if a, ok := c.Attributes["format"]; ok {
+			diags = append(diags, evalString(a, ectx, &spec.Format)...)
+		}
+		if a, ok := c.Attributes["value"]; ok {
+			var v string
+			diags = append(diags, evalString(a, ectx, &v)...)
+			spec.Value = &v
+		}
+		if (spec.From == "") == (spec.Value == nil) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid column block",
+				Detail: "A column block takes either from (an input column) or value (a constant).", Subject: b.DefRange.Ptr()})
+			continue
+		}
+		add(b.Labels[0], spec)
+	}
+	return diags
 }
 
 // parseRef reads connector.NAME.STREAM or sink.TYPE.NAME. want restricts the
@@ -346,7 +435,7 @@ func (f *File) checkRefs() hcl.Diagnostics {
 		for _, r := range []Ref{pl.From, pl.To} {
 			switch r.Kind {
 			case "connector":
-				if f.Connector(r.Name) == nil {
+				if f.Connector(r.Name) == nil && r.Name != BuiltinFiles {
 					diags = append(diags, undeclared(r, "connector", r.Name, f.connectorNames()))
 				}
 			case "sink":

@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"pipehost/connector"
+	"pipehost/connector/files"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/state"
 	"pipehost/plugins"
@@ -85,6 +86,12 @@ func Open(ctx context.Context, f *config.File, opts Options) (*Host, hcl.Diagnos
 			h.Connectors[c.Name] = sc
 		}
 	}
+	if used["connector."+config.BuiltinFiles] && f.Connector(config.BuiltinFiles) == nil {
+		fc := files.New(f.Dir)
+		streams, _ := fc.Streams(ctx)
+		info, _ := fc.Info(ctx)
+		h.Connectors[config.BuiltinFiles] = &Connector{Name: config.BuiltinFiles, Info: info, Streams: streams, conn: fc}
+	}
 	for _, s := range f.Sinks {
 		if !used["sink."+s.Key()] {
 			continue
@@ -95,7 +102,7 @@ func Open(ctx context.Context, f *config.File, opts Options) (*Host, hcl.Diagnos
 			h.sinks[s.Key()] = sk
 		}
 	}
-	if !diags.HasErrors() {
+	if !diags.HasErrors() && len(h.Connectors) > 0 {
 		for _, pl := range f.Pipelines {
 			if used["pipeline."+pl.Name] {
 				diags = append(diags, h.checkPipeline(pl)...)
@@ -121,6 +128,11 @@ func (h *Host) used() map[string]bool {
 		}
 		for _, pl := range h.File.Pipelines {
 			used["pipeline."+pl.Name] = true
+			for _, r := range []config.Ref{pl.From, pl.To} {
+				if r.Kind == "connector" {
+					used["connector."+r.Name] = true
+				}
+			}
 		}
 		return used
 	}
@@ -204,6 +216,9 @@ func (h *Host) openSink(s *config.Sink) (sinks.Sink, hcl.Diagnostics) {
 func (h *Host) checkPipeline(pl *config.Pipeline) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	c := h.Connectors[pl.From.Name]
+	if c == nil {
+		return nil // its connector failed to start, already reported
+	}
 	st, ok := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
 	if !ok {
 		var names []string
@@ -228,8 +243,62 @@ func (h *Host) checkPipeline(pl *config.Pipeline) hcl.Diagnostics {
 			Detail: fmt.Sprintf("%s is disabled (%s): running pipeline %s will fail until it is enabled.", pl.From, st.Disabled, pl.Name), Subject: pl.From.Range.Ptr()})
 	}
 	if pl.To.Kind == "connector" {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Writing to a connector stream is not supported yet",
-			Detail: "This version writes source streams into sinks only (to = sink.TYPE.NAME).", Subject: pl.To.Range.Ptr()})
+		return append(diags, h.checkPush(pl)...)
+	}
+	if len(pl.Columns) > 0 {
+		for _, spec := range pl.Columns {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Column mapping into a sink",
+				Detail: "columns and column blocks map input columns onto a connector's sink stream; a sink takes the source stream's columns as they are.", Subject: spec.Range.Ptr()})
+			break
+		}
+	}
+	return diags
+}
+
+// checkPush checks a pipeline into a connector's sink stream: the stream
+// exists and every mapped column is one of its columns.
+func (h *Host) checkPush(pl *config.Pipeline) hcl.Diagnostics {
+	c := h.Connectors[pl.To.Name]
+	if c == nil {
+		return nil
+	}
+	st, ok := connector.FindStream(c.Streams, pl.To.Stream, connector.Sink)
+	if !ok {
+		var names []string
+		for _, s := range c.Streams {
+			if s.Kind == connector.Sink {
+				names = append(names, s.Name)
+			}
+		}
+		sort.Strings(names)
+		detail := fmt.Sprintf("Connector %s has no sink stream %q. Its sink streams: %s.", c.Name, pl.To.Stream, strings.Join(names, ", "))
+		if len(names) == 0 {
+			detail = fmt.Sprintf("Connector %s has no sink streams: it can only be read.", c.Name)
+		} else if s := config.Suggest(pl.To.Stream, names); s != "" {
+			detail = fmt.Sprintf("Connector %s has no sink stream %q. Did you mean %q? Its sink streams: %s.", c.Name, pl.To.Stream, s, strings.Join(names, ", "))
+		}
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Reference to unknown sink stream", Detail: detail, Subject: pl.To.Range.Ptr()}}
+	}
+	var cols []string
+	for _, f := range st.Schema.Fields() {
+		cols = append(cols, f.Name)
+	}
+	var diags hcl.Diagnostics
+	names := make([]string, 0, len(pl.Columns))
+	for name := range pl.Columns {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if len(st.Schema.FieldIndices(name)) > 0 {
+			continue
+		}
+		detail := fmt.Sprintf("Stream %s.%s has no column %q. Its columns: %s.", c.Name, st.Name, name, strings.Join(cols, ", "))
+		if s := config.Suggest(name, cols); s != "" {
+			detail = fmt.Sprintf("Stream %s.%s has no column %q. Did you mean %q? Its columns: %s.", c.Name, st.Name, name, s, strings.Join(cols, ", "))
+		}
+		spec := pl.Columns[name]
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Mapping to an unknown column", Detail: detail, Subject: spec.Range.Ptr()})
 	}
 	return diags
 }
@@ -265,6 +334,18 @@ type Result struct {
 	Files    []string
 	Duration time.Duration
 	Err      error
+
+	// Push is set for pipelines into a connector's sink stream; for them
+	// Rows counts accepted rows, and these say what else happened.
+	Push   bool
+	DryRun bool
+	// Rejected counts rows rejected by the mapping or by the connector;
+	// RejectsFile lists them (empty for a dry run or when none).
+	Rejected     int64
+	RejectsFile  string
+	RejectSample []string
+	// Summary is what the connector did (or would do).
+	Summary connector.WriteSummary
 }
 
 // RunOptions change one run.
@@ -279,6 +360,9 @@ type RunOptions struct {
 // last commit are discarded and the stored checkpoint is the last one
 // committed, so the next run resumes there.
 func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res Result) {
+	if pl.To.Kind == "connector" {
+		return h.runPush(ctx, pl, ro, false)
+	}
 	start := time.Now()
 	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String()}
 	log := h.opts.Logger.With("pipeline", pl.Name)
@@ -376,4 +460,31 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 	}
 	log.Info("pipeline finished", "rows", res.Rows, "files", len(res.Files), "duration", time.Since(start).Round(time.Millisecond).String())
 	return res
+}
+
+// Plan works out what running a pipeline would do, with no side effect: a
+// pipeline into a connector's sink stream reads its input and asks the
+// connector for a dry run (read requests only); a pipeline into a sink
+// reports where it would resume.
+func (h *Host) Plan(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res Result, from string) {
+	if pl.To.Kind == "connector" {
+		return h.runPush(ctx, pl, ro, true), ""
+	}
+	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), DryRun: true}
+	c := h.Connectors[pl.From.Name]
+	st, _ := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
+	from = "from the beginning"
+	if ro.FullRefresh {
+		from = "from the beginning (--full-refresh)"
+	} else if h.opts.State != nil {
+		e, err := h.opts.State.Get(pl.Name, st.Name)
+		if err != nil {
+			res.Err = err
+			return res, ""
+		}
+		if len(e.Checkpoint) > 0 {
+			from = "after checkpoint " + string(e.Checkpoint)
+		}
+	}
+	return res, from
 }

@@ -1,0 +1,413 @@
+// Package files is the built-in connector that reads input files, so that an
+// ERP or WMS export can feed a connector's sink stream through the same
+// contract as any other source. It runs inside the host (no plugin) and is
+// available as connector.files in every pipeline file without a block.
+//
+// Streams (options: path, required, relative to the pipeline file):
+//
+//	csv      a CSV file with a header row; every column is a string.
+//	         Options: delimiter (one character, default ","), header
+//	         ("true" by default; "false" numbers the columns c1, c2, ...).
+//	jsonl    JSON lines: one object per line; every key becomes a string
+//	         column (objects and arrays as JSON text).
+//	parquet  a Parquet file, with its own column types.
+//
+// The schema of each stream is the file's, known when it is read. Every
+// batch carries two more columns: _row (int64, the 1-based data row) and
+// _line (int64, the file line where the row starts; null for Parquet), so
+// rejects can point at the input.
+package files
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet/file"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+
+	"pipehost/connector"
+)
+
+// RowColumn and LineColumn are the position columns every batch carries.
+const (
+	RowColumn  = "_row"
+	LineColumn = "_line"
+)
+
+// batchRows is how many rows go into one batch.
+const batchRows = 1000
+
+// Connector reads files. Configure with {"base_dir": "..."}.
+type Connector struct {
+	baseDir string
+}
+
+var _ connector.Connector = (*Connector)(nil)
+
+// New returns a files connector resolving relative paths from baseDir.
+func New(baseDir string) *Connector { return &Connector{baseDir: baseDir} }
+
+// Info implements connector.Connector.
+func (c *Connector) Info(context.Context) (connector.Info, error) {
+	return connector.Info{Name: "files", Version: "1"}, nil
+}
+
+// ConfigSchema implements connector.Connector: no attributes.
+func (c *Connector) ConfigSchema(context.Context) (connector.ConfigSchema, error) {
+	return connector.ConfigSchema{}, nil
+}
+
+// Configure implements connector.Connector.
+func (c *Connector) Configure(context.Context, connector.ConfigureRequest) error { return nil }
+
+// Streams implements connector.Connector. Schemas are nil: each file brings
+// its own.
+func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
+	return []connector.Stream{
+		{Name: "csv", Kind: connector.Source, Description: "a CSV file with a header row (options: path, delimiter, header)"},
+		{Name: "jsonl", Kind: connector.Source, Description: "a JSON-lines file (options: path)"},
+		{Name: "parquet", Kind: connector.Source, Description: "a Parquet file (options: path)"},
+	}, nil
+}
+
+// Check implements connector.Connector.
+func (c *Connector) Check(context.Context) error { return nil }
+
+// Write implements connector.Connector: the files connector has no sink
+// streams.
+func (c *Connector) Write(_ context.Context, req connector.WriteRequest, _ connector.RecordIterator, _ connector.ResultFunc) (connector.WriteSummary, error) {
+	return connector.WriteSummary{}, fmt.Errorf("%w %q: the files connector only reads", connector.ErrUnknownStream, req.Stream)
+}
+
+// Close implements connector.Connector.
+func (c *Connector) Close() error { return nil }
+
+// Path resolves a read's path option.
+func (c *Connector) Path(opts map[string]string) (string, error) {
+	p := opts["path"]
+	if p == "" {
+		return "", errors.New("option path is required (the input file, relative to the pipeline file)")
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(c.baseDir, p)
+	}
+	return p, nil
+}
+
+func checkOptions(stream string, opts map[string]string, known ...string) error {
+	for k := range opts {
+		ok := false
+		for _, n := range known {
+			ok = ok || k == n
+		}
+		if !ok {
+			return fmt.Errorf("files.%s: unknown option %s (known: %s)", stream, k, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// Read implements connector.Connector. It emits no checkpoint: a file is
+// read whole each time.
+func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	path, err := c.Path(req.Options)
+	if err != nil {
+		return fmt.Errorf("files.%s: %w", req.Stream, err)
+	}
+	switch req.Stream {
+	case "csv":
+		if err := checkOptions("csv", req.Options, "path", "delimiter", "header"); err != nil {
+			return err
+		}
+		return readCSV(ctx, path, req.Options, emit)
+	case "jsonl":
+		if err := checkOptions("jsonl", req.Options, "path"); err != nil {
+			return err
+		}
+		return readJSONL(ctx, path, emit)
+	case "parquet":
+		if err := checkOptions("parquet", req.Options, "path"); err != nil {
+			return err
+		}
+		return readParquet(ctx, path, emit)
+	}
+	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
+}
+
+// stringBatcher builds batches of string columns plus the position columns.
+type stringBatcher struct {
+	schema *arrow.Schema
+	b      *array.RecordBuilder
+	n      int
+	emit   connector.EmitFunc
+}
+
+func newStringBatcher(cols []string, emit connector.EmitFunc) *stringBatcher {
+	fields := make([]arrow.Field, 0, len(cols)+2)
+	for _, c := range cols {
+		fields = append(fields, arrow.Field{Name: c, Type: arrow.BinaryTypes.String, Nullable: true})
+	}
+	fields = append(fields,
+		arrow.Field{Name: RowColumn, Type: arrow.PrimitiveTypes.Int64},
+		arrow.Field{Name: LineColumn, Type: arrow.PrimitiveTypes.Int64, Nullable: true})
+	schema := arrow.NewSchema(fields, nil)
+	return &stringBatcher{schema: schema, b: array.NewRecordBuilder(memory.DefaultAllocator, schema), emit: emit}
+}
+
+func (s *stringBatcher) add(values []string, present []bool, row, line int64) error {
+	for i, v := range values {
+		if present != nil && !present[i] {
+			s.b.Field(i).AppendNull()
+			continue
+		}
+		s.b.Field(i).(*array.StringBuilder).Append(v)
+	}
+	n := len(values)
+	s.b.Field(n).(*array.Int64Builder).Append(row)
+	if line > 0 {
+		s.b.Field(n + 1).(*array.Int64Builder).Append(line)
+	} else {
+		s.b.Field(n + 1).AppendNull()
+	}
+	if s.n++; s.n >= batchRows {
+		return s.flush()
+	}
+	return nil
+}
+
+func (s *stringBatcher) flush() error {
+	if s.n == 0 {
+		return nil
+	}
+	rec := s.b.NewRecord()
+	defer rec.Release()
+	s.n = 0
+	return s.emit(connector.Batch{Record: rec})
+}
+
+func readCSV(ctx context.Context, path string, opts map[string]string, emit connector.EmitFunc) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReaderSize(f, 256<<10))
+	r.ReuseRecord = true
+	r.FieldsPerRecord = -1
+	if d := opts["delimiter"]; d != "" {
+		if utf8.RuneCountInString(d) != 1 {
+			return fmt.Errorf("files.csv: delimiter %q must be one character", d)
+		}
+		r.Comma, _ = utf8.DecodeRuneInString(d)
+	}
+	header := opts["header"] != "false"
+	first, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s is empty", path)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var cols []string
+	if header {
+		seen := map[string]int{}
+		for i, h := range first {
+			h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+			if h == "" {
+				h = "c" + strconv.Itoa(i+1)
+			}
+			if prev, dup := seen[h]; dup {
+				return fmt.Errorf("%s:1:%d: column %q repeats column %d", path, i+1, h, prev+1)
+			}
+			seen[h] = i + 1
+			cols = append(cols, h)
+		}
+	} else {
+		for i := range first {
+			cols = append(cols, "c"+strconv.Itoa(i+1))
+		}
+	}
+	bt := newStringBatcher(cols, emit)
+	defer bt.b.Release()
+	values := make([]string, len(cols))
+	var row int64
+	process := func(rec []string) error {
+		row++
+		line, col := r.FieldPos(0)
+		_ = col
+		if len(rec) != len(cols) {
+			return fmt.Errorf("%s:%d:1: row %d has %d fields, the header has %d", path, line, row, len(rec), len(cols))
+		}
+		copy(values, rec)
+		return bt.add(values, nil, row, int64(line))
+	}
+	if !header {
+		if err := process(first); err != nil {
+			return err
+		}
+	}
+	for {
+		if row%batchRows == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return fmt.Errorf("%s:%d:%d: %v", path, pe.Line, pe.Column, pe.Err)
+			}
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if err := process(rec); err != nil {
+			return err
+		}
+	}
+	return bt.flush()
+}
+
+// readJSONL reads the file twice: once for the set of keys (the schema),
+// once for the rows, so memory holds one line at a time.
+func readJSONL(ctx context.Context, path string, emit connector.EmitFunc) error {
+	keys := map[string]bool{}
+	err := eachLine(path, func(line int64, obj map[string]json.RawMessage) error {
+		for k := range obj {
+			keys[k] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cols := make([]string, 0, len(keys))
+	for k := range keys {
+		cols = append(cols, k)
+	}
+	sort.Strings(cols)
+	idx := map[string]int{}
+	for i, c := range cols {
+		idx[c] = i
+	}
+	bt := newStringBatcher(cols, emit)
+	defer bt.b.Release()
+	values := make([]string, len(cols))
+	present := make([]bool, len(cols))
+	var row int64
+	err = eachLine(path, func(line int64, obj map[string]json.RawMessage) error {
+		if row%batchRows == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		row++
+		for i := range present {
+			present[i] = false
+		}
+		for k, raw := range obj {
+			i := idx[k]
+			var s string
+			switch {
+			case string(raw) == "null":
+				continue
+			case len(raw) > 0 && raw[0] == '"':
+				json.Unmarshal(raw, &s)
+			default:
+				s = string(raw) // numbers, booleans, objects and arrays as written
+			}
+			values[i], present[i] = s, true
+		}
+		return bt.add(values, present, row, line)
+	})
+	if err != nil {
+		return err
+	}
+	return bt.flush()
+}
+
+func eachLine(path string, fn func(line int64, obj map[string]json.RawMessage) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	var line int64
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(text), &obj); err != nil {
+			return fmt.Errorf("%s:%d:1: not a JSON object: %v", path, line, err)
+		}
+		if err := fn(line, obj); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func readParquet(ctx context.Context, path string, emit connector.EmitFunc) error {
+	rdr, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer rdr.Close()
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: batchRows}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer rr.Release()
+	var row int64
+	for rr.Next() {
+		rec := rr.Record()
+		n := int(rec.NumRows())
+		rb := array.NewInt64Builder(memory.DefaultAllocator)
+		lb := array.NewInt64Builder(memory.DefaultAllocator)
+		for i := 0; i < n; i++ {
+			row++
+			rb.Append(row)
+			lb.AppendNull()
+		}
+		rows, lines := rb.NewArray(), lb.NewArray()
+		rb.Release()
+		lb.Release()
+		fields := append(append([]arrow.Field(nil), rec.Schema().Fields()...),
+			arrow.Field{Name: RowColumn, Type: arrow.PrimitiveTypes.Int64},
+			arrow.Field{Name: LineColumn, Type: arrow.PrimitiveTypes.Int64, Nullable: true})
+		cols := append(append([]arrow.Array(nil), rec.Columns()...), rows, lines)
+		out := array.NewRecord(arrow.NewSchema(fields, nil), cols, int64(n))
+		rows.Release()
+		lines.Release()
+		err := emit(connector.Batch{Record: out})
+		out.Release()
+		if err != nil {
+			return err
+		}
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}

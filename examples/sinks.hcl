@@ -1,0 +1,67 @@
+# Push ERP/WMS exports into NuOrder: stock levels, shipments and customers.
+#
+#   make build && bin/pipeline plan --sandbox -f examples/sinks.hcl   # what would be sent
+#   bin/pipeline run --sandbox -f examples/sinks.hcl                  # send it (to the sandbox)
+#
+# Input files are read by the built-in `files` connector (no block needed). Each pipeline maps the
+# export's columns onto the NuOrder sink stream's columns; rows that cannot be converted or that
+# NuOrder refuses go to rejects/<pipeline>-<time>.csv with their row, line and reason.
+
+connector "nuorder" {
+  plugin = "../bin/nuorder-plugin"
+  config {
+    base_url        = env("NUORDER_BASE_URL", "https://wholesale.nuorder.com")
+    consumer_key    = env("NUORDER_CONSUMER_KEY")
+    consumer_secret = env("NUORDER_CONSUMER_SECRET")
+    token           = env("NUORDER_TOKEN")
+    token_secret    = env("NUORDER_TOKEN_SECRET")
+  }
+}
+
+# Stock levels from the WMS: ETA today or earlier (or empty) is available now, a later ETA is a
+# future replenishment, and prebook rows carry no quantity.
+pipeline "stock" {
+  from    = connector.files.csv
+  options = { path = "stock.csv" }
+  to      = connector.nuorder.inventory
+  columns = { upc = "Item UPC", warehouse = "Whse", quantity = "Avail", prebook = "Prebook" }
+  column "date" {
+    from   = "ETA"
+    format = "%m/%d/%Y"
+  }
+}
+
+# Shipments from the WMS: rows with the same order and tracking number are one shipment; rows
+# with a UPC and quantity list the shipped lines. Orders move to shipped.
+pipeline "shipments" {
+  from    = connector.files.csv
+  options = { path = "shipments.csv" }
+  to      = connector.nuorder.fulfillment
+  columns = { order_number = "Order #", tracking_number = "Tracking", carrier = "Carrier", upc = "UPC", quantity = "Qty" }
+  column "shipped_date" {
+    from   = "Ship Date"
+    format = "%m/%d/%Y"
+  }
+}
+
+# The ERP's customer master: new codes are created, known ones updated, blocked ones archived
+# (NuOrder has no archive: an archived company is set inactive).
+pipeline "customers" {
+  from    = connector.files.csv
+  options = { path = "customers.csv" }
+  to      = connector.nuorder.companies
+  columns = {
+    code           = "Customer No"
+    name           = "Customer Name"
+    currency_code  = "Currency"
+    payment_terms  = "Terms"
+    address_line_1 = "Address"
+    city           = "City"
+    state          = "State"
+    zip            = "Zip"
+    country        = "Country"
+    rep_name       = "Rep"
+    rep_email      = "Rep Email"
+    archived       = "Blocked"
+  }
+}

@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+
+	"pipehost/connector"
+	"pipehost/connector/files"
+	"pipehost/pipeline/config"
+	"pipehost/pipeline/mapping"
+	"pipehost/pipeline/state"
+)
+
+// rejectSample is how many rejected rows a Result describes, for plans and
+// summaries.
+const rejectSample = 10
+
+// pushRun moves the rows of a source stream into a connector's sink stream:
+// each batch is converted to the sink stream's schema (rows that do not
+// convert are rejected here), written through the connector, and every row
+// the connector rejects is recorded too. With dryRun the connector only
+// works out what it would send; rejects are kept in memory, not written.
+type pushRun struct {
+	h      *Host
+	pl     *config.Pipeline
+	dryRun bool
+	res    *Result
+
+	mu        sync.Mutex
+	positions []mapping.Pos // input position of each row sent, by write row
+	rejects   *rejectsFile
+}
+
+// rejectsFile writes rejected rows as CSV: row, line, column, value, reason.
+type rejectsFile struct {
+	path string
+	f    *os.File
+	w    *csv.Writer
+}
+
+func (p *pushRun) reject(pos mapping.Pos, column, value, reason string) error {
+	p.res.Rejected++
+	if len(p.res.RejectSample) < rejectSample {
+		where := fmt.Sprintf("row %d", pos.Row)
+		if pos.Line > 0 {
+			where += fmt.Sprintf(" (line %d)", pos.Line)
+		}
+		if column != "" {
+			where += ", " + column
+		}
+		p.res.RejectSample = append(p.res.RejectSample, where+": "+reason)
+	}
+	if p.dryRun {
+		return nil
+	}
+	if p.rejects == nil {
+		dir := p.pl.Rejects
+		if dir == "" {
+			dir = "rejects"
+		}
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(p.h.File.Dir, dir)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("rejects folder: %w", err)
+		}
+		path := filepath.Join(dir, fmt.Sprintf("%s-%s.csv", p.pl.Name, time.Now().UTC().Format("20060102T150405.000Z")))
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("rejects file: %w", err)
+		}
+		p.rejects = &rejectsFile{path: path, f: f, w: csv.NewWriter(f)}
+		p.rejects.w.Write([]string{"row", "line", "column", "value", "reason"})
+		p.res.RejectsFile = path
+	}
+	line := ""
+	if pos.Line > 0 {
+		line = strconv.FormatInt(pos.Line, 10)
+	}
+	return p.rejects.w.Write([]string{strconv.FormatInt(pos.Row, 10), line, column, value, reason})
+}
+
+func (p *pushRun) closeRejects() error {
+	if p.rejects == nil {
+		return nil
+	}
+	p.rejects.w.Flush()
+	if err := p.rejects.w.Error(); err != nil {
+		return err
+	}
+	if err := p.rejects.f.Sync(); err != nil {
+		return err
+	}
+	return p.rejects.f.Close()
+}
+
+// chanIter hands converted records to the connector's Write. Each record is
+// released when the next one is asked for.
+type chanIter struct {
+	ch   <-chan arrow.Record
+	prev arrow.Record
+	err  func() error
+}
+
+func (it *chanIter) Next() (arrow.Record, error) {
+	if it.prev != nil {
+		it.prev.Release()
+		it.prev = nil
+	}
+	rec, ok := <-it.ch
+	if !ok {
+		if err := it.err(); err != nil {
+			return nil, err
+		}
+		return nil, io.EOF
+	}
+	it.prev = rec
+	return rec, nil
+}
+
+// runPush runs a pipeline into a connector's sink stream.
+func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, dryRun bool) (res Result) {
+	start := time.Now()
+	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Push: true, DryRun: dryRun}
+	log := h.opts.Logger.With("pipeline", pl.Name)
+	src := h.Connectors[pl.From.Name]
+	dst := h.Connectors[pl.To.Name]
+	target, _ := connector.FindStream(dst.Streams, pl.To.Stream, connector.Sink)
+	defer func() {
+		res.Duration = time.Since(start)
+		if h.opts.State == nil || dryRun {
+			return
+		}
+		run := state.Run{StartedAt: start.UTC(), FinishedAt: time.Now().UTC(), Status: "ok", Rows: res.Rows}
+		if res.Err != nil {
+			run.Status, run.Error = "failed", res.Err.Error()
+		}
+		if err := h.opts.State.RecordRun(pl.Name, target.Name, run); err != nil {
+			log.Warn("could not record the run in the state store", "error", err)
+		}
+	}()
+	if h.opts.State != nil && !dryRun {
+		unlock, err := h.opts.State.Lock(pl.Name)
+		if err != nil {
+			res.Err = err
+			return res
+		}
+		defer unlock()
+	}
+	p := &pushRun{h: h, pl: pl, dryRun: dryRun, res: &res}
+	columns := map[string]mapping.Column{}
+	for name, spec := range pl.Columns {
+		columns[name] = mapping.Column{From: spec.From, Value: spec.Value, Format: spec.Format}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	recs := make(chan arrow.Record, 2)
+	var readErr error
+	var readDone sync.WaitGroup
+	readDone.Add(1)
+	go func() {
+		defer readDone.Done()
+		defer close(recs)
+		var conv *mapping.Converter
+		readErr = src.conn.Read(ctx, connector.ReadRequest{Stream: pl.From.Stream, Options: pl.Options}, func(b connector.Batch) error {
+			if b.Record == nil {
+				return nil
+			}
+			if conv == nil {
+				var err error
+				conv, err = mapping.Compile(columns, b.Record.Schema(), target.Schema, files.RowColumn, files.LineColumn)
+				if err != nil {
+					return fmt.Errorf("mapping %s onto %s: %w", res.Stream, res.Sink, err)
+				}
+				if un := conv.Unmapped(); len(un) > 0 {
+					log.Debug("target columns left empty", "columns", un)
+				}
+			}
+			out, kept, rejects := conv.Convert(b.Record)
+			p.mu.Lock()
+			for _, r := range rejects {
+				if err := p.reject(r.Pos, r.Column, r.Value, fmt.Sprintf("%s (input column %q)", r.Reason, r.From)); err != nil {
+					p.mu.Unlock()
+					return err
+				}
+			}
+			p.positions = append(p.positions, kept...)
+			p.mu.Unlock()
+			if out == nil {
+				return nil
+			}
+			select {
+			case recs <- out:
+				return nil
+			case <-ctx.Done():
+				out.Release()
+				return ctx.Err()
+			}
+		})
+	}()
+	it := &chanIter{ch: recs, err: func() error { readDone.Wait(); return readErr }}
+	sum, err := dst.conn.Write(ctx, connector.WriteRequest{Stream: target.Name, DryRun: dryRun}, it, func(results []connector.RowResult) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, r := range results {
+			if r.Row < 0 || int(r.Row) >= len(p.positions) {
+				return fmt.Errorf("connector answered for row %d, which it was never sent", r.Row)
+			}
+			if r.Error == "" {
+				res.Rows++
+				continue
+			}
+			if err := p.reject(p.positions[r.Row], "", "", r.Error); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	cancel()
+	for rec := range recs { // unblock and drain the reader if Write stopped early
+		rec.Release()
+	}
+	readDone.Wait()
+	if it.prev != nil {
+		it.prev.Release()
+	}
+	res.Summary = sum
+	if cerr := p.closeRejects(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err == nil && readErr != nil && !errors.Is(readErr, context.Canceled) {
+		err = readErr
+	}
+	if err != nil {
+		res.Err = fmt.Errorf("%s into %s: %w", res.Stream, res.Sink, err)
+		log.Error("pipeline failed", "error", res.Err, "accepted_before_failure", res.Rows)
+		return res
+	}
+	log.Info("pipeline finished", "accepted", res.Rows, "rejected", res.Rejected, "rejects_file", res.RejectsFile,
+		"duration", time.Since(start).Round(time.Millisecond).String())
+	return res
+}

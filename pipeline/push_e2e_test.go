@@ -1,0 +1,287 @@
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pipehost/connector/nuorder"
+	"pipehost/connector/nuorder/api"
+	"pipehost/connector/nuorder/fakeapi"
+)
+
+// examplesDir copies examples/ into a temp dir, pointing sinks.hcl at the
+// freshly built plugin, and returns the copy's sinks.hcl.
+func examplesDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir("../examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("../examples", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "sinks.hcl" {
+			b = []byte(strings.Replace(string(b), `"../bin/nuorder-plugin"`, fmt.Sprintf("%q", plugin("nuorder")), 1))
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "sinks.hcl")
+}
+
+// sandboxFake serves the sandbox catalog (the one examples/ refers to) with
+// the e2e credentials; env points the example pipelines at it.
+func sandboxFake(t *testing.T) (*fakeapi.Server, []string) {
+	t.Helper()
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: nuorder.SandboxCatalog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	c := e2eCreds
+	return srv, []string{"NUORDER_BASE_URL=" + srv.URL(), "NUORDER_CONSUMER_KEY=" + c.ConsumerKey, "NUORDER_CONSUMER_SECRET=" + c.ConsumerSecret,
+		"NUORDER_TOKEN=" + c.Token, "NUORDER_TOKEN_SECRET=" + c.TokenSecret}
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func TestStockExampleAppliesGoodRowsAndRejectsBadOnes(t *testing.T) {
+	srv, env := sandboxFake(t)
+	path := examplesDir(t)
+	dir := filepath.Dir(path)
+	r := runPipeline(t, dir, env, "run", "-f", path, "stock")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "stock: 5 rejected row(s)") {
+		t.Fatalf("summary:\n%s", r.stdout)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "rejects", "stock-*.csv"))
+	if len(files) != 1 {
+		t.Fatalf("rejects files: %v", files)
+	}
+	rows := readCSV(t, files[0])
+	want := map[string]string{"12": "unknown SKU: upc 899999999999", "28": "unknown warehouse NORTH", "49": "negative quantity -12",
+		"67": "is not a date in the format %m/%d/%Y", "91": "quantity is missing"}
+	if len(rows) != 6 || strings.Join(rows[0], ",") != "row,line,column,value,reason" {
+		t.Fatalf("rejects file:\n%v", rows)
+	}
+	for _, row := range rows[1:] {
+		if !strings.Contains(row[4], want[row[0]]) || want[row[0]] == "" {
+			t.Fatalf("reject %v: want row %s to say %q", row, row[0], want[row[0]])
+		}
+		delete(want, row[0])
+	}
+	// The 95 good rows are applied: every accepted stock row is held.
+	held := 0
+	for _, wh := range nuorder.SandboxCatalog.Warehouses() {
+		for _, rs := range srv.Replenishments(wh.ID) {
+			held += len(rs)
+		}
+	}
+	if held == 0 || srv.Requests(api.Replenishments) != 3 || len(srv.FlagRefreshes()) != 1 {
+		t.Fatalf("fake holds %d replenishments after %d requests and %d flag refreshes", held, srv.Requests(api.Replenishments), len(srv.FlagRefreshes()))
+	}
+	if !strings.Contains(r.stdout, "stock  ") || !strings.Contains(r.stdout, " 95 ") {
+		t.Fatalf("summary does not count 95 accepted rows:\n%s", r.stdout)
+	}
+}
+
+func TestTenThousandInventoryRowsLandConsolidated(t *testing.T) {
+	srv, env := sandboxFake(t)
+	cat := nuorder.SandboxCatalog
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "stock.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := csv.NewWriter(f)
+	w.Write([]string{"SKU", "Warehouse", "Qty", "Available"})
+	whs := cat.Warehouses()
+	today := time.Now().UTC()
+	type key struct{ wh, sku, kind string }
+	want := map[key]float64{}
+	products := map[string]bool{}
+	for n := 0; n < 10000; n++ {
+		p := cat.Product(n % cat.Products)
+		sizes := p["sizes"].([]map[string]any)
+		s := sizes[(n/cat.Products)%len(sizes)]
+		wh := whs[n%3]
+		date, kind := today.Format("2006-01-02"), "immediate"
+		if n%5 == 0 {
+			date, kind = today.AddDate(0, 3, 0).Format("2006-01-02"), "future"
+		}
+		w.Write([]string{s["_id"].(string), wh.Code, fmt.Sprint(n%9 + 1), date})
+		want[key{wh.ID, s["_id"].(string), kind}] += float64(n%9 + 1)
+		products[p["_id"].(string)] = true
+	}
+	w.Flush()
+	f.Close()
+	path := writeFile(t, fmt.Sprintf(`
+connector "nuorder" {
+  plugin = %q
+  config {
+    base_url        = env("NUORDER_BASE_URL")
+    consumer_key    = env("NUORDER_CONSUMER_KEY")
+    consumer_secret = env("NUORDER_CONSUMER_SECRET")
+    token           = env("NUORDER_TOKEN")
+    token_secret    = env("NUORDER_TOKEN_SECRET")
+  }
+}
+pipeline "stock" {
+  from    = connector.files.csv
+  options = { path = %q }
+  to      = connector.nuorder.inventory
+  columns = { sku_id = "SKU", warehouse = "Warehouse", quantity = "Qty", date = "Available" }
+}
+`, plugin("nuorder"), filepath.Join(dir, "stock.csv")))
+	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path)
+	if r.code != 0 || !strings.Contains(r.stdout, " 10000 ") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	held := 0
+	for _, wh := range whs {
+		for sku, rs := range srv.Replenishments(wh.ID) {
+			for _, rp := range rs {
+				held++
+				if rp.Quantity == nil || *rp.Quantity != want[key{wh.ID, sku, rp.DisplayName}] {
+					t.Fatalf("%s %s %s holds %v, want %v", wh.Code, sku, rp.DisplayName, rp.Quantity, want[key{wh.ID, sku, rp.DisplayName}])
+				}
+			}
+		}
+	}
+	if held != len(want) {
+		t.Fatalf("fake holds %d replenishments, want the %d consolidated ones", held, len(want))
+	}
+	perWarehouse := (len(want)/3 + 499) / 500
+	if got := srv.Requests(api.Replenishments); got > 3*perWarehouse+3 {
+		t.Fatalf("%d requests for %d replenishments over 3 warehouses (batches of 500)", got, len(want))
+	}
+	if got, wantRefresh := len(srv.FlagRefreshes()), (len(products)+499)/500; got != wantRefresh {
+		t.Fatalf("%d flag refreshes for %d products, want %d", got, len(products), wantRefresh)
+	}
+	t.Logf("10,000 rows -> %d replenishments in %d requests; %d flag refresh(es) for %d products", held, srv.Requests(api.Replenishments), len(srv.FlagRefreshes()), len(products))
+}
+
+func TestShipmentsTwiceLeaveEachShipmentOnce(t *testing.T) {
+	srv, env := sandboxFake(t)
+	path := examplesDir(t)
+	for run := 1; run <= 2; run++ {
+		r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path, "shipments")
+		if r.code != 0 {
+			t.Fatalf("run %d: exit %d\n%s", run, r.code, r.stderr)
+		}
+		if run == 2 && !strings.Contains(r.stdout, "shipments already on the order (not added again): 4") {
+			t.Fatalf("second run:\n%s", r.stdout)
+		}
+	}
+	rows := readCSV(t, filepath.Join(filepath.Dir(path), "shipments.csv"))[1:]
+	numbers := map[string]map[string]bool{}
+	for _, row := range rows {
+		if numbers[row[0]] == nil {
+			numbers[row[0]] = map[string]bool{}
+		}
+		numbers[row[0]][row[1]] = true
+	}
+	for num, tracking := range numbers {
+		var i int
+		fmt.Sscan(num, &i)
+		o := srv.Order(i - 100000)
+		ships, _ := o["shipments"].([]any)
+		if len(ships) != len(tracking) || o["status"] != "shipped" {
+			t.Fatalf("order %s: %d shipments (want %d), status %v", num, len(ships), len(tracking), o["status"])
+		}
+	}
+	if srv.Requests(api.OrderUpdate) != 3 {
+		t.Fatalf("%d order updates for 3 orders over two runs", srv.Requests(api.OrderUpdate))
+	}
+}
+
+func TestCustomersAreCreatedUpdatedAndArchived(t *testing.T) {
+	srv, env := sandboxFake(t)
+	path := examplesDir(t)
+	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path, "customers")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"companies created: 2", "companies updated: 1", "companies archived: 1"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("summary lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if c, ok := srv.CompanyByCode("ERP-20002"); !ok || c["name"] != "Maison Lumiere" || c["currency_code"] != "EUR" {
+		t.Fatalf("created company: %v", c)
+	}
+	cat := nuorder.SandboxCatalog
+	if c, _ := srv.CompanyByCode(cat.CompanyCode(3)); c["payment_terms"] != "NET45" {
+		t.Fatalf("updated company: %v", c["payment_terms"])
+	}
+	if c, _ := srv.CompanyByCode(cat.CompanyCode(5)); c["active"] != false {
+		t.Fatalf("archived company active = %v", c["active"])
+	}
+}
+
+func TestPlanSendsNothing(t *testing.T) {
+	srv, env := sandboxFake(t)
+	path := examplesDir(t)
+	r := runPipeline(t, filepath.Dir(path), env, "plan", "-f", path)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"95 row(s) would be accepted, 5 rejected", "replenishments to MAIN (immediate): 20",
+		"orders marked shipped: 3", "companies to create: 2", "companies to update: 1", "companies to archive: 1",
+		"row 28 (line 29): unknown warehouse NORTH"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("plan lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	for _, e := range []api.Endpoint{api.Replenishments, api.InventoryFlags, api.OrderUpdate, api.OrderSetStatus, api.CompanyCreate, api.CompanyUpdate} {
+		if n := srv.Requests(e); n != 0 {
+			t.Fatalf("plan called %s %d times", e.Pattern(), n)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "rejects", "*")); len(files) != 0 {
+		t.Fatalf("plan wrote rejects: %v", files)
+	}
+}
+
+func TestValidateReportsAMappingToAColumnTheStreamLacks(t *testing.T) {
+	path := writeFile(t, fmt.Sprintf(`connector "nuorder" {
+  plugin = %q
+}
+pipeline "stock" {
+  from    = connector.files.csv
+  options = { path = "stock.csv" }
+  to      = connector.nuorder.inventory
+  columns = { upc = "UPC", qty = "Avail" }
+}
+`, plugin("nuorder")))
+	r := runPipeline(t, filepath.Dir(path), nil, "validate", "--sandbox", "-f", path)
+	if r.code == 0 || !strings.Contains(r.stderr, path+":8:28") || !strings.Contains(r.stderr, `no column "qty"`) {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -247,8 +247,7 @@ func readCSV(ctx context.Context, path string, opts map[string]string, emit conn
 	var row int64
 	process := func(rec []string) error {
 		row++
-		line, col := r.FieldPos(0)
-		_ = col
+		line, _ := r.FieldPos(0)
 		if len(rec) != len(cols) {
 			return fmt.Errorf("%s:%d:1: row %d has %d fields, the header has %d", path, line, row, len(rec), len(cols))
 		}

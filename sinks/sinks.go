@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/hashicorp/go-hclog"
@@ -19,6 +20,9 @@ import (
 
 // Driver makes sinks of one kind.
 type Driver interface {
+	// Modes lists the write modes the sink supports ("append" first, the
+	// default; "merge", "overwrite").
+	Modes() []string
 	// NewConfig returns a pointer to a new, zero config struct whose fields
 	// carry `hcl:"name,attr"` / `hcl:"name,optional"` tags. The host decodes
 	// the sink block into it, reporting unknown or mistyped attributes with
@@ -48,6 +52,47 @@ type Stream struct {
 	Schema *arrow.Schema
 	// PrimaryKey lists the key columns (may be empty).
 	PrimaryKey []string
+	// Mode is how rows land: "append" adds them; "merge" upserts on the
+	// primary key, the latest version of a row winning; "overwrite"
+	// replaces the whole table or folder when the final commit is made,
+	// atomically for readers.
+	Mode string
+}
+
+// The write modes.
+const (
+	Append    = "append"
+	Merge     = "merge"
+	Overwrite = "overwrite"
+)
+
+// Commit is what a writer commits: the rows written so far, and the
+// checkpoint that follows them.
+type Commit struct {
+	// Checkpoint, when not nil, is the source's position after the rows.
+	// A sink that implements CheckpointReader stores it atomically with
+	// the rows (same transaction, same file), which makes the commit
+	// exactly-once: after a crash the rows and the checkpoint are either
+	// both there or both not.
+	Checkpoint []byte
+	// Final is set on the last commit of a run; an overwrite takes effect
+	// then.
+	Final bool
+}
+
+// CheckpointReader is implemented by sinks that store checkpoints with the
+// rows. The engine resumes from the sink's checkpoint when it is newer than
+// the state store's.
+type CheckpointReader interface {
+	// Checkpoint returns the last checkpoint committed with the rows of a
+	// pipeline's stream, and when; nil when there is none.
+	Checkpoint(ctx context.Context, pipeline, stream string) ([]byte, time.Time, error)
+}
+
+// SensitiveAttributes is implemented by drivers whose config holds secrets
+// (a DSN with a password): those attributes are never printed.
+type SensitiveAttributes interface {
+	Sensitive() []string
 }
 
 // Sink is an opened destination.
@@ -68,9 +113,10 @@ type Writer interface {
 	// Write buffers or writes a record. The writer does not keep rec after
 	// Write returns unless it retains it.
 	Write(ctx context.Context, rec arrow.Record) error
-	// Commit makes every row written so far durable and visible, at once.
-	// The writer stays open for more rows.
-	Commit(ctx context.Context) (CommitInfo, error)
+	// Commit makes every row written so far durable and visible, at once,
+	// with c's checkpoint when the sink stores checkpoints. The writer stays
+	// open for more rows unless c.Final.
+	Commit(ctx context.Context, c Commit) (CommitInfo, error)
 	// Abort discards uncommitted rows and ends the writer.
 	Abort() error
 	// Close ends the writer; uncommitted rows are discarded.

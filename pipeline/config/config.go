@@ -88,6 +88,10 @@ type Pipeline struct {
 	// Options are handed to the source stream's read, values as strings.
 	Options  map[string]string
 	Schedule string
+	// Mode is the write mode for a sink target: append (default), merge
+	// or overwrite; ModeRange locates it.
+	Mode      string
+	ModeRange hcl.Range
 	// Columns maps the target stream's columns (when To is a connector's
 	// sink stream) to input columns or constants, by target column name.
 	Columns map[string]ColumnSpec
@@ -162,7 +166,7 @@ var connectorSchema = &hcl.BodySchema{
 var pipelineSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "from", Required: true}, {Name: "to", Required: true},
-		{Name: "options"}, {Name: "schedule"}, {Name: "columns"}, {Name: "rejects"},
+		{Name: "options"}, {Name: "schedule"}, {Name: "columns"}, {Name: "rejects"}, {Name: "mode"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "column", LabelNames: []string{"name"}}},
 }
@@ -296,6 +300,11 @@ func loadPipeline(b *hcl.Block, ectx *hcl.EvalContext) (*Pipeline, hcl.Diagnosti
 	}
 	if a, ok := content.Attributes["rejects"]; ok {
 		diags = append(diags, evalString(a, ectx, &pl.Rejects)...)
+	}
+	pl.Mode, pl.ModeRange = "append", b.DefRange
+	if a, ok := content.Attributes["mode"]; ok {
+		diags = append(diags, evalString(a, ectx, &pl.Mode)...)
+		pl.ModeRange = a.Expr.Range()
 	}
 	diags = append(diags, loadColumns(pl, content, ectx)...)
 	return pl, diags

@@ -42,6 +42,9 @@ type Entry struct {
 	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
 	UpdatedAt  time.Time       `json:"updated_at,omitempty"`
 	LastRun    *Run            `json:"last_run,omitempty"`
+	// ResetAt is when `state reset` last forgot this stream: checkpoints a
+	// sink committed before then are ignored too.
+	ResetAt time.Time `json:"reset_at,omitempty"`
 }
 
 // Bytes returns the checkpoint as the connector made it (nil: none).
@@ -190,7 +193,10 @@ func (l *Local) Get(pipeline, stream string) (Entry, error) {
 	}
 	e := Entry{Pipeline: pipeline, Stream: stream}
 	if got, ok := f.Streams[stream]; ok {
-		e.Checkpoint, e.UpdatedAt, e.LastRun = got.Checkpoint, got.UpdatedAt, got.LastRun
+		e.Checkpoint, e.UpdatedAt, e.LastRun, e.ResetAt = got.Checkpoint, got.UpdatedAt, got.LastRun, got.ResetAt
+	}
+	if all, ok := f.Streams["*"]; ok && all.ResetAt.After(e.ResetAt) {
+		e.ResetAt = all.ResetAt
 	}
 	return e, nil
 }
@@ -228,7 +234,10 @@ func (l *Local) List(pipeline string) ([]Entry, error) {
 			return nil, err
 		}
 		for stream, e := range f.Streams {
-			out = append(out, Entry{Pipeline: name, Stream: stream, Checkpoint: e.Checkpoint, UpdatedAt: e.UpdatedAt, LastRun: e.LastRun})
+			if stream == "*" || (len(e.Checkpoint) == 0 && e.LastRun == nil) {
+				continue // a reset stream
+			}
+			out = append(out, Entry{Pipeline: name, Stream: stream, Checkpoint: e.Checkpoint, UpdatedAt: e.UpdatedAt, LastRun: e.LastRun, ResetAt: e.ResetAt})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -240,22 +249,28 @@ func (l *Local) List(pipeline string) ([]Entry, error) {
 	return out, nil
 }
 
-// Reset implements Store.
+// Reset implements Store. It keeps a tombstone (ResetAt) per stream, so
+// checkpoints a sink stored with its rows before the reset are ignored too.
 func (l *Local) Reset(pipeline, stream string) error {
 	f, err := l.load(pipeline)
-	if err != nil && stream != "" {
-		return err
-	}
-	if stream == "" || err != nil {
-		if err := os.Remove(l.path(pipeline, ".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err != nil {
+		if stream != "" {
 			return err
 		}
-		return nil
+		f = &file{Version: 1, Pipeline: pipeline, Streams: map[string]*Entry{}}
 	}
-	if _, ok := f.Streams[stream]; !ok {
-		return fmt.Errorf("pipeline %s has no state for stream %s", pipeline, stream)
+	now := time.Now().UTC()
+	if stream != "" {
+		if _, ok := f.Streams[stream]; !ok {
+			return fmt.Errorf("pipeline %s has no state for stream %s", pipeline, stream)
+		}
+		f.Streams[stream] = &Entry{ResetAt: now}
+		return l.save(f)
 	}
-	delete(f.Streams, stream)
+	for name := range f.Streams {
+		f.Streams[name] = &Entry{ResetAt: now}
+	}
+	f.Streams["*"] = &Entry{ResetAt: now}
 	return l.save(f)
 }
 

@@ -47,6 +47,9 @@ type Driver struct{}
 
 var _ sinks.Driver = Driver{}
 
+// Modes implements sinks.Driver: files are only appended.
+func (Driver) Modes() []string { return []string{sinks.Append} }
+
 // NewConfig implements sinks.Driver.
 func (Driver) NewConfig() any { return &Config{} }
 
@@ -178,7 +181,7 @@ func (w *Writer) Write(_ context.Context, rec arrow.Record) error {
 
 // Commit implements sinks.Writer: the open file is finished, synced and
 // renamed into place. With no rows since the last commit it does nothing.
-func (w *Writer) Commit(context.Context) (sinks.CommitInfo, error) {
+func (w *Writer) Commit(context.Context, sinks.Commit) (sinks.CommitInfo, error) {
 	if w.fw == nil {
 		return sinks.CommitInfo{Location: w.dir}, nil
 	}

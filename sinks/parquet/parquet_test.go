@@ -69,7 +69,7 @@ func TestNothingIsVisibleBeforeCommit(t *testing.T) {
 	if len(matches) != 0 {
 		t.Fatalf("visible before commit: %v", matches)
 	}
-	info, err := w.Commit(ctx)
+	info, err := w.Commit(ctx, sinks.Commit{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestEachCommitIsOneFileAndRowGroupsAreCapped(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec.Release()
-		if _, err := w.Commit(ctx); err != nil {
+		if _, err := w.Commit(ctx, sinks.Commit{}); err != nil {
 			t.Fatal(err)
 		}
 	}

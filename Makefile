@@ -1,6 +1,7 @@
 # make run   builds the binaries and runs pipeline.hcl against the built-in sandbox,
 #            writing Parquet under data/
-# make test  runs every test (unit and end-to-end)
+# make test  runs every test (unit and end-to-end), with a throwaway PostgreSQL
+#            server on loopback (scripts/with-postgres.sh; set PIPEHOST_TEST_PG_DSN to use another)
 
 GO      ?= go
 BIN     := bin
@@ -20,7 +21,7 @@ run: build
 test:
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	$(GO) test -count=1 -timeout 30m ./...
+	scripts/with-postgres.sh $(GO) test -count=1 -timeout 30m ./...
 
 clean:
 	rm -rf $(BIN) data

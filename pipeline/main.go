@@ -36,6 +36,7 @@ import (
 
 	// Destinations, registered by import.
 	_ "pipehost/sinks/parquet"
+	_ "pipehost/sinks/postgres"
 )
 
 const usage = `Usage: pipeline COMMAND [options] [NAME...]

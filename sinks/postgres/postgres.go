@@ -1,0 +1,515 @@
+// Package postgres is the PostgreSQL destination: each stream lands in a
+// table named after it, loaded with COPY into a staging table and moved into
+// place in one transaction, together with the stream's checkpoint.
+//
+// Type mapping (Arrow -> PostgreSQL): string -> text (jsonb for columns
+// marked as JSON documents), bool -> boolean, int32 -> integer, int64 ->
+// bigint, float64 -> double precision, timestamp -> timestamptz, date32 ->
+// date, lists and structs -> jsonb.
+//
+// Modes: append inserts; merge upserts on the stream's primary key (the
+// latest version of a row in a commit wins); overwrite loads a shadow table
+// and swaps it in at the final commit, in one transaction, so readers see
+// the old table or the new one, never an empty or half-loaded one.
+//
+// Schema evolution is safe: a column the stream gains is added to the table;
+// a column it loses is kept (and left null); a column whose type changed
+// incompatibly stops the run with a clear message before any row is written.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"pipehost/sinks"
+)
+
+func init() { sinks.Register("postgres", Driver{}) }
+
+// Config is the `sink "postgres" "NAME"` block.
+type Config struct {
+	// DSN is a libpq connection string or URL. Sensitive.
+	DSN string `hcl:"dsn"`
+	// Schema is the PostgreSQL schema of the tables (default public).
+	Schema *string `hcl:"schema,optional"`
+	// TablePrefix is put before every stream's table name.
+	TablePrefix *string `hcl:"table_prefix,optional"`
+}
+
+// Driver opens PostgreSQL sinks.
+type Driver struct{}
+
+var (
+	_ sinks.Driver              = Driver{}
+	_ sinks.SensitiveAttributes = Driver{}
+)
+
+// Modes implements sinks.Driver.
+func (Driver) Modes() []string { return []string{sinks.Append, sinks.Merge, sinks.Overwrite} }
+
+// Sensitive implements sinks.SensitiveAttributes: the DSN may hold a password.
+func (Driver) Sensitive() []string { return []string{"dsn"} }
+
+// NewConfig implements sinks.Driver.
+func (Driver) NewConfig() any { return &Config{} }
+
+// Open implements sinks.Driver. It parses the DSN but does not connect.
+func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
+	c := cfg.(*Config)
+	pc, err := pgx.ParseConfig(c.DSN)
+	if err != nil {
+		return nil, redact(fmt.Errorf("dsn: %w", err), c.DSN, "")
+	}
+	s := &Sink{dsn: c.DSN, password: pc.Password, schema: "public"}
+	if c.Schema != nil && *c.Schema != "" {
+		s.schema = *c.Schema
+	}
+	if c.TablePrefix != nil {
+		s.prefix = *c.TablePrefix
+	}
+	return s, nil
+}
+
+// redact removes a DSN and its password from an error's text.
+func redact(err error, dsn, password string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if dsn != "" {
+		msg = strings.ReplaceAll(msg, dsn, "(dsn)")
+	}
+	if password != "" {
+		msg = strings.ReplaceAll(msg, password, "xxxxx")
+		msg = strings.ReplaceAll(msg, url.QueryEscape(password), "xxxxx")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
+}
+
+// Sink writes streams into tables of one database.
+type Sink struct {
+	dsn, password  string
+	schema, prefix string
+}
+
+var (
+	_ sinks.Sink             = (*Sink)(nil)
+	_ sinks.CheckpointReader = (*Sink)(nil)
+)
+
+func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+func (s *Sink) table(stream string) string { return s.prefix + stream }
+
+func (s *Sink) qualified(table string) string { return pgx.Identifier{s.schema, table}.Sanitize() }
+
+func (s *Sink) connect(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return nil, redact(fmt.Errorf("connecting to PostgreSQL: %w", err), s.dsn, s.password)
+	}
+	return conn, nil
+}
+
+// checkpointTable holds one checkpoint per pipeline and stream, written in
+// the same transaction as the rows.
+const checkpointTable = "_pipehost_checkpoints"
+
+func (s *Sink) ensureCheckpointTable(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s;
+CREATE TABLE IF NOT EXISTS %s (
+  pipeline text NOT NULL, stream text NOT NULL, checkpoint bytea, committed_at timestamptz NOT NULL,
+  PRIMARY KEY (pipeline, stream))`, ident(s.schema), s.qualified(checkpointTable)))
+	return err
+}
+
+// Checkpoint implements sinks.CheckpointReader.
+func (s *Sink) Checkpoint(ctx context.Context, pipeline, stream string) ([]byte, time.Time, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer conn.Close(context.Background())
+	var cp []byte
+	var at time.Time
+	err = conn.QueryRow(ctx, fmt.Sprintf(`SELECT checkpoint, committed_at FROM %s WHERE pipeline = $1 AND stream = $2`, s.qualified(checkpointTable)),
+		pipeline, stream).Scan(&cp, &at)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000"):
+		return nil, time.Time{}, nil // no table or schema yet: nothing committed
+	case err != nil:
+		return nil, time.Time{}, redact(err, s.dsn, s.password)
+	}
+	return cp, at, nil
+}
+
+// Close implements sinks.Sink.
+func (s *Sink) Close() error { return nil }
+
+// pgType maps an Arrow field to a PostgreSQL column type.
+func pgType(f arrow.Field) string {
+	if v, ok := f.Metadata.GetValue("pipehost.format"); ok && v == "json" && f.Type.ID() == arrow.STRING {
+		return "jsonb"
+	}
+	switch f.Type.ID() {
+	case arrow.STRING, arrow.LARGE_STRING:
+		return "text"
+	case arrow.BOOL:
+		return "boolean"
+	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.UINT8, arrow.UINT16:
+		return "integer"
+	case arrow.INT64, arrow.UINT32, arrow.UINT64:
+		return "bigint"
+	case arrow.FLOAT32, arrow.FLOAT64:
+		return "double precision"
+	case arrow.TIMESTAMP:
+		return "timestamptz"
+	case arrow.DATE32, arrow.DATE64:
+		return "date"
+	case arrow.BINARY, arrow.LARGE_BINARY:
+		return "bytea"
+	}
+	return "jsonb" // lists, structs, maps
+}
+
+// Open implements sinks.Sink: it connects, creates or evolves the table and
+// prepares the staging table.
+func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{sink: s, conn: conn, stream: st, table: s.table(st.Name)}
+	if err := w.prepare(ctx); err != nil {
+		conn.Close(context.Background())
+		return nil, redact(err, s.dsn, s.password)
+	}
+	return w, nil
+}
+
+// Writer loads one stream.
+type Writer struct {
+	sink    *Sink
+	conn    *pgx.Conn
+	stream  sinks.Stream
+	table   string   // target table name
+	cols    []string // quoted column names, in schema order
+	staging string   // quoted temp table
+	seq     int64
+	rows    int64 // rows in staging
+	shadow  string // overwrite: the quoted table being loaded
+}
+
+var _ sinks.Writer = (*Writer)(nil)
+
+func (w *Writer) prepare(ctx context.Context) error {
+	s := w.sink
+	if err := s.ensureCheckpointTable(ctx, w.conn); err != nil {
+		return fmt.Errorf("creating %s: %w", checkpointTable, err)
+	}
+	target := s.qualified(w.table)
+	existing, err := w.columns(ctx, w.table)
+	if err != nil {
+		return err
+	}
+	var defs []string
+	for _, f := range w.stream.Schema.Fields() {
+		w.cols = append(w.cols, ident(f.Name))
+		defs = append(defs, ident(f.Name)+" "+pgType(f))
+	}
+	pk := ""
+	if len(w.stream.PrimaryKey) > 0 && w.stream.Mode == sinks.Merge {
+		var keys []string
+		for _, k := range w.stream.PrimaryKey {
+			keys = append(keys, ident(k))
+		}
+		pk = ", PRIMARY KEY (" + strings.Join(keys, ", ") + ")"
+	}
+	if existing == nil {
+		if _, err := w.conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (%s%s)", target, strings.Join(defs, ", "), pk)); err != nil {
+			return fmt.Errorf("creating table %s: %w", target, err)
+		}
+	} else {
+		// Check every type before changing anything.
+		var add []string
+		for _, f := range w.stream.Schema.Fields() {
+			have, ok := existing[f.Name]
+			if !ok {
+				add = append(add, "ADD COLUMN "+ident(f.Name)+" "+pgType(f))
+				continue
+			}
+			if want := pgType(f); !compatible(have, want) {
+				return fmt.Errorf("column %s of table %s is %s, but stream %s now has %s there (%s): migrate the column or load into a new table (table_prefix); nothing was written",
+					f.Name, target, have, w.stream.Name, want, f.Type)
+			}
+		}
+		if len(add) > 0 {
+			if _, err := w.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s %s", target, strings.Join(add, ", "))); err != nil {
+				return fmt.Errorf("adding columns to %s: %w", target, err)
+			}
+		}
+		if pk != "" {
+			var keys []string
+			for _, k := range w.stream.PrimaryKey {
+				keys = append(keys, ident(k))
+			}
+			idx := ident(w.table + "_pipehost_key")
+			if _, err := w.conn.Exec(ctx, fmt.Sprintf("CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)", idx, target, strings.Join(keys, ", "))); err != nil {
+				return fmt.Errorf("merge needs a unique key on %s (%s): %w", target, strings.Join(w.stream.PrimaryKey, ", "), err)
+			}
+		}
+	}
+	w.staging = ident("_pipehost_staging_" + w.table)
+	_, err = w.conn.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s (%s, _pipehost_seq bigint)", w.staging, strings.Join(defs, ", ")))
+	if err != nil {
+		return fmt.Errorf("creating the staging table: %w", err)
+	}
+	if w.stream.Mode == sinks.Overwrite {
+		w.shadow = s.qualified(w.table + "__pipehost_new")
+		_, err := w.conn.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL)", w.shadow, w.shadow, target))
+		if err != nil {
+			return fmt.Errorf("creating the table that will replace %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// compatible says whether a column of PostgreSQL type have can take values
+// of type want.
+func compatible(have, want string) bool {
+	if have == want {
+		return true
+	}
+	switch want {
+	case "integer":
+		return have == "bigint" || have == "numeric" || have == "double precision"
+	case "bigint":
+		return have == "numeric"
+	case "text":
+		return have == "character varying"
+	case "timestamptz":
+		return have == "timestamp with time zone"
+	case "jsonb":
+		return have == "json"
+	}
+	return false
+}
+
+// columns returns a table's columns and their types, or nil when the table
+// does not exist.
+func (w *Writer) columns(ctx context.Context, table string) (map[string]string, error) {
+	rows, err := w.conn.Query(ctx, `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`, w.sink.schema, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out map[string]string
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		switch typ {
+		case "timestamp with time zone":
+			typ = "timestamptz"
+		}
+		out[name] = typ
+	}
+	return out, rows.Err()
+}
+
+// Write implements sinks.Writer: the rows are COPYed into the staging table.
+func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	src := &recordSource{rec: rec, row: -1, seq: w.seq}
+	names := make([]string, 0, len(w.cols)+1)
+	for _, f := range w.stream.Schema.Fields() {
+		names = append(names, f.Name)
+	}
+	names = append(names, "_pipehost_seq")
+	n, err := w.conn.CopyFrom(ctx, pgx.Identifier{strings.Trim(w.staging, `"`)}, names, src)
+	if err != nil {
+		return redact(fmt.Errorf("COPY into the staging table: %w", err), w.sink.dsn, w.sink.password)
+	}
+	w.seq += n
+	w.rows += n
+	return nil
+}
+
+// recordSource feeds a record's rows to COPY.
+type recordSource struct {
+	rec  arrow.Record
+	row  int
+	seq  int64
+	vals []any
+	err  error
+}
+
+func (r *recordSource) Next() bool {
+	r.row++
+	return r.row < int(r.rec.NumRows())
+}
+
+func (r *recordSource) Values() ([]any, error) {
+	if r.vals == nil {
+		r.vals = make([]any, r.rec.NumCols()+1)
+	}
+	for c := 0; c < int(r.rec.NumCols()); c++ {
+		v, err := value(r.rec.Column(c), r.rec.Schema().Field(c), r.row)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", r.rec.ColumnName(c), err)
+		}
+		r.vals[c] = v
+	}
+	r.vals[len(r.vals)-1] = r.seq + int64(r.row)
+	return r.vals, nil
+}
+
+func (r *recordSource) Err() error { return r.err }
+
+// value converts one Arrow value to what pgx encodes for its column type.
+func value(col arrow.Array, f arrow.Field, i int) (any, error) {
+	if col.IsNull(i) {
+		return nil, nil
+	}
+	if pgType(f) == "jsonb" {
+		if c, ok := col.(*array.String); ok {
+			return json.RawMessage(c.Value(i)), nil
+		}
+		b, err := json.Marshal(col.GetOneForMarshal(i))
+		if err != nil {
+			return nil, err
+		}
+		return json.RawMessage(b), nil
+	}
+	switch c := col.(type) {
+	case *array.String:
+		return c.Value(i), nil
+	case *array.Boolean:
+		return c.Value(i), nil
+	case *array.Int32:
+		return c.Value(i), nil
+	case *array.Int64:
+		return c.Value(i), nil
+	case *array.Int16:
+		return int32(c.Value(i)), nil
+	case *array.Int8:
+		return int32(c.Value(i)), nil
+	case *array.Float64:
+		return c.Value(i), nil
+	case *array.Float32:
+		return float64(c.Value(i)), nil
+	case *array.Timestamp:
+		unit := c.DataType().(*arrow.TimestampType).Unit
+		return c.Value(i).ToTime(unit), nil
+	case *array.Date32:
+		return c.Value(i).ToTime(), nil
+	case *array.Date64:
+		return c.Value(i).ToTime(), nil
+	case *array.Binary:
+		return c.Value(i), nil
+	}
+	return col.ValueStr(i), nil
+}
+
+// Commit implements sinks.Writer: in one transaction, the staged rows move
+// into the table (by mode) and the checkpoint is stored; an overwrite's
+// final commit swaps the loaded table in.
+func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, error) {
+	s := w.sink
+	target := s.qualified(w.table)
+	info := sinks.CommitInfo{Rows: w.rows, Location: s.schema + "." + w.table}
+	tx, err := w.conn.Begin(ctx)
+	if err != nil {
+		return info, redact(err, s.dsn, s.password)
+	}
+	defer tx.Rollback(context.Background())
+	cols := strings.Join(w.cols, ", ")
+	if w.rows > 0 {
+		var q string
+		switch w.stream.Mode {
+		case sinks.Merge:
+			var keys, sets []string
+			for _, k := range w.stream.PrimaryKey {
+				keys = append(keys, ident(k))
+			}
+			for _, col := range w.cols {
+				sets = append(sets, col+" = EXCLUDED."+col)
+			}
+			q = fmt.Sprintf(`INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s ORDER BY %s, _pipehost_seq DESC
+ON CONFLICT (%s) DO UPDATE SET %s`, target, cols, strings.Join(keys, ", "), cols, w.staging, strings.Join(keys, ", "),
+				strings.Join(keys, ", "), strings.Join(sets, ", "))
+		case sinks.Overwrite:
+			q = fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY _pipehost_seq", w.shadow, cols, cols, w.staging)
+		default:
+			q = fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY _pipehost_seq", target, cols, cols, w.staging)
+		}
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return info, redact(fmt.Errorf("moving rows into %s: %w", target, err), s.dsn, s.password)
+		}
+		if _, err := tx.Exec(ctx, "TRUNCATE "+w.staging); err != nil {
+			return info, err
+		}
+	}
+	if w.stream.Mode == sinks.Overwrite && c.Final {
+		old := ident(w.table + "__pipehost_old")
+		_, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s RENAME TO %s; ALTER TABLE %s RENAME TO %s; DROP TABLE %s",
+			target, old, w.shadow, ident(w.table), s.qualified(w.table+"__pipehost_old")))
+		if err != nil {
+			return info, fmt.Errorf("swapping in the new %s: %w", target, err)
+		}
+		w.shadow = ""
+	}
+	if c.Checkpoint != nil {
+		_, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, stream, checkpoint, committed_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (pipeline, stream) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, committed_at = EXCLUDED.committed_at`, s.qualified(checkpointTable)),
+			w.stream.Pipeline, w.stream.Name, c.Checkpoint)
+		if err != nil {
+			return info, fmt.Errorf("storing the checkpoint: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return info, redact(fmt.Errorf("committing: %w", err), s.dsn, s.password)
+	}
+	w.rows = 0
+	return info, nil
+}
+
+// Abort implements sinks.Writer: staged rows are dropped with the session;
+// an overwrite's half-loaded table is removed.
+func (w *Writer) Abort() error {
+	if w.conn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if w.shadow != "" {
+		w.conn.Exec(ctx, "DROP TABLE IF EXISTS "+w.shadow)
+		w.shadow = ""
+	}
+	err := w.conn.Close(ctx)
+	w.conn = nil
+	return err
+}
+
+// Close implements sinks.Writer.
+func (w *Writer) Close() error { return w.Abort() }

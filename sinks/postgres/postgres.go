@@ -210,7 +210,7 @@ type Writer struct {
 	cols    []string // quoted column names, in schema order
 	staging string   // quoted temp table
 	seq     int64
-	rows    int64 // rows in staging
+	rows    int64  // rows in staging
 	shadow  string // overwrite: the quoted table being loaded
 }
 

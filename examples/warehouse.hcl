@@ -1,0 +1,53 @@
+# Every NuOrder source stream into a PostgreSQL warehouse, merged on each stream's key, so the
+# tables hold the latest version of every company, product, warehouse and order.
+#
+#   export WAREHOUSE_DSN='postgres://loader:PASSWORD@db.internal:5432/analytics'   # never printed
+#   make build && bin/pipeline run --sandbox -f examples/warehouse.hcl
+#
+# Rows and checkpoints are committed in one transaction: a crash never duplicates or loses rows.
+
+connector "nuorder" {
+  plugin = "../bin/nuorder-plugin"
+  config {
+    base_url        = env("NUORDER_BASE_URL", "https://wholesale.nuorder.com")
+    consumer_key    = env("NUORDER_CONSUMER_KEY")
+    consumer_secret = env("NUORDER_CONSUMER_SECRET")
+    token           = env("NUORDER_TOKEN")
+    token_secret    = env("NUORDER_TOKEN_SECRET")
+  }
+}
+
+sink "postgres" "warehouse" {
+  dsn    = env("WAREHOUSE_DSN") # sensitive: never printed
+  schema = env("WAREHOUSE_SCHEMA", "nuorder")
+}
+
+pipeline "companies" {
+  from = connector.nuorder.companies
+  to   = sink.postgres.warehouse
+  mode = "merge"
+}
+
+pipeline "products" {
+  from = connector.nuorder.products
+  to   = sink.postgres.warehouse
+  mode = "merge"
+}
+
+pipeline "locations" {
+  from = connector.nuorder.locations
+  to   = sink.postgres.warehouse
+  mode = "merge"
+}
+
+pipeline "orders" {
+  from = connector.nuorder.orders
+  to   = sink.postgres.warehouse
+  mode = "merge"
+}
+
+pipeline "order_lines" {
+  from = connector.nuorder.order_lines
+  to   = sink.postgres.warehouse
+  mode = "merge"
+}

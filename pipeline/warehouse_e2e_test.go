@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"pipehost/connector/nuorder"
+	"pipehost/connector/nuorder/fakeapi"
+)
+
+func pgDSN(t testing.TB) string {
+	t.Helper()
+	d := os.Getenv("PIPEHOST_TEST_PG_DSN")
+	if d == "" {
+		t.Skip("PIPEHOST_TEST_PG_DSN is not set: run the tests with `make test` (scripts/with-postgres.sh starts a server)")
+	}
+	return d
+}
+
+// pgSchema makes a fresh schema name, dropped at the end of the test.
+func pgSchema(t testing.TB) (string, *pgx.Conn) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), pgDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("e2e_%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+name+" CASCADE")
+		conn.Close(context.Background())
+	})
+	return name, conn
+}
+
+func warehouseFile(t testing.TB, baseURL, schema, pipelines string) string {
+	return writeFile(t.(*testing.T), fmt.Sprintf(`
+connector "nuorder" {
+  plugin = %q
+  config {
+    base_url           = %q
+    cursor_lag_seconds = 0%s
+  }
+}
+sink "postgres" "wh" {
+  dsn    = env("E2E_DSN")
+  schema = %q
+}
+%s`, plugin("nuorder"), baseURL, nuorderCreds, schema, pipelines))
+}
+
+func count(t *testing.T, conn *pgx.Conn, q string) int {
+	t.Helper()
+	var n int
+	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func TestOrdersLandInPostgresAndMergeKeepsTheLatest(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 61, Products: 30, Companies: 20, Orders: 400}
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	schema, conn := pgSchema(t)
+	path := warehouseFile(t, srv.URL(), schema, `
+pipeline "orders" {
+  from = connector.nuorder.orders
+  to   = sink.postgres.wh
+  mode = "merge"
+}
+pipeline "order_lines" {
+  from = connector.nuorder.order_lines
+  to   = sink.postgres.wh
+  mode = "merge"
+}`)
+	env := append(credEnv(e2eCreds), "E2E_DSN="+pgDSN(t))
+	if r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	types := map[string]string{}
+	rows, _ := conn.Query(context.Background(), `SELECT table_name || '.' || column_name, data_type FROM information_schema.columns WHERE table_schema = $1`, schema)
+	for rows.Next() {
+		var c, ty string
+		rows.Scan(&c, &ty)
+		types[c] = ty
+	}
+	for col, want := range map[string]string{"orders._id": "text", "orders.total": "double precision", "orders.total_quantity": "bigint",
+		"orders.edited": "boolean", "orders.modified_on": "timestamp with time zone", "orders.line_items": "jsonb", "orders.billing_address": "jsonb",
+		"orders.document": "jsonb", "order_lines.quantity": "bigint", "order_lines.line_no": "integer", "order_lines.ship_start": "timestamp with time zone"} {
+		if types[col] != want {
+			t.Fatalf("%s is %q, want %q", col, types[col], want)
+		}
+	}
+	want := 0
+	for i := 0; i < cat.Orders; i++ {
+		if cat.OrderStatus(i) != "pending" {
+			want++
+		}
+	}
+	if n := count(t, conn, "SELECT count(*) FROM "+schema+".orders"); n != want {
+		t.Fatalf("%d orders, want %d", n, want)
+	}
+	var approved []int
+	for i := 0; i < cat.Orders && len(approved) < 3; i++ {
+		if cat.OrderStatus(i) == "approved" {
+			approved = append(approved, i)
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	srv.EditOrders(approved[0], approved[1])
+	srv.SetOrderStatus(approved[2], "shipped")
+	if r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path); r.code != 0 || !strings.Contains(r.stdout, " 3 ") {
+		t.Fatalf("second run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM "+schema+".orders"); n != want {
+		t.Fatalf("after merge: %d orders, want %d (one per _id)", n, want)
+	}
+	if n := count(t, conn, "SELECT count(DISTINCT _id) FROM "+schema+".orders"); n != want {
+		t.Fatalf("after merge: %d distinct orders", n)
+	}
+	if n := count(t, conn, fmt.Sprintf("SELECT count(*) FROM %s.orders WHERE _id IN ('%s','%s') AND edited AND document->>'notes' = 'edited after approval'", schema, cat.OrderID(approved[0]), cat.OrderID(approved[1]))); n != 2 {
+		t.Fatalf("%d edited orders carry their new version", n)
+	}
+	if n := count(t, conn, fmt.Sprintf("SELECT count(*) FROM %s.orders WHERE _id = '%s' AND status = 'shipped'", schema, cat.OrderID(approved[2]))); n != 1 {
+		t.Fatal("the shipped order is not shipped in the warehouse")
+	}
+	if a, b := count(t, conn, "SELECT count(*) FROM "+schema+".order_lines"), count(t, conn, "SELECT count(*) FROM (SELECT DISTINCT order_id, line_id, size FROM "+schema+".order_lines) x"); a != b {
+		t.Fatalf("order_lines: %d rows, %d keys", a, b)
+	}
+}
+
+// killAt runs the orders pipeline with a failpoint armed, kills the host and
+// its plugin with SIGKILL when it is reached, and returns what it printed.
+func killAt(t *testing.T, dir, path string, env []string, failpoint string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", path, "--log-format", "json", "orders")
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), env...), "PIPEHOST_FAILPOINT="+failpoint)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	reached := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "failpoint "+failpoint) {
+				reached <- true
+			}
+		}
+		close(reached)
+	}()
+	select {
+	case ok := <-reached:
+		if !ok {
+			t.Fatalf("the host exited before the failpoint:\n%s", log.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("failpoint never reached")
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Wait()
+	return log.String()
+}
+
+func TestAKilledHostNeverDuplicatesOrLosesRowsInPostgres(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 67, Products: 20, Companies: 10, Orders: 1500}
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	want := 0
+	for i := 0; i < cat.Orders; i++ {
+		if cat.OrderStatus(i) != "pending" {
+			want++
+		}
+	}
+	for _, fp := range []string{"before-commit", "after-sink-commit"} {
+		t.Run(fp, func(t *testing.T) {
+			schema, conn := pgSchema(t)
+			path := warehouseFile(t, srv.URL(), schema, `
+pipeline "orders" {
+  from = connector.nuorder.orders
+  to   = sink.postgres.wh
+}`) // append: a duplicate would show
+			dir := filepath.Dir(path)
+			env := append(credEnv(e2eCreds), "E2E_DSN="+pgDSN(t))
+			killAt(t, dir, path, env, fp)
+			before := count(t, conn, "SELECT count(*) FROM "+schema+".orders")
+			if fp == "before-commit" && before != 0 {
+				t.Fatalf("%d rows visible though the host died before committing", before)
+			}
+			if fp == "after-sink-commit" && before == 0 {
+				t.Fatal("nothing committed before the kill")
+			}
+			r := runPipeline(t, dir, env, "run", "-f", path, "orders")
+			if r.code != 0 {
+				t.Fatalf("rerun: exit %d\n%s", r.code, r.stderr)
+			}
+			n := count(t, conn, "SELECT count(*) FROM "+schema+".orders")
+			distinct := count(t, conn, "SELECT count(DISTINCT _id) FROM "+schema+".orders")
+			if n != want || distinct != want {
+				t.Fatalf("after the kill (%d rows committed) and the rerun: %d rows, %d distinct, want %d once each", before, n, distinct, want)
+			}
+			t.Logf("%s: %d rows committed before SIGKILL, %d after the rerun, each once", fp, before, n)
+		})
+	}
+}
+
+func TestWarehouseExampleLoadsEveryStreamAndHidesThePassword(t *testing.T) {
+	schema, conn := pgSchema(t)
+	password := "Wh-s3cret-do-not-print"
+	dsn := strings.Replace(pgDSN(t), "postgres@", "postgres:"+password+"@", 1)
+	src, err := os.ReadFile("../examples/warehouse.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, strings.Replace(string(src), `"../bin/nuorder-plugin"`, fmt.Sprintf("%q", plugin("nuorder")), 1))
+	env := []string{"WAREHOUSE_DSN=" + dsn, "WAREHOUSE_SCHEMA=" + schema}
+	for _, args := range [][]string{{"validate", "--sandbox"}, {"plan", "--sandbox"}, {"run", "--sandbox", "--log-level", "debug"}} {
+		r := runPipeline(t, filepath.Dir(path), env, append(args, "-f", path)...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, password) {
+			t.Fatalf("%v printed the DSN's password", args)
+		}
+	}
+	cat := nuorder.SandboxCatalog
+	for table, min := range map[string]int{"companies": cat.Companies, "products": 200, "locations": 3, "orders": 400, "order_lines": 1000} {
+		if n := count(t, conn, "SELECT count(*) FROM "+schema+"."+table); n < min {
+			t.Fatalf("%s: %d rows", table, n)
+		}
+	}
+	// A wrong database name fails with a message that still hides it.
+	bad := strings.Replace(dsn, "/postgres?", "/no_such_db?", 1)
+	r := runPipeline(t, filepath.Dir(path), []string{"WAREHOUSE_DSN=" + bad, "WAREHOUSE_SCHEMA=" + schema}, "run", "--sandbox", "-f", path, "orders")
+	if r.code == 0 || strings.Contains(r.stdout+r.stderr, password) || !strings.Contains(r.stderr, "no_such_db") {
+		t.Fatalf("exit %d, output:\n%s", r.code, r.stderr)
+	}
+}

@@ -291,3 +291,35 @@ func TestSandboxSecondRunAddsNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestParquetCommitsTheCheckpointWithTheFile(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 71, Products: 20, Companies: 10, Orders: 1500}
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	path := incrementalFile(t, srv.URL())
+	dir := filepath.Dir(path)
+	// The host dies right after the first file is renamed into place,
+	// before its state store learns the checkpoint.
+	killAt(t, dir, path, credEnv(e2eCreds), "after-sink-commit")
+	before := idsIn(t, listFiles(filepath.Join(dir, "out", "orders")), "_id")
+	if len(before) == 0 {
+		t.Fatal("nothing committed before the kill")
+	}
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "orders"); r.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", r.code, r.stderr)
+	}
+	all := idsIn(t, listFiles(filepath.Join(dir, "out", "orders")), "_id")
+	var want []string
+	for i := 0; i < cat.Orders; i++ {
+		if cat.OrderStatus(i) != "pending" {
+			want = append(want, cat.OrderID(i))
+		}
+	}
+	sort.Strings(want)
+	if strings.Join(all, ",") != strings.Join(want, ",") {
+		t.Fatalf("after the kill (%d rows committed) and the rerun: %d rows, want the %d orders once each", len(before), len(all), len(want))
+	}
+}

@@ -8,14 +8,22 @@
 // pyarrow globbing *.parquet) see a whole file or none, and a crash leaves at
 // most a hidden temporary file, which a writer of the stream opened a day
 // later removes.
+//
+// A commit's checkpoint is written into the file's footer (key-value
+// metadata pipehost.pipeline and pipehost.checkpoint), so the rename that
+// makes the rows visible also commits the checkpoint: one atomic step. The
+// engine reads it back (Checkpoint) when the host died before it could
+// update its state store.
 package parquet
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,6 +31,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	pq "github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/compress"
+	"github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"pipehost/sinks"
@@ -92,7 +101,44 @@ type Sink struct {
 	rowGroupRows int64
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var (
+	_ sinks.Sink             = (*Sink)(nil)
+	_ sinks.CheckpointReader = (*Sink)(nil)
+)
+
+// Footer keys of the checkpoint a file commits.
+const (
+	pipelineKey   = "pipehost.pipeline"
+	checkpointKey = "pipehost.checkpoint"
+)
+
+// Checkpoint implements sinks.CheckpointReader: the checkpoint in the footer
+// of the newest file of the stream that the pipeline committed with one.
+func (s *Sink) Checkpoint(_ context.Context, pipeline, stream string) ([]byte, time.Time, error) {
+	files, _ := filepath.Glob(filepath.Join(s.dir, stream, "part-*.parquet"))
+	sort.Sort(sort.Reverse(sort.StringSlice(files)))
+	for _, f := range files {
+		rdr, err := file.OpenParquetFile(f, false)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("reading the footer of %s: %w", f, err)
+		}
+		md := rdr.MetaData().KeyValueMetadata()
+		p, cp := md.FindValue(pipelineKey), md.FindValue(checkpointKey)
+		rdr.Close()
+		if p != nil && *p == pipeline && cp != nil {
+			fi, err := os.Stat(f)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			b, err := base64.StdEncoding.DecodeString(*cp)
+			if err != nil {
+				return nil, time.Time{}, fmt.Errorf("checkpoint in %s: %w", f, err)
+			}
+			return b, fi.ModTime(), nil
+		}
+	}
+	return nil, time.Time{}, nil
+}
 
 // Dir is the sink's resolved output folder.
 func (s *Sink) Dir() string { return s.dir }
@@ -119,7 +165,7 @@ func (s *Sink) Open(_ context.Context, st sinks.Stream) (sinks.Writer, error) {
 		}
 	}
 	return &Writer{
-		sink: s, dir: dir, schema: st.Schema,
+		sink: s, dir: dir, schema: st.Schema, pipeline: st.Pipeline,
 		prefix: fmt.Sprintf("part-%s-%d", time.Now().UTC().Format("20060102T150405.000Z"), runSeq.Add(1)),
 	}, nil
 }
@@ -129,7 +175,8 @@ func (s *Sink) Close() error { return nil }
 
 // Writer writes one stream; each Commit closes one file.
 type Writer struct {
-	sink   *Sink
+	sink     *Sink
+	pipeline string
 	dir    string
 	schema *arrow.Schema
 	prefix string
@@ -181,12 +228,16 @@ func (w *Writer) Write(_ context.Context, rec arrow.Record) error {
 
 // Commit implements sinks.Writer: the open file is finished, synced and
 // renamed into place. With no rows since the last commit it does nothing.
-func (w *Writer) Commit(context.Context, sinks.Commit) (sinks.CommitInfo, error) {
+func (w *Writer) Commit(_ context.Context, c sinks.Commit) (sinks.CommitInfo, error) {
 	if w.fw == nil {
 		return sinks.CommitInfo{Location: w.dir}, nil
 	}
 	fw, f, rows := w.fw, w.tmp, w.rows
 	w.fw, w.tmp, w.rows = nil, nil, 0
+	if c.Checkpoint != nil {
+		fw.AppendKeyValueMetadata(pipelineKey, w.pipeline)
+		fw.AppendKeyValueMetadata(checkpointKey, base64.StdEncoding.EncodeToString(c.Checkpoint))
+	}
 	// FileWriter.Close writes the footer and closes f.
 	if err := fw.Close(); err != nil {
 		os.Remove(f.Name())

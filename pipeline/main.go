@@ -35,6 +35,8 @@ import (
 	"pipehost/pipeline/state"
 
 	// Destinations, registered by import.
+	_ "pipehost/sinks/csv"
+	_ "pipehost/sinks/jsonl"
 	_ "pipehost/sinks/parquet"
 	_ "pipehost/sinks/postgres"
 )

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -254,5 +255,154 @@ func TestWarehouseExampleLoadsEveryStreamAndHidesThePassword(t *testing.T) {
 	r := runPipeline(t, filepath.Dir(path), []string{"WAREHOUSE_DSN=" + bad, "WAREHOUSE_SCHEMA=" + schema}, "run", "--sandbox", "-f", path, "orders")
 	if r.code == 0 || strings.Contains(r.stdout+r.stderr, password) || !strings.Contains(r.stderr, "no_such_db") {
 		t.Fatalf("exit %d, output:\n%s", r.code, r.stderr)
+	}
+}
+
+// BenchmarkOrdersIntoPostgresVsParquet runs the same orders pipeline (the
+// real binaries, against the fake API) into Parquet and into PostgreSQL, one
+// after the other in each iteration, and reports both rates and their ratio:
+//
+//	make build && scripts/with-postgres.sh go test ./pipeline -run '^$' -bench PostgresVsParquet -benchtime 3x
+func BenchmarkOrdersIntoPostgresVsParquet(b *testing.B) {
+	dsn := pgDSN(b)
+	cat := fakeapi.Catalog{Seed: 73, Products: 100, Companies: 50, Orders: 40000}
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var parquetTime, pgTime time.Duration
+	var rows int
+	for i := 0; i < b.N; i++ {
+		schema := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+		dir := b.TempDir()
+		hcl := fmt.Sprintf(`
+connector "nuorder" {
+  plugin = %q
+  config {
+    base_url = %q%s
+  }
+}
+sink "parquet" "lake" {
+  path = "out"
+}
+sink "postgres" "wh" {
+  dsn    = env("E2E_DSN")
+  schema = %q
+}
+pipeline "to_parquet" {
+  from = connector.nuorder.orders
+  to   = sink.parquet.lake
+}
+pipeline "to_postgres" {
+  from = connector.nuorder.orders
+  to   = sink.postgres.wh
+}
+`, plugin("nuorder"), srv.URL(), nuorderCreds, schema)
+		path := filepath.Join(dir, "pipeline.hcl")
+		os.WriteFile(path, []byte(hcl), 0o644)
+		env := append(credEnv(e2eCreds), "E2E_DSN="+dsn)
+		for _, target := range []string{"to_parquet", "to_postgres"} {
+			cmd := exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", path, target)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), env...)
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("%s: %v\n%s", target, err, out)
+			}
+			if target == "to_parquet" {
+				parquetTime += time.Since(start)
+			} else {
+				pgTime += time.Since(start)
+			}
+		}
+		conn.QueryRow(context.Background(), "SELECT count(*) FROM "+schema+".orders").Scan(&rows)
+		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	}
+	pq := float64(rows) * float64(b.N) / parquetTime.Seconds()
+	pg := float64(rows) * float64(b.N) / pgTime.Seconds()
+	b.ReportMetric(float64(rows), "rows/run")
+	b.ReportMetric(pq, "parquet-rows/s")
+	b.ReportMetric(pg, "postgres-rows/s")
+	b.ReportMetric(pg/pq, "postgres/parquet")
+}
+
+func TestCSVAndJSONLinesSinks(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 79, Products: 10, Companies: 5, Orders: 200}
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	path := nuorderFile(t, srv.URL(), `
+sink "csv" "files" {
+  path = "csv"
+}
+sink "jsonl" "files" {
+  path = "jsonl"
+}
+pipeline "orders_csv" {
+  from = connector.nuorder.orders
+  to   = sink.csv.files
+}
+pipeline "orders_jsonl" {
+  from = connector.nuorder.orders
+  to   = sink.jsonl.files
+}`)
+	dir := filepath.Dir(path)
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "orders_csv", "orders_jsonl"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	want := 0
+	for i := 0; i < cat.Orders; i++ {
+		if cat.OrderStatus(i) != "pending" {
+			want++
+		}
+	}
+	csvFiles, _ := filepath.Glob(filepath.Join(dir, "csv", "orders", "*.csv"))
+	rows := 0
+	for _, f := range csvFiles {
+		recs := readCSV(t, f)
+		if recs[0][0] != "_id" || recs[0][len(recs[0])-2] != "document" {
+			t.Fatalf("header %v", recs[0])
+		}
+		for _, r := range recs[1:] {
+			if !strings.HasPrefix(r[27], `[{"id":`) { // line_items as JSON
+				t.Fatalf("line_items cell %.60s", r[27])
+			}
+		}
+		rows += len(recs) - 1
+	}
+	jsonFiles, _ := filepath.Glob(filepath.Join(dir, "jsonl", "orders", "*.jsonl"))
+	lines := 0
+	for _, f := range jsonFiles {
+		b, _ := os.ReadFile(f)
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var row struct {
+				ID       string `json:"_id"`
+				Document struct {
+					ID string `json:"_id"`
+				} `json:"document"`
+				LineItems []struct {
+					Sizes []struct{ Quantity int64 } `json:"sizes"`
+				} `json:"line_items"`
+				Modified string `json:"modified_on"`
+			}
+			if err := json.Unmarshal([]byte(l), &row); err != nil {
+				t.Fatalf("line %.80s: %v", l, err)
+			}
+			if row.Document.ID != row.ID || len(row.LineItems) == 0 || row.LineItems[0].Sizes[0].Quantity < 1 || !strings.HasSuffix(row.Modified, "Z") {
+				t.Fatalf("row %.200s", l)
+			}
+			lines++
+		}
+	}
+	if rows != want || lines != want {
+		t.Fatalf("csv %d rows, jsonl %d rows, want %d", rows, lines, want)
 	}
 }

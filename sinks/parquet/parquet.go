@@ -177,10 +177,10 @@ func (s *Sink) Close() error { return nil }
 type Writer struct {
 	sink     *Sink
 	pipeline string
-	dir    string
-	schema *arrow.Schema
-	prefix string
-	seq    int
+	dir      string
+	schema   *arrow.Schema
+	prefix   string
+	seq      int
 
 	tmp  *os.File
 	fw   *pqarrow.FileWriter

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -102,9 +104,9 @@ func (c Catalog) Order(i int) map[string]any {
 	modified := created.Add(time.Duration(r.IntN(10*24*60)) * time.Minute)
 	var company map[string]any
 	if c.Companies > 0 {
-		company = c.Company(r.IntN(c.Companies))
+		company = cached("company", c.Seed, r.IntN(c.Companies), c.Companies, func(i int) map[string]any { return c.Company(i) })
 	} else {
-		company = Catalog{Seed: c.Seed, Companies: 1}.Company(0)
+		company = cached("company", c.Seed, 0, 1, func(int) map[string]any { return Catalog{Seed: c.Seed, Companies: 1}.Company(0) })
 	}
 	addrs := company["addresses"].([]map[string]any)
 	shipStart := time.Date(2026, time.Month(1+r.IntN(12)), 1, 0, 0, 0, 0, time.UTC)
@@ -114,7 +116,9 @@ func (c Catalog) Order(i int) map[string]any {
 	nLines := 1 + r.IntN(4)
 	for l := 0; l < nLines; l++ {
 		pi := r.IntN(max(c.Products, 1))
-		p := Catalog{Seed: c.Seed, Products: max(c.Products, 1)}.Product(pi)
+		p := cached("product", c.Seed, pi, max(c.Products, 1), func(i int) map[string]any {
+			return Catalog{Seed: c.Seed, Products: max(c.Products, 1)}.Product(i)
+		})
 		sizes := p["sizes"].([]map[string]any)
 		price := p["pricing"].(map[string]any)["USD"].(map[string]any)["wholesale"].(float64)
 		var lineSizes []map[string]any
@@ -180,3 +184,34 @@ func (c Catalog) Order(i int) map[string]any {
 }
 
 func p2(r *rand.Rand) string { return fmt.Sprintf("S%02d", r.IntN(4)+24) }
+
+// docKey identifies a generated document for the cache below.
+type docKey struct {
+	kind    string
+	seed    uint64
+	i, size int
+}
+
+// docCache keeps the product and company documents orders embed, read-only,
+// so generating an order does not regenerate them. It holds at most
+// maxCached documents: beyond that, documents are generated each time.
+var (
+	docCache   sync.Map
+	cachedDocs atomic.Int64
+)
+
+const maxCached = 50_000
+
+func cached(kind string, seed uint64, i, size int, gen func(int) map[string]any) map[string]any {
+	k := docKey{kind, seed, i, size}
+	if v, ok := docCache.Load(k); ok {
+		return v.(map[string]any)
+	}
+	doc := gen(i)
+	if cachedDocs.Load() < maxCached {
+		if _, loaded := docCache.LoadOrStore(k, doc); !loaded {
+			cachedDocs.Add(1)
+		}
+	}
+	return doc
+}

@@ -1,0 +1,134 @@
+// Package commitfile commits files into a folder atomically, together with a
+// checkpoint, for the text file sinks (CSV, JSON lines).
+//
+// A file is written under a hidden temporary name. To commit it, a manifest
+// naming the file and holding the checkpoint replaces the pipeline's previous
+// manifest (written aside, synced, renamed): that rename is the commit point.
+// The data file is then renamed into place. A crash between the two renames
+// is rolled forward by the next Open or Checkpoint, which finishes the rename
+// the manifest promises; a crash before the manifest leaves only a hidden
+// temporary file. Either way the rows and the checkpoint land together.
+package commitfile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Folder is one stream's folder, written by one pipeline.
+type Folder struct {
+	dir, pipeline string
+}
+
+// manifest is the commit record of a pipeline in a folder.
+type manifest struct {
+	File        string    `json:"file"` // base name of the last committed file
+	Temp        string    `json:"temp"` // its temporary name before the rename
+	Checkpoint  []byte    `json:"checkpoint,omitempty"`
+	CommittedAt time.Time `json:"committed_at"`
+}
+
+// Open prepares a folder and rolls forward a commit a crash interrupted.
+func Open(dir, pipeline string) (*Folder, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f := &Folder{dir: dir, pipeline: pipeline}
+	_, err := f.recover()
+	return f, err
+}
+
+func (f *Folder) manifestPath() string {
+	return filepath.Join(f.dir, ".pipehost-"+url.PathEscape(f.pipeline)+".json")
+}
+
+// recover reads the manifest and finishes its rename if needed.
+func (f *Folder) recover() (*manifest, error) {
+	b, err := os.ReadFile(f.manifestPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", f.manifestPath(), err)
+	}
+	final, tmp := filepath.Join(f.dir, m.File), filepath.Join(f.dir, m.Temp)
+	if _, err := os.Stat(final); errors.Is(err, os.ErrNotExist) {
+		if err := os.Rename(tmp, final); err != nil {
+			return nil, fmt.Errorf("finishing the commit of %s: %w", final, err)
+		}
+		if err := syncDir(f.dir); err != nil {
+			return nil, err
+		}
+	}
+	return &m, nil
+}
+
+// Create starts a hidden temporary file in the folder.
+func (f *Folder) Create() (*os.File, error) {
+	return os.CreateTemp(f.dir, ".part-*.tmp")
+}
+
+// Commit makes a closed temporary file visible as name, with checkpoint.
+func (f *Folder) Commit(tmpPath, name string, checkpoint []byte) error {
+	if err := syncFile(tmpPath); err != nil {
+		return err
+	}
+	m := manifest{File: name, Temp: filepath.Base(tmpPath), Checkpoint: checkpoint, CommittedAt: time.Now().UTC()}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	mt, err := os.CreateTemp(f.dir, ".manifest-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(mt.Name())
+	if _, err := mt.Write(b); err != nil {
+		mt.Close()
+		return err
+	}
+	if err := mt.Sync(); err != nil {
+		mt.Close()
+		return err
+	}
+	mt.Close()
+	if err := os.Rename(mt.Name(), f.manifestPath()); err != nil { // the commit point
+		return err
+	}
+	if err := syncDir(f.dir); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpPath, filepath.Join(f.dir, name)); err != nil {
+		return err
+	}
+	return syncDir(f.dir)
+}
+
+// Checkpoint returns the checkpoint of the pipeline's last commit and when.
+func (f *Folder) Checkpoint() ([]byte, time.Time, error) {
+	m, err := f.recover()
+	if err != nil || m == nil {
+		return nil, time.Time{}, err
+	}
+	return m.Checkpoint, m.CommittedAt, nil
+}
+
+func syncFile(path string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	return fh.Sync()
+}
+
+func syncDir(dir string) error { return syncFile(dir) }

@@ -372,7 +372,7 @@ pipeline "orders_jsonl" {
 			t.Fatalf("header %v", recs[0])
 		}
 		for _, r := range recs[1:] {
-			if !strings.HasPrefix(r[27], `[{"id":`) { // line_items as JSON
+			if !strings.HasPrefix(r[27], `[{"`) || !strings.Contains(r[27], `"sizes":[{`) { // line_items as JSON
 				t.Fatalf("line_items cell %.60s", r[27])
 			}
 		}

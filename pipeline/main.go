@@ -194,9 +194,9 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 	}
 	eo.Sandbox, eo.Logger = o.sandbox, logger
 	if eo.State == nil && !eo.Catalog {
-		store, err := state.OpenLocal(f.StateDir)
+		store, err := openStore(ctx, f)
 		if err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", err)
+			fmt.Fprintf(stderr, "Error: state store: %v\n", err)
 			return nil, false
 		}
 		eo.State = store
@@ -334,9 +334,9 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 		config.WriteDiagnostics(stderr, f, diags, nil, isTerminal(stderr))
 		return exitUsage
 	}
-	store, err := state.OpenLocal(f.StateDir)
+	store, err := openStore(context.Background(), f)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		fmt.Fprintf(stderr, "Error: state store: %v\n", err)
 		return exitFailed
 	}
 	args := o.args[1:]
@@ -355,7 +355,7 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 			return exitFailed
 		}
 		if len(entries) == 0 {
-			fmt.Fprintf(stdout, "No state in %s yet.\n", store.Dir())
+			fmt.Fprintln(stdout, "No state yet.")
 			return exitOK
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
@@ -475,4 +475,13 @@ func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr
 		return exitFailed
 	}
 	return exitOK
+}
+
+// openStore opens the state store the file's state block names: a folder
+// of JSON files (default) or a PostgreSQL table shared by several hosts.
+func openStore(ctx context.Context, f *config.File) (state.Store, error) {
+	if f.StateBackend == "postgres" {
+		return state.OpenPostgres(ctx, f.StateDSN, f.StateSchema)
+	}
+	return state.OpenLocal(f.StateDir)
 }

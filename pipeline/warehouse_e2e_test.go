@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pipehost/connector/nuorder"
+	"pipehost/connector/nuorder/api"
 	"pipehost/connector/nuorder/fakeapi"
 )
 
@@ -404,5 +406,61 @@ pipeline "orders_jsonl" {
 	}
 	if rows != want || lines != want {
 		t.Fatalf("csv %d rows, jsonl %d rows, want %d", rows, lines, want)
+	}
+}
+
+func TestPostgresStateIsSharedAndLocksAcrossHosts(t *testing.T) {
+	schema, _ := pgSchema(t)
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: fakeapi.Catalog{Seed: 83, Products: 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	hcl := func() string {
+		return writeFile(t, fmt.Sprintf(`
+state {
+  backend = "postgres"
+  dsn     = env("E2E_DSN")
+  schema  = %q
+}
+connector "nuorder" {
+  plugin = %q
+  config {
+    base_url = %q%s
+  }
+}
+sink "parquet" "lake" {
+  path = "out"
+}
+pipeline "products" {
+  from = connector.nuorder.products
+  to   = sink.parquet.lake
+}`, schema, plugin("nuorder"), srv.URL(), nuorderCreds))
+	}
+	// Two "hosts": two folders, one database.
+	a, b := hcl(), hcl()
+	env := append(credEnv(e2eCreds), "E2E_DSN="+pgDSN(t))
+	srv.InjectFault(api.ProductList, fakeapi.Fault{Delay: 3 * time.Second, Times: 1})
+	first := exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", a)
+	first.Dir = filepath.Dir(a)
+	first.Env = append(os.Environ(), env...)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the first run holds the lock, waiting on the listing
+	r := runPipeline(t, filepath.Dir(b), env, "run", "-f", b)
+	if r.code != 1 || !strings.Contains(r.stderr, "already running on another host") {
+		t.Fatalf("second host: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first host: %v", err)
+	}
+	// The second host sees the first one's checkpoint.
+	show := runPipeline(t, filepath.Dir(b), env, "state", "show", "-f", b)
+	if !strings.Contains(show.stdout, `{"cursor":`) || !strings.Contains(show.stdout, "ok, ") {
+		t.Fatalf("state show on the other host:\n%s%s", show.stdout, show.stderr)
+	}
+	if r := runPipeline(t, filepath.Dir(b), env, "run", "-f", b); r.code != 0 || !regexp.MustCompile(`products\s+connector.nuorder.products\s+sink.parquet.lake\s+0\s`).MatchString(r.stdout) {
+		t.Fatalf("the second host's run after the first: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

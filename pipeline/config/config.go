@@ -33,6 +33,11 @@ type File struct {
 	// StateDir is the folder of the local state store: the `state` block's
 	// path, resolved against Dir, or Dir/.pipeline-state.
 	StateDir string
+	// StateBackend is "local" (default) or "postgres"; StateDSN and
+	// StateSchema configure the latter. StateDSNRange locates the DSN, a
+	// secret never printed.
+	StateBackend, StateDSN, StateSchema string
+	StateDSNRange                       *hcl.Range
 	// Parser holds the file's source, for printing diagnostics with snippets.
 	Parser *hclparse.Parser
 }
@@ -152,7 +157,7 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "state"},
 }}
 
-var stateSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "path"}}}
+var stateSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "backend"}, {Name: "dsn"}, {Name: "schema"}}}
 
 // DefaultStateDir is the state folder, relative to the pipeline file, when
 // the file has no state block.
@@ -222,6 +227,27 @@ func Load(path string) (*File, hcl.Diagnostics) {
 				if dir != "" {
 					f.StateDir = dir
 				}
+			}
+			f.StateBackend = "local"
+			if a, ok := content.Attributes["backend"]; ok {
+				diags = append(diags, evalString(a, ectx, &f.StateBackend)...)
+				if f.StateBackend != "local" && f.StateBackend != "postgres" {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown state backend",
+						Detail: fmt.Sprintf("backend is %q; it must be \"local\" or \"postgres\".", f.StateBackend), Subject: a.Expr.Range().Ptr()})
+				}
+			}
+			if a, ok := content.Attributes["dsn"]; ok {
+				r := a.Range
+				f.StateDSNRange = &r
+				diags = append(diags, evalString(a, ectx, &f.StateDSN)...)
+			}
+			f.StateSchema = "public"
+			if a, ok := content.Attributes["schema"]; ok {
+				diags = append(diags, evalString(a, ectx, &f.StateSchema)...)
+			}
+			if f.StateBackend == "postgres" && f.StateDSN == "" && !diags.HasErrors() {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing state dsn",
+					Detail: "The postgres state backend needs dsn (a PostgreSQL connection string).", Subject: b.DefRange.Ptr()})
 			}
 		case "pipeline":
 			unique("pipeline", b.Labels[0], b.DefRange)

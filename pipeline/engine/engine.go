@@ -337,6 +337,9 @@ func (h *Host) Sensitive() []hcl.Range {
 	for _, c := range h.Connectors {
 		out = append(out, c.Sensitive...)
 	}
+	if h.File.StateDSNRange != nil {
+		out = append(out, *h.File.StateDSNRange)
+	}
 	return append(out, h.sensitive...)
 }
 

@@ -10,6 +10,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,17 +53,35 @@ func (e *Entry) Bytes() []byte {
 	if len(e.Checkpoint) == 0 {
 		return nil
 	}
-	var wrapped struct {
-		Base64 []byte `json:"base64"`
+	if raw, ok := base64Wrapped(e.Checkpoint); ok {
+		return raw
 	}
-	if json.Unmarshal(e.Checkpoint, &wrapped) == nil && wrapped.Base64 != nil && strings.HasPrefix(string(e.Checkpoint), `{"base64":`) {
-		return wrapped.Base64
+	// The state file is indented for people; connectors get compact JSON
+	// (the same value: a JSON checkpoint may come back compacted).
+	var buf bytes.Buffer
+	if json.Compact(&buf, e.Checkpoint) == nil {
+		return buf.Bytes()
 	}
 	return []byte(e.Checkpoint)
 }
 
+// base64Wrapped decodes {"base64": "..."}: an object with that one key.
+func base64Wrapped(b []byte) ([]byte, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil || len(m) != 1 || m["base64"] == nil {
+		return nil, false
+	}
+	var raw []byte
+	if json.Unmarshal(m["base64"], &raw) != nil {
+		return nil, false
+	}
+	return raw, true
+}
+
+// encodeCheckpoint stores JSON checkpoints as they are (readable in the
+// file) and anything else, or JSON that looks like the wrapper, wrapped.
 func encodeCheckpoint(cp []byte) json.RawMessage {
-	if json.Valid(cp) && !strings.HasPrefix(string(cp), `{"base64":`) {
+	if _, looksWrapped := base64Wrapped(cp); json.Valid(cp) && !looksWrapped {
 		return append(json.RawMessage(nil), cp...)
 	}
 	b, _ := json.Marshal(struct {

@@ -1,0 +1,222 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Postgres is a Store in a PostgreSQL table, for hosts that share work (a
+// CronJob per pipeline, say): every host sees the same checkpoints, and a
+// session-level advisory lock per pipeline keeps two runs of one pipeline
+// apart across machines. PostgreSQL drops the lock when the session ends,
+// so a killed run never leaves a stale lock.
+type Postgres struct {
+	pool     *pgxpool.Pool
+	table    string
+	dsn      string
+	password string
+}
+
+var _ Store = (*Postgres)(nil)
+
+// OpenPostgres connects to the database of dsn and creates the state table
+// (schema.pipehost_state) when missing. Errors never show the DSN's password.
+func OpenPostgres(ctx context.Context, dsn, schema string) (*Postgres, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, redactDSN(fmt.Errorf("state dsn: %w", err), dsn, "")
+	}
+	p := &Postgres{dsn: dsn, password: cfg.ConnConfig.Password, table: pgx.Identifier{schema, "pipehost_state"}.Sanitize()}
+	cfg.MaxConns = 4
+	if p.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return nil, p.redact(err)
+	}
+	_, err = p.pool.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s;
+CREATE TABLE IF NOT EXISTS %s (
+  pipeline text NOT NULL, stream text NOT NULL, checkpoint bytea, updated_at timestamptz,
+  last_run jsonb, reset_at timestamptz, PRIMARY KEY (pipeline, stream))`, pgx.Identifier{schema}.Sanitize(), p.table))
+	if err != nil {
+		p.pool.Close()
+		return nil, p.redact(fmt.Errorf("creating the state table: %w", err))
+	}
+	return p, nil
+}
+
+func redactDSN(err error, dsn, password string) error {
+	msg := err.Error()
+	if dsn != "" {
+		msg = strings.ReplaceAll(msg, dsn, "(dsn)")
+	}
+	if password != "" {
+		msg = strings.ReplaceAll(msg, password, "xxxxx")
+		msg = strings.ReplaceAll(msg, url.QueryEscape(password), "xxxxx")
+	}
+	return errors.New(msg)
+}
+
+func (p *Postgres) redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	return redactDSN(err, p.dsn, p.password)
+}
+
+// Close releases the connections.
+func (p *Postgres) Close() { p.pool.Close() }
+
+func (p *Postgres) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+// Get implements Store.
+func (p *Postgres) Get(pipeline, stream string) (Entry, error) {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	e := Entry{Pipeline: pipeline, Stream: stream}
+	var cp []byte
+	var updated, reset, allReset *time.Time
+	var last []byte
+	err := p.pool.QueryRow(ctx, fmt.Sprintf(`SELECT s.checkpoint, s.updated_at, s.last_run, s.reset_at,
+  (SELECT reset_at FROM %[1]s WHERE pipeline = $1 AND stream = '*')
+FROM (SELECT 1) one LEFT JOIN %[1]s s ON s.pipeline = $1 AND s.stream = $2`, p.table), pipeline, stream).Scan(&cp, &updated, &last, &reset, &allReset)
+	if err != nil {
+		return e, p.redact(err)
+	}
+	if cp != nil {
+		e.Checkpoint = encodeCheckpoint(cp)
+	}
+	if updated != nil {
+		e.UpdatedAt = *updated
+	}
+	if reset != nil {
+		e.ResetAt = *reset
+	}
+	if allReset != nil && allReset.After(e.ResetAt) {
+		e.ResetAt = *allReset
+	}
+	if last != nil {
+		var r Run
+		if json.Unmarshal(last, &r) == nil {
+			e.LastRun = &r
+		}
+	}
+	return e, nil
+}
+
+// Commit implements Store.
+func (p *Postgres) Commit(pipeline, stream string, cp []byte) error {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	_, err := p.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, stream, checkpoint, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (pipeline, stream) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, updated_at = EXCLUDED.updated_at`, p.table), pipeline, stream, cp)
+	return p.redact(err)
+}
+
+// RecordRun implements Store.
+func (p *Postgres) RecordRun(pipeline, stream string, run Run) error {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	b, err := json.Marshal(run)
+	if err != nil {
+		return err
+	}
+	_, err = p.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, stream, last_run) VALUES ($1, $2, $3)
+ON CONFLICT (pipeline, stream) DO UPDATE SET last_run = EXCLUDED.last_run`, p.table), pipeline, stream, b)
+	return p.redact(err)
+}
+
+// List implements Store.
+func (p *Postgres) List(pipeline string) ([]Entry, error) {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	rows, err := p.pool.Query(ctx, fmt.Sprintf(`SELECT pipeline, stream FROM %s
+WHERE ($1 = '' OR pipeline = $1) AND stream <> '*' AND (checkpoint IS NOT NULL OR last_run IS NOT NULL)
+ORDER BY pipeline, stream`, p.table), pipeline)
+	if err != nil {
+		return nil, p.redact(err)
+	}
+	var keys [][2]string
+	for rows.Next() {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	rows.Close()
+	var out []Entry
+	for _, k := range keys {
+		e, err := p.Get(k[0], k[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Reset implements Store: the stream's row (or every row of the pipeline)
+// becomes a tombstone carrying reset_at.
+func (p *Postgres) Reset(pipeline, stream string) error {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	if stream != "" {
+		tag, err := p.pool.Exec(ctx, fmt.Sprintf(`UPDATE %s SET checkpoint = NULL, updated_at = NULL, last_run = NULL, reset_at = now()
+WHERE pipeline = $1 AND stream = $2`, p.table), pipeline, stream)
+		if err != nil {
+			return p.redact(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("pipeline %s has no state for stream %s", pipeline, stream)
+		}
+		return nil
+	}
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return p.redact(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET checkpoint = NULL, updated_at = NULL, last_run = NULL, reset_at = now() WHERE pipeline = $1`, p.table), pipeline); err != nil {
+		return p.redact(err)
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, stream, reset_at) VALUES ($1, '*', now()) ON CONFLICT (pipeline, stream) DO UPDATE SET reset_at = now()`, p.table), pipeline); err != nil {
+		return p.redact(err)
+	}
+	return p.redact(tx.Commit(ctx))
+}
+
+// Lock implements Store with pg_try_advisory_lock on a connection held until
+// the lock is released.
+func (p *Postgres) Lock(pipeline string) (func(), error) {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return nil, p.redact(err)
+	}
+	var ok bool
+	key := "pipehost:" + pipeline
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, p.redact(err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, fmt.Errorf("pipeline %s is already running on another host or process (PostgreSQL advisory lock %q is held)", pipeline, key)
+	}
+	return func() {
+		ctx, cancel := p.ctx()
+		defer cancel()
+		conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
+		conn.Release()
+	}, nil
+}

@@ -1,0 +1,113 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// stores returns every Store implementation to test: the local one always,
+// the PostgreSQL one when a test server is given (make test starts one).
+func stores(t *testing.T) map[string]func(t *testing.T) Store {
+	out := map[string]func(t *testing.T) Store{
+		"local": func(t *testing.T) Store {
+			s, err := OpenLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	}
+	if dsn := os.Getenv("PIPEHOST_TEST_PG_DSN"); dsn != "" {
+		out["postgres"] = func(t *testing.T) Store {
+			schema := fmt.Sprintf("state_%d", time.Now().UnixNano())
+			s, err := OpenPostgres(context.Background(), dsn, schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				s.Close()
+				if c, err := pgx.Connect(context.Background(), dsn); err == nil {
+					c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+					c.Close(context.Background())
+				}
+			})
+			return s
+		}
+	} else {
+		t.Log("PIPEHOST_TEST_PG_DSN is not set: the PostgreSQL store is not tested (make test sets it)")
+	}
+	return out
+}
+
+func TestStores(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			if e, err := s.Get("p", "orders"); err != nil || e.Bytes() != nil {
+				t.Fatalf("fresh store: %v %v", e, err)
+			}
+			if err := s.Commit("p", "orders", []byte(`{"cursor":"a"}`)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Commit("p", "orders", []byte(`{"cursor":"b"}`)); err != nil {
+				t.Fatal(err)
+			}
+			s.Commit("p", "raw", []byte{0xff, 0x00})
+			s.RecordRun("p", "orders", Run{Status: "ok", Rows: 42})
+			e, err := s.Get("p", "orders")
+			if err != nil || string(e.Bytes()) != `{"cursor":"b"}` || e.LastRun == nil || e.LastRun.Rows != 42 || e.UpdatedAt.IsZero() {
+				t.Fatalf("entry %+v %v", e, err)
+			}
+			if raw, _ := s.Get("p", "raw"); string(raw.Bytes()) != "\xff\x00" {
+				t.Fatalf("binary checkpoint came back as %q", raw.Bytes())
+			}
+			list, _ := s.List("")
+			if len(list) != 2 || list[0].Stream != "orders" {
+				t.Fatalf("list %+v", list)
+			}
+			// Two runs of one pipeline exclude each other; others are free.
+			unlock, err := s.Lock("p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Lock("p"); err == nil || !strings.Contains(err.Error(), "already running") {
+				t.Fatalf("second lock: %v", err)
+			}
+			other, err := s.Lock("q")
+			if err != nil {
+				t.Fatal(err)
+			}
+			other()
+			unlock()
+			again, err := s.Lock("p")
+			if err != nil {
+				t.Fatalf("lock after release: %v", err)
+			}
+			again()
+			// Reset forgets the checkpoint and remembers when.
+			before := time.Now().Add(-time.Second)
+			if err := s.Reset("p", "orders"); err != nil {
+				t.Fatal(err)
+			}
+			e, _ = s.Get("p", "orders")
+			if e.Bytes() != nil || e.ResetAt.Before(before) {
+				t.Fatalf("after reset: %+v", e)
+			}
+			if err := s.Reset("p", ""); err != nil {
+				t.Fatal(err)
+			}
+			if raw, _ := s.Get("p", "raw"); raw.Bytes() != nil || raw.ResetAt.Before(before) {
+				t.Fatalf("after resetting the pipeline: %+v", raw)
+			}
+			if list, _ := s.List("p"); len(list) != 0 {
+				t.Fatalf("list after reset: %+v", list)
+			}
+		})
+	}
+}

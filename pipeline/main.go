@@ -262,16 +262,17 @@ func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, std
 	return exitOK
 }
 
-func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+// loadSelected loads the file for the pipelines named on the command line
+// (all when none is) and returns them in order.
+func loadSelected(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer) (*engine.Host, []*config.Pipeline, bool) {
 	eo := engine.Options{}
 	if len(o.args) > 0 {
 		eo.Only = o.args
 	}
 	h, ok := load(ctx, o, logger, stderr, eo)
 	if !ok {
-		return exitUsage
+		return nil, nil, false
 	}
-	defer h.Close()
 	selected := h.File.Pipelines
 	if eo.Only != nil {
 		selected = nil
@@ -279,6 +280,15 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 			selected = append(selected, h.File.Pipeline(name))
 		}
 	}
+	return h, selected, true
+}
+
+func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	h, selected, ok := loadSelected(ctx, o, logger, stderr)
+	if !ok {
+		return exitUsage
+	}
+	defer h.Close()
 	var results []engine.Result
 	for _, pl := range selected {
 		if ctx.Err() != nil {
@@ -414,33 +424,27 @@ func writeActions(w io.Writer, r engine.Result) {
 	if len(r.Summary.Actions) == 0 {
 		return
 	}
-	actions := append([]connector.Action(nil), r.Summary.Actions...)
-	sort.Slice(actions, func(i, j int) bool { return actions[i].What < actions[j].What })
-	for _, a := range actions {
+	for _, a := range sortedActions(r) {
 		fmt.Fprintf(w, "%s: %s: %d\n", r.Pipeline, a.What, a.Count)
 	}
+}
+
+// sortedActions returns a push's summary lines in alphabetical order.
+func sortedActions(r engine.Result) []connector.Action {
+	actions := append([]connector.Action(nil), r.Summary.Actions...)
+	sort.Slice(actions, func(i, j int) bool { return actions[i].What < actions[j].What })
+	return actions
 }
 
 // cmdPlan prints what a run would do without doing it: pipelines into a
 // connector's sink stream read their input and ask the connector for a dry
 // run, which makes read requests only; the others say where they resume.
 func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
-	eo := engine.Options{}
-	if len(o.args) > 0 {
-		eo.Only = o.args
-	}
-	h, ok := load(ctx, o, logger, stderr, eo)
+	h, selected, ok := loadSelected(ctx, o, logger, stderr)
 	if !ok {
 		return exitUsage
 	}
 	defer h.Close()
-	selected := h.File.Pipelines
-	if eo.Only != nil {
-		selected = nil
-		for _, name := range eo.Only {
-			selected = append(selected, h.File.Pipeline(name))
-		}
-	}
 	fmt.Fprintf(stdout, "Plan for %s (nothing is written or sent):\n", o.file)
 	failed := 0
 	for _, pl := range selected {
@@ -456,9 +460,7 @@ func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr
 			continue
 		}
 		fmt.Fprintf(stdout, "  %d row(s) would be accepted, %d rejected\n", res.Rows, res.Rejected)
-		actions := append([]connector.Action(nil), res.Summary.Actions...)
-		sort.Slice(actions, func(i, j int) bool { return actions[i].What < actions[j].What })
-		for _, a := range actions {
+		for _, a := range sortedActions(res) {
 			fmt.Fprintf(stdout, "    %s: %d\n", a.What, a.Count)
 		}
 		if len(res.RejectSample) > 0 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -56,19 +55,18 @@ func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteReq
 	orders := map[string]*orderDraft{}   // by _id
 	byNumber := map[string]*orderDraft{} // by order number, including unknown ones (nil)
 	var order []string
-	var rowNo int64
 
 	lookup := func(id, number string) (*orderDraft, error) {
 		if id != "" {
 			if d, ok := orders[id]; ok {
 				if d == nil {
-					return nil, fmt.Errorf("unknown order %s", id)
+					return nil, rowError{"unknown order " + id}
 				}
 				return d, nil
 			}
 		} else if d, ok := byNumber[number]; ok {
 			if d == nil {
-				return nil, fmt.Errorf("unknown order number %s", number)
+				return nil, rowError{"unknown order number " + number}
 			}
 			return d, nil
 		}
@@ -83,10 +81,10 @@ func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteReq
 		if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
 			if id != "" {
 				orders[id] = nil
-				return nil, fmt.Errorf("unknown order %s", id)
+				return nil, rowError{"unknown order " + id}
 			}
 			byNumber[number] = nil
-			return nil, fmt.Errorf("unknown order number %s", number)
+			return nil, rowError{"unknown order number " + number}
 		}
 		if err != nil {
 			return nil, err
@@ -106,81 +104,55 @@ func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteReq
 		return d, nil
 	}
 
-	for {
-		rec, err := in.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	err := eachInputRow("fulfillment", FulfillmentSchema, in, results, func(r row, n int64) (string, error) {
+		id, number := r.str("order_id"), r.str("order_number")
+		if id == "" && number == "" {
+			return "no order: give order_id or order_number", nil
 		}
+		if id != "" {
+			if d, seen := orders[id]; seen && d == nil {
+				return fmt.Sprintf("unknown order %s", id), nil
+			}
+		}
+		key, tracking := trackingKey(r.str("tracking_number"))
+		if key == "" {
+			return "tracking_number is missing", nil
+		}
+		d, err := lookup(id, number)
 		if err != nil {
-			return sum, err
+			var apiErr *APIError
+			if errors.Is(err, errRowInvalid) || errors.As(err, &apiErr) && apiErr.Status/100 == 4 {
+				return err.Error(), nil
+			}
+			return "", err
 		}
-		if err := checkSchema("fulfillment", rec, FulfillmentSchema); err != nil {
-			return sum, err
-		}
-		var rejected []connector.RowResult
-		for i := 0; i < int(rec.NumRows()); i++ {
-			n := rowNo
-			rowNo++
-			r := row{rec, i}
-			reject := func(msg string, args ...any) {
-				rejected = append(rejected, connector.RowResult{Row: n, Error: fmt.Sprintf(msg, args...)})
+		upc := r.str("upc")
+		qty, hasQty := r.num("quantity")
+		if upc != "" {
+			if !orderHasUPC(d.doc, upc) {
+				return fmt.Sprintf("UPC %s is not on order %s", upc, d.number), nil
 			}
-			id, number := r.str("order_id"), r.str("order_number")
-			if id == "" && number == "" {
-				reject("no order: give order_id or order_number")
-				continue
-			}
-			if id != "" {
-				if d, seen := orders[id]; seen && d == nil {
-					reject("unknown order %s", id)
-					continue
-				}
-			}
-			key, tracking := trackingKey(r.str("tracking_number"))
-			if key == "" {
-				reject("tracking_number is missing")
-				continue
-			}
-			d, err := lookup(id, number)
-			if err != nil {
-				var apiErr *APIError
-				if errors.As(err, &apiErr) || strings.HasPrefix(err.Error(), "unknown order") {
-					reject("%v", err)
-					continue
-				}
-				return sum, err
-			}
-			upc := r.str("upc")
-			qty, hasQty := r.num("quantity")
-			if upc != "" {
-				if !orderHasUPC(d.doc, upc) {
-					reject("UPC %s is not on order %s", upc, d.number)
-					continue
-				}
-				if !hasQty || qty <= 0 {
-					reject("quantity must be positive for shipped UPC %s", upc)
-					continue
-				}
-			}
-			s, ok := d.byKey[key]
-			if !ok {
-				s = &shipmentDraft{tracking: tracking, carrier: r.str("carrier"), date: today, lines: map[string]float64{}}
-				if dt, ok := r.date("shipped_date"); ok {
-					s.date = dt
-				}
-				d.byKey[key] = s
-				d.shipments = append(d.shipments, s)
-			}
-			if upc != "" {
-				s.lines[upc] += qty
-			}
-			s.rows = append(s.rows, n)
-		}
-		if len(rejected) > 0 {
-			if err := results(rejected); err != nil {
-				return sum, err
+			if !hasQty || qty <= 0 {
+				return fmt.Sprintf("quantity must be positive for shipped UPC %s", upc), nil
 			}
 		}
+		s, ok := d.byKey[key]
+		if !ok {
+			s = &shipmentDraft{tracking: tracking, carrier: r.str("carrier"), date: today, lines: map[string]float64{}}
+			if dt, ok := r.date("shipped_date"); ok {
+				s.date = dt
+			}
+			d.byKey[key] = s
+			d.shipments = append(d.shipments, s)
+		}
+		if upc != "" {
+			s.lines[upc] += qty
+		}
+		s.rows = append(s.rows, n)
+		return "", nil
+	})
+	if err != nil {
+		return sum, err
 	}
 
 	for _, id := range order {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
@@ -143,79 +142,53 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	// warehouse id -> key -> replenishment
 	byWarehouse := map[string]map[string]*replenishment{}
-	var rowNo int64
-	for {
-		rec, err := in.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	err = eachInputRow("inventory", InventorySchema, in, results, func(r row, n int64) (string, error) {
+		ref, err := ix.sku(r)
 		if err != nil {
-			return sum, err
+			return err.Error(), nil
 		}
-		if err := checkSchema("inventory", rec, InventorySchema); err != nil {
-			return sum, err
+		whv := r.str("warehouse")
+		if whv == "" {
+			return "warehouse is missing", nil
 		}
-		var rejected []connector.RowResult
-		for i := 0; i < int(rec.NumRows()); i++ {
-			n := rowNo
-			rowNo++
-			r := row{rec, i}
-			reject := func(msg string, args ...any) {
-				rejected = append(rejected, connector.RowResult{Row: n, Error: fmt.Sprintf(msg, args...)})
-			}
-			ref, err := ix.sku(r)
-			if err != nil {
-				reject("%v", err)
-				continue
-			}
-			whv := r.str("warehouse")
-			if whv == "" {
-				reject("warehouse is missing")
-				continue
-			}
-			wh, ok := ix.warehouse(whv)
-			if !ok {
-				reject("unknown warehouse %s (known: %s)", whv, ix.warehouseCodes())
-				continue
-			}
-			prebook, _ := r.flag("prebook")
-			qty, hasQty := r.num("quantity")
-			rp := replenishment{ref: ref}
-			switch {
-			case prebook:
-				rp.kind = "prebook" // prebook rows carry no quantity
-			case !hasQty:
-				reject("quantity is missing")
-				continue
-			case qty < 0:
-				reject("negative quantity %v", qty)
-				continue
-			default:
-				rp.quantity = qty
-				rp.kind, rp.date = "immediate", today
-				if d, ok := r.date("date"); ok && d.After(today) {
-					rp.kind, rp.date = "future", d
-				}
-			}
-			key := ref.skuID + "\x00" + rp.kind + "\x00" + rp.date.Format("2006-01-02")
-			m := byWarehouse[wh]
-			if m == nil {
-				m = map[string]*replenishment{}
-				byWarehouse[wh] = m
-			}
-			if have, ok := m[key]; ok {
-				have.quantity += rp.quantity
-				have.rows = append(have.rows, n)
-			} else {
-				rp.rows = []int64{n}
-				m[key] = &rp
+		wh, ok := ix.warehouse(whv)
+		if !ok {
+			return fmt.Sprintf("unknown warehouse %s (known: %s)", whv, ix.warehouseCodes()), nil
+		}
+		prebook, _ := r.flag("prebook")
+		qty, hasQty := r.num("quantity")
+		rp := replenishment{ref: ref}
+		switch {
+		case prebook:
+			rp.kind = "prebook" // prebook rows carry no quantity
+		case !hasQty:
+			return "quantity is missing", nil
+		case qty < 0:
+			return fmt.Sprintf("negative quantity %v", qty), nil
+		default:
+			rp.quantity = qty
+			rp.kind, rp.date = "immediate", today
+			if d, ok := r.date("date"); ok && d.After(today) {
+				rp.kind, rp.date = "future", d
 			}
 		}
-		if len(rejected) > 0 {
-			if err := results(rejected); err != nil {
-				return sum, err
-			}
+		key := ref.skuID + "\x00" + rp.kind + "\x00" + rp.date.Format("2006-01-02")
+		m := byWarehouse[wh]
+		if m == nil {
+			m = map[string]*replenishment{}
+			byWarehouse[wh] = m
 		}
+		if have, ok := m[key]; ok {
+			have.quantity += rp.quantity
+			have.rows = append(have.rows, n)
+		} else {
+			rp.rows = []int64{n}
+			m[key] = &rp
+		}
+		return "", nil
+	})
+	if err != nil {
+		return sum, err
 	}
 
 	touched := map[string]bool{}

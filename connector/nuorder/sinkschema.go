@@ -1,11 +1,15 @@
 package nuorder
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+
+	"pipehost/connector"
 )
 
 var date32 = arrow.FixedWidthTypes.Date32
@@ -112,4 +116,39 @@ func checkSchema(stream string, rec arrow.Record, want *arrow.Schema) error {
 		return fmt.Errorf("rows for %s do not have its schema", stream)
 	}
 	return nil
+}
+
+// eachInputRow calls fn for every row a write receives, numbered from 0 over
+// the whole write. fn returns a reason to reject the row ("" keeps it) or an
+// error that stops the write. Rejections are reported once per batch.
+func eachInputRow(stream string, schema *arrow.Schema, in connector.RecordIterator, results connector.ResultFunc, fn func(r row, n int64) (string, error)) error {
+	var n int64
+	for {
+		rec, err := in.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkSchema(stream, rec, schema); err != nil {
+			return err
+		}
+		var rejected []connector.RowResult
+		for i := 0; i < int(rec.NumRows()); i++ {
+			reason, err := fn(row{rec, i}, n)
+			if err != nil {
+				return err
+			}
+			if reason != "" {
+				rejected = append(rejected, connector.RowResult{Row: n, Error: reason})
+			}
+			n++
+		}
+		if len(rejected) > 0 {
+			if err := results(rejected); err != nil {
+				return err
+			}
+		}
+	}
 }

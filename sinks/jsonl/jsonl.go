@@ -17,23 +17,7 @@ import (
 	"pipehost/sinks/internal/textsink"
 )
 
-func init() { sinks.Register("jsonl", Driver{}) }
-
-// Driver opens JSON-lines sinks.
-type Driver struct{}
-
-var _ sinks.Driver = Driver{}
-
-// Modes implements sinks.Driver.
-func (Driver) Modes() []string { return []string{sinks.Append} }
-
-// NewConfig implements sinks.Driver: path only.
-func (Driver) NewConfig() any { return &textsink.Config{} }
-
-// Open implements sinks.Driver.
-func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
-	return textsink.Open(cfg.(*textsink.Config), env, encoder{})
-}
+func init() { sinks.Register("jsonl", textsink.Driver{Encoder: encoder{}}) }
 
 type encoder struct{}
 

@@ -34,6 +34,25 @@ type Config struct {
 	Path string `hcl:"path"`
 }
 
+// Driver is the sinks.Driver of a text format: append only, configured
+// with a path.
+type Driver struct {
+	Encoder Encoder
+}
+
+var _ sinks.Driver = Driver{}
+
+// Modes implements sinks.Driver.
+func (Driver) Modes() []string { return []string{sinks.Append} }
+
+// NewConfig implements sinks.Driver.
+func (Driver) NewConfig() any { return &Config{} }
+
+// Open implements sinks.Driver.
+func (d Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
+	return Open(cfg.(*Config), env, d.Encoder)
+}
+
 // Sink writes streams as text files under one folder.
 type Sink struct {
 	dir string

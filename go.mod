@@ -10,6 +10,7 @@ require (
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/mattn/go-isatty v0.0.19
+	github.com/robfig/cron/v3 v3.0.1
 	github.com/zclconf/go-cty v1.20.0
 	golang.org/x/sync v0.22.0
 	google.golang.org/grpc v1.61.0

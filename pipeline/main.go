@@ -5,6 +5,7 @@
 //	pipeline streams  [-f FILE]
 //	pipeline plan     [-f FILE] [--sandbox] [--full-refresh] [NAME...]
 //	pipeline run      [-f FILE] [--sandbox] [--full-refresh] [NAME...]
+//	pipeline serve    [-f FILE] [--sandbox] [NAME...]
 //	pipeline state show  [-f FILE] [PIPELINE]
 //	pipeline state reset [-f FILE] PIPELINE [STREAM]
 //
@@ -48,6 +49,7 @@ Commands:
   streams    list each connector's streams with their columns and types
   plan       show what run would do, sending nothing (pushes into a connector are dry-run)
   run        run the pipelines (all, or those NAMEd) once
+  serve      run each pipeline on its schedule until stopped (SIGINT/SIGTERM)
   state show [PIPELINE]            show the stored checkpoints and last runs
   state reset PIPELINE [STREAM]    forget a pipeline's checkpoints: its next run reads everything
 
@@ -123,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	switch cmd {
 	case "validate":
@@ -134,6 +136,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(ctx, o, logger, stdout, stderr)
 	case "plan":
 		return cmdPlan(ctx, o, logger, stdout, stderr)
+	case "serve":
+		return cmdServe(ctx, o, logger, stderr)
 	case "state":
 		return cmdState(o, stdout, stderr)
 	}
@@ -486,4 +490,9 @@ func openStore(ctx context.Context, f *config.File) (state.Store, error) {
 		return state.OpenPostgres(ctx, f.StateDSN, f.StateSchema)
 	}
 	return state.OpenLocal(f.StateDir)
+}
+
+// signalContext is cancelled by SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/robfig/cron/v3"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -318,6 +319,13 @@ func loadPipeline(b *hcl.Block, ectx *hcl.EvalContext) (*Pipeline, hcl.Diagnosti
 	}
 	if a, ok := content.Attributes["schedule"]; ok {
 		diags = append(diags, evalString(a, ectx, &pl.Schedule)...)
+		if pl.Schedule != "" {
+			if _, err := cron.ParseStandard(pl.Schedule); err != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid schedule",
+					Detail: fmt.Sprintf("%q is not a schedule: %v. Use a cron expression (\"0 * * * *\"), @hourly, @daily, @weekly or @every 15m.", pl.Schedule, err),
+					Subject: a.Expr.Range().Ptr()})
+			}
+		}
 	}
 	if a, ok := content.Attributes["options"]; ok {
 		opts, d := evalOptions(a, ectx)

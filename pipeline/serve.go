@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/robfig/cron/v3"
+
+	"pipehost/pipeline/config"
+	"pipehost/pipeline/engine"
+)
+
+// cmdServe runs every selected pipeline that has a schedule, on it, until
+// the process is asked to stop. Each run starts the connectors it needs and
+// stops them afterwards, so a plugin that crashes fails one run, not the
+// daemon. A run still going when its next turn comes is not started twice
+// (and the state lock keeps other hosts out). On SIGINT or SIGTERM no new
+// run starts and running ones finish; a second signal interrupts them
+// (they keep their last committed checkpoint).
+func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer) int {
+	f, diags := config.Load(o.file)
+	if diags.HasErrors() {
+		config.WriteDiagnostics(stderr, f, diags, nil, isTerminal(stderr))
+		return exitUsage
+	}
+	// Validate everything once, as `validate` would, before scheduling.
+	h, selected, ok := loadSelected(ctx, o, logger, stderr)
+	if !ok {
+		return exitUsage
+	}
+	h.Close()
+	var scheduled []*config.Pipeline
+	for _, pl := range selected {
+		if pl.Schedule != "" {
+			scheduled = append(scheduled, pl)
+		}
+	}
+	if len(scheduled) == 0 {
+		fmt.Fprintf(stderr, "Error: no selected pipeline in %s has a schedule (add schedule = \"@hourly\", say)\n", o.file)
+		return exitUsage
+	}
+	runCtx, interrupt := context.WithCancel(context.Background())
+	defer interrupt()
+	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	var mu sync.Mutex
+	failures := 0
+	for _, pl := range scheduled {
+		pl := pl
+		run := func() {
+			log := logger.With("pipeline", pl.Name)
+			one := o
+			one.args = []string{pl.Name}
+			h, sel, ok := loadSelected(runCtx, one, logger, stderr)
+			if !ok {
+				log.Error("scheduled run could not start")
+				mu.Lock()
+				failures++
+				mu.Unlock()
+				return
+			}
+			defer h.Close()
+			res := h.Run(runCtx, sel[0], engine.RunOptions{})
+			if res.Err != nil {
+				mu.Lock()
+				failures++
+				mu.Unlock()
+				log.Error("scheduled run failed", "error", res.Err)
+				return
+			}
+			log.Info("scheduled run finished", "rows", res.Rows, "rejected", res.Rejected, "duration", res.Duration.String())
+		}
+		if _, err := c.AddFunc(pl.Schedule, run); err != nil {
+			fmt.Fprintf(stderr, "Error: pipeline %s: schedule %q: %v\n", pl.Name, pl.Schedule, err)
+			return exitUsage
+		}
+		logger.Info("scheduled", "pipeline", pl.Name, "schedule", pl.Schedule)
+	}
+	names := make([]string, len(scheduled))
+	for i, pl := range scheduled {
+		names[i] = pl.Name
+	}
+	logger.Info("serving", "pipelines", strings.Join(names, ", "))
+	c.Start()
+	<-ctx.Done()
+	logger.Info("stopping: no new runs; waiting for running ones (signal again to interrupt them)")
+	done := c.Stop()
+	again, stop := signalContext()
+	defer stop()
+	select {
+	case <-done.Done():
+	case <-again.Done():
+		interrupt()
+		<-done.Done()
+	}
+	logger.Info("stopped", "failed_runs", failures)
+	return exitOK
+}

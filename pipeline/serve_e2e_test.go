@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestServeRunsPipelinesOnTheirSchedule(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from     = connector.numbers.numbers
+  to       = sink.parquet.lake
+  schedule = "@every 1s"
+  options  = { count = 300, batch = 300 }
+}
+pipeline "unscheduled" {
+  from = connector.numbers.numbers
+  to   = sink.parquet.lake
+}`)
+	dir := filepath.Dir(path)
+	cmd := exec.Command(filepath.Join(binDir, "pipeline"), "serve", "-f", path, "--log-format", "json")
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("serve did not stop on SIGTERM\n%s", stderr.String())
+	}
+	runs := strings.Count(stderr.String(), "scheduled run finished")
+	if runs < 2 {
+		t.Fatalf("%d scheduled runs in 3.5 s of @every 1s\n%s", runs, stderr.String())
+	}
+	// The first run read the 300 rows; later ones found nothing new.
+	tbl, _ := readParquet(t, filepath.Join(dir, "out", "numbers"))
+	if tbl.NumRows() != 300 {
+		t.Fatalf("%d rows after %d runs, want 300", tbl.NumRows(), runs)
+	}
+	if strings.Contains(stderr.String(), `"pipeline":"unscheduled"`) {
+		t.Fatal("a pipeline without a schedule was run")
+	}
+}
+
+func TestAnInvalidScheduleIsReportedWhereItIs(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from     = connector.numbers.numbers
+  to       = sink.parquet.lake
+  schedule = "every hour"
+}`)
+	r := runPipeline(t, filepath.Dir(path), nil, "validate", "-f", path)
+	if r.code == 0 || !strings.Contains(r.stderr, "Invalid schedule") || !strings.Contains(r.stderr, path+":16:14") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -322,7 +322,7 @@ func loadPipeline(b *hcl.Block, ectx *hcl.EvalContext) (*Pipeline, hcl.Diagnosti
 		if pl.Schedule != "" {
 			if _, err := cron.ParseStandard(pl.Schedule); err != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid schedule",
-					Detail: fmt.Sprintf("%q is not a schedule: %v. Use a cron expression (\"0 * * * *\"), @hourly, @daily, @weekly or @every 15m.", pl.Schedule, err),
+					Detail:  fmt.Sprintf("%q is not a schedule: %v. Use a cron expression (\"0 * * * *\"), @hourly, @daily, @weekly or @every 15m.", pl.Schedule, err),
 					Subject: a.Expr.Range().Ptr()})
 			}
 		}

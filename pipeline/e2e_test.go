@@ -274,9 +274,15 @@ pipeline "products" {
 func TestRunAgainstTheFakeAPIThroughThePlugin(t *testing.T) {
 	srv := startFake(t, 1500)
 	path := nuorderFile(t, srv.URL(), productsPipeline)
-	r := runPipeline(t, filepath.Dir(path), credEnv(e2eCreds), "run", "-f", path)
+	r := runPipeline(t, filepath.Dir(path), credEnv(e2eCreds), "run", "-f", path, "--log-level", "trace")
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	// Even the most verbose log never shows a secret.
+	for _, secret := range []string{e2eCreds.ConsumerSecret, e2eCreds.TokenSecret} {
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Fatalf("the trace log shows a secret")
+		}
 	}
 	tbl, files := readParquet(t, filepath.Join(filepath.Dir(path), "out", "products"))
 	cat := fakeapi.Catalog{Seed: 99, Products: 1500}

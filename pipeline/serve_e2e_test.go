@@ -32,7 +32,7 @@ pipeline "unscheduled" {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3500 * time.Millisecond)
+	time.Sleep(4500 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -47,7 +47,7 @@ pipeline "unscheduled" {
 	}
 	runs := strings.Count(stderr.String(), "scheduled run finished")
 	if runs < 2 {
-		t.Fatalf("%d scheduled runs in 3.5 s of @every 1s\n%s", runs, stderr.String())
+		t.Fatalf("%d scheduled runs in 4.5 s of @every 1s\n%s", runs, stderr.String())
 	}
 	// The first run read the 300 rows; later ones found nothing new.
 	tbl, _ := readParquet(t, filepath.Join(dir, "out", "numbers"))

@@ -440,14 +440,14 @@ pipeline "products" {
 	// Two "hosts": two folders, one database.
 	a, b := hcl(), hcl()
 	env := append(credEnv(e2eCreds), "E2E_DSN="+pgDSN(t))
-	srv.InjectFault(api.ProductList, fakeapi.Fault{Delay: 3 * time.Second, Times: 1})
+	srv.InjectFault(api.ProductList, fakeapi.Fault{Delay: 6 * time.Second, Times: 1})
 	first := exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", a)
 	first.Dir = filepath.Dir(a)
 	first.Env = append(os.Environ(), env...)
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond) // the first run holds the lock, waiting on the listing
+	time.Sleep(3 * time.Second) // the first run holds the lock, waiting on the listing
 	r := runPipeline(t, filepath.Dir(b), env, "run", "-f", b)
 	if r.code != 1 || !strings.Contains(r.stderr, "already running on another host") {
 		t.Fatalf("second host: exit %d\n%s", r.code, r.stderr)

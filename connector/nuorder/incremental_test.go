@@ -360,9 +360,10 @@ func TestOrdersDetailIsDecodedElementByElement(t *testing.T) {
 	if big < 4*small || smallRetained == 0 {
 		t.Fatalf("read %d and %d orders", small, big)
 	}
-	// Five times the orders may not cost more memory: allow 4 MiB of noise
-	// (one batch of 500 documents in flight is about 2 MiB).
-	if bigRetained > smallRetained+4<<20 {
+	// Five times the orders may not cost more memory. Holding the array
+	// would retain well over 100 MiB here; 16 MiB of slack absorbs the
+	// batches in flight (about 2 MiB each) and GC timing.
+	if bigRetained > smallRetained+16<<20 {
 		t.Fatalf("retained heap grew from %d to %d bytes with 5x the orders", smallRetained, bigRetained)
 	}
 }

@@ -59,6 +59,7 @@ Options:
   --full-refresh      (run) read every stream from the beginning, ignoring checkpoints
   --log-level LEVEL   trace, debug, info (default), warn, error
   --log-format FMT    text or json (default: text on a terminal, json otherwise)
+  --progress-every D  how often a running pipeline logs its rows and rows/s (default 10s)
 `
 
 // exit codes
@@ -70,6 +71,7 @@ const (
 )
 
 type options struct {
+	progress    time.Duration
 	file        string
 	sandbox     bool
 	fullRefresh bool
@@ -86,6 +88,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.file, "file", o.file, "")
 	fs.BoolVar(&o.sandbox, "sandbox", false, "")
 	fs.BoolVar(&o.fullRefresh, "full-refresh", false, "")
+	fs.DurationVar(&o.progress, "progress-every", engine.DefaultProgressEvery, "")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "")
 	fs.StringVar(&o.logFormat, "log-format", "", "")
 	// Flags and names may be interleaved: parse, take a name, go on.
@@ -196,7 +199,7 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 			}
 		}
 	}
-	eo.Sandbox, eo.Logger = o.sandbox, logger
+	eo.Sandbox, eo.Logger, eo.ProgressEvery = o.sandbox, logger, o.progress
 	if eo.State == nil && !eo.Catalog {
 		store, err := openStore(ctx, f)
 		if err != nil {

@@ -71,3 +71,19 @@ pipeline "numbers" {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+func TestRunningPipelinesLogTheirProgress(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from    = connector.numbers.numbers
+  to      = sink.parquet.lake
+  options = { count = 400000, batch = 2000, width = 64 }
+}`)
+	r := runPipeline(t, filepath.Dir(path), nil, "run", "-f", path, "--progress-every", "20ms", "--log-format", "json")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, `"@message":"progress"`) || !strings.Contains(r.stderr, `"rows_per_s":`) {
+		t.Fatalf("no progress line:\n%.2000s", r.stderr)
+	}
+}

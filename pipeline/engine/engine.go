@@ -43,6 +43,9 @@ type Options struct {
 	// State keeps checkpoints between runs; nil runs every stream in full
 	// and remembers nothing.
 	State state.Store
+	// ProgressEvery is how often a running pipeline logs its rows and rate
+	// (default DefaultProgressEvery).
+	ProgressEvery time.Duration
 	// Catalog asks only for the connectors' catalogs: configs are decoded
 	// without insisting on required attributes, and connectors are not
 	// configured, so `pipeline streams` works without credentials.
@@ -468,6 +471,8 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 		log.Debug("committed", "rows", info.Rows, "location", info.Location)
 		return nil
 	}
+	prog := startProgress(log, h.opts.ProgressEvery)
+	defer prog.end()
 	var last []byte
 	err = c.conn.Read(ctx, connector.ReadRequest{Stream: st.Name, Checkpoint: checkpoint, Options: pl.Options}, func(b connector.Batch) error {
 		if b.Record != nil && b.Record.NumRows() > 0 {
@@ -475,6 +480,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 				return fmt.Errorf("writing to %s: %w", res.Sink, err)
 			}
 			pending += b.Record.NumRows()
+			prog.add(b.Record.NumRows())
 		}
 		if b.Checkpoint != nil {
 			last = b.Checkpoint

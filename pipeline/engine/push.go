@@ -163,6 +163,8 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		columns[name] = mapping.Column{From: spec.From, Value: spec.Value, Format: spec.Format}
 	}
 
+	prog := startProgress(log, h.opts.ProgressEvery)
+	defer prog.end()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	recs := make(chan arrow.Record, 2)
@@ -197,6 +199,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 			}
 			p.positions = append(p.positions, kept...)
 			p.mu.Unlock()
+			prog.add(b.Record.NumRows())
 			if out == nil {
 				return nil
 			}

@@ -77,7 +77,10 @@ type Stream struct {
 	Kind        Kind   `json:"kind"`
 	Description string `json:"description,omitempty"`
 	// Schema is the fixed Arrow schema of the stream's rows: every batch read
-	// from or written to the stream has exactly this schema.
+	// from or written to the stream has exactly this schema. It is nil only
+	// for source streams whose columns come from their input (the built-in
+	// files connector's CSV, say): their batches carry their own schema.
+	// Such streams cannot be served through a plugin.
 	Schema *arrow.Schema `json:"-"`
 	// PrimaryKey lists the columns that identify a row (empty: none).
 	PrimaryKey []string `json:"primary_key,omitempty"`
@@ -88,15 +91,6 @@ type Stream struct {
 	// connector's configuration; reading a disabled stream fails with that
 	// reason instead of silently returning nothing.
 	Disabled string `json:"disabled,omitempty"`
-}
-
-// Column returns the index of the named column in the stream's schema, or -1.
-func (s Stream) Column(name string) int {
-	idx := s.Schema.FieldIndices(name)
-	if len(idx) == 0 {
-		return -1
-	}
-	return idx[0]
 }
 
 // ReadRequest asks for the rows of one source stream.

@@ -108,6 +108,9 @@ func (s *flightServer) ListFlights(_ *flight.Criteria, out flight.FlightService_
 		return toStatus(err)
 	}
 	for _, st := range streams {
+		if st.Schema == nil {
+			return status.Errorf(codes.FailedPrecondition, "stream %s has no fixed schema and cannot be served through a plugin", st.Name)
+		}
 		// The stream's metadata travels as JSON in app_metadata, its schema
 		// in the FlightInfo's own schema field.
 		meta, err := json.Marshal(st)

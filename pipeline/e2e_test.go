@@ -613,3 +613,18 @@ connector "numbers" {
 		}
 	}
 }
+
+func TestStreamsShowsAStreamTheConfigDisables(t *testing.T) {
+	path := writeFile(t, fmt.Sprintf(`connector "nuorder" {
+  plugin = %q
+  config {
+    consumer_key   = env("NO_SUCH_VARIABLE_E2E")
+    fetch_products = false
+  }
+}
+`, plugin("nuorder")))
+	r := runPipeline(t, filepath.Dir(path), nil, "streams", "-f", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "DISABLED: fetch_products = false in the connector config") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -113,6 +113,9 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 	if err := json.Unmarshal(req.Config, &cfg); err != nil {
 		return fmt.Errorf("nuorder config: %w", err)
 	}
+	// The toggles shape the catalog even when the credentials are refused
+	// below: `pipeline streams` shows a disabled stream as disabled.
+	c.cfg = cfg
 	inFlight := 5
 	if cfg.MaxInFlight != nil {
 		if *cfg.MaxInFlight < 1 || *cfg.MaxInFlight > 64 {

@@ -187,7 +187,13 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 	if diags.HasErrors() {
 		return sc, diags // sc carries the sensitive ranges for printing; Open closes it
 	}
-	if !h.opts.Catalog {
+	if h.opts.Catalog {
+		// Configure only to let the config shape the catalog (toggles);
+		// missing credentials are expected here.
+		if err := client.Configure(ctx, connector.ConfigureRequest{Config: raw}); err != nil {
+			h.opts.Logger.Debug("connector not configured for the catalog", "connector", c.Name, "error", err)
+		}
+	} else {
 		if err := client.Configure(ctx, connector.ConfigureRequest{Config: raw, Sandbox: h.opts.Sandbox}); err != nil {
 			return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Connector " + c.Name + " refused its config",
 				Detail: err.Error(), Subject: c.ConfigRange.Ptr()})

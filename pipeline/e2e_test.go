@@ -628,3 +628,18 @@ func TestStreamsShowsAStreamTheConfigDisables(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+func TestCheckAsksTheServiceOnce(t *testing.T) {
+	srv := startFake(t, 10)
+	path := nuorderFile(t, srv.URL(), "")
+	r := runPipeline(t, filepath.Dir(path), credEnv(e2eCreds), "check", "-f", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "connector nuorder: ok") || srv.TotalRequests() != 1 {
+		t.Fatalf("exit %d after %d requests\n%s%s", r.code, srv.TotalRequests(), r.stdout, r.stderr)
+	}
+	bad := e2eCreds
+	bad.TokenSecret = "not-the-token-secret"
+	r = runPipeline(t, filepath.Dir(path), credEnv(bad), "check", "-f", path)
+	if r.code != 1 || !strings.Contains(r.stdout, "authentication refused by NuOrder (401") || strings.Contains(r.stdout+r.stderr, bad.TokenSecret) {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -3,6 +3,7 @@
 //
 //	pipeline validate [-f FILE] [--sandbox]
 //	pipeline streams  [-f FILE]
+//	pipeline check    [-f FILE] [--sandbox]
 //	pipeline plan     [-f FILE] [--sandbox] [--full-refresh] [NAME...]
 //	pipeline run      [-f FILE] [--sandbox] [--full-refresh] [NAME...]
 //	pipeline serve    [-f FILE] [--sandbox] [NAME...]
@@ -47,6 +48,7 @@ const usage = `Usage: pipeline COMMAND [options] [NAME...]
 Commands:
   validate   check the pipeline file, the connectors' configs and every reference
   streams    list each connector's streams with their columns and types
+  check      ask each connector whether the service accepts its credentials (one request each)
   plan       show what run would do, sending nothing (pushes into a connector are dry-run)
   run        run the pipelines (all, or those NAMEd) once
   serve      run each pipeline on its schedule until stopped (SIGINT/SIGTERM)
@@ -135,6 +137,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(ctx, o, logger, stdout, stderr)
 	case "streams":
 		return cmdStreams(ctx, o, logger, stdout, stderr)
+	case "check":
+		return cmdCheck(ctx, o, logger, stdout, stderr)
 	case "run":
 		return cmdRun(ctx, o, logger, stdout, stderr)
 	case "plan":
@@ -498,4 +502,27 @@ func openStore(ctx context.Context, f *config.File) (state.Store, error) {
 // signalContext is cancelled by SIGINT or SIGTERM.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// cmdCheck asks every declared connector to check its connection: the one
+// command besides run that talks to the services.
+func cmdCheck(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	h, ok := load(ctx, o, logger, stderr, engine.Options{})
+	if !ok {
+		return exitUsage
+	}
+	defer h.Close()
+	failed := 0
+	for _, fc := range h.File.Connectors {
+		if err := h.Check(ctx, fc.Name); err != nil {
+			failed++
+			fmt.Fprintf(stdout, "connector %s: FAILED: %v\n", fc.Name, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "connector %s: ok\n", fc.Name)
+	}
+	if failed > 0 {
+		return exitFailed
+	}
+	return exitOK
 }

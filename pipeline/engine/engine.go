@@ -579,3 +579,13 @@ func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream strin
 func failpoint(name string) bool {
 	return os.Getenv("PIPEHOST_FAILPOINT") == name
 }
+
+// Check asks a started connector whether its service accepts the configured
+// credentials.
+func (h *Host) Check(ctx context.Context, name string) error {
+	c, ok := h.Connectors[name]
+	if !ok {
+		return fmt.Errorf("connector %s is not started", name)
+	}
+	return c.conn.Check(ctx)
+}

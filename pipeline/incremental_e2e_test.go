@@ -227,13 +227,7 @@ func TestAKilledRunLosesNoOrderWhenRerun(t *testing.T) {
 		t.Fatalf("rerun: exit %d\n%s", r.code, r.stderr)
 	}
 	all := idsIn(t, listFiles(filepath.Join(dir, "out", "orders")), "_id")
-	var want []string
-	for i := 0; i < cat.Orders; i++ {
-		if cat.OrderStatus(i) != "pending" {
-			want = append(want, cat.OrderID(i))
-		}
-	}
-	sort.Strings(want)
+	want := nonPendingOrders(cat)
 	if strings.Join(all, ",") != strings.Join(want, ",") {
 		t.Fatalf("after the kill and the rerun: %d rows (%d committed before the kill), want the %d orders once each", len(all), len(committed), len(want))
 	}
@@ -272,12 +266,7 @@ func TestSandboxSecondRunAddsNothing(t *testing.T) {
 	}
 	orders, _ := readParquet(t, filepath.Join(dir, "data", "orders"))
 	cat := nuorder.SandboxCatalog
-	want := 0
-	for i := 0; i < cat.Orders; i++ {
-		if cat.OrderStatus(i) != "pending" {
-			want++
-		}
-	}
+	want := len(nonPendingOrders(cat))
 	if int(orders.NumRows()) != want {
 		t.Fatalf("sandbox orders: %d, want %d", orders.NumRows(), want)
 	}
@@ -312,14 +301,21 @@ func TestParquetCommitsTheCheckpointWithTheFile(t *testing.T) {
 		t.Fatalf("rerun: exit %d\n%s", r.code, r.stderr)
 	}
 	all := idsIn(t, listFiles(filepath.Join(dir, "out", "orders")), "_id")
-	var want []string
-	for i := 0; i < cat.Orders; i++ {
-		if cat.OrderStatus(i) != "pending" {
-			want = append(want, cat.OrderID(i))
-		}
-	}
-	sort.Strings(want)
+	want := nonPendingOrders(cat)
 	if strings.Join(all, ",") != strings.Join(want, ",") {
 		t.Fatalf("after the kill (%d rows committed) and the rerun: %d rows, want the %d orders once each", len(before), len(all), len(want))
 	}
+}
+
+// nonPendingOrders lists, sorted, the _id of every order an orders read
+// emits by default (every status but pending).
+func nonPendingOrders(cat fakeapi.Catalog) []string {
+	var out []string
+	for i := 0; i < cat.Orders; i++ {
+		if cat.OrderStatus(i) != "pending" {
+			out = append(out, cat.OrderID(i))
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -107,12 +107,7 @@ pipeline "order_lines" {
 			t.Fatalf("%s is %q, want %q", col, types[col], want)
 		}
 	}
-	want := 0
-	for i := 0; i < cat.Orders; i++ {
-		if cat.OrderStatus(i) != "pending" {
-			want++
-		}
-	}
+	want := len(nonPendingOrders(cat))
 	if n := count(t, conn, "SELECT count(*) FROM "+schema+".orders"); n != want {
 		t.Fatalf("%d orders, want %d", n, want)
 	}
@@ -189,12 +184,7 @@ func TestAKilledHostNeverDuplicatesOrLosesRowsInPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	want := 0
-	for i := 0; i < cat.Orders; i++ {
-		if cat.OrderStatus(i) != "pending" {
-			want++
-		}
-	}
+	want := len(nonPendingOrders(cat))
 	for _, fp := range []string{"before-commit", "after-sink-commit"} {
 		t.Run(fp, func(t *testing.T) {
 			schema, conn := pgSchema(t)
@@ -360,12 +350,7 @@ pipeline "orders_jsonl" {
 	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "orders_csv", "orders_jsonl"); r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
-	want := 0
-	for i := 0; i < cat.Orders; i++ {
-		if cat.OrderStatus(i) != "pending" {
-			want++
-		}
-	}
+	want := len(nonPendingOrders(cat))
 	csvFiles, _ := filepath.Glob(filepath.Join(dir, "csv", "orders", "*.csv"))
 	rows := 0
 	for _, f := range csvFiles {

@@ -297,6 +297,11 @@ func TestParquetCommitsTheCheckpointWithTheFile(t *testing.T) {
 	if len(before) == 0 {
 		t.Fatal("nothing committed before the kill")
 	}
+	// plan already knows where the rerun will resume: after the first
+	// status listing, from the checkpoint in the file's footer.
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "plan", "-f", path, "orders"); r.code != 0 || !strings.Contains(r.stdout, `"part":1`) {
+		t.Fatalf("plan: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "orders"); r.code != 0 {
 		t.Fatalf("rerun: exit %d\n%s", r.code, r.stderr)
 	}

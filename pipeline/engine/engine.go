@@ -434,7 +434,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 	// An overwrite replaces everything: it always reads in full.
 	if !ro.FullRefresh && pl.Mode != sinks.Overwrite {
 		var err error
-		if checkpoint, err = h.resumeFrom(ctx, pl, st.Name, sk); err != nil {
+		if checkpoint, err = h.resumeFrom(ctx, pl, st.Name, sk, true); err != nil {
 			res.Err = err
 			return res
 		}
@@ -529,16 +529,19 @@ func (h *Host) Plan(ctx context.Context, pl *config.Pipeline, ro RunOptions) (re
 	c := h.Connectors[pl.From.Name]
 	st, _ := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
 	from = "from the beginning"
-	if ro.FullRefresh {
+	switch {
+	case ro.FullRefresh:
 		from = "from the beginning (--full-refresh)"
-	} else if h.opts.State != nil {
-		e, err := h.opts.State.Get(pl.Name, st.Name)
+	case pl.Mode == sinks.Overwrite:
+		from = "from the beginning (mode overwrite)"
+	default:
+		cp, err := h.resumeFrom(ctx, pl, st.Name, h.sinks[pl.To.Type+"."+pl.To.Name], false)
 		if err != nil {
 			res.Err = err
 			return res, ""
 		}
-		if len(e.Checkpoint) > 0 {
-			from = "after checkpoint " + string(e.Checkpoint)
+		if cp != nil {
+			from = "after checkpoint " + string(cp)
 		}
 	}
 	return res, from
@@ -547,8 +550,9 @@ func (h *Host) Plan(ctx context.Context, pl *config.Pipeline, ro RunOptions) (re
 // resumeFrom returns the checkpoint a run resumes after: the state store's,
 // or the sink's when the sink stores checkpoints with its rows and has a
 // newer one (the host died between the sink's commit and the state write),
-// unless the stream was reset after the sink committed it.
-func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream string, sk sinks.Sink) ([]byte, error) {
+// unless the stream was reset after the sink committed it. With record, a
+// newer checkpoint found in the sink is copied into the state store.
+func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream string, sk sinks.Sink, record bool) ([]byte, error) {
 	var entry state.Entry
 	if h.opts.State != nil {
 		var err error
@@ -563,7 +567,7 @@ func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream strin
 			return nil, fmt.Errorf("reading the checkpoint stored in %s: %w", pl.To, err)
 		}
 		if scp != nil && at.After(entry.ResetAt) && (cp == nil || !at.Before(entry.UpdatedAt)) {
-			if h.opts.State != nil && string(scp) != string(cp) {
+			if record && h.opts.State != nil && string(scp) != string(cp) {
 				h.opts.Logger.Info("resuming from the checkpoint committed with the rows in the sink", "pipeline", pl.Name)
 				h.opts.State.Commit(pl.Name, stream, scp)
 			}

@@ -449,3 +449,37 @@ pipeline "products" {
 		t.Fatalf("the second host's run after the first: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+func TestOverwriteReplacesTheTableOnEveryRun(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 89, Products: 60}
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	schema, conn := pgSchema(t)
+	path := warehouseFile(t, srv.URL(), schema, `
+pipeline "products" {
+  from = connector.nuorder.products
+  to   = sink.postgres.wh
+  mode = "overwrite"
+}`)
+	env := append(credEnv(e2eCreds), "E2E_DSN="+pgDSN(t))
+	active := 0
+	for i := 0; i < cat.Products; i++ {
+		if cat.Product(i)["active"] == true {
+			active++
+		}
+	}
+	for run := 1; run <= 2; run++ {
+		if r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path); r.code != 0 {
+			t.Fatalf("run %d: exit %d\n%s", run, r.code, r.stderr)
+		}
+		if n := count(t, conn, "SELECT count(*) FROM "+schema+".products"); n != active {
+			t.Fatalf("after run %d: %d rows, want the %d active products (a full read replacing the table)", run, n, active)
+		}
+	}
+	if n := count(t, conn, fmt.Sprintf("SELECT count(*) FROM information_schema.tables WHERE table_schema = '%s' AND table_name LIKE 'products__pipehost%%'", schema)); n != 0 {
+		t.Fatalf("%d leftover shadow tables", n)
+	}
+}

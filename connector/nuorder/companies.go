@@ -55,7 +55,7 @@ func appendAddresses(b array.Builder, as []address) {
 	}
 	lb.Append(true)
 	for i := range as {
-		appendAddress(lb.ValueBuilder(), &as[i])
+		appendAddress(lb.ValueBuilder(), &as[i]) // appends the struct itself
 	}
 }
 
@@ -69,19 +69,11 @@ type person struct {
 }
 
 func appendPeople(b array.Builder, ps []person) {
-	lb := b.(*array.ListBuilder)
-	if ps == nil {
-		lb.AppendNull()
-		return
-	}
-	lb.Append(true)
-	sb := lb.ValueBuilder().(*array.StructBuilder)
-	for _, p := range ps {
-		sb.Append(true)
+	appendStructs(b, ps, func(sb *array.StructBuilder, p person) {
 		for i, s := range []flexString{p.Name, p.Email, p.Title, p.PhoneOffice, p.PhoneCell} {
 			appendString(sb.FieldBuilder(i), s)
 		}
-	}
+	})
 }
 
 // company holds the fields of a company document the columns use.

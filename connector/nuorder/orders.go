@@ -45,6 +45,14 @@ type lineItem struct {
 	Sizes     []orderSize `json:"sizes"`
 }
 
+// shipment is one shipment recorded on an order.
+type shipment struct {
+	Type            flexString   `json:"type"`
+	Status          flexString   `json:"status"`
+	ShipmentDate    flexString   `json:"shipment_date"`
+	TrackingNumbers []flexString `json:"tracking_numbers"`
+}
+
 type order struct {
 	ID               flexString `json:"_id"`
 	OrderNumber      flexString `json:"order_number"`
@@ -78,14 +86,9 @@ type order struct {
 	EditedOn      flexString `json:"edited_on"`
 	Notes         flexString `json:"notes"`
 	LineItems     []lineItem `json:"line_items"`
-	Shipments     []struct {
-		Type            flexString   `json:"type"`
-		Status          flexString   `json:"status"`
-		ShipmentDate    flexString   `json:"shipment_date"`
-		TrackingNumbers []flexString `json:"tracking_numbers"`
-	} `json:"shipments"`
-	CreatedOn  flexString `json:"created_on"`
-	ModifiedOn flexString `json:"modified_on"`
+	Shipments     []shipment `json:"shipments"`
+	CreatedOn     flexString `json:"created_on"`
+	ModifiedOn    flexString `json:"modified_on"`
 }
 
 // orderFilter holds an orders read's options.
@@ -244,48 +247,28 @@ func appendOrder(b *array.RecordBuilder, o *order, raw json.RawMessage, extracte
 	appendTime(f[25], o.EditedOn)
 	appendString(f[26], o.Notes)
 
-	lines := f[27].(*array.ListBuilder)
-	if o.LineItems == nil {
-		lines.AppendNull()
-	} else {
-		lines.Append(true)
-		sb := lines.ValueBuilder().(*array.StructBuilder)
-		for _, li := range o.LineItems {
-			sb.Append(true)
-			for i, s := range []flexString{li.ID, li.Product.ID, li.Product.StyleNumber, li.Product.Color, li.Product.ColorCode,
-				li.Product.BrandID, li.Product.Season, li.Warehouse} {
-				appendString(sb.FieldBuilder(i), s)
-			}
-			appendBool(sb.FieldBuilder(8), li.Prebook)
-			appendTime(sb.FieldBuilder(9), li.ShipStart)
-			appendTime(sb.FieldBuilder(10), li.ShipEnd)
-			sizes := sb.FieldBuilder(11).(*array.ListBuilder)
-			sizes.Append(true)
-			ssb := sizes.ValueBuilder().(*array.StructBuilder)
-			for _, sz := range li.Sizes {
-				ssb.Append(true)
-				appendString(ssb.FieldBuilder(0), sz.Size)
-				appendString(ssb.FieldBuilder(1), sz.UPC)
-				appendInt64(ssb.FieldBuilder(2), sz.Quantity)
-				appendFloat(ssb.FieldBuilder(3), sz.Price)
-				appendFloat(ssb.FieldBuilder(4), sz.OriginalPrice)
-			}
+	appendStructs(f[27], o.LineItems, func(sb *array.StructBuilder, li lineItem) {
+		for i, s := range []flexString{li.ID, li.Product.ID, li.Product.StyleNumber, li.Product.Color, li.Product.ColorCode,
+			li.Product.BrandID, li.Product.Season, li.Warehouse} {
+			appendString(sb.FieldBuilder(i), s)
 		}
-	}
-	ships := f[28].(*array.ListBuilder)
-	if o.Shipments == nil {
-		ships.AppendNull()
-	} else {
-		ships.Append(true)
-		sb := ships.ValueBuilder().(*array.StructBuilder)
-		for _, s := range o.Shipments {
-			sb.Append(true)
-			appendString(sb.FieldBuilder(0), s.Type)
-			appendString(sb.FieldBuilder(1), s.Status)
-			appendTime(sb.FieldBuilder(2), s.ShipmentDate)
-			appendStrings(sb.FieldBuilder(3), s.TrackingNumbers)
-		}
-	}
+		appendBool(sb.FieldBuilder(8), li.Prebook)
+		appendTime(sb.FieldBuilder(9), li.ShipStart)
+		appendTime(sb.FieldBuilder(10), li.ShipEnd)
+		appendStructs(sb.FieldBuilder(11), li.Sizes, func(ssb *array.StructBuilder, sz orderSize) {
+			appendString(ssb.FieldBuilder(0), sz.Size)
+			appendString(ssb.FieldBuilder(1), sz.UPC)
+			appendInt64(ssb.FieldBuilder(2), sz.Quantity)
+			appendFloat(ssb.FieldBuilder(3), sz.Price)
+			appendFloat(ssb.FieldBuilder(4), sz.OriginalPrice)
+		})
+	})
+	appendStructs(f[28], o.Shipments, func(sb *array.StructBuilder, s shipment) {
+		appendString(sb.FieldBuilder(0), s.Type)
+		appendString(sb.FieldBuilder(1), s.Status)
+		appendTime(sb.FieldBuilder(2), s.ShipmentDate)
+		appendStrings(sb.FieldBuilder(3), s.TrackingNumbers)
+	})
 	appendTime(f[29], o.CreatedOn)
 	appendTime(f[30], o.ModifiedOn)
 	f[31].(*array.StringBuilder).Append(string(raw))

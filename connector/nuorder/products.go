@@ -42,39 +42,42 @@ func (w warehouse) key() string {
 	return w.UnderID.v
 }
 
+// productSize is one size (SKU) of a product document.
+type productSize struct {
+	ID        flexString       `json:"_id"`
+	Size      flexString       `json:"size"`
+	UPC       flexString       `json:"upc"`
+	SizeGroup flexString       `json:"size_group"`
+	SizeOrder flexNumber       `json:"size_order"`
+	Pricing   map[string]price `json:"pricing"`
+}
+
 // product holds the fields of a product document the stream's columns use;
 // the whole document is kept as it came in the document column.
 type product struct {
-	ID             flexString   `json:"_id"`
-	BrandID        flexString   `json:"brand_id"`
-	StyleNumber    flexString   `json:"style_number"`
-	Season         flexString   `json:"season"`
-	Color          flexString   `json:"color"`
-	ColorCode      flexString   `json:"color_code"`
-	Name           flexString   `json:"name"`
-	Category       flexString   `json:"category"`
-	Subcategory    flexString   `json:"subcategory"`
-	Department     flexString   `json:"department"`
-	Division       flexString   `json:"division"`
-	Description    flexString   `json:"description"`
-	Active         flexBool     `json:"active"`
-	Archived       flexBool     `json:"archived"`
-	AvailableNow   flexBool     `json:"available_now"`
-	AvailableFrom  flexString   `json:"available_from"`
-	AvailableUntil flexString   `json:"available_until"`
-	Seasons        []flexString `json:"seasons"`
-	Sizes          []struct {
-		ID        flexString       `json:"_id"`
-		Size      flexString       `json:"size"`
-		UPC       flexString       `json:"upc"`
-		SizeGroup flexString       `json:"size_group"`
-		SizeOrder flexNumber       `json:"size_order"`
-		Pricing   map[string]price `json:"pricing"`
-	} `json:"sizes"`
-	Pricing    map[string]price `json:"pricing"`
-	Warehouses []warehouse      `json:"warehouses"`
-	CreatedOn  flexString       `json:"created_on"`
-	ModifiedOn flexString       `json:"modified_on"`
+	ID             flexString       `json:"_id"`
+	BrandID        flexString       `json:"brand_id"`
+	StyleNumber    flexString       `json:"style_number"`
+	Season         flexString       `json:"season"`
+	Color          flexString       `json:"color"`
+	ColorCode      flexString       `json:"color_code"`
+	Name           flexString       `json:"name"`
+	Category       flexString       `json:"category"`
+	Subcategory    flexString       `json:"subcategory"`
+	Department     flexString       `json:"department"`
+	Division       flexString       `json:"division"`
+	Description    flexString       `json:"description"`
+	Active         flexBool         `json:"active"`
+	Archived       flexBool         `json:"archived"`
+	AvailableNow   flexBool         `json:"available_now"`
+	AvailableFrom  flexString       `json:"available_from"`
+	AvailableUntil flexString       `json:"available_until"`
+	Seasons        []flexString     `json:"seasons"`
+	Sizes          []productSize    `json:"sizes"`
+	Pricing        map[string]price `json:"pricing"`
+	Warehouses     []warehouse      `json:"warehouses"`
+	CreatedOn      flexString       `json:"created_on"`
+	ModifiedOn     flexString       `json:"modified_on"`
 }
 
 // appendPricing writes a currency map as a list of structs, sorted by
@@ -123,22 +126,14 @@ func appendProduct(b *array.RecordBuilder, raw json.RawMessage, extracted time.T
 	appendTime(f[16], p.AvailableUntil)
 	appendStrings(f[17], p.Seasons)
 
-	sizes := f[18].(*array.ListBuilder)
-	if p.Sizes == nil {
-		sizes.AppendNull()
-	} else {
-		sizes.Append(true)
-		sb := sizes.ValueBuilder().(*array.StructBuilder)
-		for _, s := range p.Sizes {
-			sb.Append(true)
-			appendString(sb.FieldBuilder(0), s.ID)
-			appendString(sb.FieldBuilder(1), s.Size)
-			appendString(sb.FieldBuilder(2), s.UPC)
-			appendString(sb.FieldBuilder(3), s.SizeGroup)
-			appendInt32(sb.FieldBuilder(4), s.SizeOrder)
-			appendPricing(sb.FieldBuilder(5), s.Pricing)
-		}
-	}
+	appendStructs(f[18], p.Sizes, func(sb *array.StructBuilder, s productSize) {
+		appendString(sb.FieldBuilder(0), s.ID)
+		appendString(sb.FieldBuilder(1), s.Size)
+		appendString(sb.FieldBuilder(2), s.UPC)
+		appendString(sb.FieldBuilder(3), s.SizeGroup)
+		appendInt32(sb.FieldBuilder(4), s.SizeOrder)
+		appendPricing(sb.FieldBuilder(5), s.Pricing)
+	})
 	appendPricing(f[19], p.Pricing)
 	var whIDs []flexString
 	if p.Warehouses != nil {

@@ -384,3 +384,19 @@ func appendInt64(b array.Builder, f flexNumber) {
 		b.AppendNull()
 	}
 }
+
+// appendStructs appends a list of structs, null when items is nil, calling
+// fill to set each element's fields.
+func appendStructs[T any](b array.Builder, items []T, fill func(sb *array.StructBuilder, item T)) {
+	lb := b.(*array.ListBuilder)
+	if items == nil {
+		lb.AppendNull()
+		return
+	}
+	lb.Append(true)
+	sb := lb.ValueBuilder().(*array.StructBuilder)
+	for _, it := range items {
+		sb.Append(true)
+		fill(sb, it)
+	}
+}

@@ -241,14 +241,20 @@ pipeline "locations" {
 	}
 }
 
-func startFake(t *testing.T, products int) *fakeapi.Server {
+// serveFake starts a fake NuOrder API with the e2e credentials, stopped
+// when the test ends.
+func serveFake(t testing.TB, cat fakeapi.Catalog) *fakeapi.Server {
 	t.Helper()
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: fakeapi.Catalog{Seed: 99, Products: products}})
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
 	return srv
+}
+
+func startFake(t *testing.T, products int) *fakeapi.Server {
+	return serveFake(t, fakeapi.Catalog{Seed: 99, Products: products})
 }
 
 func nuorderFile(t *testing.T, baseURL, pipelines string) string {

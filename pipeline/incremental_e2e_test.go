@@ -94,11 +94,7 @@ func idsIn(t *testing.T, files []string, column string) []string {
 
 func TestIncrementalRunsEmitOnlyWhatChanged(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 31, Products: 40, Companies: 30, Orders: 300}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serveFake(t, cat)
 	path := incrementalFile(t, srv.URL())
 	dir := filepath.Dir(path)
 	out := func(stream string) string { return filepath.Join(dir, "out", stream) }
@@ -184,11 +180,7 @@ func TestIncrementalRunsEmitOnlyWhatChanged(t *testing.T) {
 
 func TestAKilledRunLosesNoOrderWhenRerun(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 37, Products: 20, Companies: 20, Orders: 2000}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serveFake(t, cat)
 	path := incrementalFile(t, srv.URL())
 	dir := filepath.Dir(path)
 	// The first status listing (approved) is answered; the second hangs.
@@ -283,11 +275,7 @@ func TestSandboxSecondRunAddsNothing(t *testing.T) {
 
 func TestParquetCommitsTheCheckpointWithTheFile(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 71, Products: 20, Companies: 10, Orders: 1500}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serveFake(t, cat)
 	path := incrementalFile(t, srv.URL())
 	dir := filepath.Dir(path)
 	// The host dies right after the first file is renamed into place,

@@ -45,11 +45,7 @@ func examplesDir(t *testing.T) string {
 // the e2e credentials; env points the example pipelines at it.
 func sandboxFake(t *testing.T) (*fakeapi.Server, []string) {
 	t.Helper()
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: nuorder.SandboxCatalog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv := serveFake(t, nuorder.SandboxCatalog)
 	c := e2eCreds
 	return srv, []string{"NUORDER_BASE_URL=" + srv.URL(), "NUORDER_CONSUMER_KEY=" + c.ConsumerKey, "NUORDER_CONSUMER_SECRET=" + c.ConsumerSecret,
 		"NUORDER_TOKEN=" + c.Token, "NUORDER_TOKEN_SECRET=" + c.TokenSecret}

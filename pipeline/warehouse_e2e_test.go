@@ -72,11 +72,7 @@ func count(t *testing.T, conn *pgx.Conn, q string) int {
 
 func TestOrdersLandInPostgresAndMergeKeepsTheLatest(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 61, Products: 30, Companies: 20, Orders: 400}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serveFake(t, cat)
 	schema, conn := pgSchema(t)
 	path := warehouseFile(t, srv.URL(), schema, `
 pipeline "orders" {
@@ -179,11 +175,7 @@ func killAt(t *testing.T, dir, path string, env []string, failpoint string) stri
 
 func TestAKilledHostNeverDuplicatesOrLosesRowsInPostgres(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 67, Products: 20, Companies: 10, Orders: 1500}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serveFake(t, cat)
 	want := len(nonPendingOrders(cat))
 	for _, fp := range []string{"before-commit", "after-sink-commit"} {
 		t.Run(fp, func(t *testing.T) {
@@ -258,11 +250,7 @@ func TestWarehouseExampleLoadsEveryStreamAndHidesThePassword(t *testing.T) {
 func BenchmarkOrdersIntoPostgresVsParquet(b *testing.B) {
 	dsn := pgDSN(b)
 	cat := fakeapi.Catalog{Seed: 73, Products: 100, Companies: 50, Orders: 40000}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serveFake(b, cat)
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		b.Fatal(err)
@@ -326,11 +314,7 @@ pipeline "to_postgres" {
 
 func TestCSVAndJSONLinesSinks(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 79, Products: 10, Companies: 5, Orders: 200}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serveFake(t, cat)
 	path := nuorderFile(t, srv.URL(), `
 sink "csv" "files" {
   path = "csv"
@@ -396,11 +380,7 @@ pipeline "orders_jsonl" {
 
 func TestPostgresStateIsSharedAndLocksAcrossHosts(t *testing.T) {
 	schema, _ := pgSchema(t)
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: fakeapi.Catalog{Seed: 83, Products: 30}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serveFake(t, fakeapi.Catalog{Seed: 83, Products: 30})
 	hcl := func() string {
 		return writeFile(t, fmt.Sprintf(`
 state {
@@ -452,11 +432,7 @@ pipeline "products" {
 
 func TestOverwriteReplacesTheTableOnEveryRun(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 89, Products: 60}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serveFake(t, cat)
 	schema, conn := pgSchema(t)
 	path := warehouseFile(t, srv.URL(), schema, `
 pipeline "products" {

@@ -285,21 +285,15 @@ func (it recordIter) Next() (arrow.Record, error) {
 	return nil, io.EOF
 }
 
-// emptyColumns builds zero-length arrays for a schema, for batches that carry
-// only a checkpoint.
-func emptyColumns(schema *arrow.Schema, mem memory.Allocator) []arrow.Array {
+// emptyRecord is a zero-row record of schema, for batches that carry only a
+// checkpoint.
+func emptyRecord(schema *arrow.Schema, mem memory.Allocator) arrow.Record {
 	cols := make([]arrow.Array, schema.NumFields())
 	for i, f := range schema.Fields() {
 		b := array.NewBuilder(mem, f.Type)
 		cols[i] = b.NewArray()
 		b.Release()
 	}
-	return cols
-}
-
-// emptyRecord is a zero-row record of schema.
-func emptyRecord(schema *arrow.Schema, mem memory.Allocator) arrow.Record {
-	cols := emptyColumns(schema, mem)
 	rec := array.NewRecord(schema, cols, 0)
 	for _, c := range cols {
 		c.Release()

@@ -3,14 +3,13 @@ package state
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"pipehost/sinks/postgres"
 )
 
 // Postgres is a Store in a PostgreSQL table, for hosts that share work (a
@@ -19,10 +18,9 @@ import (
 // apart across machines. PostgreSQL drops the lock when the session ends,
 // so a killed run never leaves a stale lock.
 type Postgres struct {
-	pool     *pgxpool.Pool
-	table    string
-	dsn      string
-	password string
+	pool  *pgxpool.Pool
+	table string
+	red   postgres.Redactor
 }
 
 var _ Store = (*Postgres)(nil)
@@ -30,11 +28,11 @@ var _ Store = (*Postgres)(nil)
 // OpenPostgres connects to the database of dsn and creates the state table
 // (schema.pipehost_state) when missing. Errors never show the DSN's password.
 func OpenPostgres(ctx context.Context, dsn, schema string) (*Postgres, error) {
+	p := &Postgres{red: postgres.NewRedactor(dsn), table: pgx.Identifier{schema, "pipehost_state"}.Sanitize()}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, redactDSN(fmt.Errorf("state dsn: %w", err), dsn, "")
+		return nil, p.redact(fmt.Errorf("state dsn: %w", err))
 	}
-	p := &Postgres{dsn: dsn, password: cfg.ConnConfig.Password, table: pgx.Identifier{schema, "pipehost_state"}.Sanitize()}
 	cfg.MaxConns = 4
 	if p.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, p.redact(err)
@@ -50,24 +48,7 @@ CREATE TABLE IF NOT EXISTS %s (
 	return p, nil
 }
 
-func redactDSN(err error, dsn, password string) error {
-	msg := err.Error()
-	if dsn != "" {
-		msg = strings.ReplaceAll(msg, dsn, "(dsn)")
-	}
-	if password != "" {
-		msg = strings.ReplaceAll(msg, password, "xxxxx")
-		msg = strings.ReplaceAll(msg, url.QueryEscape(password), "xxxxx")
-	}
-	return errors.New(msg)
-}
-
-func (p *Postgres) redact(err error) error {
-	if err == nil {
-		return nil
-	}
-	return redactDSN(err, p.dsn, p.password)
-}
+func (p *Postgres) redact(err error) error { return p.red.Err(err) }
 
 // Close releases the connections.
 func (p *Postgres) Close() { p.pool.Close() }

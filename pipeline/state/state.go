@@ -124,9 +124,6 @@ func OpenLocal(dir string) (*Local, error) {
 	return &Local{dir: dir}, nil
 }
 
-// Dir is the store's folder.
-func (l *Local) Dir() string { return l.dir }
-
 // file is one pipeline's state file.
 type file struct {
 	Version  int               `json:"version"`

@@ -35,6 +35,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"pipehost/sinks"
+	"pipehost/sinks/internal/commitfile"
 )
 
 func init() { sinks.Register("parquet", Driver{}) }
@@ -140,9 +141,6 @@ func (s *Sink) Checkpoint(_ context.Context, pipeline, stream string) ([]byte, t
 	return nil, time.Time{}, nil
 }
 
-// Dir is the sink's resolved output folder.
-func (s *Sink) Dir() string { return s.dir }
-
 // runSeq tells apart writers opened in the same millisecond.
 var runSeq atomic.Int64
 
@@ -243,7 +241,7 @@ func (w *Writer) Commit(_ context.Context, c sinks.Commit) (sinks.CommitInfo, er
 		os.Remove(f.Name())
 		return sinks.CommitInfo{}, fmt.Errorf("finishing parquet file: %w", err)
 	}
-	if err := syncPath(f.Name()); err != nil {
+	if err := commitfile.Sync(f.Name()); err != nil {
 		os.Remove(f.Name())
 		return sinks.CommitInfo{}, err
 	}
@@ -253,23 +251,10 @@ func (w *Writer) Commit(_ context.Context, c sinks.Commit) (sinks.CommitInfo, er
 		os.Remove(f.Name())
 		return sinks.CommitInfo{}, err
 	}
-	if err := syncPath(w.dir); err != nil {
+	if err := commitfile.Sync(w.dir); err != nil {
 		return sinks.CommitInfo{}, err
 	}
 	return sinks.CommitInfo{Rows: rows, Location: final}, nil
-}
-
-// syncPath fsyncs a file or folder by name.
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Abort implements sinks.Writer: the unfinished file is removed.

@@ -66,11 +66,11 @@ func (Driver) NewConfig() any { return &Config{} }
 // Open implements sinks.Driver. It parses the DSN but does not connect.
 func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
 	c := cfg.(*Config)
-	pc, err := pgx.ParseConfig(c.DSN)
-	if err != nil {
-		return nil, redact(fmt.Errorf("dsn: %w", err), c.DSN, "")
+	red := NewRedactor(c.DSN)
+	if _, err := pgx.ParseConfig(c.DSN); err != nil {
+		return nil, red.Err(fmt.Errorf("dsn: %w", err))
 	}
-	s := &Sink{dsn: c.DSN, password: pc.Password, schema: "public"}
+	s := &Sink{dsn: c.DSN, red: red, schema: "public"}
 	if c.Schema != nil && *c.Schema != "" {
 		s.schema = *c.Schema
 	}
@@ -80,18 +80,35 @@ func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
 	return s, nil
 }
 
-// redact removes a DSN and its password from an error's text.
-func redact(err error, dsn, password string) error {
+// Redactor removes a DSN and its password from error texts: pgx names the
+// host and database in its errors, and a DSN that fails to parse can be
+// echoed whole. The PostgreSQL state store uses it too.
+type Redactor struct {
+	dsn, password string
+}
+
+// NewRedactor returns the Redactor of a DSN; a DSN that does not parse is
+// still removed whole.
+func NewRedactor(dsn string) Redactor {
+	r := Redactor{dsn: dsn}
+	if pc, err := pgx.ParseConfig(dsn); err == nil {
+		r.password = pc.Password
+	}
+	return r
+}
+
+// Err returns err with the DSN and the password replaced; nil stays nil.
+func (r Redactor) Err(err error) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	if dsn != "" {
-		msg = strings.ReplaceAll(msg, dsn, "(dsn)")
+	if r.dsn != "" {
+		msg = strings.ReplaceAll(msg, r.dsn, "(dsn)")
 	}
-	if password != "" {
-		msg = strings.ReplaceAll(msg, password, "xxxxx")
-		msg = strings.ReplaceAll(msg, url.QueryEscape(password), "xxxxx")
+	if r.password != "" {
+		msg = strings.ReplaceAll(msg, r.password, "xxxxx")
+		msg = strings.ReplaceAll(msg, url.QueryEscape(r.password), "xxxxx")
 	}
 	if msg == err.Error() {
 		return err
@@ -101,7 +118,8 @@ func redact(err error, dsn, password string) error {
 
 // Sink writes streams into tables of one database.
 type Sink struct {
-	dsn, password  string
+	dsn            string
+	red            Redactor
 	schema, prefix string
 }
 
@@ -119,7 +137,7 @@ func (s *Sink) qualified(table string) string { return pgx.Identifier{s.schema, 
 func (s *Sink) connect(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.Connect(ctx, s.dsn)
 	if err != nil {
-		return nil, redact(fmt.Errorf("connecting to PostgreSQL: %w", err), s.dsn, s.password)
+		return nil, s.red.Err(fmt.Errorf("connecting to PostgreSQL: %w", err))
 	}
 	return conn, nil
 }
@@ -152,7 +170,7 @@ func (s *Sink) Checkpoint(ctx context.Context, pipeline, stream string) ([]byte,
 	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000"):
 		return nil, time.Time{}, nil // no table or schema yet: nothing committed
 	case err != nil:
-		return nil, time.Time{}, redact(err, s.dsn, s.password)
+		return nil, time.Time{}, s.red.Err(err)
 	}
 	return cp, at, nil
 }
@@ -196,7 +214,7 @@ func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) 
 	w := &Writer{sink: s, conn: conn, stream: st, table: s.table(st.Name)}
 	if err := w.prepare(ctx); err != nil {
 		conn.Close(context.Background())
-		return nil, redact(err, s.dsn, s.password)
+		return nil, s.red.Err(err)
 	}
 	return w, nil
 }
@@ -340,7 +358,10 @@ func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
-	src := &recordSource{rec: rec, row: -1, seq: w.seq}
+	src := &recordSource{rec: rec, row: -1, seq: w.seq, jsonb: make([]bool, rec.NumCols())}
+	for c, f := range rec.Schema().Fields() {
+		src.jsonb[c] = pgType(f) == "jsonb" // decided once per column, not per value
+	}
 	names := make([]string, 0, len(w.cols)+1)
 	for _, f := range w.stream.Schema.Fields() {
 		names = append(names, f.Name)
@@ -348,7 +369,7 @@ func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
 	names = append(names, "_pipehost_seq")
 	n, err := w.conn.CopyFrom(ctx, pgx.Identifier{strings.Trim(w.staging, `"`)}, names, src)
 	if err != nil {
-		return redact(fmt.Errorf("COPY into the staging table: %w", err), w.sink.dsn, w.sink.password)
+		return w.sink.red.Err(fmt.Errorf("COPY into the staging table: %w", err))
 	}
 	w.seq += n
 	w.rows += n
@@ -357,11 +378,12 @@ func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
 
 // recordSource feeds a record's rows to COPY.
 type recordSource struct {
-	rec  arrow.Record
-	row  int
-	seq  int64
-	vals []any
-	err  error
+	rec   arrow.Record
+	row   int
+	seq   int64
+	jsonb []bool // per column: encode as jsonb
+	vals  []any
+	err   error
 }
 
 func (r *recordSource) Next() bool {
@@ -374,7 +396,7 @@ func (r *recordSource) Values() ([]any, error) {
 		r.vals = make([]any, r.rec.NumCols()+1)
 	}
 	for c := 0; c < int(r.rec.NumCols()); c++ {
-		v, err := value(r.rec.Column(c), r.rec.Schema().Field(c), r.row)
+		v, err := value(r.rec.Column(c), r.jsonb[c], r.row)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", r.rec.ColumnName(c), err)
 		}
@@ -387,11 +409,11 @@ func (r *recordSource) Values() ([]any, error) {
 func (r *recordSource) Err() error { return r.err }
 
 // value converts one Arrow value to what pgx encodes for its column type.
-func value(col arrow.Array, f arrow.Field, i int) (any, error) {
+func value(col arrow.Array, jsonb bool, i int) (any, error) {
 	if col.IsNull(i) {
 		return nil, nil
 	}
-	if pgType(f) == "jsonb" {
+	if jsonb {
 		if c, ok := col.(*array.String); ok {
 			return json.RawMessage(c.Value(i)), nil
 		}
@@ -440,7 +462,7 @@ func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, 
 	info := sinks.CommitInfo{Rows: w.rows, Location: s.schema + "." + w.table}
 	tx, err := w.conn.Begin(ctx)
 	if err != nil {
-		return info, redact(err, s.dsn, s.password)
+		return info, s.red.Err(err)
 	}
 	defer tx.Rollback(context.Background())
 	cols := strings.Join(w.cols, ", ")
@@ -464,7 +486,7 @@ ON CONFLICT (%s) DO UPDATE SET %s`, target, cols, strings.Join(keys, ", "), cols
 			q = fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY _pipehost_seq", target, cols, cols, w.staging)
 		}
 		if _, err := tx.Exec(ctx, q); err != nil {
-			return info, redact(fmt.Errorf("moving rows into %s: %w", target, err), s.dsn, s.password)
+			return info, s.red.Err(fmt.Errorf("moving rows into %s: %w", target, err))
 		}
 		if _, err := tx.Exec(ctx, "TRUNCATE "+w.staging); err != nil {
 			return info, err
@@ -488,7 +510,7 @@ ON CONFLICT (pipeline, stream) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, c
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return info, redact(fmt.Errorf("committing: %w", err), s.dsn, s.password)
+		return info, s.red.Err(fmt.Errorf("committing: %w", err))
 	}
 	w.rows = 0
 	return info, nil

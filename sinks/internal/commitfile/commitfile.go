@@ -79,7 +79,7 @@ func (f *Folder) Create() (*os.File, error) {
 
 // Commit makes a closed temporary file visible as name, with checkpoint.
 func (f *Folder) Commit(tmpPath, name string, checkpoint []byte) error {
-	if err := syncFile(tmpPath); err != nil {
+	if err := Sync(tmpPath); err != nil {
 		return err
 	}
 	m := manifest{File: name, Temp: filepath.Base(tmpPath), Checkpoint: checkpoint, CommittedAt: time.Now().UTC()}
@@ -122,7 +122,8 @@ func (f *Folder) Checkpoint() ([]byte, time.Time, error) {
 	return m.Checkpoint, m.CommittedAt, nil
 }
 
-func syncFile(path string) error {
+// Sync fsyncs a file or folder by name.
+func Sync(path string) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return err
@@ -131,4 +132,4 @@ func syncFile(path string) error {
 	return fh.Sync()
 }
 
-func syncDir(dir string) error { return syncFile(dir) }
+func syncDir(dir string) error { return Sync(dir) }

@@ -3,6 +3,7 @@ module pipehost
 go 1.26.8
 
 require (
+	github.com/agext/levenshtein v1.2.1
 	github.com/apache/arrow/go/v15 v15.0.2
 	github.com/dghubble/oauth1 v0.7.3
 	github.com/hashicorp/go-hclog v1.6.3
@@ -18,7 +19,6 @@ require (
 
 require (
 	github.com/JohnCGriffin/overflow v0.0.0-20211019200055-46fa312c352c // indirect
-	github.com/agext/levenshtein v1.2.1 // indirect
 	github.com/andybalholm/brotli v1.0.5 // indirect
 	github.com/apache/thrift v0.17.0 // indirect
 	github.com/apparentlymart/go-textseg/v15 v15.0.0 // indirect

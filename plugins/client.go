@@ -67,15 +67,7 @@ func Open(cfg Config) (*Client, error) {
 		if err != nil || len(want) != sha256.Size {
 			return nil, fmt.Errorf("connector %s: sha256 %q is not 64 hex digits", cfg.Name, cfg.SHA256)
 		}
-		got, err := fileSHA256(cfg.Path)
-		if err != nil {
-			return nil, fmt.Errorf("connector %s: %w", cfg.Name, err)
-		}
-		if hex.EncodeToString(got) != hex.EncodeToString(want) {
-			return nil, fmt.Errorf("connector %s: refusing to start plugin %s: its sha256 is %x, but the configuration pins %x",
-				cfg.Name, cfg.Path, got, want)
-		}
-		// go-plugin checks again right before it starts the process.
+		// go-plugin hashes the binary right before it starts the process.
 		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
 	pc := plugin.NewClient(&plugin.ClientConfig{
@@ -96,7 +88,13 @@ func Open(cfg Config) (*Client, error) {
 	if err != nil {
 		pc.Kill()
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, fmt.Errorf("connector %s: refusing to start plugin %s: its sha256 does not match the pinned one", cfg.Name, cfg.Path)
+			// Hash again only to say what the binary is.
+			got, herr := fileSHA256(cfg.Path)
+			if herr != nil {
+				return nil, fmt.Errorf("connector %s: refusing to start plugin %s: its sha256 does not match the pinned %x", cfg.Name, cfg.Path, secure.Checksum)
+			}
+			return nil, fmt.Errorf("connector %s: refusing to start plugin %s: its sha256 is %x, but the configuration pins %x",
+				cfg.Name, cfg.Path, got, secure.Checksum)
 		}
 		return nil, fmt.Errorf("connector %s: starting plugin %s: %w", cfg.Name, cfg.Path, err)
 	}

@@ -384,7 +384,7 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 		for _, e := range entries {
 			cp, updated, last := "-", "-", "-"
 			if len(e.Checkpoint) > 0 {
-				cp = string(e.Checkpoint)
+				cp = state.Describe(e.Bytes())
 			}
 			if !e.UpdatedAt.IsZero() {
 				updated = e.UpdatedAt.Format(time.RFC3339)

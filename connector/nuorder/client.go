@@ -169,6 +169,11 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		// NuOrder answers a status change to the status the order already
+		// has with 304 (shared/nuorder-api.md §13.4): done, nothing to read.
+		return nil
+	}
 	if resp.StatusCode/100 != 2 {
 		return c.statusError(method, path, resp)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 
 	"pipehost/connector"
-	"pipehost/connector/nuorder/api"
 )
 
 // DefaultOrderStatuses are the statuses an orders read lists, in order. An
@@ -139,55 +138,8 @@ func (f orderFilter) keep(o *order) bool {
 	return (f.from.IsZero() || !t.Before(f.from)) && (f.to.IsZero() || t.Before(f.to))
 }
 
-// eachOrder streams the orders of every status listing in the read's window,
-// element by element: /detail is one unpaged array, which is never held in
-// memory. After each status listing it calls done with the listing's index.
-func (c *Connector) eachOrder(ctx context.Context, stream string, req connector.ReadRequest,
-	fn func(o *order, raw json.RawMessage) error, done func(w window, part int, last bool) error) error {
-	f, err := parseOrderOptions(stream, req.Options)
-	if err != nil {
-		return err
-	}
-	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
-	if err != nil {
-		return err
-	}
-	for part := w.startPart; part < len(f.statuses); part++ {
-		err := c.client.streamArray(ctx, api.OrdersDetail, []string{f.statuses[part]}, func(raw json.RawMessage) error {
-			var o order
-			if err := json.Unmarshal(raw, &o); err != nil {
-				return fmt.Errorf("order document: %w", err)
-			}
-			if !o.ID.ok {
-				return fmt.Errorf("order document without _id: %.120s", raw)
-			}
-			if !w.contains(cursorOf(o.ModifiedOn, o.CreatedOn)) || !f.keep(&o) {
-				return nil
-			}
-			return fn(&o, raw)
-		})
-		if err != nil {
-			return err
-		}
-		if err := done(w, part, part == len(f.statuses)-1); err != nil {
-			return err
-		}
-	}
-	if w.startPart >= len(f.statuses) {
-		return done(w, len(f.statuses)-1, true)
-	}
-	return nil
-}
-
-// partCheckpoint is the checkpoint after a listing: final after the last.
-func partCheckpoint(w window, part int, last bool) []byte {
-	if last {
-		return w.final()
-	}
-	return w.afterPart(part)
-}
-
-// readOrders emits the orders created or modified in the read's window.
+// readOrders emits the orders created, modified or moved to another status
+// since the checkpoint (see eachOrder).
 func (c *Connector) readOrders(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
 	extracted := time.Now().UTC()
 	bt := newBatcher(OrdersSchema, emit)
@@ -195,9 +147,7 @@ func (c *Connector) readOrders(ctx context.Context, req connector.ReadRequest, e
 	return c.eachOrder(ctx, "orders", req, func(o *order, raw json.RawMessage) error {
 		appendOrder(bt.b, o, raw, extracted)
 		return bt.added()
-	}, func(w window, part int, last bool) error {
-		return bt.flush(partCheckpoint(w, part, last))
-	})
+	}, bt.flush)
 }
 
 // readOrderLines emits the same orders as readOrders, one row per order x
@@ -213,6 +163,10 @@ func (c *Connector) readOrderLines(ctx context.Context, req connector.ReadReques
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			return err
 		}
+		if len(o.LineItems) == 0 && o.Status.v == DeletedStatus {
+			appendDeletedOrderLine(bt.b, o, extracted)
+			return bt.added()
+		}
 		for i := range o.LineItems {
 			for _, sz := range o.LineItems[i].Sizes {
 				appendOrderLine(bt.b, o, i, sz, doc.LineItems[i], extracted)
@@ -222,9 +176,7 @@ func (c *Connector) readOrderLines(ctx context.Context, req connector.ReadReques
 			}
 		}
 		return nil
-	}, func(w window, part int, last bool) error {
-		return bt.flush(partCheckpoint(w, part, last))
-	})
+	}, bt.flush)
 }
 
 func appendOrder(b *array.RecordBuilder, o *order, raw json.RawMessage, extracted time.Time) {
@@ -310,4 +262,28 @@ func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, rawL
 	appendTime(f[21], o.ModifiedOn)
 	f[22].(*array.StringBuilder).Append(string(rawLine))
 	f[23].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+}
+
+// appendDeletedOrderLine appends the one row that says an order is gone
+// from NuOrder: its _id, status DeletedStatus, empty line_id and size.
+func appendDeletedOrderLine(b *array.RecordBuilder, o *order, extracted time.Time) {
+	f := b.Fields()
+	for i, fb := range f {
+		switch i {
+		case 0:
+			fb.(*array.StringBuilder).Append(o.ID.v)
+		case 2:
+			fb.(*array.StringBuilder).Append(DeletedStatus)
+		case 3, 11:
+			fb.(*array.StringBuilder).Append("")
+		case 4:
+			fb.(*array.Int32Builder).Append(0)
+		case 22:
+			fb.(*array.StringBuilder).Append(`{"_id":` + strconv.Quote(o.ID.v) + `,"status":"` + DeletedStatus + `"}`)
+		case 23:
+			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+		default:
+			fb.AppendNull()
+		}
+	}
 }

@@ -28,10 +28,17 @@ import (
 // the connector reads whole listings and keeps the documents whose cursor
 // value lies in (cursor, until]. It emits a checkpoint only at the end of a
 // listing: positions inside a listing are not stable enough to resume from.
+//
+// The orders streams add the status listings' membership (see eachOrder):
+// Listed holds, per status, the ids the last complete run found in that
+// status's listing; Seen, in an interrupted run, the ids found in the
+// listings it had finished. Both are encoded idSets.
 type checkpoint struct {
-	Cursor string `json:"cursor,omitempty"`
-	Until  string `json:"until,omitempty"`
-	Part   int    `json:"part,omitempty"`
+	Cursor string            `json:"cursor,omitempty"`
+	Until  string            `json:"until,omitempty"`
+	Part   int               `json:"part,omitempty"`
+	Listed map[string]string `json:"listed,omitempty"`
+	Seen   map[string]string `json:"seen,omitempty"`
 }
 
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"

@@ -541,7 +541,7 @@ func (h *Host) Plan(ctx context.Context, pl *config.Pipeline, ro RunOptions) (re
 			return res, ""
 		}
 		if cp != nil {
-			from = "after checkpoint " + string(cp)
+			from = "after checkpoint " + state.Describe(cp)
 		}
 	}
 	return res, from

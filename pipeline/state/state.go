@@ -311,3 +311,38 @@ func (l *Local) Lock(pipeline string) (func(), error) {
 		f.Close()
 	}, nil
 }
+
+// Describe renders a checkpoint for people (`state show`, `plan`): a JSON
+// checkpoint with its long string values cut to their first characters and
+// their length (a connector may keep large encoded sets in one), anything
+// else cut at 200 bytes. The stored checkpoint is not changed.
+func Describe(cp []byte) string {
+	const long = 48
+	var v any
+	if json.Unmarshal(cp, &v) != nil {
+		if len(cp) > 200 {
+			return fmt.Sprintf("%s… (%d bytes)", cp[:200], len(cp))
+		}
+		return string(cp)
+	}
+	var cut func(any) any
+	cut = func(v any) any {
+		switch x := v.(type) {
+		case string:
+			if len(x) > long {
+				return fmt.Sprintf("%s… (%d bytes)", x[:24], len(x))
+			}
+		case map[string]any:
+			for k, e := range x {
+				x[k] = cut(e)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = cut(e)
+			}
+		}
+		return v
+	}
+	b, _ := json.Marshal(cut(v))
+	return string(b)
+}

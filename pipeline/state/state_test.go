@@ -111,3 +111,14 @@ func TestStores(t *testing.T) {
 		})
 	}
 }
+
+func TestDescribeShortensLongCheckpointValues(t *testing.T) {
+	long := strings.Repeat("A", 5000)
+	got := Describe([]byte(`{"cursor":"2026-11-29T10:00:00.000Z","listed":{"approved":"` + long + `"}}`))
+	if !strings.Contains(got, `"cursor":"2026-11-29T10:00:00.000Z"`) || !strings.Contains(got, "(5000 bytes)") || len(got) > 200 {
+		t.Fatalf("described as %s", got)
+	}
+	if got := Describe([]byte("12345")); got != "12345" {
+		t.Fatalf("a short checkpoint described as %s", got)
+	}
+}

@@ -91,9 +91,11 @@ func (s *Server) catalog() Catalog {
 	return c
 }
 
-// orderStatus is order i's status now.
+// orderStatus is order i's status now; "" for a deleted order.
 func (s *Server) orderStatus(i int) string {
-	if ch := s.changeOf(s.orders, i); ch != nil && ch.status != "" {
+	if ch := s.changeOf(s.orders, i); ch != nil && ch.deleted {
+		return ""
+	} else if ch != nil && ch.status != "" {
 		return ch.status
 	}
 	return s.opts.Catalog.OrderStatus(i)
@@ -109,11 +111,41 @@ func (s *Server) EditOrders(idx ...int) {
 	}
 }
 
-// SetOrderStatus moves order i to a status now ("processed", "shipped"...).
-func (s *Server) SetOrderStatus(i int, status string) {
+// SetOrderStatus moves order i to a status ("processed", "shipped"...) the
+// way NuOrder does: status and listing membership change, modified_on does
+// not. Recorded NuOrder traffic shows it (shared/nuorder-api.md §13.1: S1's
+// nuorder_order_process.yml answers "status":"processed" with the
+// modified_on the order had when it was created; cancel_order.yml likewise).
+// It reports whether the status changed.
+func (s *Server) SetOrderStatus(i int, status string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.touch(s.orders, i).status = status
+	ch, ok := s.orders[i]
+	if !ok {
+		ch = &change{}
+		s.orders[i] = ch
+	}
+	cur := ch.status
+	if cur == "" {
+		cur = s.opts.Catalog.OrderStatus(i)
+	}
+	ch.status = status
+	return cur != status
+}
+
+// DeleteOrders removes orders from NuOrder: they leave every listing and
+// reading them by id answers 404.
+func (s *Server) DeleteOrders(idx ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, i := range idx {
+		ch, ok := s.orders[i]
+		if !ok {
+			ch = &change{}
+			s.orders[i] = ch
+		}
+		ch.deleted = true
+	}
 }
 
 // UpdateCompanies marks companies as modified now.

@@ -54,6 +54,7 @@ type change struct {
 	createdOn  time.Time // set for documents added after the start
 	status     string
 	edited     bool
+	deleted    bool // gone from NuOrder: in no listing, 404 by id
 	active     *bool
 	fields     map[string]any // fields replaced through the API
 }

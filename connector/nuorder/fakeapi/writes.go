@@ -162,6 +162,9 @@ func (s *Server) orderIndex(w http.ResponseWriter, r *http.Request) (int, bool) 
 	} else {
 		i, ok = s.opts.Catalog.OrderIndex(r.PathValue("id"), s.opts.Catalog.Orders)
 	}
+	if ok && s.orderStatus(i) == "" {
+		ok = false // deleted
+	}
 	if !ok {
 		writeError(w, http.StatusNotFound, "order not found")
 	}
@@ -216,7 +219,12 @@ func (s *Server) setOrderStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unknown status: "+r.PathValue("status"))
 		return
 	}
-	s.SetOrderStatus(i, status)
+	if !s.SetOrderStatus(i, status) {
+		// Already there: NuOrder answers 304 Not Modified (S6 treats 304
+		// as "Order Not Updated", shared/nuorder-api.md §13.4).
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	writeJSON(w, s.Order(i))
 }
 

@@ -11,11 +11,14 @@ connector "nuorder" {
   # sha256 = "..."   # pin the plugin binary: any other binary is refused before it starts
 
   config {
-    base_url        = env("NUORDER_BASE_URL", "https://wholesale.nuorder.com")
+    base_url        = env("NUORDER_BASE_URL", "https://next.nuorder.com")
     consumer_key    = env("NUORDER_CONSUMER_KEY")
     consumer_secret = env("NUORDER_CONSUMER_SECRET") # sensitive: never printed
     token           = env("NUORDER_TOKEN")
     token_secret    = env("NUORDER_TOKEN_SECRET") # sensitive: never printed
+    # NuOrder has no warehouse listing: name the brand's warehouses for the locations stream
+    # (--sandbox uses the sandbox's own).
+    # warehouses = [{ id = "628d4fa01f9aa012b5f1a1a5", code = "MAIN", name = "Main warehouse" }]
   }
 }
 

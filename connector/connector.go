@@ -91,6 +91,11 @@ type Stream struct {
 	// connector's configuration; reading a disabled stream fails with that
 	// reason instead of silently returning nothing.
 	Disabled string `json:"disabled,omitempty"`
+	// Notice, when not empty, is something to fix in the configuration
+	// before the stream can do its job (a missing setting the connector
+	// cannot look up). The host shows it as a warning wherever a pipeline
+	// uses the stream (validate, plan); using the stream is still allowed.
+	Notice string `json:"notice,omitempty"`
 }
 
 // ReadRequest asks for the rows of one source stream.
@@ -135,12 +140,22 @@ type WriteRequest struct {
 	// would send, making read requests only: no write reaches the remote
 	// service. Row results and the summary say what a real write would do.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Ledger is what the connector returned in WriteSummary.Ledger after
+	// the last completed write of this pipeline (nil for the first write,
+	// or when the host was asked to ignore it, with --full-refresh). A
+	// connector uses it to skip what it already sent; it must stay correct
+	// with a nil Ledger.
+	Ledger []byte `json:"ledger,omitempty"`
 }
 
 // WriteSummary says what a write did, or with DryRun would do, in counts a
 // person can check ("replenishments to MAIN, immediate": 120).
 type WriteSummary struct {
 	Actions []Action `json:"actions,omitempty"`
+	// Ledger, when not nil, is what the connector wants back as
+	// WriteRequest.Ledger next time. The host stores it (as the pipeline's
+	// state) only when Write returned nil and it was not a dry run.
+	Ledger []byte `json:"ledger,omitempty"`
 }
 
 // Action is one line of a WriteSummary.

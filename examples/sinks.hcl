@@ -10,11 +10,18 @@
 connector "nuorder" {
   plugin = "../bin/nuorder-plugin"
   config {
-    base_url        = env("NUORDER_BASE_URL", "https://wholesale.nuorder.com")
+    base_url        = env("NUORDER_BASE_URL", "https://next.nuorder.com")
     consumer_key    = env("NUORDER_CONSUMER_KEY")
     consumer_secret = env("NUORDER_CONSUMER_SECRET")
     token           = env("NUORDER_TOKEN")
     token_secret    = env("NUORDER_TOKEN_SECRET")
+    # NuOrder has no warehouse listing: name the brand's warehouses (id from NuOrder, code and
+    # name as your ERP spells them). These are the sandbox's; replace them with yours.
+    warehouses = [
+      { id = "e2199c8392d3d88b00000000", code = "MAIN", name = "Main Distribution Center" },
+      { id = "e2199c8392d3d88b00000001", code = "WEST", name = "West Coast Warehouse" },
+      { id = "e2199c8392d3d88b00000002", code = "EU", name = "EU Hub Rotterdam" },
+    ]
   }
 }
 

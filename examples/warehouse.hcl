@@ -9,7 +9,7 @@
 connector "nuorder" {
   plugin = "../bin/nuorder-plugin"
   config {
-    base_url        = env("NUORDER_BASE_URL", "https://wholesale.nuorder.com")
+    base_url        = env("NUORDER_BASE_URL", "https://next.nuorder.com")
     consumer_key    = env("NUORDER_CONSUMER_KEY")
     consumer_secret = env("NUORDER_CONSUMER_SECRET")
     token           = env("NUORDER_TOKEN")

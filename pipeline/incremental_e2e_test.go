@@ -18,14 +18,15 @@ import (
 )
 
 // incrementalFile declares every NuOrder source stream against a fake API,
-// with no cursor lag so that changes the test makes are seen at once.
-func incrementalFile(t *testing.T, baseURL string) string {
+// with no cursor lag so that changes the test makes are seen at once, and
+// the fake's warehouses named in the config (NuOrder has no listing).
+func incrementalFile(t *testing.T, baseURL string, cat fakeapi.Catalog) string {
 	return writeFile(t, fmt.Sprintf(`
 connector "nuorder" {
   plugin = %q
   config {
     base_url           = %q
-    cursor_lag_seconds = 0%s
+    cursor_lag_seconds = 0%s%s
   }
 }
 sink "parquet" "lake" {
@@ -51,7 +52,7 @@ pipeline "order_lines" {
   from = connector.nuorder.order_lines
   to   = sink.parquet.lake
 }
-`, plugin("nuorder"), baseURL, nuorderCreds))
+`, plugin("nuorder"), baseURL, nuorderCreds, warehousesHCL(cat.Warehouses())))
 }
 
 // newFiles returns the parquet files of a stream folder not in before.
@@ -95,7 +96,7 @@ func idsIn(t *testing.T, files []string, column string) []string {
 func TestIncrementalRunsEmitOnlyWhatChanged(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 31, Products: 40, Companies: 30, Orders: 300}
 	srv := serveFake(t, cat)
-	path := incrementalFile(t, srv.URL())
+	path := incrementalFile(t, srv.URL(), cat)
 	dir := filepath.Dir(path)
 	out := func(stream string) string { return filepath.Join(dir, "out", stream) }
 	streams := []string{"products", "locations", "companies", "orders", "order_lines"}
@@ -181,7 +182,7 @@ func TestIncrementalRunsEmitOnlyWhatChanged(t *testing.T) {
 func TestAKilledRunLosesNoOrderWhenRerun(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 37, Products: 20, Companies: 20, Orders: 2000}
 	srv := serveFake(t, cat)
-	path := incrementalFile(t, srv.URL())
+	path := incrementalFile(t, srv.URL(), cat)
 	dir := filepath.Dir(path)
 	// The first status listing (approved) is answered; the second hangs.
 	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{Skip: 1, Delay: time.Minute, Times: 1})
@@ -276,7 +277,7 @@ func TestSandboxSecondRunAddsNothing(t *testing.T) {
 func TestParquetCommitsTheCheckpointWithTheFile(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 71, Products: 20, Companies: 10, Orders: 1500}
 	srv := serveFake(t, cat)
-	path := incrementalFile(t, srv.URL())
+	path := incrementalFile(t, srv.URL(), cat)
 	dir := filepath.Dir(path)
 	// The host dies right after the first file is renamed into place,
 	// before its state store learns the checkpoint.

@@ -145,7 +145,7 @@ connector "nuorder" {
     consumer_key    = env("NUORDER_CONSUMER_KEY")
     consumer_secret = env("NUORDER_CONSUMER_SECRET")
     token           = env("NUORDER_TOKEN")
-    token_secret    = env("NUORDER_TOKEN_SECRET")
+    token_secret    = env("NUORDER_TOKEN_SECRET")%s
   }
 }
 pipeline "stock" {
@@ -154,7 +154,7 @@ pipeline "stock" {
   to      = connector.nuorder.inventory
   columns = { sku_id = "SKU", warehouse = "Warehouse", quantity = "Qty", date = "Available" }
 }
-`, plugin("nuorder"), filepath.Join(dir, "stock.csv")))
+`, plugin("nuorder"), warehousesHCL(whs), filepath.Join(dir, "stock.csv")))
 	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path)
 	if r.code != 0 || !strings.Contains(r.stdout, " 10000 ") {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -180,7 +180,34 @@ pipeline "stock" {
 	if got, wantRefresh := len(srv.FlagRefreshes()), (len(products)+499)/500; got != wantRefresh {
 		t.Fatalf("%d flag refreshes for %d products, want %d", got, len(products), wantRefresh)
 	}
-	t.Logf("10,000 rows -> %d replenishments in %d requests; %d flag refresh(es) for %d products", held, srv.Requests(api.Replenishments), len(srv.FlagRefreshes()), len(products))
+	t.Logf("10,000 rows -> %d replenishments in %d requests after %d SKU deletes; %d flag refresh(es) for %d products",
+		held, srv.Requests(api.Replenishments), srv.Requests(api.ReplenishmentsDelete), len(srv.FlagRefreshes()), len(products))
+
+	// The same file again: the ledger the host kept says NuOrder holds all
+	// of it, so nothing is sent; --full-refresh sends it all again.
+	writes := func() int {
+		return srv.Requests(api.Replenishments) + srv.Requests(api.ReplenishmentsDelete) + srv.Requests(api.InventoryFlags)
+	}
+	before := writes()
+	r = runPipeline(t, filepath.Dir(path), env, "run", "-f", path)
+	if r.code != 0 || writes() != before || !strings.Contains(r.stdout, "SKUs unchanged since the last push (not sent)") {
+		t.Fatalf("second push: exit %d, %d write requests\n%s\n%s", r.code, writes()-before, r.stdout, r.stderr)
+	}
+	deletes := srv.Requests(api.ReplenishmentsDelete)
+	if r = runPipeline(t, filepath.Dir(path), env, "run", "-f", path, "--full-refresh"); r.code != 0 || srv.Requests(api.ReplenishmentsDelete) == deletes {
+		t.Fatalf("--full-refresh push: exit %d, %d deletes\n%s", r.code, srv.Requests(api.ReplenishmentsDelete)-deletes, r.stderr)
+	}
+}
+
+// warehousesHCL is the nuorder config's warehouses attribute naming whs.
+func warehousesHCL(whs []fakeapi.Warehouse) string {
+	var b strings.Builder
+	b.WriteString("\n    warehouses = [")
+	for _, w := range whs {
+		fmt.Fprintf(&b, "\n      { id = %q, code = %q },", w.ID, w.Code)
+	}
+	b.WriteString("\n    ]")
+	return b.String()
 }
 
 func TestShipmentsTwiceLeaveEachShipmentOnce(t *testing.T) {

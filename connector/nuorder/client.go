@@ -259,8 +259,7 @@ func (c *Client) send(ctx context.Context, e api.Endpoint, params []string, body
 	}
 	return c.doBody(ctx, e, params, b, func(r io.Reader) error {
 		if out == nil {
-			_, err := io.Copy(io.Discard, r)
-			return err
+			return discard(r)
 		}
 		if err := json.NewDecoder(r).Decode(out); err != nil {
 			return &retryError{fmt.Errorf("decoding the answer of %s: %w", e.Path, err)}
@@ -315,4 +314,10 @@ func (c *Client) streamArray(ctx context.Context, e api.Endpoint, params []strin
 		}
 		return nil
 	})
+}
+
+// discard reads and drops a response body.
+func discard(r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -23,8 +24,11 @@ import (
 // Version is the connector's version, reported by Info.
 const Version = "0.1.0"
 
-// DefaultBaseURL is NuOrder's production wholesale host.
-const DefaultBaseURL = "https://wholesale.nuorder.com"
+// DefaultBaseURL is NuOrder's production host as integrations call it in
+// 2024-26 (shared/nuorder-api.md §13.7); NuOrder's sandbox is
+// https://sandbox1.nuorder.com. wholesale.nuorder.com appears only in
+// 2014-19 sources.
+const DefaultBaseURL = "https://next.nuorder.com"
 
 // SandboxCatalog is the demo catalog of --sandbox.
 var SandboxCatalog = fakeapi.Catalog{Seed: 42, Products: 240, Companies: 60, Orders: 500}
@@ -42,6 +46,20 @@ type Config struct {
 	SyncCompanies  *bool    `json:"sync_companies"`
 	MaxInFlight    *float64 `json:"max_in_flight"`
 	CursorLag      *float64 `json:"cursor_lag_seconds"`
+	// Warehouses are the brand's NuOrder warehouses. NuOrder has no
+	// warehouse listing and its products carry "warehouses": [] (shared/
+	// nuorder-api.md §6, §13.3), so the user names them.
+	Warehouses []WarehouseConfig `json:"warehouses"`
+}
+
+// WarehouseConfig is one warehouse of the config's warehouses list: its
+// NuOrder id (24 hex digits, from NuOrder's admin or its support), and the
+// code and name the ERP uses for it (inventory rows may name it by id or
+// code).
+type WarehouseConfig struct {
+	ID   string  `json:"id"`
+	Code *string `json:"code"`
+	Name *string `json:"name"`
 }
 
 // DefaultCursorLag is how far behind the clock an incremental read's upper
@@ -74,6 +92,8 @@ var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
 	{Name: "show_locations", Type: json.RawMessage(`"bool"`), Description: "enable the locations stream (default true)"},
 	{Name: "sync_companies", Type: json.RawMessage(`"bool"`), Description: "enable the companies stream (default true)"},
 	{Name: "cursor_lag_seconds", Type: json.RawMessage(`"number"`), Description: "how far behind now incremental reads stop (default 60)"},
+	{Name: "warehouses", Type: json.RawMessage(`["list",["object",{"id":"string","code":"string","name":"string"},["code","name"]]]`),
+		Description: `the brand's warehouses, e.g. [{ id = "628d4fa01f9aa012b5f1a1a5", code = "MAIN", name = "Main" }]: NuOrder has no warehouse listing`},
 	{Name: "max_in_flight", Type: json.RawMessage(`"number"`), Description: "requests in flight at once (default 5)"},
 }}
 
@@ -134,6 +154,15 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 		}
 		c.sandbox = srv
 		cfg.BaseURL = srv.URL()
+		// The sandbox's warehouses, as a user would name them, in place of
+		// any the config names (like the credentials).
+		cfg.Warehouses = nil
+		{
+			for _, w := range SandboxCatalog.Warehouses() {
+				code, name := w.Code, w.DisplayName
+				cfg.Warehouses = append(cfg.Warehouses, WarehouseConfig{ID: w.ID, Code: &code, Name: &name})
+			}
+		}
 		sc := fakeapi.SandboxCredentials
 		creds = Credentials{sc.ConsumerKey, sc.ConsumerSecret, sc.Token, sc.TokenSecret}
 		c.logger.Info("using the NuOrder sandbox (fake API with demo data)", "url", srv.URL())
@@ -152,6 +181,19 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
 	}
+	codes := map[string]string{}
+	for i, w := range cfg.Warehouses {
+		if !objectIDPattern.MatchString(w.ID) {
+			return fmt.Errorf("nuorder config: warehouses[%d].id = %q is not a NuOrder id (24 hex digits)", i, w.ID)
+		}
+		if w.Code != nil && *w.Code != "" {
+			k := strings.ToLower(*w.Code)
+			if other, dup := codes[k]; dup && other != w.ID {
+				return fmt.Errorf("nuorder config: warehouses: code %q names two warehouses (%s and %s)", *w.Code, other, w.ID)
+			}
+			codes[k] = w.ID
+		}
+	}
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("nuorder config: base_url %q is not an http(s) URL", cfg.BaseURL)
@@ -161,6 +203,9 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 	return nil
 }
 
+// objectIDPattern is a MongoDB ObjectId, the form of every NuOrder id.
+var objectIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{24}$`)
+
 // Streams implements connector.Connector.
 func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 	disabled := func(flag *bool, attr string) string {
@@ -169,12 +214,17 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 		}
 		return attr + " = false in the connector config"
 	}
+	noWarehouses := ""
+	if len(c.cfg.Warehouses) == 0 {
+		noWarehouses = "no warehouses in the connector config: NuOrder has no warehouse listing, so unless the products name theirs, " +
+			`every push fails; set warehouses = [{ id = "<24-hex NuOrder id>", code = "MAIN" }]`
+	}
 	return []connector.Stream{
 		{Name: "products", Kind: connector.Source, Schema: ProductsSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
 			Description: "products (style-colour) with sizes/SKUs, pricing per currency and warehouses",
 			Disabled:    disabled(c.cfg.FetchProducts, "fetch_products")},
 		{Name: "locations", Kind: connector.Source, Schema: LocationsSchema, PrimaryKey: []string{"id"}, CursorField: "modified_on",
-			Description: "warehouses (inventory locations), as embedded in products",
+			Description: "warehouses (inventory locations): those the config names, merged with any products embed",
 			Disabled:    disabled(c.cfg.ShowLocations, "show_locations")},
 		{Name: "companies", Kind: connector.Source, Schema: CompaniesSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
 			Description: "companies (retailer accounts) created or modified, with addresses, reps and buyers",
@@ -184,7 +234,8 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 		{Name: "order_lines", Kind: connector.Source, Schema: OrderLinesSchema, PrimaryKey: []string{"order_id", "line_id", "size"}, CursorField: "modified_on",
 			Description: "the same orders, one row per order x line item x size"},
 		{Name: "inventory", Kind: connector.Sink, Schema: InventorySchema,
-			Description: "stock levels per SKU and warehouse: immediate, future-dated or prebook replenishments, then an inventory flag refresh"},
+			Description: "stock levels per SKU and warehouse: immediate, future-dated or prebook replenishments, then an inventory flag refresh",
+			Notice:      noWarehouses},
 		{Name: "fulfillment", Kind: connector.Sink, Schema: FulfillmentSchema,
 			Description: "shipments (tracking numbers, carrier, shipped lines) recorded on orders, which move to shipped"},
 		{Name: "companies", Kind: connector.Sink, Schema: CompaniesSinkSchema, PrimaryKey: []string{"code"},

@@ -120,16 +120,98 @@ func TestProductColumnsComeFromTheDocument(t *testing.T) {
 	}
 }
 
-func TestLocationsAreTheWarehousesProductsEmbed(t *testing.T) {
-	srv := startFake(t, 50)
-	c := configured(t, srv.URL(), testCreds, "")
-	ids, _, err := collect(t, c, "locations")
+// warehousesConfig is the connector config's warehouses attribute naming
+// the first n of a catalog's warehouses (all with n < 0), as extra JSON.
+func warehousesConfig(cat fakeapi.Catalog, n int) string {
+	whs := cat.Warehouses()
+	if n >= 0 {
+		whs = whs[:n]
+	}
+	var items []string
+	for _, w := range whs {
+		items = append(items, fmt.Sprintf(`{"id":%q,"code":%q,"name":%q}`, w.ID, w.Code, w.DisplayName))
+	}
+	return `,"warehouses":[` + strings.Join(items, ",") + `]`
+}
+
+// TestLocationsAreTheConfiguredWarehouses: recorded products carry
+// "warehouses": [] (shared/nuorder-api.md §13.3), as the fake's do, so the
+// locations stream is the warehouses the config names; it says so by
+// emitting nothing without them, and emits them again when the list changes.
+func TestLocationsAreTheConfiguredWarehouses(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 7, Products: 50}
+	srv := startCatalog(t, cat)
+	if ids, _, err := collect(t, configured(t, srv.URL(), testCreds, ""), "locations"); err != nil || len(ids) != 0 {
+		t.Fatalf("no warehouses configured, none in products: %v locations (%v)", ids, err)
+	}
+	c := configured(t, srv.URL(), testCreds, warehousesConfig(cat, 2))
+	ids, cp := read(t, c, "locations", nil, nil)
+	whs := cat.Warehouses()
+	if strings.Join(sorted(ids), ",") != strings.Join(sorted([]string{whs[0].ID, whs[1].ID}), ",") {
+		t.Fatalf("locations %v, want the 2 configured", ids)
+	}
+	if again, _ := read(t, c, "locations", cp, nil); len(again) != 0 {
+		t.Fatalf("no change, yet %v", again)
+	}
+	c3 := configured(t, srv.URL(), testCreds, warehousesConfig(cat, 3))
+	if changed, _ := read(t, c3, "locations", cp, nil); len(changed) != 3 {
+		t.Fatalf("a warehouse added to the config: %d locations emitted, want the 3 configured", len(changed))
+	}
+}
+
+// TestLocationsMergeWhatProductsEmbed: for a tenant whose products do name
+// their warehouses, those join the configured ones, and a product's document
+// of a configured warehouse replaces the config's.
+func TestLocationsMergeWhatProductsEmbed(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 7, Products: 50, EmbedWarehouses: true}
+	srv := startCatalog(t, cat)
+	c := configured(t, srv.URL(), testCreds, warehousesConfig(cat, 1))
+	ids, docs, err := collect(t, c, "locations")
 	if err != nil {
 		t.Fatal(err)
 	}
-	whs := fakeapi.Catalog{Seed: 7}.Warehouses()
-	if len(ids) != len(whs) {
-		t.Fatalf("got %d locations, want %d", len(ids), len(whs))
+	if len(ids) != len(cat.Warehouses()) {
+		t.Fatalf("got %d locations, want %d", len(ids), len(cat.Warehouses()))
+	}
+	for _, d := range docs {
+		if strings.Contains(d, "connector config") {
+			t.Fatalf("a configured warehouse the products embed kept the config's document: %s", d)
+		}
+	}
+}
+
+// TestInventoryWithoutWarehousesSaysWhatToConfigure: with no warehouse
+// configured and none in the products, a push fails once with what to set,
+// rather than rejecting every row, and the catalog carries a notice.
+func TestInventoryWithoutWarehousesSaysWhatToConfigure(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 7, Products: 5}
+	srv := startCatalog(t, cat)
+	c := configured(t, srv.URL(), testCreds, "")
+	streams, _ := c.Streams(context.Background())
+	st, _ := connector.FindStream(streams, "inventory", connector.Sink)
+	if !strings.Contains(st.Notice, "warehouses = [") {
+		t.Fatalf("inventory notice %q", st.Notice)
+	}
+	s := cat.Product(1)["sizes"].([]map[string]any)[0]
+	_, err := c.Write(context.Background(), connector.WriteRequest{Stream: "inventory", DryRun: true},
+		&recs{rowsOf(InventorySchema, [][]any{{s["_id"], nil, nil, nil, "MAIN", 1.0, nil, false}}, 10)}, func([]connector.RowResult) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "warehouses = [{ id =") {
+		t.Fatalf("push without warehouses: %v", err)
+	}
+	c = configured(t, srv.URL(), testCreds, warehousesConfig(cat, -1))
+	streams, _ = c.Streams(context.Background())
+	if st, _ := connector.FindStream(streams, "inventory", connector.Sink); st.Notice != "" {
+		t.Fatalf("warehouses configured, yet notice %q", st.Notice)
+	}
+	w := cat.Warehouses()
+	for _, bad := range []string{
+		`,"warehouses":[{"id":"MAIN","code":null,"name":null}]`,                                                            // a code where the id goes
+		fmt.Sprintf(`,"warehouses":[{"id":%q,"code":"X","name":null},{"id":%q,"code":"x","name":null}]`, w[0].ID, w[1].ID), // one code, two ids
+	} {
+		cfg := fmt.Sprintf(`{"base_url":%q,"consumer_key":"a","consumer_secret":"b","token":"c","token_secret":"d"%s}`, srv.URL(), bad)
+		if err := New(nil).Configure(context.Background(), connector.ConfigureRequest{Config: json.RawMessage(cfg)}); err == nil {
+			t.Fatalf("config %s accepted", bad)
+		}
 	}
 }
 

@@ -53,9 +53,12 @@ func (s *idSet) key(i int) []byte {
 }
 
 // add appends an id; call sort before has.
-func (s *idSet) add(id string) {
+func (s *idSet) add(id string) { s.addKey(idKey(id)) }
+
+// addKey appends a raw key (an idKey, possibly with bytes after it).
+func (s *idSet) addKey(k []byte) {
 	s.offs = append(s.offs, uint32(len(s.keys)))
-	s.keys = append(s.keys, idKey(id)...)
+	s.keys = append(s.keys, k...)
 	s.sorted = false
 }
 
@@ -86,8 +89,10 @@ func (s *idSet) sort() {
 }
 
 // has says whether id is in the set, which must be sorted.
-func (s *idSet) has(id string) bool {
-	k := idKey(id)
+func (s *idSet) has(id string) bool { return s.hasKey(idKey(id)) }
+
+// hasKey says whether a raw key is in the set, which must be sorted.
+func (s *idSet) hasKey(k []byte) bool {
 	i := sort.Search(s.len(), func(i int) bool { return bytes.Compare(s.key(i), k) >= 0 })
 	return i < s.len() && bytes.Equal(s.key(i), k)
 }

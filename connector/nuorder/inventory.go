@@ -6,12 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"pipehost/connector"
 	"pipehost/connector/nuorder/api"
 )
+
+// errNoWarehouses fails an inventory push that knows no warehouse, rather
+// than rejecting every row for the same reason.
+var errNoWarehouses = errors.New("no NuOrder warehouse is known: NuOrder has no warehouse listing and the products carry none; " +
+	`name the brand's warehouses in the nuorder connector's config: warehouses = [{ id = "<24-hex NuOrder id>", code = "MAIN" }]`)
 
 // skuRef is a SKU (product size) and the product it belongs to.
 type skuRef struct {
@@ -31,6 +39,17 @@ type catalogIndex struct {
 func (c *Connector) buildIndex(ctx context.Context) (*catalogIndex, error) {
 	ix := &catalogIndex{byUPC: map[string]skuRef{}, byBrandSize: map[string]skuRef{}, bySKU: map[string]skuRef{},
 		whByID: map[string]string{}, whByCode: map[string]string{}}
+	for _, w := range c.cfg.Warehouses {
+		id := strings.ToLower(w.ID)
+		ix.whByID[id] = ""
+		if w.Name != nil && *w.Name != "" {
+			ix.whByCode[strings.ToLower(*w.Name)] = id
+		}
+		if w.Code != nil && *w.Code != "" {
+			ix.whByID[id] = *w.Code
+			ix.whByCode[strings.ToLower(*w.Code)] = id // a code wins over a name
+		}
+	}
 	for _, l := range c.productListings() {
 		err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
 			var p product
@@ -52,9 +71,13 @@ func (c *Connector) buildIndex(ctx context.Context) (*catalogIndex, error) {
 			}
 			for _, w := range p.Warehouses {
 				if k := w.key(); k != "" {
-					ix.whByID[k] = w.Code.v
+					if _, named := ix.whByID[k]; !named || ix.whByID[k] == "" {
+						ix.whByID[k] = w.Code.v
+					}
 					if w.Code.ok && w.Code.v != "" {
-						ix.whByCode[strings.ToLower(w.Code.v)] = k
+						if _, taken := ix.whByCode[strings.ToLower(w.Code.v)]; !taken {
+							ix.whByCode[strings.ToLower(w.Code.v)] = k
+						}
 					}
 				}
 			}
@@ -67,10 +90,10 @@ func (c *Connector) buildIndex(ctx context.Context) (*catalogIndex, error) {
 	return ix, nil
 }
 
-// warehouse resolves a warehouse id or code to its id.
+// warehouse resolves a warehouse id, code or name to its id.
 func (ix *catalogIndex) warehouse(v string) (string, bool) {
-	if _, ok := ix.whByID[v]; ok {
-		return v, true
+	if _, ok := ix.whByID[strings.ToLower(v)]; ok {
+		return strings.ToLower(v), true
 	}
 	id, ok := ix.whByCode[strings.ToLower(strings.TrimSpace(v))]
 	return id, ok
@@ -78,7 +101,10 @@ func (ix *catalogIndex) warehouse(v string) (string, bool) {
 
 func (ix *catalogIndex) warehouseCodes() string {
 	var codes []string
-	for _, c := range ix.whByID {
+	for id, c := range ix.whByID {
+		if c == "" {
+			c = id
+		}
 		codes = append(codes, c)
 	}
 	sort.Strings(codes)
@@ -132,12 +158,23 @@ const replenishmentBatch = 500
 // refreshes the inventory flags of the products touched, in batches.
 func (c *Connector) writeInventory(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
 	var sum connector.WriteSummary
-	if err := options("inventory", req.Options); err != nil {
+	if err := options("inventory", req.Options, "replace"); err != nil {
 		return sum, err
+	}
+	replace := true
+	if v, ok := req.Options["replace"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return sum, fmt.Errorf("stream inventory: option replace = %q is not true or false", v)
+		}
+		replace = b
 	}
 	ix, err := c.buildIndex(ctx)
 	if err != nil {
 		return sum, err
+	}
+	if len(ix.whByID) == 0 {
+		return sum, errNoWarehouses
 	}
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	// warehouse id -> key -> replenishment
@@ -153,7 +190,8 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 		}
 		wh, ok := ix.warehouse(whv)
 		if !ok {
-			return fmt.Sprintf("unknown warehouse %s (known: %s)", whv, ix.warehouseCodes()), nil
+			return fmt.Sprintf("unknown warehouse %s (known: %s); add it to the nuorder connector's warehouses config attribute",
+				whv, ix.warehouseCodes()), nil
 		}
 		prebook, _ := r.flag("prebook")
 		qty, hasQty := r.num("quantity")
@@ -191,15 +229,61 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 		return sum, err
 	}
 
+	ledger, err := decodeInventoryLedger(req.Ledger)
+	if err != nil {
+		return sum, err
+	}
+	tried, sent, digests := map[string]map[string]bool{}, map[string]map[string][8]byte{}, map[string]map[string][8]byte{}
 	touched := map[string]bool{}
 	warehouses := make([]string, 0, len(byWarehouse))
 	for wh := range byWarehouse {
 		warehouses = append(warehouses, wh)
+		tried[wh], sent[wh], digests[wh] = map[string]bool{}, map[string][8]byte{}, map[string][8]byte{}
+		bySKU := map[string][]*replenishment{}
+		for _, rp := range byWarehouse[wh] {
+			bySKU[rp.ref.skuID] = append(bySKU[rp.ref.skuID], rp)
+		}
+		for sku, items := range bySKU {
+			d := skuDigest(items)
+			if !ledger.unchanged(wh, sku, d) {
+				tried[wh][sku], digests[wh][sku] = true, d
+				continue
+			}
+			// Sent before with these very values: NuOrder has them.
+			var rows []int64
+			for _, rp := range items {
+				rows = append(rows, rp.rows...)
+			}
+			if err := results(accepted(rows)); err != nil {
+				return sum, err
+			}
+			sum.Add("SKUs unchanged since the last push (not sent)", 1)
+		}
+		for key, rp := range byWarehouse[wh] {
+			if !tried[wh][rp.ref.skuID] {
+				delete(byWarehouse[wh], key)
+			}
+		}
 	}
 	sort.Strings(warehouses)
 	for _, wh := range warehouses {
 		code := ix.whByID[wh]
 		for _, batch := range batchBySKU(byWarehouse[wh]) {
+			var refused []connector.RowResult
+			if replace {
+				// The bulk PUT upserts: delete each SKU's set first, so
+				// replenishments the push no longer names do not stay.
+				var err error
+				if batch, refused, err = c.deleteReplenishments(ctx, wh, batch, req.DryRun, &sum); err != nil {
+					return sum, err
+				}
+				if err := results(refused); err != nil {
+					return sum, err
+				}
+			}
+			if len(batch) == 0 {
+				continue
+			}
 			body := struct {
 				Replenishments []map[string]any `json:"replenishments"`
 			}{}
@@ -235,6 +319,7 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 					res = accepted(rows)
 					for _, rp := range batch {
 						touched[rp.ref.productID] = true
+						sent[wh][rp.ref.skuID] = digests[wh][rp.ref.skuID]
 					}
 				}
 			}
@@ -265,6 +350,9 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 		}
 		sum.Add("inventory flag refreshes", 1)
 		sum.Add("products refreshed", int64(end-start))
+	}
+	if !req.DryRun {
+		sum.Ledger = ledger.next(tried, sent)
 	}
 	return sum, nil
 }
@@ -314,4 +402,58 @@ func rejectAll(rows []int64, msg string) []connector.RowResult {
 		out[i] = connector.RowResult{Row: r, Error: msg}
 	}
 	return out
+}
+
+// deleteReplenishments deletes the replenishments every SKU of a batch has
+// in warehouse wh, one request per SKU, up to the client's in-flight limit at
+// once; a dry run only counts them. It returns the batch without the SKUs
+// whose delete NuOrder refused (4xx), and a rejection for each of their rows.
+func (c *Connector) deleteReplenishments(ctx context.Context, wh string, batch []*replenishment, dry bool,
+	sum *connector.WriteSummary) ([]*replenishment, []connector.RowResult, error) {
+	var skus []string
+	for _, rp := range batch {
+		if len(skus) == 0 || skus[len(skus)-1] != rp.ref.skuID { // batchBySKU keeps a SKU's items together
+			skus = append(skus, rp.ref.skuID)
+		}
+	}
+	sum.Add("replenishment deletes", int64(len(skus)))
+	if dry {
+		return batch, nil, nil
+	}
+	refusedBy := make([]string, len(skus))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, sku := range skus {
+		g.Go(func() error {
+			err := c.client.do(gctx, api.ReplenishmentsDelete, []string{wh, sku}, discard)
+			var apiErr *APIError
+			if errors.As(err, &apiErr) && apiErr.Status/100 == 4 {
+				refusedBy[i] = "deleting the SKU's replenishments before replacing them: " + apiErr.Error()
+				return nil
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, fmt.Errorf("deleting replenishments before replacing them: %w", err)
+	}
+	refused := map[string]string{}
+	for i, msg := range refusedBy {
+		if msg != "" {
+			refused[skus[i]] = msg
+		}
+	}
+	if len(refused) == 0 {
+		return batch, nil, nil
+	}
+	sum.Add("replenishment deletes refused", int64(len(refused)))
+	kept := batch[:0:0]
+	var res []connector.RowResult
+	for _, rp := range batch {
+		if msg, ok := refused[rp.ref.skuID]; ok {
+			res = append(res, rejectAll(rp.rows, msg)...)
+			continue
+		}
+		kept = append(kept, rp)
+	}
+	return kept, res, nil
 }

@@ -2,9 +2,11 @@ package nuorder
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -223,10 +225,15 @@ func (c *Connector) readProducts(ctx context.Context, req connector.ReadRequest,
 	return nil
 }
 
-// readLocations emits the warehouses embedded in products whose
-// modified_on lies in the read's window, one row per warehouse id, sorted by
-// code. NuOrder has no known warehouse listing endpoint
-// (shared/nuorder-api.md §6), so this reads every product.
+// readLocations emits the warehouses the config names and those embedded in
+// products, one row per warehouse id, sorted by code. NuOrder has no known
+// warehouse listing endpoint (shared/nuorder-api.md §6) and recorded
+// products carry "warehouses": [] (§13.3), so the config is the main
+// source; products are still read, for tenants whose products name theirs.
+// A warehouse embedded in products is emitted when its modified_on lies in
+// the read's window; the configured ones on a full read and whenever the
+// configured list changed since the checkpoint. A product's document of a
+// warehouse wins over the config's.
 func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
 	if err := options("locations", req.Options); err != nil {
 		return err
@@ -235,8 +242,16 @@ func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest
 	if err != nil {
 		return err
 	}
+	var prev checkpoint
+	json.Unmarshal(req.Checkpoint, &prev)
+	configured, digest := c.configuredWarehouses()
 	extracted := time.Now().UTC()
 	seen := map[string]json.RawMessage{}
+	if w.full || prev.Config != digest {
+		for id, raw := range configured {
+			seen[id] = raw
+		}
+	}
 	for _, l := range c.productListings() {
 		err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
 			var p struct {
@@ -251,8 +266,9 @@ func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest
 					return fmt.Errorf("warehouse in product document: %w", err)
 				}
 				if k := wh.key(); k != "" && w.contains(cursorOf(wh.ModifiedOn, wh.CreatedOn)) {
-					if _, ok := seen[k]; !ok {
+					if _, fromConfig := configured[k]; fromConfig || seen[k] == nil {
 						seen[k] = raw
+						delete(configured, k) // the first product document wins
 					}
 				}
 			}
@@ -296,5 +312,38 @@ func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest
 			return err
 		}
 	}
-	return bt.flush(w.final())
+	var cp checkpoint
+	json.Unmarshal(w.final(), &cp)
+	cp.Config = digest
+	final, _ := json.Marshal(cp)
+	return bt.flush(final)
+}
+
+// configuredWarehouses returns the config's warehouses as documents in the
+// shape products embed, by id, and a digest of the list for checkpoints.
+func (c *Connector) configuredWarehouses() (map[string]json.RawMessage, string) {
+	out := map[string]json.RawMessage{}
+	for _, wc := range c.cfg.Warehouses {
+		doc := map[string]any{"id": strings.ToLower(wc.ID), "__source": "connector config"}
+		if wc.Code != nil {
+			doc["code"] = *wc.Code
+		}
+		if wc.Name != nil {
+			doc["display_name"] = *wc.Name
+		}
+		out[strings.ToLower(wc.ID)], _ = json.Marshal(doc)
+	}
+	if len(out) == 0 {
+		return out, ""
+	}
+	ids := make([]string, 0, len(out))
+	for id := range out {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write(out[id])
+	}
+	return out, fmt.Sprintf("%x", h.Sum(nil))[:16]
 }

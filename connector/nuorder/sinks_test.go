@@ -90,7 +90,7 @@ func write(t *testing.T, c connector.Connector, stream string, schema *arrow.Sch
 func TestInventoryConsolidatesAndPushesPerWarehouse(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 41, Products: 1000}
 	srv := startCatalog(t, cat)
-	c := noLag(t, srv)
+	c := configured(t, srv.URL(), testCreds, warehousesConfig(cat, -1))
 	whs := cat.Warehouses()
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	future := today.AddDate(0, 2, 0)
@@ -156,13 +156,14 @@ func TestInventoryConsolidatesAndPushesPerWarehouse(t *testing.T) {
 	if len(srv.FlagRefreshes()) != flagBatches || len(refreshed) != len(products) {
 		t.Fatalf("%d flag refreshes covering %d products, want %d covering %d", len(srv.FlagRefreshes()), len(refreshed), flagBatches, len(products))
 	}
-	t.Logf("10,000 rows -> %d replenishments in %d requests, %d flag refresh(es); summary %+v", held, srv.Requests(api.Replenishments), len(srv.FlagRefreshes()), sum.Actions)
+	t.Logf("10,000 rows -> %d replenishments in %d bulk requests after %d SKU deletes, %d flag refresh(es); summary %+v",
+		held, srv.Requests(api.Replenishments), srv.Requests(api.ReplenishmentsDelete), len(srv.FlagRefreshes()), sum.Actions)
 }
 
 func TestInventoryRejectsBadRowsAndAppliesTheRest(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 43, Products: 30}
 	srv := startCatalog(t, cat)
-	c := noLag(t, srv)
+	c := configured(t, srv.URL(), testCreds, warehousesConfig(cat, -1))
 	wh := cat.Warehouses()[0]
 	var rows [][]any
 	for n := 0; n < 100; n++ {
@@ -197,14 +198,15 @@ func TestInventoryRejectsBadRowsAndAppliesTheRest(t *testing.T) {
 func TestInventoryDryRunSendsNothing(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 47, Products: 10}
 	srv := startCatalog(t, cat)
-	c := noLag(t, srv)
+	c := configured(t, srv.URL(), testCreds, warehousesConfig(cat, -1))
 	s := cat.Product(1)["sizes"].([]map[string]any)[0]
 	_, sum := write(t, c, "inventory", InventorySchema, [][]any{{nil, s["upc"], nil, nil, "MAIN", 3.0, nil, false}, {nil, s["upc"], nil, nil, "WEST", nil, nil, true}}, true)
-	if srv.Requests(api.Replenishments)+srv.Requests(api.InventoryFlags) != 0 {
+	if srv.Requests(api.Replenishments)+srv.Requests(api.ReplenishmentsDelete)+srv.Requests(api.InventoryFlags) != 0 {
 		t.Fatal("a dry run sent writes")
 	}
 	text := fmt.Sprint(sum.Actions)
-	if !strings.Contains(text, "replenishments to MAIN (immediate) 1") || !strings.Contains(text, "replenishments to WEST (prebook) 1") {
+	if !strings.Contains(text, "replenishments to MAIN (immediate) 1") || !strings.Contains(text, "replenishments to WEST (prebook) 1") ||
+		!strings.Contains(text, "replenishment deletes 2") || !strings.Contains(text, "replenishment requests 2") {
 		t.Fatalf("plan: %s", text)
 	}
 }
@@ -286,5 +288,106 @@ func TestCompaniesAreCreatedUpdatedAndArchived(t *testing.T) {
 	_, sum = write(t, c, "companies", CompaniesSinkSchema, rows, false)
 	if got := srv.Requests(api.CompanyCreate) + srv.Requests(api.CompanyUpdate); got != writes {
 		t.Fatalf("the second run made %d more writes: %v", got-writes, sum.Actions)
+	}
+}
+
+// TestInventoryPushReplacesEachPushedSKU: NuOrder's bulk PUT upserts
+// (shared/nuorder-api.md §13.2), so a push must delete a SKU's replenishments
+// before sending its new set: push A (immediate and two future dates for a
+// SKU), then push B (one immediate row) leaves exactly B's row. A SKU push B
+// does not name keeps what push A gave it.
+func TestInventoryPushReplacesEachPushedSKU(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 59, Products: 10}
+	srv := startCatalog(t, cat)
+	c := configured(t, srv.URL(), testCreds, warehousesConfig(cat, -1))
+	wh := cat.Warehouses()[0]
+	sizes := cat.Product(2)["sizes"].([]map[string]any)
+	x, y := sizes[0]["_id"].(string), sizes[1]["_id"].(string)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	pushA := [][]any{
+		{x, nil, nil, nil, wh.Code, 10.0, nil, false},
+		{x, nil, nil, nil, wh.Code, 5.0, today.AddDate(0, 1, 0), false},
+		{x, nil, nil, nil, wh.Code, 7.0, today.AddDate(0, 2, 0), false},
+		{y, nil, nil, nil, wh.Code, 4.0, nil, false},
+	}
+	write(t, c, "inventory", InventorySchema, pushA, false)
+	if n := len(srv.Replenishments(wh.ID)[x]); n != 3 {
+		t.Fatalf("after push A the fake holds %d replenishments for the SKU, want 3", n)
+	}
+	deletes, puts := srv.Requests(api.ReplenishmentsDelete), srv.Requests(api.Replenishments)
+	res, sum := write(t, c, "inventory", InventorySchema, [][]any{{x, nil, nil, nil, wh.Code, 3.0, nil, false}}, false)
+	if res[0].Error != "" {
+		t.Fatalf("push B rejected: %s", res[0].Error)
+	}
+	held := srv.Replenishments(wh.ID)
+	if len(held[x]) != 1 || held[x][0].DisplayName != "immediate" || *held[x][0].Quantity != 3 {
+		t.Fatalf("after push B the fake holds %+v for the SKU, want B's one immediate row of 3", held[x])
+	}
+	if len(held[y]) != 1 || *held[y][0].Quantity != 4 {
+		t.Fatalf("a SKU push B did not name now holds %+v", held[y])
+	}
+	if d, p := srv.Requests(api.ReplenishmentsDelete)-deletes, srv.Requests(api.Replenishments)-puts; d != 1 || p != 1 {
+		t.Fatalf("push B made %d deletes and %d bulk requests, want 1 and 1", d, p)
+	}
+	if text := fmt.Sprint(sum.Actions); !strings.Contains(text, "replenishment deletes 1") || !strings.Contains(text, "replenishment requests 1") {
+		t.Fatalf("summary %s does not count the requests", text)
+	}
+}
+
+// writeWithLedger writes rows with a ledger and returns the summary.
+func writeWithLedger(t *testing.T, c connector.Connector, rows [][]any, ledger []byte) connector.WriteSummary {
+	t.Helper()
+	sum, err := c.Write(context.Background(), connector.WriteRequest{Stream: "inventory", Ledger: ledger}, &recs{rowsOf(InventorySchema, rows, 1000)},
+		func(r []connector.RowResult) error {
+			for _, x := range r {
+				if x.Error != "" {
+					t.Fatalf("row %d rejected: %s", x.Row, x.Error)
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// TestInventoryLedgerSkipsUnchangedSKUs: with the ledger of the last push,
+// a push sends (delete + PUT) only the SKUs whose set changed since.
+func TestInventoryLedgerSkipsUnchangedSKUs(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 61, Products: 40}
+	srv := startCatalog(t, cat)
+	c := configured(t, srv.URL(), testCreds, warehousesConfig(cat, -1))
+	wh := cat.Warehouses()[1]
+	var rows [][]any
+	for p := 0; p < 40; p++ {
+		rows = append(rows, []any{cat.Product(p)["sizes"].([]map[string]any)[0]["_id"], nil, nil, nil, wh.ID, float64(p + 1), nil, false})
+	}
+	first := writeWithLedger(t, c, rows, nil)
+	if srv.Requests(api.ReplenishmentsDelete) != 40 || first.Ledger == nil {
+		t.Fatalf("first push: %d deletes, ledger %d bytes", srv.Requests(api.ReplenishmentsDelete), len(first.Ledger))
+	}
+	writes := func() int {
+		return srv.Requests(api.ReplenishmentsDelete) + srv.Requests(api.Replenishments) + srv.Requests(api.InventoryFlags)
+	}
+	before := writes()
+	again := writeWithLedger(t, c, rows, first.Ledger)
+	if n := writes() - before; n != 0 || !strings.Contains(fmt.Sprint(again.Actions), "SKUs unchanged since the last push (not sent) 40") {
+		t.Fatalf("the same push again made %d write requests, summary %v", n, again.Actions)
+	}
+	rows[7][5] = 99.0
+	deletes, puts := srv.Requests(api.ReplenishmentsDelete), srv.Requests(api.Replenishments)
+	writeWithLedger(t, c, rows, again.Ledger)
+	if d, p := srv.Requests(api.ReplenishmentsDelete)-deletes, srv.Requests(api.Replenishments)-puts; d != 1 || p != 1 {
+		t.Fatalf("one SKU changed: %d deletes, %d bulk requests", d, p)
+	}
+	if q := *srv.Replenishments(wh.ID)[rows[7][0].(string)][0].Quantity; q != 99 {
+		t.Fatalf("the changed SKU holds %v", q)
+	}
+	// Without a ledger (--full-refresh), everything is sent again.
+	deletes = srv.Requests(api.ReplenishmentsDelete)
+	writeWithLedger(t, c, rows, nil)
+	if d := srv.Requests(api.ReplenishmentsDelete) - deletes; d != 40 {
+		t.Fatalf("a push without a ledger deleted %d SKU sets, want 40", d)
 	}
 }

@@ -39,6 +39,9 @@ type checkpoint struct {
 	Part   int               `json:"part,omitempty"`
 	Listed map[string]string `json:"listed,omitempty"`
 	Seen   map[string]string `json:"seen,omitempty"`
+	// Config is, for locations, a digest of the warehouses the config
+	// names: when it changes, they are emitted again.
+	Config string `json:"config,omitempty"`
 }
 
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"

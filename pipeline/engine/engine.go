@@ -260,6 +260,10 @@ func (h *Host) checkPipeline(pl *config.Pipeline) hcl.Diagnostics {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stream cannot be read",
 			Detail: fmt.Sprintf("%s is a %s stream: it can only be written to.", pl.From, st.Kind), Subject: pl.From.Range.Ptr()})
 	}
+	if st.Notice != "" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Stream " + pl.From.String() + " needs configuring",
+			Detail: st.Notice + ".", Subject: pl.From.Range.Ptr()})
+	}
 	if st.Disabled != "" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Stream is disabled",
 			Detail: fmt.Sprintf("%s is disabled (%s): running pipeline %s will fail until it is enabled.", pl.From, st.Disabled, pl.Name), Subject: pl.From.Range.Ptr()})
@@ -320,6 +324,10 @@ func (h *Host) checkPush(pl *config.Pipeline) hcl.Diagnostics {
 		cols = append(cols, f.Name)
 	}
 	var diags hcl.Diagnostics
+	if st.Notice != "" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Stream " + c.Name + "." + st.Name + " needs configuring",
+			Detail: st.Notice + ".", Subject: pl.To.Range.Ptr()})
+	}
 	names := make([]string, 0, len(pl.Columns))
 	for name := range pl.Columns {
 		names = append(names, name)

@@ -157,6 +157,17 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		}
 		defer unlock()
 	}
+	// The connector's ledger of what it sent before lets it skip what has
+	// not changed since; --full-refresh sends everything again.
+	var ledger []byte
+	if h.opts.State != nil && !ro.FullRefresh {
+		entry, err := h.opts.State.Get(pl.Name, target.Name)
+		if err != nil {
+			res.Err = fmt.Errorf("reading state: %w", err)
+			return res
+		}
+		ledger = entry.Bytes()
+	}
 	p := &pushRun{h: h, pl: pl, dryRun: dryRun, res: &res}
 	columns := map[string]mapping.Column{}
 	for name, spec := range pl.Columns {
@@ -213,7 +224,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		})
 	}()
 	it := &chanIter{ch: recs, err: func() error { readDone.Wait(); return readErr }}
-	sum, err := dst.conn.Write(ctx, connector.WriteRequest{Stream: target.Name, DryRun: dryRun}, it, func(results []connector.RowResult) error {
+	sum, err := dst.conn.Write(ctx, connector.WriteRequest{Stream: target.Name, DryRun: dryRun, Ledger: ledger}, it, func(results []connector.RowResult) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, r := range results {
@@ -249,6 +260,12 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		res.Err = fmt.Errorf("%s into %s: %w", res.Stream, res.Sink, err)
 		log.Error("pipeline failed", "error", res.Err, "accepted_before_failure", res.Rows)
 		return res
+	}
+	if sum.Ledger != nil && !dryRun && h.opts.State != nil {
+		if err := h.opts.State.Commit(pl.Name, target.Name, sum.Ledger); err != nil {
+			// Everything was sent; the next push only sends more than it must.
+			log.Warn("could not store the connector's ledger; the next push sends everything again", "error", err)
+		}
 	}
 	log.Info("pipeline finished", "accepted", res.Rows, "rejected", res.Rejected, "rejects_file", res.RejectsFile,
 		"duration", time.Since(start).Round(time.Millisecond).String())

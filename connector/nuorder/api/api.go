@@ -41,7 +41,7 @@ type Endpoint struct {
 func (e Endpoint) Pattern() string { return e.Method + " " + e.Path }
 
 // URL fills the placeholders of Path, in order, with path-escaped values and
-// prefixes base ("https://wholesale.nuorder.com"). It panics when the number
+// prefixes base ("https://next.nuorder.com"). It panics when the number
 // of values differs from the number of placeholders: that is a bug in the
 // caller, not an input error.
 func (e Endpoint) URL(base string, values ...string) string {
@@ -113,12 +113,18 @@ var (
 	// Replenishments creates or updates v3 replenishments in bulk, for one
 	// warehouse: body {"replenishments":[{warehouse_id, sku_id,
 	// display_name, prebook, active, period_start (MM/dd/yyyy), period_end,
-	// quantity}]}. Used in production by S7. Assumed: the replenishments
-	// sent for a SKU replace that SKU's replenishments in the warehouse (S7
-	// deletes them first; we do not, so a push costs one request per
-	// warehouse and batch, and sending the same push twice is harmless).
+	// quantity}]}. Used in production by S7, which treats it as an upsert:
+	// a SKU's replenishments that the body does not name stay
+	// (shared/nuorder-api.md §13.2). So a push first deletes the set of each
+	// SKU it sends (ReplenishmentsDelete).
 	Replenishments = Endpoint{"PUT", "/api/v3.0/warehouse/{warehouse_id}/replenishments", Used,
-		"bulk replenishments of one warehouse; assumed to replace each SKU's set"}
+		"bulk replenishments of one warehouse; an upsert: replenishments it does not name stay"}
+
+	// ReplenishmentsDelete deletes every replenishment of one SKU in one
+	// warehouse and answers the deleted ones as an array. Used in production
+	// by S7 before each bulk PUT.
+	ReplenishmentsDelete = Endpoint{"DELETE", "/api/v3.0/warehouse/{warehouse_id}/sku/{sku_id}/replenishments", Used,
+		"delete a SKU's replenishments in a warehouse, before sending its new set"}
 
 	// InventoryFlags recomputes products' inventory flags after
 	// replenishments: body {"product_ids":[...]}. Used in production by S7.
@@ -152,7 +158,7 @@ var (
 
 // All lists every endpoint above, for documentation and for the fake API.
 var All = []Endpoint{ProductByID, ProductList, ProductSeasonList, CompanyCodes, CompanyByCode, CompanyByID, OrdersDetail,
-	Replenishments, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, CompanyCreate, CompanyUpdate}
+	Replenishments, ReplenishmentsDelete, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, CompanyCreate, CompanyUpdate}
 
 // Error is the body NuOrder sends with an error status:
 // {"code": <http status>, "message": "<text>"} (confirmed by S10 and the

@@ -19,6 +19,11 @@ type Catalog struct {
 	Products  int
 	Companies int
 	Orders    int
+	// EmbedWarehouses makes products list the warehouses that stock them.
+	// Off by default: every recorded NuOrder product carries "warehouses": []
+	// (shared/nuorder-api.md §13.3), and NuOrder has no warehouse listing,
+	// so a client learns the warehouses from its user.
+	EmbedWarehouses bool
 }
 
 // epoch is the first creation time of generated documents; documents are
@@ -154,9 +159,9 @@ func (c Catalog) Product(i int) map[string]any {
 		sizeIDs = append(sizeIDs, map[string]any{"_id": id, "size": s, "__global_id": c.objectID("gsize", i*16+k)})
 	}
 	whs := c.Warehouses()
-	var warehouses []Warehouse
+	warehouses := []Warehouse{}
 	for k, w := range whs {
-		if k == 0 || r.IntN(2) == 0 {
+		if (k == 0 || r.IntN(2) == 0) && c.EmbedWarehouses {
 			warehouses = append(warehouses, w)
 		}
 	}

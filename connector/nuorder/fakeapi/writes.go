@@ -73,16 +73,34 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// replenish serves PUT /api/v3.0/warehouse/{warehouse_id}/replenishments.
-// The replenishments sent for a SKU replace those the SKU had.
+// knownWarehouse answers 404 for a warehouse id the brand does not have.
+func (s *Server) knownWarehouse(w http.ResponseWriter, wh string) bool {
+	for _, k := range s.opts.Catalog.Warehouses() {
+		if k.ID == wh {
+			return true
+		}
+	}
+	writeError(w, http.StatusNotFound, "warehouse not found")
+	return false
+}
+
+// replenishmentJSON is a replenishment as NuOrder answers it: epoch-ms
+// period_start (S7's response model).
+func replenishmentJSON(rp Replenishment) map[string]any {
+	start, _ := time.Parse("01/02/2006", rp.PeriodStart)
+	return map[string]any{"warehouse_id": rp.WarehouseID, "sku_id": rp.SKUID, "display_name": rp.DisplayName,
+		"prebook": rp.Prebook, "quantity": rp.Quantity, "period_start": start.UnixMilli(), "period_end": nil}
+}
+
+// replenish serves PUT /api/v3.0/warehouse/{warehouse_id}/replenishments as
+// an upsert, the way production integrations treat it (shared/nuorder-api.md
+// §13.2: S7 deletes each SKU's replenishments before the bulk PUT, so the PUT
+// alone does not remove what it does not name). A replenishment sent with
+// the SKU, display name and period start of one held replaces it; every
+// other one the SKU had stays.
 func (s *Server) replenish(w http.ResponseWriter, r *http.Request) {
 	wh := r.PathValue("warehouse_id")
-	known := false
-	for _, k := range s.opts.Catalog.Warehouses() {
-		known = known || k.ID == wh
-	}
-	if !known {
-		writeError(w, http.StatusNotFound, "warehouse not found")
+	if !s.knownWarehouse(w, wh) {
 		return
 	}
 	var body struct {
@@ -120,14 +138,46 @@ func (s *Server) replenish(w http.ResponseWriter, r *http.Request) {
 	}
 	var out []map[string]any
 	for sku, rs := range bySKU {
-		m[sku] = rs
 		for _, rp := range rs {
-			start, _ := time.Parse("01/02/2006", rp.PeriodStart)
-			out = append(out, map[string]any{"warehouse_id": wh, "sku_id": sku, "display_name": rp.DisplayName,
-				"prebook": rp.Prebook, "quantity": rp.Quantity, "period_start": start.UnixMilli(), "period_end": nil})
+			held := m[sku]
+			replaced := false
+			for k := range held {
+				if held[k].DisplayName == rp.DisplayName && held[k].PeriodStart == rp.PeriodStart {
+					held[k], replaced = rp, true
+				}
+			}
+			if !replaced {
+				held = append(held, rp)
+			}
+			m[sku] = held
+			out = append(out, replenishmentJSON(rp))
 		}
 	}
 	s.mu.Unlock()
+	writeJSON(w, out)
+}
+
+// deleteReplenishments serves DELETE
+// /api/v3.0/warehouse/{warehouse_id}/sku/{sku_id}/replenishments: every
+// replenishment of the SKU in the warehouse goes, and the answer lists them
+// (S7's model of the response; an empty array when there were none).
+func (s *Server) deleteReplenishments(w http.ResponseWriter, r *http.Request) {
+	wh, sku := r.PathValue("warehouse_id"), r.PathValue("sku_id")
+	if !s.knownWarehouse(w, wh) {
+		return
+	}
+	if _, _, ok := s.opts.Catalog.SKU(sku); !ok {
+		writeError(w, http.StatusNotFound, "sku not found: "+sku)
+		return
+	}
+	s.mu.Lock()
+	gone := s.w.replenishments[wh][sku]
+	delete(s.w.replenishments[wh], sku)
+	s.mu.Unlock()
+	out := []map[string]any{}
+	for _, rp := range gone {
+		out = append(out, replenishmentJSON(rp))
+	}
 	writeJSON(w, out)
 }
 

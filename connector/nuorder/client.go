@@ -91,13 +91,13 @@ func NewClient(base string, creds Credentials, inFlight int, logger hclog.Logger
 // been called or when read returns a *retryError: read decides whether what
 // it consumed can be skipped on the next attempt.
 func (c *Client) do(ctx context.Context, e api.Endpoint, params []string, read func(io.Reader) error) error {
-	return c.doBody(ctx, e, params, nil, read)
+	return c.doBody(ctx, e, params, nil, func(_ int, r io.Reader) error { return read(r) })
 }
 
 // doBody is do with a JSON request body, sent again on each attempt. Only
 // idempotent writes may be sent this way: every write the connector makes
 // replaces state rather than adding to it (see the sink streams).
-func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, body []byte, read func(io.Reader) error) error {
+func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, body []byte, read func(status int, r io.Reader) error) error {
 	url := e.URL(c.base, params...)
 	path := e.URL("", params...)
 	var lastErr error
@@ -145,7 +145,7 @@ type bodyError struct{ err error }
 
 func (e *bodyError) Error() string { return e.err.Error() }
 
-func (c *Client) once(ctx context.Context, method, url, path string, body []byte, read func(io.Reader) error) error {
+func (c *Client) once(ctx context.Context, method, url, path string, body []byte, read func(status int, r io.Reader) error) error {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -177,7 +177,7 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 	if resp.StatusCode/100 != 2 {
 		return c.statusError(method, path, resp)
 	}
-	if err := read(resp.Body); err != nil {
+	if err := read(resp.StatusCode, resp.Body); err != nil {
 		var rErr *retryError
 		if errors.As(err, &rErr) {
 			return err
@@ -253,11 +253,20 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // send makes a write request with a JSON body and decodes the answer into
 // out when out is not nil.
 func (c *Client) send(ctx context.Context, e api.Endpoint, params []string, body, out any) error {
+	_, err := c.sendStatus(ctx, e, params, body, out)
+	return err
+}
+
+// sendStatus is send that also returns the success status NuOrder answered
+// (200, 201; 304 is a no-op and decodes nothing).
+func (c *Client) sendStatus(ctx context.Context, e api.Endpoint, params []string, body, out any) (int, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return c.doBody(ctx, e, params, b, func(r io.Reader) error {
+	status := http.StatusNotModified // once reads no body for a 304
+	err = c.doBody(ctx, e, params, b, func(st int, r io.Reader) error {
+		status = st
 		if out == nil {
 			return discard(r)
 		}
@@ -266,6 +275,7 @@ func (c *Client) send(ctx context.Context, e api.Endpoint, params []string, body
 		}
 		return nil
 	})
+	return status, err
 }
 
 // getJSON reads one JSON document into v.

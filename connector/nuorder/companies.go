@@ -137,7 +137,8 @@ func (c *Connector) readCompanies(ctx context.Context, req connector.ReadRequest
 	bt := newBatcher(CompaniesSchema, emit)
 	defer bt.release()
 	if w.startPart == 0 {
-		err = c.eachListed(ctx, api.CompanyCodes, nil, resolveCompany, func(doc json.RawMessage) error {
+		var skipped int
+		skipped, err = c.eachListed(ctx, api.CompanyCodes, nil, resolveCompany, func(doc json.RawMessage) error {
 			var co company
 			if err := json.Unmarshal(doc, &co); err != nil {
 				return fmt.Errorf("company document: %w", err)
@@ -151,6 +152,10 @@ func (c *Connector) readCompanies(ctx context.Context, req connector.ReadRequest
 			appendCompany(bt.b, &co, doc, extracted)
 			return bt.added()
 		})
+		if skipped > 0 {
+			c.logger.Warn("companies listed without a code were skipped: NuOrder's code listing gives no other way to read them",
+				"skipped", skipped)
+		}
 		if err != nil {
 			return err
 		}

@@ -92,8 +92,16 @@ func firstMatches(cur, want any) bool {
 // the same input twice changes nothing the second time.
 func (c *Connector) writeCompanies(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
 	var sum connector.WriteSummary
-	if err := options("companies", req.Options); err != nil {
+	if err := options("companies", req.Options, "method"); err != nil {
 		return sum, err
+	}
+	upsert := c.upsertCompany
+	switch m := req.Options["method"]; m {
+	case "", "read":
+	case "force":
+		upsert = c.forceCompany
+	default:
+		return sum, fmt.Errorf(`stream companies: option method = %q: use "read" (read each company by code, send only what changed) or "force" (one upsert request per row)`, m)
 	}
 	var rowNo int64
 	for {
@@ -111,7 +119,7 @@ func (c *Connector) writeCompanies(ctx context.Context, req connector.WriteReque
 		for i := 0; i < int(rec.NumRows()); i++ {
 			res := connector.RowResult{Row: rowNo}
 			rowNo++
-			action, err := c.upsertCompany(ctx, row{rec, i}, req.DryRun)
+			action, err := upsert(ctx, row{rec, i}, req.DryRun)
 			var apiErr *APIError
 			switch {
 			case errors.As(err, &apiErr) && apiErr.Status/100 == 4:
@@ -138,8 +146,40 @@ type rowError struct{ msg string }
 func (e rowError) Error() string   { return e.msg }
 func (e rowError) Is(t error) bool { return t == errRowInvalid }
 
+// forceCompany applies one row with NuOrder's create-or-update request (S4),
+// without reading the company first: 201 means created, 200 updated (or
+// archived, when the row sets the company inactive).
+func (c *Connector) forceCompany(ctx context.Context, r row, dryRun bool) (string, error) {
+	code := r.str("code")
+	if code == "" {
+		return "", rowError{"code is missing"}
+	}
+	p := companyPayload(r)
+	if dryRun {
+		return "companies to create or update (force)", nil
+	}
+	status, err := c.client.sendStatus(ctx, api.CompanyForce, nil, p, nil)
+	switch {
+	case err != nil:
+		return "", err
+	case status == http.StatusCreated:
+		return "companies created", nil
+	case p["active"] == false:
+		return "companies archived", nil
+	}
+	return "companies updated", nil
+}
+
 // upsertCompany applies one row and says what it did.
 func (c *Connector) upsertCompany(ctx context.Context, r row, dryRun bool) (string, error) {
+	return c.readThenWriteCompany(ctx, r, dryRun, false)
+}
+
+// readThenWriteCompany reads the company by code, then creates it or sends
+// the fields that changed. afterConflict is set on the one second attempt
+// made when a create answered 409: if the read still finds nothing, the row
+// is rejected rather than tried again.
+func (c *Connector) readThenWriteCompany(ctx context.Context, r row, dryRun, afterConflict bool) (string, error) {
 	code := r.str("code")
 	if code == "" {
 		return "", rowError{"code is missing"}
@@ -149,6 +189,10 @@ func (c *Connector) upsertCompany(ctx context.Context, r row, dryRun bool) (stri
 	err := c.client.getJSON(ctx, api.CompanyByCode, []string{code}, &doc)
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+		if afterConflict {
+			return "", rowError{fmt.Sprintf("company %s: creating it answered 409 Conflict (it exists), yet reading it by code answers 404; "+
+				`NuOrder may not serve GET /api/company/code/{code}: try option method = "force"`, code)}
+		}
 		if archived, _ := r.flag("archived"); archived {
 			return "", rowError{fmt.Sprintf("cannot archive company %s: NuOrder has no company with this code", code)}
 		}
@@ -162,7 +206,7 @@ func (c *Connector) upsertCompany(ctx context.Context, r row, dryRun bool) (stri
 		if errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict {
 			// Created meanwhile, or by an earlier attempt of this request
 			// whose answer was lost: update it instead.
-			return c.upsertCompany(ctx, r, dryRun)
+			return c.readThenWriteCompany(ctx, r, dryRun, true)
 		}
 		if err != nil {
 			return "", err

@@ -397,3 +397,19 @@ func BenchmarkOrdersDetail(b *testing.B) {
 		})
 	}
 }
+
+// TestCompanyWithoutCodeIsSkippedNotFatal: companies can have an empty code
+// (shared/nuorder-api.md §13.6); the code listing then holds "" for them,
+// which cannot be read by code. The read skips them and goes on.
+func TestCompanyWithoutCodeIsSkippedNotFatal(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 73, Companies: 12}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	if err := c.client.send(context.Background(), api.CompanyCreate, nil, map[string]any{"name": "No Code Store", "currency_code": "USD", "code": ""}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := read(t, c, "companies", nil, nil)
+	if len(ids) != 12 {
+		t.Fatalf("%d companies read, want the 12 with a code", len(ids))
+	}
+}

@@ -51,7 +51,7 @@ func (c *Connector) buildIndex(ctx context.Context) (*catalogIndex, error) {
 		}
 	}
 	for _, l := range c.productListings() {
-		err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
+		_, err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
 			var p product
 			if err := json.Unmarshal(doc, &p); err != nil {
 				return fmt.Errorf("product document: %w", err)

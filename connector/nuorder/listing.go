@@ -3,6 +3,7 @@ package nuorder
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
@@ -12,19 +13,29 @@ import (
 
 // resolver says how to get the document a listing element stands for: the
 // element itself when the listing carries documents, or a request to make.
+// It returns errSkipElement for an element that stands for no readable
+// document (a company listed without a code).
 type resolver func(el json.RawMessage) (doc json.RawMessage, e api.Endpoint, params []string, err error)
+
+// errSkipElement marks a listing element that is skipped, and counted.
+var errSkipElement = errors.New("listing element skipped")
 
 // eachListed streams a listing and calls fn with the document of every
 // element, in listing order. Documents that must be fetched are fetched up to
 // the client's in-flight limit at once, a window of batchRows elements at a
-// time, so memory holds at most one window of documents.
-func (c *Connector) eachListed(ctx context.Context, e api.Endpoint, params []string, resolve resolver, fn func(json.RawMessage) error) error {
+// time, so memory holds at most one window of documents. It returns how many
+// elements the resolver skipped.
+func (c *Connector) eachListed(ctx context.Context, e api.Endpoint, params []string, resolve resolver, fn func(json.RawMessage) error) (skipped int, err error) {
 	var window []json.RawMessage
 	flush := func() error {
 		docs := make([]json.RawMessage, len(window))
 		g, gctx := errgroup.WithContext(ctx)
 		for i, el := range window {
 			doc, fe, fparams, err := resolve(el)
+			if errors.Is(err, errSkipElement) {
+				skipped++
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -41,13 +52,16 @@ func (c *Connector) eachListed(ctx context.Context, e api.Endpoint, params []str
 		}
 		window = window[:0]
 		for _, d := range docs {
+			if d == nil {
+				continue // skipped
+			}
 			if err := fn(d); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	err := c.client.streamArray(ctx, e, params, func(el json.RawMessage) error {
+	err = c.client.streamArray(ctx, e, params, func(el json.RawMessage) error {
 		window = append(window, el)
 		if len(window) >= batchRows {
 			return flush()
@@ -55,9 +69,9 @@ func (c *Connector) eachListed(ctx context.Context, e api.Endpoint, params []str
 		return nil
 	})
 	if err != nil {
-		return err
+		return skipped, err
 	}
-	return flush()
+	return skipped, flush()
 }
 
 // isObject says whether a JSON value is an object.
@@ -109,8 +123,12 @@ func resolveCompany(el json.RawMessage) (json.RawMessage, api.Endpoint, []string
 		return nil, api.Endpoint{}, nil, fmt.Errorf("company listing element %.80s has neither code nor _id", el)
 	}
 	var code string
-	if err := json.Unmarshal(el, &code); err != nil || code == "" {
+	if err := json.Unmarshal(el, &code); err != nil {
 		return nil, api.Endpoint{}, nil, fmt.Errorf("company listing element %.80s is not a code", el)
+	}
+	if code == "" {
+		// A company without a code (S1 records some) cannot be read by code.
+		return nil, api.Endpoint{}, nil, errSkipElement
 	}
 	return nil, api.CompanyByCode, []string{code}, nil
 }

@@ -188,7 +188,7 @@ func (c *Connector) readProducts(ctx context.Context, req connector.ReadRequest,
 	defer bt.release()
 	parts := c.productListings()
 	for part := w.startPart; part < len(parts); part++ {
-		err := c.eachListed(ctx, parts[part].e, parts[part].params, resolveProduct, func(doc json.RawMessage) error {
+		_, err := c.eachListed(ctx, parts[part].e, parts[part].params, resolveProduct, func(doc json.RawMessage) error {
 			var head struct {
 				Active     flexBool   `json:"active"`
 				CreatedOn  flexString `json:"created_on"`
@@ -253,7 +253,7 @@ func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest
 		}
 	}
 	for _, l := range c.productListings() {
-		err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
+		_, err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
 			var p struct {
 				Warehouses []json.RawMessage `json:"warehouses"`
 			}

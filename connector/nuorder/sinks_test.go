@@ -391,3 +391,75 @@ func TestInventoryLedgerSkipsUnchangedSKUs(t *testing.T) {
 		t.Fatalf("a push without a ledger deleted %d SKU sets, want 40", d)
 	}
 }
+
+// TestCompanyConflictAfterNotFoundIsARowError: reading a company by code
+// answers 404 (the route is assumed, shared/nuorder-api.md §13.6) while
+// creating it answers 409: the row is rejected with both facts, after a
+// bounded number of requests, instead of looping.
+func TestCompanyConflictAfterNotFoundIsARowError(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 67, Companies: 5}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	srv.InjectFault(api.CompanyByCode, fakeapi.Fault{Status: 404})
+	done := make(chan []connector.RowResult, 1)
+	go func() {
+		res, _ := write(t, c, "companies", CompaniesSinkSchema, [][]any{{cat.CompanyCode(1), "Renamed", "USD", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}}, false)
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if !strings.Contains(res[0].Error, "409") || !strings.Contains(res[0].Error, "404") {
+			t.Fatalf("row result %q, want a rejection naming the 404 and the 409", res[0].Error)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("404 then 409 loops")
+	}
+	if n := srv.Requests(api.CompanyCreate); n > 2 {
+		t.Fatalf("%d create requests for one row", n)
+	}
+}
+
+// TestCompaniesForceUpsert: method = "force" sends each row with the upsert
+// production integrations use (PUT /api/company/new/force, S4), without
+// reading the company first, and still counts what was created, updated and
+// archived.
+func TestCompaniesForceUpsert(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 71, Companies: 10}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	rows := [][]any{
+		{"NEW101", "Force Boutique", "USD", "NET30", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
+		{cat.CompanyCode(2), "Forced Rename", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
+		{cat.CompanyCode(5), nil, nil, nil, nil, true, nil, nil, nil, nil, nil, nil, nil, nil},
+	}
+	var got []connector.RowResult
+	sum, err := c.Write(context.Background(), connector.WriteRequest{Stream: "companies", Options: map[string]string{"method": "force"}},
+		&recs{rowsOf(CompaniesSinkSchema, rows, 10)}, func(r []connector.RowResult) error { got = append(got, r...); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		if r.Error != "" {
+			t.Fatalf("row %d: %s", r.Row, r.Error)
+		}
+	}
+	if srv.Requests(api.CompanyByCode)+srv.Requests(api.CompanyCreate)+srv.Requests(api.CompanyUpdate) != 0 || srv.Requests(api.CompanyForce) != 3 {
+		t.Fatalf("force made %d reads, %d creates, %d updates, %d force upserts", srv.Requests(api.CompanyByCode),
+			srv.Requests(api.CompanyCreate), srv.Requests(api.CompanyUpdate), srv.Requests(api.CompanyForce))
+	}
+	text := fmt.Sprint(sum.Actions)
+	for _, want := range []string{"companies created 1", "companies updated 1", "companies archived 1"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("summary %s lacks %s", text, want)
+		}
+	}
+	if doc, _ := srv.CompanyByCode(cat.CompanyCode(2)); doc["name"] != "Forced Rename" || doc["currency_code"] == nil {
+		t.Fatalf("force-updated company %v", doc)
+	}
+	if doc, _ := srv.CompanyByCode(cat.CompanyCode(5)); doc["active"] != false {
+		t.Fatalf("force-archived company active=%v", doc["active"])
+	}
+	if doc, ok := srv.CompanyByCode("NEW101"); !ok || doc["name"] != "Force Boutique" {
+		t.Fatalf("force-created company %v", doc)
+	}
+}

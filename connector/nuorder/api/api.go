@@ -92,8 +92,11 @@ var (
 		"list company codes: array of strings or of objects with code/_id"}
 
 	// CompanyByCode reads one company by its code. Only claimed by a
-	// low-confidence source (S13); code-addressed company routes are used
-	// by S5 and S9. Used when the code listing gives codes only.
+	// low-confidence source (S13): no real integration reads a company this
+	// way; code-addressed routes are used only for buyers (S5,
+	// shared/nuorder-api.md §13.6). Used only when the code listing gives
+	// codes without _id, and by the companies sink stream's default method
+	// (method = "force" avoids it).
 	CompanyByCode = Endpoint{"GET", "/api/company/code/{code}", Assumed,
 		"read one company by code"}
 
@@ -147,6 +150,13 @@ var (
 	// used by S4, S5, S6, S9.
 	OrderSetStatus = Endpoint{"POST", "/api/order/{id}/{status}", Used, "set an order's status"}
 
+	// CompanyForce creates or updates a company in one request (S4, an ERP
+	// integration's push; INFERRED: matched by code, shared/nuorder-api.md
+	// §13.6). The companies sink stream uses it with method = "force".
+	// Assumed: 201 when it created the company, 200 when it updated one.
+	CompanyForce = Endpoint{"PUT", "/api/company/new/force", Used,
+		"create or update a company by code (upsert); 201 created, 200 updated assumed"}
+
 	// CompanyCreate creates a company (S9); 409 when it conflicts with one
 	// stored.
 	CompanyCreate = Endpoint{"PUT", "/api/company/new", Used, "create a company"}
@@ -158,7 +168,7 @@ var (
 
 // All lists every endpoint above, for documentation and for the fake API.
 var All = []Endpoint{ProductByID, ProductList, ProductSeasonList, CompanyCodes, CompanyByCode, CompanyByID, OrdersDetail,
-	Replenishments, ReplenishmentsDelete, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, CompanyCreate, CompanyUpdate}
+	Replenishments, ReplenishmentsDelete, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, CompanyForce, CompanyCreate, CompanyUpdate}
 
 // Error is the body NuOrder sends with an error status:
 // {"code": <http status>, "message": "<text>"} (confirmed by S10 and the

@@ -205,14 +205,14 @@ func streamArray(w http.ResponseWriter, n int, elem func(i int) any) {
 	bw.Flush()
 }
 
-// companyCodes serves GET /api/companies/codes/list: a bare array of codes.
+// companyCodes serves GET /api/companies/codes/list: a bare array of codes,
+// one per company. A company without a code (S1 records "code": "") lists
+// as "", so the listing keeps one element per company.
 func (s *Server) companyCodes(w http.ResponseWriter, _ *http.Request) {
 	c := s.catalog()
 	streamArray(w, c.Companies, func(i int) any {
-		if code, ok := s.Company(i)["code"].(string); ok && code != "" {
-			return code
-		}
-		return nil
+		code, _ := s.Company(i)["code"].(string)
+		return code
 	})
 }
 

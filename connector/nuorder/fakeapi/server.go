@@ -105,6 +105,7 @@ func New(opts Options) *Server {
 		api.OrderUpdate:          s.updateOrder,
 		api.OrderSetStatus:       s.setOrderStatus,
 		api.CompanyCreate:        s.createCompany,
+		api.CompanyForce:         s.forceCompany,
 		api.CompanyUpdate:        s.updateCompany,
 	}
 	for _, e := range api.All {

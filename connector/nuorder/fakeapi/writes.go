@@ -284,19 +284,24 @@ func (s *Server) createCompany(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &doc) {
 		return
 	}
-	name, _ := doc["name"].(string)
-	cur, _ := doc["currency_code"].(string)
-	code, _ := doc["code"].(string)
-	if name == "" || cur == "" {
-		writeError(w, http.StatusBadRequest, "name and currency_code are required")
-		return
-	}
-	if code != "" {
+	if code, _ := doc["code"].(string); code != "" {
 		if _, found := s.companyByCodeIndex(code); found {
 			writeError(w, http.StatusConflict, fmt.Sprintf("company with code %s already exists", code))
 			return
 		}
 	}
+	s.create(w, doc)
+}
+
+// create stores a new company and answers 201 with it.
+func (s *Server) create(w http.ResponseWriter, doc map[string]any) {
+	name, _ := doc["name"].(string)
+	cur, _ := doc["currency_code"].(string)
+	if name == "" || cur == "" {
+		writeError(w, http.StatusBadRequest, "name and currency_code are required")
+		return
+	}
+	code, _ := doc["code"].(string)
 	s.mu.Lock()
 	i := s.opts.Catalog.Companies + s.addedCompanies
 	s.addedCompanies++
@@ -316,6 +321,28 @@ func (s *Server) createCompany(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(doc)
 }
 
+// forceCompany serves PUT /api/company/new/force: a company whose code is
+// known is updated with the fields sent (200), an unknown code is created
+// (201, name and currency_code needed). Matching on code is inferred
+// (shared/nuorder-api.md §4.1: S4 pushes with it, no response recorded).
+func (s *Server) forceCompany(w http.ResponseWriter, r *http.Request) {
+	var doc map[string]any
+	if !decodeBody(w, r, &doc) {
+		return
+	}
+	code, _ := doc["code"].(string)
+	if code == "" {
+		writeError(w, http.StatusBadRequest, "code is required")
+		return
+	}
+	i, found := s.companyByCodeIndex(code)
+	if !found {
+		s.create(w, doc)
+		return
+	}
+	writeJSON(w, s.update(i, doc))
+}
+
 // updateCompany serves POST /api/company/{id}: the fields sent replace the
 // company's.
 func (s *Server) updateCompany(w http.ResponseWriter, r *http.Request) {
@@ -329,6 +356,11 @@ func (s *Server) updateCompany(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &fields) {
 		return
 	}
+	writeJSON(w, s.update(i, fields))
+}
+
+// update applies fields to company i and returns the company.
+func (s *Server) update(i int, fields map[string]any) map[string]any {
 	doc := s.Company(i)
 	for k, v := range fields {
 		if k == "_id" || strings.HasPrefix(k, "__") {
@@ -343,7 +375,7 @@ func (s *Server) updateCompany(w http.ResponseWriter, r *http.Request) {
 		s.w.codeIndex[code] = i
 	}
 	s.mu.Unlock()
-	writeJSON(w, doc)
+	return doc
 }
 
 // companyByCodeIndex finds a company by code, created or generated.

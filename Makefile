@@ -2,6 +2,7 @@
 #            writing Parquet under data/
 # make test  runs every test (unit and end-to-end), with a throwaway PostgreSQL
 #            server on loopback (scripts/with-postgres.sh; set PIPEHOST_TEST_PG_DSN to use another)
+#            and DuckDB (scripts/with-duckdb.sh) to read the Parquet files back
 
 GO      ?= go
 BIN     := bin
@@ -21,7 +22,7 @@ run: build
 test:
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	scripts/with-postgres.sh $(GO) test -count=1 -timeout 30m ./...
+	scripts/with-postgres.sh scripts/with-duckdb.sh $(GO) test -count=1 -timeout 30m ./...
 
 clean:
 	rm -rf $(BIN) data

@@ -613,7 +613,7 @@ connector "numbers" {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	for _, want := range []string{"nuorder.products", "nuorder.locations", "numbers.numbers", "numbers.ledger",
-		"key: _id", "cursor: modified_on", "style_number", "timestamp[ms, tz=UTC]"} {
+		"key: _id", "cursor: modified_on", "style_number", "timestamp[us, tz=UTC]"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Fatalf("streams output lacks %q:\n%s", want, r.stdout)
 		}

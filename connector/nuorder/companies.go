@@ -117,7 +117,7 @@ func appendCompany(b *array.RecordBuilder, co *company, raw json.RawMessage, ext
 	appendTime(f[16], co.CreatedOn)
 	appendTime(f[17], co.ModifiedOn)
 	f[18].(*array.StringBuilder).Append(string(raw))
-	f[19].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+	f[19].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
 // readCompanies emits the companies created or modified in the read's

@@ -224,7 +224,7 @@ func appendOrder(b *array.RecordBuilder, o *order, raw json.RawMessage, extracte
 	appendTime(f[29], o.CreatedOn)
 	appendTime(f[30], o.ModifiedOn)
 	f[31].(*array.StringBuilder).Append(string(raw))
-	f[32].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+	f[32].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
 func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, rawLine json.RawMessage, extracted time.Time) {
@@ -261,7 +261,7 @@ func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, rawL
 	appendString(f[20], o.Retailer.Name)
 	appendTime(f[21], o.ModifiedOn)
 	f[22].(*array.StringBuilder).Append(string(rawLine))
-	f[23].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+	f[23].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
 // appendDeletedOrderLine appends the one row that says an order is gone
@@ -281,7 +281,7 @@ func appendDeletedOrderLine(b *array.RecordBuilder, o *order, extracted time.Tim
 		case 22:
 			fb.(*array.StringBuilder).Append(`{"_id":` + strconv.Quote(o.ID.v) + `,"status":"` + DeletedStatus + `"}`)
 		case 23:
-			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 		default:
 			fb.AppendNull()
 		}

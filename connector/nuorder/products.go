@@ -148,7 +148,7 @@ func appendProduct(b *array.RecordBuilder, raw json.RawMessage, extracted time.T
 	appendTime(f[21], p.CreatedOn)
 	appendTime(f[22], p.ModifiedOn)
 	f[23].(*array.StringBuilder).Append(string(raw))
-	f[24].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+	f[24].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 	return nil
 }
 
@@ -307,7 +307,7 @@ func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest
 		appendTime(f[6], r.w.CreatedOn)
 		appendTime(f[7], r.w.ModifiedOn)
 		f[8].(*array.StringBuilder).Append(string(r.raw))
-		f[9].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMilli()))
+		f[9].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 		if err := bt.added(); err != nil {
 			return err
 		}

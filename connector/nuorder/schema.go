@@ -11,9 +11,13 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 )
 
-// Column types shared by the streams' schemas.
+// Column types shared by the streams' schemas. Timestamps are microseconds,
+// UTC: the unit Spark, Trino, DuckDB and pandas read natively. With
+// milliseconds, DuckDB 1.5 could not read a Parquet file whose nested
+// timestamps (orders' shipments.shipment_date) were all in empty lists
+// ("Could not convert Timestamp(MS) to Timestamp(US)").
 var (
-	tsType   = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
+	tsType   = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 	str      = arrow.BinaryTypes.String
 	boolean  = arrow.FixedWidthTypes.Boolean
 	float64T = arrow.PrimitiveTypes.Float64
@@ -206,7 +210,7 @@ func appendInt32(b array.Builder, f flexNumber) {
 
 func appendTime(b array.Builder, f flexString) {
 	if t, ok := parseTime(f.v); f.ok && ok {
-		b.(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMilli()))
+		b.(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMicro()))
 	} else {
 		b.AppendNull()
 	}

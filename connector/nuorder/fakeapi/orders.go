@@ -153,7 +153,7 @@ func (c Catalog) Order(i int) map[string]any {
 		})
 	}
 	total = round2(total)
-	var shipments []map[string]any
+	shipments := []map[string]any{} // "shipments": [] as recorded in 2023 (S6)
 	if status == "shipped" {
 		shipments = append(shipments, map[string]any{
 			"type": "full", "tracking_numbers": []string{fmt.Sprintf("1Z%012d", i)}, "status": "shipped",
@@ -165,7 +165,7 @@ func (c Catalog) Order(i int) map[string]any {
 		"buyer_name": company["buyers"].([]map[string]any)[0]["name"], "buyer_email": company["buyers"].([]map[string]any)[0]["email"],
 	}
 	amount := strconv.FormatFloat(total, 'f', 2, 64)
-	return map[string]any{
+	doc := map[string]any{
 		"_id": c.OrderID(i), "schema_id": c.objectID("schema", 3), "order_number": strconv.Itoa(100000 + i),
 		"status": status, "currency_code": company["currency_code"], "customer_po_number": fmt.Sprintf("PO-%d", 5000+i%9000),
 		"external_id": "", "notes": "", "discount": 0, "additional_percentage": 0, "total": total, "total_quantity": qty,
@@ -181,6 +181,12 @@ func (c Catalog) Order(i int) map[string]any {
 		"payment_status": "Not Paid", "__brand_name": "Demo Brand", "__exported": false,
 		"season_code": p2(r), // custom field
 	}
+	if status != "shipped" && i%13 == 5 {
+		// Orders as recorded in 2014 (S1) carry no shipments key at all;
+		// those of 2023 (S6) carry "shipments": [].
+		delete(doc, "shipments")
+	}
+	return doc
 }
 
 func p2(r *rand.Rand) string { return fmt.Sprintf("S%02d", r.IntN(4)+24) }

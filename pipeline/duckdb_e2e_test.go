@@ -103,6 +103,10 @@ func TestDuckDBReadsEveryColumnOfEveryStream(t *testing.T) {
 			}
 			queries = append(queries, "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "+src+") WHERE column_type LIKE 'TIMESTAMP%'")
 			what = append(what, f+": timestamp types")
+			if stream == "orders" {
+				queries = append(queries, "SELECT column_type FROM (DESCRIBE SELECT total FROM "+src+")")
+				what = append(what, f+": amount type")
+			}
 		}
 	}
 	res := duckdb(t, queries)
@@ -117,6 +121,9 @@ func TestDuckDBReadsEveryColumnOfEveryStream(t *testing.T) {
 					t.Fatalf("%s: %s is %s", what[i], row["column_name"], row["column_type"])
 				}
 			}
+		}
+		if strings.HasSuffix(what[i], ": amount type") && r.Rows[0]["column_type"] != "DECIMAL(18,4)" {
+			t.Fatalf("%s: orders.total is %v, want DECIMAL(18,4)", what[i], r.Rows[0]["column_type"])
 		}
 		if strings.Contains(what[i], ": list shipments") {
 			row := r.Rows[0]

@@ -96,12 +96,19 @@ pipeline "order_lines" {
 		rows.Scan(&c, &ty)
 		types[c] = ty
 	}
-	for col, want := range map[string]string{"orders._id": "text", "orders.total": "double precision", "orders.total_quantity": "bigint",
+	for col, want := range map[string]string{"orders._id": "text", "orders.total": "numeric", "order_lines.price": "numeric", "orders.total_quantity": "bigint",
 		"orders.edited": "boolean", "orders.modified_on": "timestamp with time zone", "orders.line_items": "jsonb", "orders.billing_address": "jsonb",
 		"orders.document": "jsonb", "order_lines.quantity": "bigint", "order_lines.line_no": "integer", "order_lines.ship_start": "timestamp with time zone"} {
 		if types[col] != want {
 			t.Fatalf("%s is %q, want %q", col, types[col], want)
 		}
+	}
+	// Amounts are exact: the warehouse's sums match the documents' to the cent.
+	if n := count(t, conn, "SELECT count(*) FROM "+schema+".orders WHERE total <> (document->>'total')::numeric OR original_total <> (document->'order_discounts'->>'original_total')::numeric"); n != 0 {
+		t.Fatalf("%d orders whose total differs from the document's", n)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM information_schema.columns WHERE table_schema = '"+schema+"' AND column_name = 'total' AND numeric_precision = 18 AND numeric_scale = 4"); n != 1 {
+		t.Fatal("orders.total is not numeric(18,4)")
 	}
 	want := len(nonPendingOrders(cat))
 	if n := count(t, conn, "SELECT count(*) FROM "+schema+".orders"); n != want {

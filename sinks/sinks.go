@@ -11,10 +11,12 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -165,4 +167,24 @@ func Names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// DecimalText renders value i of a decimal128 column exactly, in plain
+// notation with the column's scale ("1234.5600" for scale 4), for sinks that
+// write text. Arrow's own rendering goes through a binary float.
+func DecimalText(c *array.Decimal128, i int) string {
+	scale := int(c.DataType().(*arrow.Decimal128Type).Scale)
+	digits := c.Value(i).BigInt().String()
+	neg := strings.HasPrefix(digits, "-")
+	digits = strings.TrimPrefix(digits, "-")
+	if scale > 0 {
+		if len(digits) <= scale {
+			digits = strings.Repeat("0", scale-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+	}
+	if neg {
+		digits = "-" + digits
+	}
+	return digits
 }

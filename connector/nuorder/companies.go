@@ -107,8 +107,8 @@ func appendCompany(b *array.RecordBuilder, co *company, raw json.RawMessage, ext
 	for i, s := range []flexString{co.PaymentTerms, co.CreditStatus, co.PricingTemplate, co.Warehouse} {
 		appendString(f[5+i], s)
 	}
-	appendFloat(f[9], co.Discount)
-	appendFloat(f[10], co.Surcharge)
+	appendAmount(f[9], co.Discount)
+	appendAmount(f[10], co.Surcharge)
 	appendBool(f[11], co.AllowBulk)
 	appendStrings(f[12], co.CustomerGroups)
 	appendAddresses(f[13], co.Addresses)

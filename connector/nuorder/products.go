@@ -101,8 +101,8 @@ func appendPricing(b array.Builder, m map[string]price) {
 		p := m[c]
 		sb.Append(true)
 		sb.FieldBuilder(0).(*array.StringBuilder).Append(c)
-		appendFloat(sb.FieldBuilder(1), p.Wholesale)
-		appendFloat(sb.FieldBuilder(2), p.Retail)
+		appendAmount(sb.FieldBuilder(1), p.Wholesale)
+		appendAmount(sb.FieldBuilder(2), p.Retail)
 		appendBool(sb.FieldBuilder(3), p.Disabled)
 	}
 }

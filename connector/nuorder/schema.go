@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/decimal128"
 )
 
 // Column types shared by the streams' schemas. Timestamps are microseconds,
@@ -21,6 +22,7 @@ var (
 	str      = arrow.BinaryTypes.String
 	boolean  = arrow.FixedWidthTypes.Boolean
 	float64T = arrow.PrimitiveTypes.Float64
+	amountT  = &arrow.Decimal128Type{Precision: amountPrecision, Scale: amountScale}
 	int32T   = arrow.PrimitiveTypes.Int32
 )
 
@@ -37,8 +39,8 @@ var (
 // priceType is one currency's price, as a list element.
 var priceType = arrow.StructOf(
 	arrow.Field{Name: "currency", Type: str},
-	arrow.Field{Name: "wholesale", Type: float64T, Nullable: true},
-	arrow.Field{Name: "retail", Type: float64T, Nullable: true},
+	arrow.Field{Name: "wholesale", Type: amountT, Nullable: true},
+	arrow.Field{Name: "retail", Type: amountT, Nullable: true},
 	arrow.Field{Name: "disabled", Type: boolean, Nullable: true},
 )
 
@@ -127,9 +129,11 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 
 // flexNumber decodes a JSON number or a numeric string ("1", "$45.00" is
 // not numeric and decodes as absent).
+// The number's text is kept, so amounts become exact decimals.
 type flexNumber struct {
-	v  float64
-	ok bool
+	v    float64
+	text string
+	ok   bool
 }
 
 func (f *flexNumber) UnmarshalJSON(b []byte) error {
@@ -138,9 +142,87 @@ func (f *flexNumber) UnmarshalJSON(b []byte) error {
 		*f = flexNumber{}
 		return nil
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(s.v), 64)
-	*f = flexNumber{v, err == nil}
+	text := strings.TrimSpace(s.v)
+	v, err := strconv.ParseFloat(text, 64)
+	*f = flexNumber{v, text, err == nil}
 	return nil
+}
+
+// Amounts (totals, prices, discounts, surcharges) are exact decimals with
+// amountScale digits after the point and amountPrecision digits in all:
+// up to 99,999,999,999,999.9999. NuOrder sends them as JSON numbers or as
+// strings ("1234.56"); either is read from its text, never through a
+// float, so sums in a warehouse match NuOrder to the cent. A value with
+// more decimal places is rounded half away from zero at the fourth; one too
+// large for the type is null (the document column keeps it).
+const (
+	amountPrecision = 18
+	amountScale     = 4
+)
+
+// parseDecimal reads a decimal number's text ("-1234.5", "1e3", "0.125")
+// as an integer count of 10^-scale units, exactly; ok is false when the
+// text is not a number or the value needs more than precision digits.
+func parseDecimal(text string, precision, scale int) (unscaled int64, ok bool) {
+	neg := false
+	if text != "" && (text[0] == '-' || text[0] == '+') {
+		neg, text = text[0] == '-', text[1:]
+	}
+	mant, exp := text, 0
+	if i := strings.IndexAny(text, "eE"); i >= 0 {
+		e, err := strconv.Atoi(text[i+1:])
+		if err != nil || e > 100 || e < -100 {
+			return 0, false
+		}
+		mant, exp = text[:i], e
+	}
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := intPart + frac
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, false
+	}
+	// digits * 10^(exp - len(frac)), wanted in units of 10^-scale.
+	shift := exp - len(frac) + scale
+	digits = strings.TrimLeft(digits, "0")
+	roundUp := false
+	if shift < 0 {
+		cut := len(digits) + shift
+		if cut < 0 {
+			digits = ""
+		} else {
+			roundUp = digits[cut] >= '5'
+			digits = digits[:cut]
+		}
+		shift = 0
+	}
+	if len(digits)+shift > precision {
+		return 0, false
+	}
+	var v int64
+	for _, d := range digits {
+		v = v*10 + int64(d-'0')
+	}
+	for ; shift > 0; shift-- {
+		v *= 10
+	}
+	if roundUp {
+		v++
+	}
+	if v >= pow10(precision) {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+func pow10(n int) int64 {
+	v := int64(1)
+	for ; n > 0; n-- {
+		v *= 10
+	}
+	return v
 }
 
 // flexBool decodes true/false, "true"/"false" and 1/0.
@@ -192,12 +274,15 @@ func appendBool(b array.Builder, f flexBool) {
 	}
 }
 
-func appendFloat(b array.Builder, f flexNumber) {
+// appendAmount appends an amount as an exact decimal (see amountScale).
+func appendAmount(b array.Builder, f flexNumber) {
 	if f.ok {
-		b.(*array.Float64Builder).Append(f.v)
-	} else {
-		b.AppendNull()
+		if v, ok := parseDecimal(f.text, amountPrecision, amountScale); ok {
+			b.(*array.Decimal128Builder).Append(decimal128.FromI64(v))
+			return
+		}
 	}
+	b.AppendNull()
 }
 
 func appendInt32(b array.Builder, f flexNumber) {
@@ -267,8 +352,8 @@ var CompaniesSchema = arrow.NewSchema([]arrow.Field{
 	nullable("credit_status", str),
 	nullable("pricing_template", str),
 	nullable("warehouse", str),
-	nullable("discount", float64T),
-	nullable("surcharge", float64T),
+	nullable("discount", amountT),
+	nullable("surcharge", amountT),
 	nullable("allow_bulk", boolean),
 	nullable("customer_groups", arrow.ListOf(str)),
 	nullable("addresses", arrow.ListOf(addressType)),
@@ -285,8 +370,8 @@ var orderSizeType = arrow.StructOf(
 	nullable("size", str),
 	nullable("upc", str),
 	nullable("quantity", arrow.PrimitiveTypes.Int64),
-	nullable("price", float64T),
-	nullable("original_price", float64T),
+	nullable("price", amountT),
+	nullable("original_price", amountT),
 )
 
 // lineItemType is one line item (product) of an order.
@@ -334,11 +419,11 @@ var OrdersSchema = arrow.NewSchema([]arrow.Field{
 	nullable("shipping_address", addressType),
 	nullable("ship_start", tsType),
 	nullable("ship_end", tsType),
-	nullable("total", float64T),
+	nullable("total", amountT),
 	nullable("total_quantity", arrow.PrimitiveTypes.Int64),
-	nullable("discount", float64T),
-	nullable("original_total", float64T),
-	nullable("discounted_total", float64T),
+	nullable("discount", amountT),
+	nullable("original_total", amountT),
+	nullable("discounted_total", amountT),
 	nullable("payment_status", str),
 	nullable("edited", boolean),
 	nullable("edited_on", tsType),
@@ -370,7 +455,7 @@ var OrderLinesSchema = arrow.NewSchema([]arrow.Field{
 	nullable("upc", str),
 	nullable("warehouse", str),
 	nullable("quantity", arrow.PrimitiveTypes.Int64),
-	nullable("price", float64T),
+	nullable("price", amountT),
 	nullable("currency_code", str),
 	nullable("ship_start", tsType),
 	nullable("ship_end", tsType),

@@ -63,6 +63,8 @@ func Cell(col arrow.Array, i int) string {
 		return strconv.FormatInt(int64(c.Value(i)), 10)
 	case *array.Float64:
 		return strconv.FormatFloat(c.Value(i), 'f', -1, 64)
+	case *array.Decimal128:
+		return sinks.DecimalText(c, i)
 	case *array.Timestamp:
 		return c.Value(i).ToTime(c.DataType().(*arrow.TimestampType).Unit).UTC().Format(time.RFC3339Nano)
 	case *array.Date32:

@@ -45,6 +45,12 @@ func (encoder) Row(w *bufio.Writer, rec arrow.Record, i int) error {
 				break
 			}
 			v, err = json.Marshal(col.GetOneForMarshal(i))
+		case *array.Decimal128:
+			if cc.IsNull(i) {
+				v = []byte("null")
+			} else {
+				v = []byte(sinks.DecimalText(cc, i)) // a JSON number, exact
+			}
 		case *array.Timestamp:
 			if cc.IsNull(i) {
 				v = []byte("null")

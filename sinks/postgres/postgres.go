@@ -28,8 +28,10 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"pipehost/sinks"
 )
@@ -70,7 +72,10 @@ func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
 	if _, err := pgx.ParseConfig(c.DSN); err != nil {
 		return nil, red.Err(fmt.Errorf("dsn: %w", err))
 	}
-	s := &Sink{dsn: c.DSN, red: red, schema: "public"}
+	s := &Sink{dsn: c.DSN, red: red, schema: "public", log: env.Logger}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
+	}
 	if c.Schema != nil && *c.Schema != "" {
 		s.schema = *c.Schema
 	}
@@ -121,6 +126,7 @@ type Sink struct {
 	dsn            string
 	red            Redactor
 	schema, prefix string
+	log            hclog.Logger
 }
 
 var (
@@ -194,6 +200,9 @@ func pgType(f arrow.Field) string {
 		return "bigint"
 	case arrow.FLOAT32, arrow.FLOAT64:
 		return "double precision"
+	case arrow.DECIMAL128:
+		t := f.Type.(*arrow.Decimal128Type)
+		return fmt.Sprintf("numeric(%d,%d)", t.Precision, t.Scale)
 	case arrow.TIMESTAMP:
 		return "timestamptz"
 	case arrow.DATE32, arrow.DATE64:
@@ -270,7 +279,15 @@ func (w *Writer) prepare(ctx context.Context) error {
 				add = append(add, "ADD COLUMN "+ident(f.Name)+" "+pgType(f))
 				continue
 			}
-			if want := pgType(f); !compatible(have, want) {
+			want := pgType(f)
+			if strings.HasPrefix(want, "numeric") && have == "double precision" {
+				// Amounts were float64 before they became exact decimals:
+				// the column still takes them, rounded to a float.
+				s.log.Warn("column holds floats but the stream's amounts are exact decimals; migrate it to keep them exact",
+					"table", target, "column", f.Name, "migrate", fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", target, ident(f.Name), want))
+				continue
+			}
+			if !compatible(have, want) {
 				return fmt.Errorf("column %s of table %s is %s, but stream %s now has %s there (%s): migrate the column or load into a new table (table_prefix); nothing was written",
 					f.Name, target, have, w.stream.Name, want, f.Type)
 			}
@@ -323,6 +340,9 @@ func compatible(have, want string) bool {
 		return have == "timestamp with time zone"
 	case "jsonb":
 		return have == "json"
+	}
+	if strings.HasPrefix(want, "numeric") {
+		return have == "numeric"
 	}
 	return false
 }
@@ -440,6 +460,9 @@ func value(col arrow.Array, jsonb bool, i int) (any, error) {
 		return c.Value(i), nil
 	case *array.Float32:
 		return float64(c.Value(i)), nil
+	case *array.Decimal128:
+		scale := c.DataType().(*arrow.Decimal128Type).Scale
+		return pgtype.Numeric{Int: c.Value(i).BigInt(), Exp: -scale, Valid: true}, nil
 	case *array.Timestamp:
 		unit := c.DataType().(*arrow.TimestampType).Unit
 		return c.Value(i).ToTime(unit), nil

@@ -250,8 +250,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// send makes a write request with a JSON body and decodes the answer into
-// out when out is not nil.
+// send makes a write request with a JSON body (none when body is nil) and
+// decodes the answer into out when out is not nil.
 func (c *Client) send(ctx context.Context, e api.Endpoint, params []string, body, out any) error {
 	_, err := c.sendStatus(ctx, e, params, body, out)
 	return err
@@ -260,12 +260,15 @@ func (c *Client) send(ctx context.Context, e api.Endpoint, params []string, body
 // sendStatus is send that also returns the success status NuOrder answered
 // (200, 201; 304 is a no-op and decodes nothing).
 func (c *Client) sendStatus(ctx context.Context, e api.Endpoint, params []string, body, out any) (int, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, err
+	var b []byte // nil body: none is sent
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return 0, err
+		}
 	}
 	status := http.StatusNotModified // once reads no body for a 304
-	err = c.doBody(ctx, e, params, b, func(st int, r io.Reader) error {
+	err := c.doBody(ctx, e, params, b, func(st int, r io.Reader) error {
 		status = st
 		if out == nil {
 			return discard(r)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ type orderDraft struct {
 	doc       map[string]any // the order as read before any change
 	shipments []*shipmentDraft
 	byKey     map[string]*shipmentDraft
+	// byNumber: the input named the order by number only, so its status
+	// moves through the by-number route production uses (§13.5).
+	byNumber bool
 }
 
 // trackingKey normalises tracking numbers ("1Z9, 1Z8" and "1Z8 1Z9" are the
@@ -48,8 +52,17 @@ func trackingKey(v string) (string, []string) {
 // array, so a retried request cannot add one twice either.
 func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
 	var sum connector.WriteSummary
-	if err := options("fulfillment", req.Options); err != nil {
+	if err := options("fulfillment", req.Options, "record_shipments"); err != nil {
 		return sum, err
+	}
+	if v, ok := req.Options["record_shipments"]; ok {
+		record, err := strconv.ParseBool(v)
+		if err != nil {
+			return sum, fmt.Errorf("stream fulfillment: option record_shipments = %q is not true or false", v)
+		}
+		if !record {
+			return c.markShipped(ctx, req, in, results)
+		}
 	}
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	orders := map[string]*orderDraft{}   // by _id
@@ -89,7 +102,7 @@ func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteReq
 		if err != nil {
 			return nil, err
 		}
-		d := &orderDraft{doc: doc, byKey: map[string]*shipmentDraft{}}
+		d := &orderDraft{doc: doc, byKey: map[string]*shipmentDraft{}, byNumber: id == ""}
 		d.id, _ = doc["_id"].(string)
 		d.number, _ = doc["order_number"].(string)
 		if prev, ok := orders[d.id]; ok && prev != nil {
@@ -191,7 +204,7 @@ func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteReq
 		if len(added) > 0 && !req.DryRun {
 			err := c.client.send(ctx, api.OrderUpdate, []string{d.id}, map[string]any{"shipments": all}, nil)
 			if err == nil && status != "shipped" {
-				err = c.client.send(ctx, api.OrderSetStatus, []string{d.id, "shipped"}, struct{}{}, nil)
+				_, err = c.setShipped(ctx, d.id, d.number, d.byNumber)
 			}
 			var apiErr *APIError
 			if errors.As(err, &apiErr) && apiErr.Status/100 == 4 {
@@ -205,6 +218,80 @@ func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteReq
 			sum.Add("shipments recorded", int64(len(added)))
 			if status != "shipped" {
 				sum.Add("orders marked shipped", 1)
+			}
+		}
+		if err := results(res); err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
+}
+
+// setShipped moves an order to shipped: by number with the route
+// production uses (PUT /api/order/number/{n}/shipped, no body, §13.5) when
+// byNumber, else by id. It reports whether the order changed (false for
+// NuOrder's 304: it was shipped already).
+func (c *Connector) setShipped(ctx context.Context, id, number string, byNumber bool) (bool, error) {
+	e, params := api.OrderSetStatus, []string{id, "shipped"}
+	if byNumber {
+		e, params = api.OrderSetStatusByNumber, []string{number, "shipped"}
+	}
+	status, err := c.client.sendStatus(ctx, e, params, nil, nil)
+	return status != http.StatusNotModified, err
+}
+
+// markShipped is the fulfillment stream with record_shipments = false: each
+// order the input names moves to shipped, and nothing else is sent (no read,
+// no shipments update, the one assumed route of this stream). Rows of an
+// order NuOrder refuses (404 for an unknown number) are rejected with its
+// answer.
+func (c *Connector) markShipped(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
+	var sum connector.WriteSummary
+	type target struct {
+		id, number string
+		rows       []int64
+	}
+	var targets []*target
+	byKey := map[string]*target{}
+	err := eachInputRow("fulfillment", FulfillmentSchema, in, results, func(r row, n int64) (string, error) {
+		id, number := r.str("order_id"), r.str("order_number")
+		key := "id:" + id
+		if id == "" {
+			key = "number:" + number
+		}
+		if id == "" && number == "" {
+			return "no order: give order_id or order_number", nil
+		}
+		t, ok := byKey[key]
+		if !ok {
+			t = &target{id: id, number: number}
+			byKey[key] = t
+			targets = append(targets, t)
+		}
+		t.rows = append(t.rows, n)
+		return "", nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	for _, t := range targets {
+		res := accepted(t.rows)
+		switch {
+		case req.DryRun:
+			sum.Add("orders to mark shipped", 1)
+		default:
+			changed, err := c.setShipped(ctx, t.id, t.number, t.id == "")
+			var apiErr *APIError
+			switch {
+			case errors.As(err, &apiErr) && apiErr.Status/100 == 4:
+				res = rejectAll(t.rows, apiErr.Error())
+				sum.Add("orders NuOrder refused to mark shipped", 1)
+			case err != nil:
+				return sum, err
+			case changed:
+				sum.Add("orders marked shipped", 1)
+			default:
+				sum.Add("orders already shipped (not changed)", 1)
 			}
 		}
 		if err := results(res); err != nil {

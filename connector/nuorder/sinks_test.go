@@ -463,3 +463,55 @@ func TestCompaniesForceUpsert(t *testing.T) {
 		t.Fatalf("force-created company %v", doc)
 	}
 }
+
+// TestFulfillmentByNumberOnlyMovesStatus: with record_shipments = false and
+// an export that has order numbers only, each order moves to shipped with
+// the route production uses (PUT /api/order/number/{n}/shipped, shared/
+// nuorder-api.md §13.5), without reading the order or the assumed shipments
+// update; a second run finds them shipped (NuOrder's 304) and counts them so;
+// an unknown number is a row rejection.
+func TestFulfillmentByNumberOnlyMovesStatus(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 79, Products: 10, Companies: 5, Orders: 40}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	approved := ordersIn(cat, "approved", 2)
+	shipped := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	rows := [][]any{
+		{nil, srv.Order(approved[0])["order_number"], "1ZA1", "UPS", shipped, nil, nil},
+		{nil, srv.Order(approved[1])["order_number"], "1ZB1", "UPS", shipped, nil, nil},
+		{nil, srv.Order(approved[1])["order_number"], "1ZB2", "UPS", shipped, nil, nil},
+		{nil, "999999999", "1ZX", "UPS", shipped, nil, nil},
+	}
+	opts := map[string]string{"record_shipments": "false"}
+	for run := 1; run <= 2; run++ {
+		var res []connector.RowResult
+		sum, err := c.Write(context.Background(), connector.WriteRequest{Stream: "fulfillment", Options: opts},
+			&recs{rowsOf(FulfillmentSchema, rows, 10)}, func(r []connector.RowResult) error { res = append(res, r...); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := map[int64]string{}
+		for _, r := range res {
+			errs[r.Row] = r.Error
+		}
+		if len(res) != 4 || errs[0] != "" || errs[1] != "" || errs[2] != "" || !strings.Contains(errs[3], "404") {
+			t.Fatalf("run %d results %+v", run, res)
+		}
+		want := "orders marked shipped 2"
+		if run == 2 {
+			want = "orders already shipped (not changed) 2"
+		}
+		if !strings.Contains(fmt.Sprint(sum.Actions), want) {
+			t.Fatalf("run %d summary %v, want %q", run, sum.Actions, want)
+		}
+	}
+	for _, i := range approved {
+		if o := srv.Order(i); o["status"] != "shipped" || !jsonEqual(o["shipments"], []any{}) {
+			t.Fatalf("order %d: status %v, shipments %v", i, o["status"], o["shipments"])
+		}
+	}
+	if srv.Requests(api.OrderByNumber)+srv.Requests(api.OrderUpdate)+srv.Requests(api.OrderSetStatus) != 0 || srv.Requests(api.OrderSetStatusByNumber) != 6 {
+		t.Fatalf("%d reads, %d updates, %d status changes by id, %d by number", srv.Requests(api.OrderByNumber), srv.Requests(api.OrderUpdate),
+			srv.Requests(api.OrderSetStatus), srv.Requests(api.OrderSetStatusByNumber))
+	}
+}

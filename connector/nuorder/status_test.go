@@ -281,3 +281,22 @@ func BenchmarkOrdersIncremental(b *testing.B) {
 		})
 	}
 }
+
+// TestACheckpointWithoutMembershipReadsEveryOrderOnce: a checkpoint written
+// before status tracking has a cursor and no membership; the run cannot
+// tell which orders changed status since, so it emits every order once (a
+// merge sink then holds every current status) and tracks from there.
+func TestACheckpointWithoutMembershipReadsEveryOrderOnce(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 97, Products: 5, Companies: 5, Orders: 120}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	all, _ := read(t, c, "orders", nil, nil)
+	old := []byte(`{"cursor":"` + time.Now().UTC().Format(tsLayout) + `"}`)
+	again, cp := read(t, c, "orders", old, nil)
+	if len(again) != len(all) {
+		t.Fatalf("from a checkpoint without membership: %d orders, want all %d", len(again), len(all))
+	}
+	if more, _ := read(t, c, "orders", cp, nil); len(more) != 0 {
+		t.Fatalf("then %d more with no change", len(more))
+	}
+}

@@ -142,13 +142,20 @@ var (
 
 	// OrderUpdate updates fields of an order (S5, S6, S9). Assumed: a
 	// shipments array in the body replaces the order's shipments (NuOrder
-	// has no confirmed shipment endpoint, shared/nuorder-api.md §8).
+	// has no confirmed shipment endpoint, shared/nuorder-api.md §8). The
+	// fulfillment stream's record_shipments = false option avoids it.
 	OrderUpdate = Endpoint{"POST", "/api/order/{id}", Assumed,
 		"record shipments by sending the order's whole shipments array"}
 
 	// OrderSetStatus moves an order to a status (shipped, processed...);
 	// used by S4, S5, S6, S9.
 	OrderSetStatus = Endpoint{"POST", "/api/order/{id}/{status}", Used, "set an order's status"}
+
+	// OrderSetStatusByNumber moves an order, given by number, to a status
+	// (lowercase, no body). Used in production by S7 as its main path
+	// (shared/nuorder-api.md §13.5). 304 when the order already has it.
+	OrderSetStatusByNumber = Endpoint{"PUT", "/api/order/number/{number}/{status}", Used,
+		"set an order's status by order number"}
 
 	// CompanyForce creates or updates a company in one request (S4, an ERP
 	// integration's push; INFERRED: matched by code, shared/nuorder-api.md
@@ -168,7 +175,7 @@ var (
 
 // All lists every endpoint above, for documentation and for the fake API.
 var All = []Endpoint{ProductByID, ProductList, ProductSeasonList, CompanyCodes, CompanyByCode, CompanyByID, OrdersDetail,
-	Replenishments, ReplenishmentsDelete, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, CompanyForce, CompanyCreate, CompanyUpdate}
+	Replenishments, ReplenishmentsDelete, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, OrderSetStatusByNumber, CompanyForce, CompanyCreate, CompanyUpdate}
 
 // Error is the body NuOrder sends with an error status:
 // {"code": <http status>, "message": "<text>"} (confirmed by S10 and the

@@ -54,8 +54,11 @@ func (c *Connector) eachOrder(ctx context.Context, stream string, req connector.
 	if err != nil {
 		return err
 	}
-	if !w.full && run.prevMissing {
+	if run.prevMissing {
+		// Which orders changed status since is unknown: emit them all, and
+		// read every listing again, even if the run was interrupted.
 		c.logger.Warn("the orders checkpoint predates status tracking: this run emits every order once more", "stream", stream)
+		w.startPart = 0
 	}
 	for part := w.startPart; part < len(f.statuses); part++ {
 		status := f.statuses[part]
@@ -104,8 +107,8 @@ type orderRun struct {
 	// prevText is prev as the checkpoint carried it, passed on unchanged in
 	// the checkpoints of an interrupted run.
 	prevText map[string]string
-	// prevMissing: a checkpoint with a cursor but no membership (written
-	// before status tracking).
+	// prevMissing: a checkpoint without membership (written before status
+	// tracking).
 	prevMissing bool
 	// seen is this run's membership of the listings read so far.
 	seen     map[string]*idSet
@@ -121,7 +124,7 @@ func openOrderRun(raw []byte, statuses []string, w window) (*orderRun, error) {
 			return nil, fmt.Errorf("unreadable checkpoint: %w (reset the stream's state)", err)
 		}
 	}
-	run.prevMissing = cp.Cursor != "" && cp.Listed == nil
+	run.prevMissing = len(raw) > 0 && cp.Listed == nil && cp.Seen == nil
 	for i, st := range statuses {
 		if text, ok := cp.Listed[st]; ok {
 			s, err := decodeIDSet(text)
@@ -130,7 +133,7 @@ func openOrderRun(raw []byte, statuses []string, w window) (*orderRun, error) {
 			}
 			run.prev[st], run.prevText[st] = s, text
 		}
-		if i < w.startPart {
+		if i < w.startPart && !run.prevMissing {
 			text, ok := cp.Seen[st]
 			if !ok {
 				return nil, fmt.Errorf("checkpoint of an interrupted run lacks the %s listing it read (reset the stream's state)", st)

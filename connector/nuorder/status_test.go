@@ -299,4 +299,9 @@ func TestACheckpointWithoutMembershipReadsEveryOrderOnce(t *testing.T) {
 	if more, _ := read(t, c, "orders", cp, nil); len(more) != 0 {
 		t.Fatalf("then %d more with no change", len(more))
 	}
+	// An interrupted run's checkpoint of that version: the same.
+	interrupted := []byte(`{"cursor":"` + time.Now().UTC().Format(tsLayout) + `","until":"` + time.Now().UTC().Format(tsLayout) + `","part":2}`)
+	if again, _ := read(t, c, "orders", interrupted, nil); len(again) != len(all) {
+		t.Fatalf("from an interrupted checkpoint without membership: %d orders, want all %d", len(again), len(all))
+	}
 }

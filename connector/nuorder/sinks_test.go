@@ -515,3 +515,28 @@ func TestFulfillmentByNumberOnlyMovesStatus(t *testing.T) {
 			srv.Requests(api.OrderSetStatus), srv.Requests(api.OrderSetStatusByNumber))
 	}
 }
+
+// TestFulfillmentOfACancelledOrderIsRejected: NuOrder locks cancelled
+// orders (shared/nuorder-api.md §7.1), and so does the fake: shipping one is
+// a rejected row carrying NuOrder's answer, not a silent success.
+func TestFulfillmentOfACancelledOrderIsRejected(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 101, Products: 10, Companies: 5, Orders: 60}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	i := ordersIn(cat, "cancelled", 1)[0]
+	for _, opts := range []map[string]string{nil, {"record_shipments": "false"}} {
+		var res []connector.RowResult
+		_, err := c.Write(context.Background(), connector.WriteRequest{Stream: "fulfillment", Options: opts},
+			&recs{rowsOf(FulfillmentSchema, [][]any{{cat.OrderID(i), nil, "1ZQ", "UPS", nil, nil, nil}}, 10)},
+			func(r []connector.RowResult) error { res = append(res, r...); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 1 || !strings.Contains(res[0].Error, "locked") {
+			t.Fatalf("options %v: shipping a cancelled order gave %+v", opts, res)
+		}
+	}
+	if srv.Order(i)["status"] != "cancelled" {
+		t.Fatalf("the cancelled order is now %v", srv.Order(i)["status"])
+	}
+}

@@ -234,6 +234,9 @@ func (s *Server) updateOrder(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if s.lockedOrder(w, i) {
+		return
+	}
 	var body map[string]any
 	if !decodeBody(w, r, &body) {
 		return
@@ -256,6 +259,18 @@ func (s *Server) updateOrder(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, s.Order(i))
 }
 
+// lockedOrder answers 409 for a cancelled order, which NuOrder locks
+// (helpdesk, shared/nuorder-api.md §7.1: "cancelled orders are locked").
+// The status code and message NuOrder sends are not recorded; 409 is our
+// guess. It says whether the order was locked.
+func (s *Server) lockedOrder(w http.ResponseWriter, i int) bool {
+	if s.orderStatus(i) != "cancelled" {
+		return false
+	}
+	writeError(w, http.StatusConflict, "order is cancelled and locked")
+	return true
+}
+
 var statusNouns = map[string]string{"process": "processed", "cancel": "cancelled", "processed": "processed", "cancelled": "cancelled",
 	"shipped": "shipped", "approved": "approved", "pending": "pending", "draft": "draft", "review": "review"}
 
@@ -267,6 +282,9 @@ func (s *Server) setOrderStatus(w http.ResponseWriter, r *http.Request) {
 	status, ok := statusNouns[strings.ToLower(r.PathValue("status"))]
 	if !ok {
 		writeError(w, http.StatusBadRequest, "unknown status: "+r.PathValue("status"))
+		return
+	}
+	if status != "cancelled" && s.lockedOrder(w, i) {
 		return
 	}
 	if !s.SetOrderStatus(i, status) {

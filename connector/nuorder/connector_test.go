@@ -258,3 +258,16 @@ func TestSeasonsUseTheSeasonListing(t *testing.T) {
 		t.Fatalf("got %d products with %d season listings", len(ids), srv.Requests(api.ProductSeasonList))
 	}
 }
+
+// TestDefaultHostIsTheCurrentProductionHost: integrations of 2024-26 call
+// https://next.nuorder.com (shared/nuorder-api.md §13.7).
+func TestDefaultHostIsTheCurrentProductionHost(t *testing.T) {
+	c := New(nil)
+	cfg := `{"consumer_key":"a","consumer_secret":"b","token":"c","token_secret":"d"}`
+	if err := c.Configure(context.Background(), connector.ConfigureRequest{Config: json.RawMessage(cfg)}); err != nil {
+		t.Fatal(err)
+	}
+	if c.client.base != "https://next.nuorder.com" {
+		t.Fatalf("default base_url %s", c.client.base)
+	}
+}

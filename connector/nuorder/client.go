@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,6 +52,8 @@ type Client struct {
 	http   *http.Client
 	sem    chan struct{}
 	logger hclog.Logger
+	// timeouts bound each request.
+	timeouts Timeouts
 
 	// MaxAttempts is how many times one request is tried before its error
 	// is returned.
@@ -65,25 +68,72 @@ type Credentials struct {
 	ConsumerKey, ConsumerSecret, Token, TokenSecret string
 }
 
+// Timeouts bound every NuOrder request, so a host that accepts a connection
+// and then says nothing (or stops in the middle of an answer) fails the
+// request instead of hanging the run. A timed-out request is retried like a
+// 5xx, then fails naming the endpoint and the timeout.
+type Timeouts struct {
+	// Connect bounds the TCP connect and the TLS handshake, each.
+	Connect time.Duration
+	// Response bounds the wait from sending a request to the response
+	// headers. NuOrder produces a whole status listing before it answers,
+	// so this is generous by default.
+	Response time.Duration
+	// Idle bounds the silence between two reads of a response body: a
+	// listing may take minutes to stream, but never stalls that long.
+	Idle time.Duration
+}
+
+// DefaultTimeouts are the timeouts of a connector whose config sets none.
+var DefaultTimeouts = Timeouts{Connect: 10 * time.Second, Response: 120 * time.Second, Idle: 60 * time.Second}
+
 // NewClient returns a client for the NuOrder host at base. At most inFlight
-// requests run at once (NuOrder is said to allow 5).
-func NewClient(base string, creds Credentials, inFlight int, logger hclog.Logger) *Client {
+// requests run at once (NuOrder is said to allow 5). Redirects to another
+// host are refused: the oauth1 transport would sign the request for it.
+func NewClient(base string, creds Credentials, inFlight int, timeouts Timeouts, logger hclog.Logger) *Client {
 	if inFlight < 1 {
 		inFlight = 1
 	}
 	transport := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: timeouts.Connect, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: inFlight,
 		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
+		TLSHandshakeTimeout: timeouts.Connect,
 	}
 	ctx := context.WithValue(context.Background(), oauth1.HTTPClient, &http.Client{Transport: transport})
 	hc := oauth1.NewConfig(creds.ConsumerKey, creds.ConsumerSecret).Client(ctx, oauth1.NewToken(creds.Token, creds.TokenSecret))
-	hc.Timeout = 0 // bodies are streamed; each request's ctx bounds it
+	hc.Timeout = 0 // bodies are streamed: Timeouts bound each phase instead
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if from := via[0].URL; req.URL.Host != from.Host || req.URL.Scheme != from.Scheme {
+			return &redirectError{from: from.Scheme + "://" + from.Host, to: req.URL.Scheme + "://" + req.URL.Host}
+		}
+		if len(via) >= 5 {
+			return errors.New("stopped after 5 redirects")
+		}
+		return nil
+	}
 	return &Client{
-		base: strings.TrimRight(base, "/"), http: hc, sem: make(chan struct{}, inFlight), logger: logger,
+		base: strings.TrimRight(base, "/"), http: hc, sem: make(chan struct{}, inFlight), logger: logger, timeouts: timeouts,
 		MaxAttempts: 5, BaseBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second,
 	}
+}
+
+// redirectError is a redirect to another host, which is never followed.
+type redirectError struct{ from, to string }
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("NuOrder at %s answered with a redirect to another host, %s; not followed (it would carry signed requests there, and its data would be taken as NuOrder's): check base_url", e.from, e.to)
+}
+
+// timeoutError is a request that hit one of the Timeouts.
+type timeoutError struct {
+	method, path, what, attr string
+	after                    time.Duration
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("NuOrder %s %s %s within %v (%s)", e.what, e.method, e.path, e.after, e.attr)
 }
 
 // do sends one request, retrying 429, 5xx and transport errors, and hands the
@@ -135,6 +185,36 @@ func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, bo
 	return fmt.Errorf("%s %s failed after %d attempts: %w", e.Method, path, c.MaxAttempts, lastErr)
 }
 
+// idleBody cancels its request when one read waits longer than idle for
+// NuOrder's next bytes, and the read then fails with the timeoutError that
+// cancelled it. Only time spent waiting on the network counts: a consumer
+// that takes its time between two reads (a slow sink) is not NuOrder's
+// silence.
+type idleBody struct {
+	io.ReadCloser
+	timer *time.Timer
+	idle  time.Duration
+	ctx   context.Context
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.idle)
+	n, err := b.ReadCloser.Read(p)
+	b.timer.Stop()
+	if err != nil {
+		var te *timeoutError
+		if errors.As(context.Cause(b.ctx), &te) {
+			return n, te
+		}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
+}
+
 // retryError marks a failure in the middle of a body that read can resume.
 type retryError struct{ err error }
 
@@ -156,7 +236,9 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	reqCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(reqCtx, method, url, rd)
 	if err != nil {
 		return &bodyError{err}
 	}
@@ -164,11 +246,25 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	noAnswer := &timeoutError{method: method, path: path, what: "sent no answer to", attr: "response_timeout_seconds", after: c.timeouts.Response}
+	timer := time.AfterFunc(c.timeouts.Response, func() { cancel(noAnswer) })
 	resp, err := c.http.Do(req)
+	timer.Stop()
 	if err != nil {
+		var redirect *redirectError
+		if errors.As(err, &redirect) {
+			return &bodyError{redirect} // not retried
+		}
+		if cause := context.Cause(reqCtx); cause == noAnswer {
+			return noAnswer
+		}
 		return err
 	}
 	defer resp.Body.Close()
+	stalled := &timeoutError{method: method, path: path, what: "stopped sending the answer to", attr: "idle_timeout_seconds", after: c.timeouts.Idle}
+	idle := time.AfterFunc(c.timeouts.Idle, func() { cancel(stalled) })
+	idle.Stop() // started by each read
+	resp.Body = &idleBody{ReadCloser: resp.Body, timer: idle, idle: c.timeouts.Idle, ctx: reqCtx}
 	if resp.StatusCode == http.StatusNotModified {
 		// NuOrder answers a status change to the status the order already
 		// has with 304 (shared/nuorder-api.md §13.4): done, nothing to read.

@@ -46,6 +46,10 @@ type Config struct {
 	SyncCompanies  *bool    `json:"sync_companies"`
 	MaxInFlight    *float64 `json:"max_in_flight"`
 	CursorLag      *float64 `json:"cursor_lag_seconds"`
+	// Timeouts of every request, in seconds (see Timeouts).
+	ConnectTimeout  *float64 `json:"connect_timeout_seconds"`
+	ResponseTimeout *float64 `json:"response_timeout_seconds"`
+	IdleTimeout     *float64 `json:"idle_timeout_seconds"`
 	// Warehouses are the brand's NuOrder warehouses. NuOrder has no
 	// warehouse listing and its products carry "warehouses": [] (shared/
 	// nuorder-api.md §6, §13.3), so the user names them.
@@ -94,6 +98,9 @@ var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
 	{Name: "cursor_lag_seconds", Type: json.RawMessage(`"number"`), Description: "how far behind now incremental reads stop (default 60)"},
 	{Name: "warehouses", Type: json.RawMessage(`["list",["object",{"id":"string","code":"string","name":"string"},["code","name"]]]`),
 		Description: `the brand's warehouses, e.g. [{ id = "628d4fa01f9aa012b5f1a1a5", code = "MAIN", name = "Main" }]: NuOrder has no warehouse listing`},
+	{Name: "connect_timeout_seconds", Type: json.RawMessage(`"number"`), Description: "connecting and the TLS handshake, each (default 10)"},
+	{Name: "response_timeout_seconds", Type: json.RawMessage(`"number"`), Description: "from a request to NuOrder's first answer (default 120)"},
+	{Name: "idle_timeout_seconds", Type: json.RawMessage(`"number"`), Description: "longest silence inside an answer's body (default 60)"},
 	{Name: "max_in_flight", Type: json.RawMessage(`"number"`), Description: "requests in flight at once (default 5)"},
 }}
 
@@ -145,6 +152,21 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 	}
 	if cfg.CursorLag != nil && (*cfg.CursorLag < 0 || *cfg.CursorLag > 86400) {
 		return fmt.Errorf("nuorder config: cursor_lag_seconds must be between 0 and 86400, got %v", *cfg.CursorLag)
+	}
+	timeouts := DefaultTimeouts
+	for _, t := range []struct {
+		name string
+		v    *float64
+		into *time.Duration
+	}{{"connect_timeout_seconds", cfg.ConnectTimeout, &timeouts.Connect}, {"response_timeout_seconds", cfg.ResponseTimeout, &timeouts.Response},
+		{"idle_timeout_seconds", cfg.IdleTimeout, &timeouts.Idle}} {
+		if t.v == nil {
+			continue
+		}
+		if *t.v <= 0 || *t.v > 3600 {
+			return fmt.Errorf("nuorder config: %s must be more than 0 and at most 3600, got %v", t.name, *t.v)
+		}
+		*t.into = time.Duration(*t.v * float64(time.Second))
 	}
 	creds := Credentials{cfg.ConsumerKey, cfg.ConsumerSecret, cfg.Token, cfg.TokenSecret}
 	if req.Sandbox {
@@ -199,7 +221,7 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 		return fmt.Errorf("nuorder config: base_url %q is not an http(s) URL", cfg.BaseURL)
 	}
 	c.cfg = cfg
-	c.client = NewClient(cfg.BaseURL, creds, inFlight, c.logger)
+	c.client = NewClient(cfg.BaseURL, creds, inFlight, timeouts, c.logger)
 	return nil
 }
 

@@ -70,8 +70,12 @@ type Fault struct {
 	// DropAfterBytes, when positive, cuts the connection after this many
 	// bytes of the body, so the client sees an unexpected EOF.
 	DropAfterBytes int
-	// Delay holds the answer back this long.
+	// Delay holds the answer back this long (or until the client gives
+	// up): a NuOrder that accepts the request and does not answer.
 	Delay time.Duration
+	// StallAfterBytes, when positive, sends this many bytes of the body and
+	// then nothing more until the client gives up: a hung connection.
+	StallAfterBytes int
 	// Times is how many matching requests get the fault; 0 means all.
 	Times int
 	// Skip lets this many matching requests through unharmed first.
@@ -220,6 +224,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fault.DropAfterBytes > 0 {
 		w = &dropWriter{ResponseWriter: w, left: fault.DropAfterBytes}
 	}
+	if fault.StallAfterBytes > 0 {
+		w = &dropWriter{ResponseWriter: w, left: fault.StallAfterBytes, stall: r.Context().Done()}
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -238,10 +245,12 @@ func (s *Server) ClearFaults() {
 	s.faults = map[string]*Fault{}
 }
 
-// dropWriter cuts the connection once its byte budget is spent.
+// dropWriter cuts the connection once its byte budget is spent, or with
+// stall set, waits for it to close first (sending nothing more).
 type dropWriter struct {
 	http.ResponseWriter
-	left int
+	left  int
+	stall <-chan struct{}
 }
 
 func (d *dropWriter) Write(p []byte) (int, error) {
@@ -249,6 +258,9 @@ func (d *dropWriter) Write(p []byte) (int, error) {
 		d.ResponseWriter.Write(p[:d.left])
 		if f, ok := d.ResponseWriter.(http.Flusher); ok {
 			f.Flush()
+		}
+		if d.stall != nil {
+			<-d.stall
 		}
 		panic(http.ErrAbortHandler) // net/http closes the connection mid-body
 	}

@@ -1,0 +1,97 @@
+package nuorder
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"pipehost/connector"
+	"pipehost/connector/nuorder/api"
+	"pipehost/connector/nuorder/fakeapi"
+)
+
+// readErr reads a stream to its end and returns the error, failing the test
+// if it takes longer than limit (a hang).
+func readErr(t *testing.T, c connector.Connector, stream string, opts map[string]string, limit time.Duration) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Read(context.Background(), connector.ReadRequest{Stream: stream, Options: opts}, func(connector.Batch) error { return nil })
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		t.Fatalf("reading %s still runs after %v: a hang", stream, limit)
+		return nil
+	}
+}
+
+// TestASilentNuOrderTimesOut: a NuOrder that accepts the request and never
+// answers, or stops in the middle of a body, makes the read fail after its
+// bounded retries, naming the endpoint and the timeout; it never hangs.
+func TestASilentNuOrderTimesOut(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 103, Products: 5, Companies: 5, Orders: 300}
+	srv := startCatalog(t, cat)
+	c := configured(t, srv.URL(), testCreds, `,"cursor_lag_seconds":0,"response_timeout_seconds":0.3,"idle_timeout_seconds":0.3`)
+	c.client.BaseBackoff, c.client.MaxAttempts = time.Millisecond, 3
+	approved := map[string]string{"statuses": "approved"}
+
+	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{Delay: time.Hour})
+	err := readErr(t, c, "orders", approved, 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "/api/orders/approved/detail") || !strings.Contains(err.Error(), "response_timeout_seconds") {
+		t.Fatalf("no answer: %v", err)
+	}
+	if n := srv.Requests(api.OrdersDetail); n != 3 {
+		t.Fatalf("%d attempts, want 3", n)
+	}
+
+	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{StallAfterBytes: 5000})
+	err = readErr(t, c, "orders", approved, 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "/api/orders/approved/detail") || !strings.Contains(err.Error(), "idle_timeout_seconds") {
+		t.Fatalf("a body that stops: %v", err)
+	}
+
+	// One slow answer, then a good one: the retry succeeds.
+	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{Delay: time.Hour, Times: 1})
+	if err := readErr(t, c, "orders", approved, 10*time.Second); err != nil {
+		t.Fatalf("after one slow answer: %v", err)
+	}
+	// Check fails the same way rather than hanging.
+	srv.InjectFault(api.ProductList, fakeapi.Fault{Delay: time.Hour})
+	done := make(chan error, 1)
+	go func() { done <- c.Check(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "response_timeout_seconds") {
+			t.Fatalf("check: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("check hangs")
+	}
+}
+
+// TestARedirectToAnotherHostIsRefused: a 302 to another host is not
+// followed (it would carry signed requests, and that host's data would be
+// committed); the error says so, and the other host gets no request.
+func TestARedirectToAnotherHostIsRefused(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 107, Products: 5, Companies: 5, Orders: 30}
+	other := startCatalog(t, cat)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL()+r.URL.RequestURI(), http.StatusFound)
+	}))
+	t.Cleanup(redirector.Close)
+	base := strings.Replace(redirector.URL, "127.0.0.1", "localhost", 1) // another host name for the same loopback
+	c := configured(t, base, testCreds, `,"cursor_lag_seconds":0`)
+	c.client.BaseBackoff = time.Millisecond
+	err := readErr(t, c, "orders", nil, 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "redirect") || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("redirect: %v", err)
+	}
+	if n := other.TotalRequests(); n != 0 {
+		t.Fatalf("the other host answered %d requests", n)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/robfig/cron/v3"
@@ -45,13 +47,24 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 	}
 	runCtx, interrupt := context.WithCancel(context.Background())
 	defer interrupt()
-	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	c := cron.New()
 	var mu sync.Mutex
 	failures := 0
 	for _, pl := range scheduled {
 		pl := pl
+		var running sync.Mutex
+		var startedAt atomic.Int64 // unix seconds of the run going on
 		run := func() {
 			log := logger.With("pipeline", pl.Name)
+			if !running.TryLock() {
+				// Not started twice; said, so a pipeline stuck in one run
+				// does not go quiet.
+				log.Warn("turn skipped: the previous run of this pipeline is still going",
+					"running_since", time.Unix(startedAt.Load(), 0).UTC().Format(time.RFC3339))
+				return
+			}
+			defer running.Unlock()
+			startedAt.Store(time.Now().Unix())
 			one := o
 			one.args = []string{pl.Name}
 			h, sel, ok := loadSelected(runCtx, one, logger, stderr)

@@ -9,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pipehost/connector/nuorder/api"
+	"pipehost/connector/nuorder/fakeapi"
 )
 
 func TestServeRunsPipelinesOnTheirSchedule(t *testing.T) {
@@ -85,5 +88,43 @@ pipeline "numbers" {
 	}
 	if !strings.Contains(r.stderr, `"@message":"progress"`) || !strings.Contains(r.stderr, `"rows_per_s":`) {
 		t.Fatalf("no progress line:\n%.2000s", r.stderr)
+	}
+}
+
+// TestServeSaysWhenATurnIsSkipped: a run still going when its next turn
+// comes is not started twice, and the skipped turn is logged with the
+// pipeline's name, so a stuck pipeline does not go quiet.
+func TestServeSaysWhenATurnIsSkipped(t *testing.T) {
+	srv := startFake(t, 5)
+	srv.InjectFault(api.ProductList, fakeapi.Fault{Delay: 2500 * time.Millisecond})
+	path := nuorderFile(t, srv.URL(), `
+pipeline "products" {
+  from     = connector.nuorder.products
+  to       = sink.parquet.lake
+  schedule = "@every 1s"
+}`)
+	cmd := exec.Command(filepath.Join(binDir, "pipeline"), "serve", "-f", path, "--log-format", "json")
+	cmd.Dir = filepath.Dir(path)
+	cmd.Env = append(os.Environ(), credEnv(e2eCreds)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM) // interrupt the slow run
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("serve did not stop\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "turn skipped: the previous run of this pipeline is still going") ||
+		!strings.Contains(stderr.String(), `"pipeline":"products"`) {
+		t.Fatalf("no skipped turn logged:\n%s", stderr.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -58,6 +59,7 @@ func Serve(c connector.Connector, opts ...ServeOption) {
 	if cfg.logger == nil {
 		cfg.logger = Logger("connector")
 	}
+	go exitWithHost(cfg.logger, os.Getppid(), hostWatchInterval)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
@@ -71,6 +73,23 @@ func Serve(c connector.Connector, opts ...ServeOption) {
 		},
 		Logger: cfg.logger,
 	})
+}
+
+// hostWatchInterval is how often a plugin checks that its host is alive. A
+// host killed with SIGKILL cannot stop its plugins; they notice they were
+// reparented within this interval and exit, rather than living on (holding
+// memory and connections) as orphans.
+const hostWatchInterval = 500 * time.Millisecond
+
+// exitWithHost ends the plugin process when its parent, the host, is gone:
+// the parent pid changes when the host dies (the plugin is reparented).
+func exitWithHost(logger hclog.Logger, host int, every time.Duration) {
+	for range time.Tick(every) {
+		if os.Getppid() != host {
+			logger.Error("the host process is gone; the plugin exits", "host_pid", host)
+			os.Exit(3)
+		}
+	}
 }
 
 // grpcPlugin is the go-plugin glue for both halves: the plugin registers the

@@ -144,24 +144,16 @@ func (s *Sink) Checkpoint(_ context.Context, pipeline, stream string) ([]byte, t
 // runSeq tells apart writers opened in the same millisecond.
 var runSeq atomic.Int64
 
-// staleAfter is how old a temporary file must be before Open removes it as
-// the leftover of a crashed writer. Another host may be writing the same
-// folder right now; no live writer goes a day without touching its file.
-const staleAfter = 24 * time.Hour
-
 // Open implements sinks.Sink: it creates <path>/<stream> and removes
-// temporary files a crashed writer left there.
+// temporary files a killed or crashed writer left there (those no live
+// writer holds locked; on a folder shared between hosts, the file system
+// must support flock, as NFSv4 does).
 func (s *Sink) Open(_ context.Context, st sinks.Stream) (sinks.Writer, error) {
 	dir := filepath.Join(s.dir, st.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	stale, _ := filepath.Glob(filepath.Join(dir, ".part-*.tmp"))
-	for _, f := range stale {
-		if fi, err := os.Stat(f); err == nil && time.Since(fi.ModTime()) > staleAfter {
-			os.Remove(f)
-		}
-	}
+	commitfile.RemoveStale(dir)
 	return &Writer{
 		sink: s, dir: dir, schema: st.Schema, pipeline: st.Pipeline,
 		prefix: fmt.Sprintf("part-%s-%d", time.Now().UTC().Format("20060102T150405.000Z"), runSeq.Add(1)),
@@ -188,7 +180,7 @@ type Writer struct {
 var _ sinks.Writer = (*Writer)(nil)
 
 func (w *Writer) start() error {
-	f, err := os.CreateTemp(w.dir, ".part-*.tmp")
+	f, err := commitfile.CreateTemp(w.dir)
 	if err != nil {
 		return err
 	}

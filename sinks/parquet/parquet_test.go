@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -13,6 +12,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/file"
 
 	"pipehost/sinks"
+	"pipehost/sinks/internal/commitfile"
 )
 
 var schema = arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)
@@ -136,16 +136,19 @@ func TestStaleTemporaryFilesAreRemovedOnOpen(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "lake", "things")
 	os.MkdirAll(dir, 0o755)
-	old, fresh := filepath.Join(dir, ".part-crashed.tmp"), filepath.Join(dir, ".part-live.tmp")
-	os.WriteFile(old, []byte("half"), 0o644)
-	os.WriteFile(fresh, []byte("being written"), 0o644)
-	longAgo := time.Now().Add(-2 * staleAfter)
-	os.Chtimes(old, longAgo, longAgo)
+	// A killed run's file, written a moment ago, and one a live writer
+	// (another pipeline on the same folder) holds open and locked.
+	os.WriteFile(filepath.Join(dir, ".part-killed.tmp"), []byte("half"), 0o644)
+	live, err := commitfile.CreateTemp(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
 	s, _ := Driver{}.Open(&Config{Path: "lake"}, sinks.Env{BaseDir: base})
 	if _, err := s.Open(context.Background(), sinks.Stream{Name: "things", Schema: schema}); err != nil {
 		t.Fatal(err)
 	}
-	if got := entries(t, dir); len(got) != 1 || got[0] != ".part-live.tmp" {
+	if got := entries(t, dir); len(got) != 1 || got[0] != filepath.Base(live.Name()) {
 		t.Fatalf("want only the live writer's file left, got %v", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -39,7 +40,8 @@ func Open(dir, pipeline string) (*Folder, error) {
 		return nil, err
 	}
 	f := &Folder{dir: dir, pipeline: pipeline}
-	_, err := f.recover()
+	_, err := f.recover() // first: it may rename the temporary file a manifest names
+	RemoveStale(dir)
 	return f, err
 }
 
@@ -74,7 +76,45 @@ func (f *Folder) recover() (*manifest, error) {
 
 // Create starts a hidden temporary file in the folder.
 func (f *Folder) Create() (*os.File, error) {
-	return os.CreateTemp(f.dir, ".part-*.tmp")
+	return CreateTemp(f.dir)
+}
+
+// CreateTemp creates a hidden temporary data file (.part-*.tmp) in dir and
+// holds an exclusive lock on it for as long as it is open, so RemoveStale
+// can tell a file a live writer is filling from one a killed run left.
+func CreateTemp(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, ".part-*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// RemoveStale removes the temporary files of dir that no live writer holds:
+// those a killed or crashed run left behind. A file some writer still has
+// open (another pipeline writing the same folder) is left alone. It returns
+// how many it removed.
+func RemoveStale(dir string) int {
+	removed := 0
+	for _, pattern := range []string{".part-*.tmp", ".manifest-*.tmp"} {
+		names, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, name := range names {
+			fh, err := os.Open(name)
+			if err != nil {
+				continue
+			}
+			if syscall.Flock(int(fh.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil && os.Remove(name) == nil {
+				removed++
+			}
+			fh.Close()
+		}
+	}
+	return removed
 }
 
 // Commit makes a closed temporary file visible as name, with checkpoint.
@@ -91,6 +131,7 @@ func (f *Folder) Commit(tmpPath, name string, checkpoint []byte) error {
 	if err != nil {
 		return err
 	}
+	syscall.Flock(int(mt.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) // RemoveStale leaves it alone
 	defer os.Remove(mt.Name())
 	if _, err := mt.Write(b); err != nil {
 		mt.Close()

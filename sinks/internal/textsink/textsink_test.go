@@ -89,3 +89,30 @@ func TestACrashBetweenManifestAndRenameIsRolledForward(t *testing.T) {
 		t.Fatalf("the commit was not rolled forward: %v", got)
 	}
 }
+
+// TestAKilledRunsTemporaryFileIsRemovedByTheNextRun: a run killed while
+// writing leaves a hidden .part-*.tmp; the next run's Open removes it at
+// once, while a file a live writer holds stays.
+func TestAKilledRunsTemporaryFileIsRemovedByTheNextRun(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "out", "st")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, ".part-killed.tmp"), []byte("n\n1\n"), 0o644)
+	s, err := Open(&Config{Path: "out"}, sinks.Env{BaseDir: base}, lines{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	live, _ := s.Open(ctx, sinks.Stream{Pipeline: "other", Name: "st", Schema: schema})
+	live.Write(ctx, rec(1))
+	defer live.Abort()
+	w, err := s.Open(ctx, sinks.Stream{Pipeline: "p", Name: "st", Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	left, _ := filepath.Glob(filepath.Join(dir, ".part-*.tmp"))
+	if len(left) != 1 || strings.HasSuffix(left[0], "killed.tmp") {
+		t.Fatalf("temporary files left: %v (want only the live writer's)", left)
+	}
+}

@@ -52,6 +52,12 @@ type Attribute struct {
 	// Sensitive values (secrets) are never printed by the host: not in logs,
 	// errors, plans or state.
 	Sensitive bool `json:"sensitive,omitempty"`
+	// Identity attributes say which account or instance the connector
+	// reads (a base URL, an API key id): the host binds stored checkpoints
+	// to a fingerprint of their values, so a checkpoint of one account is
+	// never used to resume a read of another. The values are hashed, never
+	// printed.
+	Identity bool `json:"identity,omitempty"`
 }
 
 // ConfigSchema is the full set of attributes a connector accepts. Any other

@@ -403,6 +403,9 @@ pipeline "orders_jsonl" {
 func TestPostgresStateIsSharedAndLocksAcrossHosts(t *testing.T) {
 	schema, _ := pgSchema(t)
 	srv := serveFake(t, fakeapi.Catalog{Seed: 83, Products: 30})
+	// The hosts share the state and the destination (a shared volume, say):
+	// state is bound to the data it describes.
+	lake := t.TempDir()
 	hcl := func() string {
 		return writeFile(t, fmt.Sprintf(`
 state {
@@ -417,12 +420,12 @@ connector "nuorder" {
   }
 }
 sink "parquet" "lake" {
-  path = "out"
+  path = %q
 }
 pipeline "products" {
   from = connector.nuorder.products
   to   = sink.parquet.lake
-}`, schema, plugin("nuorder"), srv.URL(), nuorderCreds))
+}`, schema, plugin("nuorder"), srv.URL(), nuorderCreds, lake))
 	}
 	// Two "hosts": two folders, one database.
 	a, b := hcl(), hcl()
@@ -450,6 +453,22 @@ pipeline "products" {
 	if r := runPipeline(t, filepath.Dir(b), env, "run", "-f", b); r.code != 0 || !regexp.MustCompile(`products\s+connector.nuorder.products\s+sink.parquet.lake\s+0\s`).MatchString(r.stdout) {
 		t.Fatalf("the second host's run after the first: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// A host whose file writes somewhere else may not resume from the
+	// shared checkpoint: its destination holds none of those rows.
+	elsewhere := writeFile(t, strings.Replace(readFileString(t, hcl()), lake, t.TempDir(), 1))
+	if r := runPipeline(t, filepath.Dir(elsewhere), env, "run", "-f", elsewhere); r.code != 1 || !strings.Contains(r.stderr, "belongs to other data") ||
+		!strings.Contains(r.stderr, "state reset products") {
+		t.Fatalf("a host with another destination: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func readFileString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestOverwriteReplacesTheTableOnEveryRun(t *testing.T) {

@@ -91,6 +91,13 @@ type CheckpointReader interface {
 	Checkpoint(ctx context.Context, pipeline, stream string) ([]byte, time.Time, error)
 }
 
+// Locator is implemented by sinks that can name where a stream's rows land
+// (a folder, a table), without credentials. The host binds checkpoints to
+// it: a checkpoint of one destination is never used for another.
+type Locator interface {
+	Location(stream string) string
+}
+
 // SensitiveAttributes is implemented by drivers whose config holds secrets
 // (a DSN with a password): those attributes are never printed.
 type SensitiveAttributes interface {

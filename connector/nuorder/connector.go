@@ -86,8 +86,8 @@ var stringType = json.RawMessage(`"string"`)
 
 // schema is the connector's config schema.
 var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
-	{Name: "base_url", Type: stringType, Description: "NuOrder host, default " + DefaultBaseURL},
-	{Name: "consumer_key", Type: stringType, Required: true, Description: "from NuOrder Admin > API Management"},
+	{Name: "base_url", Type: stringType, Identity: true, Description: "NuOrder host, default " + DefaultBaseURL},
+	{Name: "consumer_key", Type: stringType, Required: true, Identity: true, Description: "from NuOrder Admin > API Management"},
 	{Name: "consumer_secret", Type: stringType, Required: true, Sensitive: true},
 	{Name: "token", Type: stringType, Required: true},
 	{Name: "token_secret", Type: stringType, Required: true, Sensitive: true},

@@ -60,6 +60,9 @@ type Connector struct {
 	conn    connector.Connector
 	// Sensitive are the ranges of its sensitive attributes in the file.
 	Sensitive []hcl.Range
+	// Identity names the account it reads, without a secret (see
+	// sourceIdentity); stored checkpoints are bound to it.
+	Identity string
 }
 
 // Host holds the started connectors and opened sinks of one pipeline file.
@@ -187,6 +190,7 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 	if diags.HasErrors() {
 		return sc, diags // sc carries the sensitive ranges for printing; Open closes it
 	}
+	sc.Identity = sourceIdentity(c.Name, sc.Info, schema, raw, h.opts.Sandbox)
 	if h.opts.Catalog {
 		// Configure only to let the config shape the catalog (toggles);
 		// missing credentials are expected here.
@@ -430,6 +434,11 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 	}()
 
 	sk := h.sinks[pl.To.Type+"."+pl.To.Name]
+	binding := &state.Binding{Source: c.Identity, Destination: h.destination(pl, st.Name)}
+	storeID := ""
+	if h.opts.State != nil {
+		storeID = h.opts.State.ID()
+	}
 	var checkpoint []byte
 	if h.opts.State != nil {
 		unlock, err := h.opts.State.Lock(pl.Name)
@@ -442,7 +451,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 	// An overwrite replaces everything: it always reads in full.
 	if !ro.FullRefresh && pl.Mode != sinks.Overwrite {
 		var err error
-		if checkpoint, err = h.resumeFrom(ctx, pl, st.Name, sk, true); err != nil {
+		if checkpoint, err = h.resumeFrom(ctx, pl, st.Name, sk, binding, true); err != nil {
 			res.Err = err
 			return res
 		}
@@ -463,7 +472,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 			<-ctx.Done()
 			return ctx.Err()
 		}
-		info, err := w.Commit(ctx, sinks.Commit{Checkpoint: cp, Final: final})
+		info, err := w.Commit(ctx, sinks.Commit{Checkpoint: wrap(cp, storeID, binding), Final: final})
 		if err != nil {
 			return fmt.Errorf("committing to %s: %w", res.Sink, err)
 		}
@@ -478,7 +487,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 		res.Rows += info.Rows
 		pending = 0
 		if cp != nil && h.opts.State != nil {
-			if err := h.opts.State.Commit(pl.Name, st.Name, cp); err != nil {
+			if err := h.opts.State.Commit(pl.Name, st.Name, cp, state.CommitMeta{Binding: binding, Rows: info.Rows > 0}); err != nil {
 				return fmt.Errorf("storing the checkpoint (the rows before it are committed and will be read again): %w", err)
 			}
 		}
@@ -543,7 +552,8 @@ func (h *Host) Plan(ctx context.Context, pl *config.Pipeline, ro RunOptions) (re
 	case pl.Mode == sinks.Overwrite:
 		from = "from the beginning (mode overwrite)"
 	default:
-		cp, err := h.resumeFrom(ctx, pl, st.Name, h.sinks[pl.To.Type+"."+pl.To.Name], false)
+		binding := &state.Binding{Source: c.Identity, Destination: h.destination(pl, st.Name)}
+		cp, err := h.resumeFrom(ctx, pl, st.Name, h.sinks[pl.To.Type+"."+pl.To.Name], binding, false)
 		if err != nil {
 			res.Err = err
 			return res, ""
@@ -560,27 +570,72 @@ func (h *Host) Plan(ctx context.Context, pl *config.Pipeline, ro RunOptions) (re
 // newer one (the host died between the sink's commit and the state write),
 // unless the stream was reset after the sink committed it. With record, a
 // newer checkpoint found in the sink is copied into the state store.
-func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream string, sk sinks.Sink, record bool) ([]byte, error) {
+//
+// It refuses (ErrStateMismatch) a checkpoint bound to other data: written
+// reading another account (or the sandbox), or into another destination,
+// or found in a destination another state store also writes. When the
+// state says rows were committed that the sink no longer holds (its files
+// deleted or moved), it says so and resumes from what the sink holds, from
+// the beginning if it holds nothing.
+func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream string, sk sinks.Sink, binding *state.Binding, record bool) ([]byte, error) {
 	var entry state.Entry
+	storeID := ""
 	if h.opts.State != nil {
 		var err error
 		if entry, err = h.opts.State.Get(pl.Name, stream); err != nil {
 			return nil, fmt.Errorf("reading state: %w", err)
 		}
+		storeID = h.opts.State.ID()
 	}
 	cp := entry.Bytes()
-	if cr, ok := sk.(sinks.CheckpointReader); ok {
-		scp, at, err := cr.Checkpoint(ctx, pl.Name, stream)
-		if err != nil {
-			return nil, fmt.Errorf("reading the checkpoint stored in %s: %w", pl.To, err)
+	if cp != nil && entry.Binding != nil && *entry.Binding != *binding {
+		return nil, mismatch(pl.Name, "the state of pipeline "+pl.Name+" belongs to other data", entry.Binding, binding)
+	}
+	cr, ok := sk.(sinks.CheckpointReader)
+	if !ok {
+		return cp, nil
+	}
+	stored, at, err := cr.Checkpoint(ctx, pl.Name, stream)
+	if err != nil {
+		return nil, fmt.Errorf("reading the checkpoint stored in %s: %w", pl.To, err)
+	}
+	if !at.After(entry.ResetAt) {
+		stored = nil // committed before `state reset`: forgotten too
+	}
+	scp, env := unwrap(stored)
+	if scp != nil && env.Version == 1 {
+		found := &state.Binding{Source: env.Source, Destination: binding.Destination}
+		if env.Source != binding.Source {
+			return nil, mismatch(pl.Name, binding.Destination+" holds rows of other data", found, binding)
 		}
-		if scp != nil && at.After(entry.ResetAt) && (cp == nil || !at.Before(entry.UpdatedAt)) {
-			if record && h.opts.State != nil && string(scp) != string(cp) {
-				h.opts.Logger.Info("resuming from the checkpoint committed with the rows in the sink", "pipeline", pl.Name)
-				h.opts.State.Commit(pl.Name, stream, scp)
+		known := cp != nil && (state.Digest(scp) == entry.DataDigest || state.Digest(scp) == state.Digest(cp))
+		if storeID != "" && env.State != storeID && !known {
+			if cp != nil {
+				return nil, fmt.Errorf("%w: %s also holds rows of pipeline %s committed with another state store (id %s; this one is %s). "+
+					"Two state stores writing one destination repeat its rows. Use one state store (a state block with backend = \"postgres\" "+
+					"shares one between hosts), or give each its own destination", ErrStateMismatch, binding.Destination, pl.Name, env.State, storeID)
 			}
-			return scp, nil
+			// This store knows nothing of the pipeline (its state was
+			// deleted, or it is new): carry on from what the sink holds.
+			h.opts.Logger.Warn("no state for this pipeline here; resuming from the checkpoint committed with the rows in the destination by another state store",
+				"pipeline", pl.Name, "destination", binding.Destination, "other_store", env.State)
 		}
+	}
+	switch {
+	case scp != nil && (cp == nil || !at.Before(entry.UpdatedAt)):
+		if record && h.opts.State != nil && string(scp) != string(cp) {
+			h.opts.Logger.Info("resuming from the checkpoint committed with the rows in the sink", "pipeline", pl.Name)
+			h.opts.State.Commit(pl.Name, stream, scp, state.CommitMeta{Binding: binding, Rows: true})
+		}
+		return scp, nil
+	case cp != nil && entry.DataDigest != "" && state.Digest(scp) != entry.DataDigest && state.Digest(scp) != state.Digest(cp):
+		holds := "nothing of it"
+		if scp != nil {
+			holds = "only rows before an earlier checkpoint"
+		}
+		h.opts.Logger.Warn("the state says rows were committed that the destination no longer holds (deleted or moved?): reading them again",
+			"pipeline", pl.Name, "destination", binding.Destination, "destination_holds", holds)
+		return scp, nil
 	}
 	return cp, nil
 }

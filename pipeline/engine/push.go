@@ -262,7 +262,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		return res
 	}
 	if sum.Ledger != nil && !dryRun && h.opts.State != nil {
-		if err := h.opts.State.Commit(pl.Name, target.Name, sum.Ledger); err != nil {
+		if err := h.opts.State.Commit(pl.Name, target.Name, sum.Ledger, state.CommitMeta{}); err != nil {
 			// Everything was sent; the next push only sends more than it must.
 			log.Warn("could not store the connector's ledger; the next push sends everything again", "error", err)
 		}

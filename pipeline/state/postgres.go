@@ -18,6 +18,7 @@ import (
 // apart across machines. PostgreSQL drops the lock when the session ends,
 // so a killed run never leaves a stale lock.
 type Postgres struct {
+	id    string
 	pool  *pgxpool.Pool
 	table string
 	red   postgres.Redactor
@@ -40,13 +41,24 @@ func OpenPostgres(ctx context.Context, dsn, schema string) (*Postgres, error) {
 	_, err = p.pool.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s;
 CREATE TABLE IF NOT EXISTS %s (
   pipeline text NOT NULL, stream text NOT NULL, checkpoint bytea, updated_at timestamptz,
-  last_run jsonb, reset_at timestamptz, PRIMARY KEY (pipeline, stream))`, pgx.Identifier{schema}.Sanitize(), p.table))
+  last_run jsonb, reset_at timestamptz, PRIMARY KEY (pipeline, stream));
+ALTER TABLE %[2]s ADD COLUMN IF NOT EXISTS binding jsonb, ADD COLUMN IF NOT EXISTS data_digest text;
+CREATE TABLE IF NOT EXISTS %[3]s (one boolean PRIMARY KEY DEFAULT true CHECK (one), id text NOT NULL);
+INSERT INTO %[3]s (id) VALUES ('%[4]s') ON CONFLICT DO NOTHING`, pgx.Identifier{schema}.Sanitize(), p.table,
+		pgx.Identifier{schema, "pipehost_store"}.Sanitize(), newID()))
+	if err == nil {
+		err = p.pool.QueryRow(ctx, fmt.Sprintf("SELECT id FROM %s", pgx.Identifier{schema, "pipehost_store"}.Sanitize())).Scan(&p.id)
+	}
 	if err != nil {
 		p.pool.Close()
 		return nil, p.redact(fmt.Errorf("creating the state table: %w", err))
 	}
 	return p, nil
 }
+
+// ID implements Store: the id kept in the schema's pipehost_store table,
+// the same for every host sharing the store.
+func (p *Postgres) ID() string { return p.id }
 
 func (p *Postgres) redact(err error) error { return p.red.Err(err) }
 
@@ -64,12 +76,22 @@ func (p *Postgres) Get(pipeline, stream string) (Entry, error) {
 	e := Entry{Pipeline: pipeline, Stream: stream}
 	var cp []byte
 	var updated, reset, allReset *time.Time
-	var last []byte
-	err := p.pool.QueryRow(ctx, fmt.Sprintf(`SELECT s.checkpoint, s.updated_at, s.last_run, s.reset_at,
+	var last, binding []byte
+	var digest *string
+	err := p.pool.QueryRow(ctx, fmt.Sprintf(`SELECT s.checkpoint, s.updated_at, s.last_run, s.reset_at, s.binding, s.data_digest,
   (SELECT reset_at FROM %[1]s WHERE pipeline = $1 AND stream = '*')
-FROM (SELECT 1) one LEFT JOIN %[1]s s ON s.pipeline = $1 AND s.stream = $2`, p.table), pipeline, stream).Scan(&cp, &updated, &last, &reset, &allReset)
+FROM (SELECT 1) one LEFT JOIN %[1]s s ON s.pipeline = $1 AND s.stream = $2`, p.table), pipeline, stream).Scan(&cp, &updated, &last, &reset, &binding, &digest, &allReset)
 	if err != nil {
 		return e, p.redact(err)
+	}
+	if binding != nil {
+		var b Binding
+		if json.Unmarshal(binding, &b) == nil {
+			e.Binding = &b
+		}
+	}
+	if digest != nil {
+		e.DataDigest = *digest
 	}
 	if cp != nil {
 		e.Checkpoint = encodeCheckpoint(cp)
@@ -93,11 +115,22 @@ FROM (SELECT 1) one LEFT JOIN %[1]s s ON s.pipeline = $1 AND s.stream = $2`, p.t
 }
 
 // Commit implements Store.
-func (p *Postgres) Commit(pipeline, stream string, cp []byte) error {
+func (p *Postgres) Commit(pipeline, stream string, cp []byte, meta CommitMeta) error {
 	ctx, cancel := p.ctx()
 	defer cancel()
-	_, err := p.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, stream, checkpoint, updated_at) VALUES ($1, $2, $3, now())
-ON CONFLICT (pipeline, stream) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, updated_at = EXCLUDED.updated_at`, p.table), pipeline, stream, cp)
+	var binding []byte
+	if meta.Binding != nil {
+		binding, _ = json.Marshal(meta.Binding)
+	}
+	var digest *string
+	if meta.Rows {
+		d := Digest(cp)
+		digest = &d
+	}
+	_, err := p.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, stream, checkpoint, updated_at, binding, data_digest) VALUES ($1, $2, $3, now(), $4, $5)
+ON CONFLICT (pipeline, stream) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, updated_at = EXCLUDED.updated_at,
+  binding = coalesce(EXCLUDED.binding, %[1]s.binding), data_digest = coalesce(EXCLUDED.data_digest, %[1]s.data_digest)`, p.table),
+		pipeline, stream, cp, binding, digest)
 	return p.redact(err)
 }
 
@@ -151,7 +184,7 @@ func (p *Postgres) Reset(pipeline, stream string) error {
 	ctx, cancel := p.ctx()
 	defer cancel()
 	if stream != "" {
-		tag, err := p.pool.Exec(ctx, fmt.Sprintf(`UPDATE %s SET checkpoint = NULL, updated_at = NULL, last_run = NULL, reset_at = now()
+		tag, err := p.pool.Exec(ctx, fmt.Sprintf(`UPDATE %s SET checkpoint = NULL, updated_at = NULL, last_run = NULL, binding = NULL, data_digest = NULL, reset_at = now()
 WHERE pipeline = $1 AND stream = $2`, p.table), pipeline, stream)
 		if err != nil {
 			return p.redact(err)
@@ -166,7 +199,7 @@ WHERE pipeline = $1 AND stream = $2`, p.table), pipeline, stream)
 		return p.redact(err)
 	}
 	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET checkpoint = NULL, updated_at = NULL, last_run = NULL, reset_at = now() WHERE pipeline = $1`, p.table), pipeline); err != nil {
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET checkpoint = NULL, updated_at = NULL, last_run = NULL, binding = NULL, data_digest = NULL, reset_at = now() WHERE pipeline = $1`, p.table), pipeline); err != nil {
 		return p.redact(err)
 	}
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, stream, reset_at) VALUES ($1, '*', now()) ON CONFLICT (pipeline, stream) DO UPDATE SET reset_at = now()`, p.table), pipeline); err != nil {

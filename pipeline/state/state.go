@@ -11,6 +11,9 @@ package state
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +49,65 @@ type Entry struct {
 	// ResetAt is when `state reset` last forgot this stream: checkpoints a
 	// sink committed before then are ignored too.
 	ResetAt time.Time `json:"reset_at,omitempty"`
+	// Binding is the source and destination the checkpoint describes (nil
+	// in state written before bindings existed).
+	Binding *Binding `json:"binding,omitempty"`
+	// DataDigest identifies the last checkpoint committed together with
+	// rows: the sink must still hold it, else its data is gone.
+	DataDigest string `json:"data_digest,omitempty"`
+}
+
+// Binding ties a checkpoint to the data it describes: what was read and
+// where the rows went. Neither holds a secret.
+type Binding struct {
+	// Source names the connector and a fingerprint of its account ("nuorder
+	// (account 3fa2c1d94e0b)", or "... (sandbox)").
+	Source string `json:"source"`
+	// Destination names the sink and the place (a folder, a table).
+	Destination string `json:"destination"`
+}
+
+// String says both halves, for messages.
+func (b *Binding) String() string {
+	if b == nil {
+		return "(unknown source and destination)"
+	}
+	return "reading " + b.Source + " into " + b.Destination
+}
+
+// CommitMeta is what a checkpoint commit says besides the checkpoint.
+type CommitMeta struct {
+	// Binding, when not nil, replaces the entry's binding.
+	Binding *Binding
+	// Rows is set when the sink committed rows with this checkpoint.
+	Rows bool
+}
+
+// Digest identifies a checkpoint without holding it; a JSON checkpoint is
+// compacted first, so a copy that went through a JSON document (a sink's
+// envelope, the state file) has the same digest.
+func Digest(cp []byte) string {
+	if cp == nil {
+		return ""
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, cp) == nil {
+		cp = buf.Bytes()
+	}
+	sum := sha256.Sum256(cp)
+	return hex.EncodeToString(sum[:12])
+}
+
+// apply records a commit in e.
+func (e *Entry) apply(cp []byte, meta CommitMeta) {
+	e.Checkpoint = encodeCheckpoint(cp)
+	e.UpdatedAt = time.Now().UTC()
+	if meta.Binding != nil {
+		e.Binding = meta.Binding
+	}
+	if meta.Rows {
+		e.DataDigest = Digest(cp)
+	}
 }
 
 // Bytes returns the checkpoint as the connector made it (nil: none).
@@ -95,9 +157,12 @@ func encodeCheckpoint(cp []byte) json.RawMessage {
 type Store interface {
 	// Get returns a stream's entry; a stream never run has a zero Entry.
 	Get(pipeline, stream string) (Entry, error)
-	// Commit durably records cp as the stream's checkpoint. Call it only
-	// after the sink has committed every row before cp.
-	Commit(pipeline, stream string, cp []byte) error
+	// Commit durably records cp as the stream's checkpoint, with what meta
+	// says. Call it only after the sink has committed every row before cp.
+	Commit(pipeline, stream string, cp []byte, meta CommitMeta) error
+	// ID identifies the store: the host stores it with the checkpoints it
+	// commits into a sink, to tell this store's checkpoints from another's.
+	ID() string
 	// RecordRun records the outcome of a run; the checkpoint is unchanged.
 	RecordRun(pipeline, stream string, run Run) error
 	// List returns the entries of one pipeline, or of all when pipeline is "".
@@ -112,17 +177,39 @@ type Store interface {
 // Local is the default Store: a folder of JSON files.
 type Local struct {
 	dir string
+	id  string
 }
 
 var _ Store = (*Local)(nil)
 
-// OpenLocal returns the store kept in dir, creating the folder.
+// OpenLocal returns the store kept in dir, creating the folder and, on
+// first use, the store's random id (the file store-id).
 func OpenLocal(dir string) (*Local, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state folder: %w", err)
 	}
-	return &Local{dir: dir}, nil
+	idPath := filepath.Join(dir, "store-id")
+	b, err := os.ReadFile(idPath)
+	if errors.Is(err, os.ErrNotExist) {
+		b = []byte(newID())
+		if err := os.WriteFile(idPath, b, 0o600); err != nil {
+			return nil, fmt.Errorf("state folder: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	return &Local{dir: dir, id: strings.TrimSpace(string(b))}, nil
 }
+
+// newID makes a random store id.
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ID implements Store.
+func (l *Local) ID() string { return l.id }
 
 // file is one pipeline's state file.
 type file struct {
@@ -210,6 +297,7 @@ func (l *Local) Get(pipeline, stream string) (Entry, error) {
 	e := Entry{Pipeline: pipeline, Stream: stream}
 	if got, ok := f.Streams[stream]; ok {
 		e.Checkpoint, e.UpdatedAt, e.LastRun, e.ResetAt = got.Checkpoint, got.UpdatedAt, got.LastRun, got.ResetAt
+		e.Binding, e.DataDigest = got.Binding, got.DataDigest
 	}
 	if all, ok := f.Streams["*"]; ok && all.ResetAt.After(e.ResetAt) {
 		e.ResetAt = all.ResetAt
@@ -218,11 +306,8 @@ func (l *Local) Get(pipeline, stream string) (Entry, error) {
 }
 
 // Commit implements Store.
-func (l *Local) Commit(pipeline, stream string, cp []byte) error {
-	return l.update(pipeline, stream, func(e *Entry) {
-		e.Checkpoint = encodeCheckpoint(cp)
-		e.UpdatedAt = time.Now().UTC()
-	})
+func (l *Local) Commit(pipeline, stream string, cp []byte, meta CommitMeta) error {
+	return l.update(pipeline, stream, func(e *Entry) { e.apply(cp, meta) })
 }
 
 // RecordRun implements Store.
@@ -253,7 +338,8 @@ func (l *Local) List(pipeline string) ([]Entry, error) {
 			if stream == "*" || (len(e.Checkpoint) == 0 && e.LastRun == nil) {
 				continue // a reset stream
 			}
-			out = append(out, Entry{Pipeline: name, Stream: stream, Checkpoint: e.Checkpoint, UpdatedAt: e.UpdatedAt, LastRun: e.LastRun, ResetAt: e.ResetAt})
+			out = append(out, Entry{Pipeline: name, Stream: stream, Checkpoint: e.Checkpoint, UpdatedAt: e.UpdatedAt, LastRun: e.LastRun, ResetAt: e.ResetAt,
+				Binding: e.Binding, DataDigest: e.DataDigest})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -52,13 +52,13 @@ func TestStores(t *testing.T) {
 			if e, err := s.Get("p", "orders"); err != nil || e.Bytes() != nil {
 				t.Fatalf("fresh store: %v %v", e, err)
 			}
-			if err := s.Commit("p", "orders", []byte(`{"cursor":"a"}`)); err != nil {
+			if err := s.Commit("p", "orders", []byte(`{"cursor":"a"}`), CommitMeta{}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Commit("p", "orders", []byte(`{"cursor":"b"}`)); err != nil {
+			if err := s.Commit("p", "orders", []byte(`{"cursor":"b"}`), CommitMeta{}); err != nil {
 				t.Fatal(err)
 			}
-			s.Commit("p", "raw", []byte{0xff, 0x00})
+			s.Commit("p", "raw", []byte{0xff, 0x00}, CommitMeta{})
 			s.RecordRun("p", "orders", Run{Status: "ok", Rows: 42})
 			e, err := s.Get("p", "orders")
 			if err != nil || string(e.Bytes()) != `{"cursor":"b"}` || e.LastRun == nil || e.LastRun.Rows != 42 || e.UpdatedAt.IsZero() {
@@ -120,5 +120,37 @@ func TestDescribeShortensLongCheckpointValues(t *testing.T) {
 	}
 	if got := Describe([]byte("12345")); got != "12345" {
 		t.Fatalf("a short checkpoint described as %s", got)
+	}
+}
+
+// TestStoresKeepBindingsAndAnID: a checkpoint's binding and the digest of
+// its last data-carrying checkpoint are kept, a commit without a binding
+// keeps the one before, a reset forgets them, and a store has an id.
+func TestStoresKeepBindingsAndAnID(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			if len(s.ID()) < 8 {
+				t.Fatalf("store id %q", s.ID())
+			}
+			b := &Binding{Source: "nuorder (sandbox)", Destination: "parquet /data/orders"}
+			s.Commit("p", "orders", []byte(`{"cursor":"a"}`), CommitMeta{Binding: b, Rows: true})
+			s.Commit("p", "orders", []byte(`{"cursor":"b"}`), CommitMeta{})
+			e, err := s.Get("p", "orders")
+			if err != nil || e.Binding == nil || *e.Binding != *b || e.DataDigest != Digest([]byte(`{"cursor":"a"}`)) {
+				t.Fatalf("entry %+v (%v)", e, err)
+			}
+			s.Reset("p", "")
+			if e, _ := s.Get("p", "orders"); e.Binding != nil || e.DataDigest != "" {
+				t.Fatalf("after a reset: %+v", e)
+			}
+		})
+	}
+	dir := t.TempDir()
+	a, _ := OpenLocal(dir)
+	b, _ := OpenLocal(dir)
+	c, _ := OpenLocal(t.TempDir())
+	if a.ID() != b.ID() || a.ID() == c.ID() {
+		t.Fatalf("ids %s %s %s: one per folder, kept", a.ID(), b.ID(), c.ID())
 	}
 }

@@ -105,6 +105,7 @@ type Sink struct {
 var (
 	_ sinks.Sink             = (*Sink)(nil)
 	_ sinks.CheckpointReader = (*Sink)(nil)
+	_ sinks.Locator          = (*Sink)(nil)
 )
 
 // Footer keys of the checkpoint a file commits.
@@ -139,6 +140,12 @@ func (s *Sink) Checkpoint(_ context.Context, pipeline, stream string) ([]byte, t
 		}
 	}
 	return nil, time.Time{}, nil
+}
+
+// Location implements sinks.Locator: the stream's folder.
+func (s *Sink) Location(stream string) string {
+	dir, _ := filepath.Abs(filepath.Join(s.dir, stream))
+	return "parquet files in " + dir
 }
 
 // runSeq tells apart writers opened in the same millisecond.

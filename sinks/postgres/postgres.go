@@ -132,11 +132,22 @@ type Sink struct {
 var (
 	_ sinks.Sink             = (*Sink)(nil)
 	_ sinks.CheckpointReader = (*Sink)(nil)
+	_ sinks.Locator          = (*Sink)(nil)
 )
 
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 func (s *Sink) table(stream string) string { return s.prefix + stream }
+
+// Location implements sinks.Locator: server, database and table, never the
+// user or password.
+func (s *Sink) Location(stream string) string {
+	where := "PostgreSQL"
+	if cfg, err := pgx.ParseConfig(s.dsn); err == nil {
+		where = fmt.Sprintf("PostgreSQL at %s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+	}
+	return where + " table " + s.schema + "." + s.table(stream)
+}
 
 func (s *Sink) qualified(table string) string { return pgx.Identifier{s.schema, table}.Sanitize() }
 

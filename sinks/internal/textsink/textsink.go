@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -62,7 +63,14 @@ type Sink struct {
 var (
 	_ sinks.Sink             = (*Sink)(nil)
 	_ sinks.CheckpointReader = (*Sink)(nil)
+	_ sinks.Locator          = (*Sink)(nil)
 )
+
+// Location implements sinks.Locator: the stream's folder.
+func (s *Sink) Location(stream string) string {
+	dir, _ := filepath.Abs(filepath.Join(s.dir, stream))
+	return strings.TrimPrefix(s.enc.Ext(), ".") + " files in " + dir
+}
 
 // Open returns a sink for cfg, creating the folder.
 func Open(cfg *Config, env sinks.Env, enc Encoder) (*Sink, error) {

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"pipehost/connector/nuorder"
+)
+
+// productIDs returns the _id of every row of the products folder, sorted.
+func productIDs(t *testing.T, dir string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if len(files) == 0 {
+		return nil
+	}
+	tbl, _ := readParquet(t, dir)
+	defer tbl.Release()
+	ids := stringColumn(t, tbl, "_id")
+	sort.Strings(ids)
+	return ids
+}
+
+// TestAnEmptiedDestinationIsReadAgain: `rm -rf data` (or make clean) while
+// the state keeps its checkpoints: the next run does not report 0 rows over
+// an empty lake; it says the data is gone and reads it again.
+func TestAnEmptiedDestinationIsReadAgain(t *testing.T) {
+	srv := startFake(t, 60)
+	path := nuorderFile(t, srv.URL(), productsPipeline)
+	dir := filepath.Dir(path)
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	first := productIDs(t, filepath.Join(dir, "out", "products"))
+	if len(first) == 0 {
+		t.Fatal("no rows")
+	}
+	os.RemoveAll(filepath.Join(dir, "out"))
+	r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path)
+	if r.code != 0 || !strings.Contains(r.stderr, "no longer holds") {
+		t.Fatalf("after rm -rf out: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if again := productIDs(t, filepath.Join(dir, "out", "products")); strings.Join(again, ",") != strings.Join(first, ",") {
+		t.Fatalf("after rm -rf out the lake holds %d products, want the %d of the first run", len(again), len(first))
+	}
+	// And now it is in step again: nothing more.
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path); r.code != 0 || rowsOf(t, r.stdout, "products") != 0 {
+		t.Fatalf("third run: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestASandboxCheckpointIsNotUsedForTheRealAccount: the same file and state
+// folder, first run with --sandbox, then against "real" NuOrder: the real
+// run refuses to resume from the sandbox's checkpoint (it would skip every
+// real row older than the sandbox's newest), naming both and the ways out.
+func TestASandboxCheckpointIsNotUsedForTheRealAccount(t *testing.T) {
+	srv := serveFake(t, nuorder.SandboxCatalog)
+	path := nuorderFile(t, srv.URL(), productsPipeline)
+	dir := filepath.Dir(path)
+	if r := runPipeline(t, dir, nil, "run", "--sandbox", "-f", path); r.code != 0 {
+		t.Fatalf("sandbox run: exit %d\n%s", r.code, r.stderr)
+	}
+	r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path)
+	if r.code == 0 || !strings.Contains(r.stderr, "sandbox") || !strings.Contains(r.stderr, "state reset products") ||
+		!strings.Contains(r.stderr, "--full-refresh") {
+		t.Fatalf("real run after a sandbox run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stderr, e2eCreds.ConsumerKey) {
+		t.Fatal("the message shows the consumer key")
+	}
+	// The way out works: state reset, then the real rows arrive. (The
+	// folder still holds the sandbox's rows, so a reset alone is refused
+	// by the destination's own checkpoint; --full-refresh reads anew.)
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "--full-refresh", "-f", path); r.code != 0 || rowsOf(t, r.stdout, "products") == 0 {
+		t.Fatalf("--full-refresh: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestTwoStateStoresOnOneDestinationDoNotDoubleIt: two pipeline files with
+// their own state folders write the same folder. The second resumes from
+// the checkpoint the destination holds instead of reading everything again
+// (which doubled every row); once it has committed there, the first is
+// refused, since its state no longer describes the folder.
+func TestTwoStateStoresOnOneDestinationDoNotDoubleIt(t *testing.T) {
+	srv := startFake(t, 40)
+	lake := t.TempDir()
+	file := func(stateDir string) string {
+		return writeFile(t, fmt.Sprintf(`
+state {
+  path = %q
+}
+connector "nuorder" {
+  plugin = %q
+  config {
+    base_url           = %q
+    cursor_lag_seconds = 0%s
+  }
+}
+sink "parquet" "lake" {
+  path = %q
+}
+%s`, stateDir, plugin("nuorder"), srv.URL(), nuorderCreds, lake, productsPipeline))
+	}
+	a, b := file("state-a"), file("state-b")
+	if r := runPipeline(t, filepath.Dir(a), credEnv(e2eCreds), "run", "-f", a); r.code != 0 {
+		t.Fatalf("A: exit %d\n%s", r.code, r.stderr)
+	}
+	n := len(productIDs(t, filepath.Join(lake, "products")))
+	r := runPipeline(t, filepath.Dir(b), credEnv(e2eCreds), "run", "-f", b)
+	if r.code != 0 || rowsOf(t, r.stdout, "products") != 0 || !strings.Contains(r.stderr, "another state store") {
+		t.Fatalf("B after A: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := len(productIDs(t, filepath.Join(lake, "products"))); got != n {
+		t.Fatalf("the folder holds %d rows after B, want the %d of A (not doubled)", got, n)
+	}
+	srv.UpdateProducts(nil, 3)
+	if r := runPipeline(t, filepath.Dir(b), credEnv(e2eCreds), "run", "-f", b); r.code != 0 || rowsOf(t, r.stdout, "products") != 1 {
+		t.Fatalf("B after a change: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = runPipeline(t, filepath.Dir(a), credEnv(e2eCreds), "run", "-f", a)
+	if r.code == 0 || !strings.Contains(r.stderr, "another state store") || !strings.Contains(r.stderr, `backend = "postgres"`) {
+		t.Fatalf("A after B committed: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}

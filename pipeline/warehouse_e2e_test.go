@@ -516,3 +516,36 @@ func rowsOf(t *testing.T, stdout, pipeline string) int {
 	t.Fatalf("no summary line for pipeline %s in\n%s", pipeline, stdout)
 	return -1
 }
+
+// TestTableNamesThatPostgresWouldTruncateAreRefused: PostgreSQL cuts names
+// at 63 bytes, so a long table_prefix made orders and order_lines land in
+// one table. validate refuses such names (and odd characters) before
+// anything runs, pointing at the pipeline.
+func TestTableNamesThatPostgresWouldTruncateAreRefused(t *testing.T) {
+	prefix := strings.Repeat("brand_wholesale_", 4) // 64 bytes: every table would be cut
+	path := writeFile(t, fmt.Sprintf(`
+connector "nuorder" {
+  plugin = %q
+}
+sink "postgres" "wh" {
+  dsn          = "postgres://loader@127.0.0.1:1/db"
+  table_prefix = %q
+}
+pipeline "orders" {
+  from = connector.nuorder.orders
+  to   = sink.postgres.wh
+}
+pipeline "order_lines" {
+  from = connector.nuorder.order_lines
+  to   = sink.postgres.wh
+}`, plugin("nuorder"), prefix))
+	r := runPipeline(t, filepath.Dir(path), nil, "validate", "--sandbox", "-f", path)
+	if r.code != 2 || !strings.Contains(r.stderr, "63") || !strings.Contains(r.stderr, "pipeline.hcl:11:10") || !strings.Contains(r.stderr, "pipeline.hcl:15:10") {
+		t.Fatalf("long prefix: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	bad := strings.Replace(readFileString(t, path), prefix, `my"prefix`, 1)
+	path = writeFile(t, bad)
+	if r := runPipeline(t, filepath.Dir(path), nil, "validate", "--sandbox", "-f", path); r.code != 2 || !strings.Contains(r.stderr, "table_prefix") {
+		t.Fatalf("a quote in the prefix: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

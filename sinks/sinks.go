@@ -98,6 +98,14 @@ type Locator interface {
 	Location(stream string) string
 }
 
+// StreamChecker is implemented by sinks whose names for a stream's folder
+// or table have limits (PostgreSQL's 63-byte identifiers). The host calls
+// it for every pipeline before running anything, so a name that would be
+// cut, collide or need quoting is refused where the pipeline is declared.
+type StreamChecker interface {
+	CheckStream(stream string) error
+}
+
 // SensitiveAttributes is implemented by drivers whose config holds secrets
 // (a DSN with a password): those attributes are never printed.
 type SensitiveAttributes interface {

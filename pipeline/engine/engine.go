@@ -275,6 +275,12 @@ func (h *Host) checkPipeline(pl *config.Pipeline) hcl.Diagnostics {
 	if pl.To.Kind == "connector" {
 		return append(diags, h.checkPush(pl)...)
 	}
+	if sc, ok := h.sinks[pl.To.Type+"."+pl.To.Name].(sinks.StreamChecker); ok {
+		if err := sc.CheckStream(st.Name); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stream " + st.Name + " cannot land in " + pl.To.String(),
+				Detail: err.Error() + ".", Subject: pl.To.Range.Ptr()})
+		}
+	}
 	if drv := h.drivers[pl.To.Type+"."+pl.To.Name]; drv != nil {
 		modes := drv.Modes()
 		ok := false

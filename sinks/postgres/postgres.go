@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -82,7 +83,41 @@ func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
 	if c.TablePrefix != nil {
 		s.prefix = *c.TablePrefix
 	}
+	for attr, v := range map[string]string{"schema": s.schema, "table_prefix": s.prefix} {
+		if v != "" && !plainName.MatchString(v) {
+			return nil, fmt.Errorf("%s = %q: use letters, digits and _ only, starting with a letter or _ (names that need quoting are refused)", attr, v)
+		}
+	}
+	if len(s.schema) > maxIdent {
+		return nil, fmt.Errorf("schema = %q is %d bytes: PostgreSQL cuts names at %d", s.schema, len(s.schema), maxIdent)
+	}
 	return s, nil
+}
+
+// plainName is an identifier that needs no quoting in PostgreSQL.
+var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// maxIdent is PostgreSQL's identifier limit (NAMEDATALEN - 1): longer names
+// are cut silently, and two cut names can be the same table.
+const maxIdent = 63
+
+// longestSuffix is the longest suffix the sink adds to a table's name for
+// the tables and indexes it makes beside it ("__pipehost_new" shadows).
+const longestSuffix = len("__pipehost_new")
+
+// CheckStream implements sinks.StreamChecker: the stream's table name, and
+// the names made from it, must fit PostgreSQL's identifiers uncut.
+func (s *Sink) CheckStream(stream string) error {
+	table := s.table(stream)
+	if !plainName.MatchString(table) {
+		return fmt.Errorf("table name %q needs quoting: use letters, digits and _ in table_prefix", table)
+	}
+	if len(table)+longestSuffix > maxIdent {
+		return fmt.Errorf("table name %q is %d bytes; with the %d bytes of its shadow table's suffix it exceeds PostgreSQL's %d-byte names, "+
+			"which are cut silently (two streams could share one table): shorten table_prefix to at most %d bytes",
+			table, len(table), longestSuffix, maxIdent, max(0, maxIdent-longestSuffix-len(stream)))
+	}
+	return nil
 }
 
 // Redactor removes a DSN and its password from error texts: pgx names the
@@ -133,6 +168,7 @@ var (
 	_ sinks.Sink             = (*Sink)(nil)
 	_ sinks.CheckpointReader = (*Sink)(nil)
 	_ sinks.Locator          = (*Sink)(nil)
+	_ sinks.StreamChecker    = (*Sink)(nil)
 )
 
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
@@ -308,7 +344,7 @@ func (w *Writer) prepare(ctx context.Context) error {
 				return fmt.Errorf("adding columns to %s: %w", target, err)
 			}
 		}
-		if pk != "" {
+		if pk != "" && !w.hasUniqueKey(ctx, target) {
 			var keys []string
 			for _, k := range w.stream.PrimaryKey {
 				keys = append(keys, ident(k))
@@ -332,6 +368,19 @@ func (w *Writer) prepare(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// hasUniqueKey says whether the table already has a primary key or unique
+// index on exactly the stream's key columns (a table merge created, or one
+// the user keyed), so merge adds no second index.
+func (w *Writer) hasUniqueKey(ctx context.Context, target string) bool {
+	var n int
+	err := w.conn.QueryRow(ctx, `SELECT count(*) FROM pg_index i
+WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND
+  (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+   WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = (SELECT array_agg(k ORDER BY k) FROM unnest($2::text[]) k)
+  AND i.indnkeyatts = cardinality($2::text[])`, target, w.stream.PrimaryKey).Scan(&n)
+	return err == nil && n > 0
 }
 
 // compatible says whether a column of PostgreSQL type have can take values

@@ -177,6 +177,16 @@ func TestMergeKeepsTheLatestVersionOfEachRow(t *testing.T) {
 	if fmt.Sprint(got) != "map[o1:shipped:12 o2:approved:20 o3:approved:30]" {
 		t.Fatalf("after merge: %v", got)
 	}
+	// A second run of the merge opens the table it created with its primary
+	// key: no second unique index on the same key.
+	w.Close()
+	load(t, open(t, s, sinks.Merge, schema), "3", false, order{"o4", "approved", 40})
+	var n int
+	conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = $1 AND c.relname = 'orders' AND i.indisunique`, s.schema).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d unique indexes on the merged table, want its primary key only", n)
+	}
 }
 
 func TestOverwriteSwapsAtomically(t *testing.T) {

@@ -66,10 +66,15 @@ Options:
 
 // exit codes
 const (
-	exitOK      = 0
-	exitFailed  = 1
-	exitUsage   = 2
-	defaultFile = "pipeline.hcl"
+	exitOK     = 0
+	exitFailed = 1 // a pipeline failed, or the state store cannot be reached
+	exitUsage  = 2 // the file or the command line is wrong
+	// exitLocked: every failure was a pipeline already running elsewhere
+	// (its lock is held), which a scheduler may simply retry later.
+	exitLocked = 3
+	// exitInterrupted: stopped by SIGINT or SIGTERM (128 + SIGINT).
+	exitInterrupted = 130
+	defaultFile     = "pipeline.hcl"
 )
 
 type options struct {
@@ -184,12 +189,14 @@ func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
 }
 
 // load reads the pipeline file and starts what it declares, printing
-// diagnostics. ok is false when there were errors.
-func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer, eo engine.Options) (*engine.Host, bool) {
+// diagnostics. It returns exitOK with a host to close, or the exit code to
+// end with: exitUsage for a wrong file, exitFailed when the state store
+// cannot be used.
+func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer, eo engine.Options) (*engine.Host, int) {
 	f, diags := config.Load(o.file)
 	if diags.HasErrors() {
 		config.WriteDiagnostics(stderr, f, diags, nil, isTerminal(stderr))
-		return nil, false
+		return nil, exitUsage
 	}
 	if eo.Only != nil {
 		for _, name := range eo.Only {
@@ -199,7 +206,7 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 					names = append(names, p.Name)
 				}
 				fmt.Fprintf(stderr, "Error: %s declares no pipeline %q (it has: %s)\n", o.file, name, strings.Join(names, ", "))
-				return nil, false
+				return nil, exitUsage
 			}
 		}
 	}
@@ -207,8 +214,8 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 	if eo.State == nil && !eo.Catalog {
 		store, err := openStore(ctx, f)
 		if err != nil {
-			fmt.Fprintf(stderr, "Error: state store: %v\n", err)
-			return nil, false
+			fmt.Fprintf(stderr, "Error: the state store cannot be used: %v\n", err)
+			return nil, exitFailed
 		}
 		eo.State = store
 	}
@@ -216,15 +223,15 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 	diags = append(diags, more...)
 	config.WriteDiagnostics(stderr, f, diags, h.Sensitive(), isTerminal(stderr))
 	if diags.HasErrors() {
-		return nil, false
+		return nil, exitUsage
 	}
-	return h, true
+	return h, exitOK
 }
 
 func cmdValidate(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
-	h, ok := load(ctx, o, logger, stderr, engine.Options{})
-	if !ok {
-		return exitUsage
+	h, code := load(ctx, o, logger, stderr, engine.Options{})
+	if code != exitOK {
+		return code
 	}
 	defer h.Close()
 	f := h.File
@@ -235,9 +242,9 @@ func cmdValidate(ctx context.Context, o options, logger hclog.Logger, stdout, st
 func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
 	// The catalog needs no credentials: without --sandbox the connectors
 	// are not configured, so their streams show as unconfigured.
-	h, ok := load(ctx, o, logger, stderr, engine.Options{Catalog: !o.sandbox})
-	if !ok {
-		return exitUsage
+	h, code := load(ctx, o, logger, stderr, engine.Options{Catalog: !o.sandbox})
+	if code != exitOK {
+		return code
 	}
 	defer h.Close()
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
@@ -275,14 +282,14 @@ func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, std
 
 // loadSelected loads the file for the pipelines named on the command line
 // (all when none is) and returns them in order.
-func loadSelected(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer) (*engine.Host, []*config.Pipeline, bool) {
+func loadSelected(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer) (*engine.Host, []*config.Pipeline, int) {
 	eo := engine.Options{}
 	if len(o.args) > 0 {
 		eo.Only = o.args
 	}
-	h, ok := load(ctx, o, logger, stderr, eo)
-	if !ok {
-		return nil, nil, false
+	h, code := load(ctx, o, logger, stderr, eo)
+	if code != exitOK {
+		return nil, nil, code
 	}
 	selected := h.File.Pipelines
 	if eo.Only != nil {
@@ -291,19 +298,19 @@ func loadSelected(ctx context.Context, o options, logger hclog.Logger, stderr io
 			selected = append(selected, h.File.Pipeline(name))
 		}
 	}
-	return h, selected, true
+	return h, selected, exitOK
 }
 
 func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
-	h, selected, ok := loadSelected(ctx, o, logger, stderr)
-	if !ok {
-		return exitUsage
+	h, selected, code := loadSelected(ctx, o, logger, stderr)
+	if code != exitOK {
+		return code
 	}
 	defer h.Close()
 	var results []engine.Result
 	for _, pl := range selected {
 		if ctx.Err() != nil {
-			results = append(results, engine.Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Err: errors.New("not started: interrupted")})
+			results = append(results, engine.Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Err: fmt.Errorf("not started: %w", engine.ErrInterrupted)})
 			continue
 		}
 		results = append(results, h.Run(ctx, pl, engine.RunOptions{FullRefresh: o.fullRefresh}))
@@ -334,12 +341,25 @@ func summarize(stdout, stderr io.Writer, results []engine.Result) int {
 	if len(failed) == 0 {
 		return exitOK
 	}
+	locked, interrupted := 0, 0
 	for _, r := range results {
 		if r.Err != nil {
 			fmt.Fprintf(stderr, "Error: pipeline %s failed: %v\n", r.Pipeline, r.Err)
+			if errors.Is(r.Err, state.ErrLocked) {
+				locked++
+			}
+			if errors.Is(r.Err, engine.ErrInterrupted) {
+				interrupted++
+			}
 		}
 	}
 	fmt.Fprintf(stderr, "%d of %d pipeline(s) failed: %s\n", len(failed), len(results), strings.Join(failed, ", "))
+	switch {
+	case interrupted > 0:
+		return exitInterrupted
+	case locked == len(failed):
+		return exitLocked
+	}
 	return exitFailed
 }
 
@@ -357,9 +377,10 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 	}
 	store, err := openStore(context.Background(), f)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: state store: %v\n", err)
+		fmt.Fprintf(stderr, "Error: the state store cannot be used: %v\n", err)
 		return exitFailed
 	}
+	defer store.Close()
 	args := o.args[1:]
 	if o.args[0] == "show" {
 		if len(args) > 1 {
@@ -451,9 +472,9 @@ func sortedActions(r engine.Result) []connector.Action {
 // connector's sink stream read their input and ask the connector for a dry
 // run, which makes read requests only; the others say where they resume.
 func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
-	h, selected, ok := loadSelected(ctx, o, logger, stderr)
-	if !ok {
-		return exitUsage
+	h, selected, code := loadSelected(ctx, o, logger, stderr)
+	if code != exitOK {
+		return code
 	}
 	defer h.Close()
 	fmt.Fprintf(stdout, "Plan for %s (nothing is written or sent):\n", o.file)
@@ -507,9 +528,9 @@ func signalContext() (context.Context, context.CancelFunc) {
 // cmdCheck asks every declared connector to check its connection: the one
 // command besides run that talks to the services.
 func cmdCheck(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
-	h, ok := load(ctx, o, logger, stderr, engine.Options{})
-	if !ok {
-		return exitUsage
+	h, code := load(ctx, o, logger, stderr, engine.Options{})
+	if code != exitOK {
+		return code
 	}
 	defer h.Close()
 	failed := 0

@@ -30,9 +30,9 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 		return exitUsage
 	}
 	// Validate everything once, as `validate` would, before scheduling.
-	h, selected, ok := loadSelected(ctx, o, logger, stderr)
-	if !ok {
-		return exitUsage
+	h, selected, code := loadSelected(ctx, o, logger, stderr)
+	if code != exitOK {
+		return code
 	}
 	h.Close()
 	var scheduled []*config.Pipeline
@@ -67,8 +67,8 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 			startedAt.Store(time.Now().Unix())
 			one := o
 			one.args = []string{pl.Name}
-			h, sel, ok := loadSelected(runCtx, one, logger, stderr)
-			if !ok {
+			h, sel, code := loadSelected(runCtx, one, logger, stderr)
+			if code != exitOK {
 				log.Error("scheduled run could not start")
 				mu.Lock()
 				failures++

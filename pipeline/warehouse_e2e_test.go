@@ -439,7 +439,7 @@ pipeline "products" {
 	}
 	time.Sleep(3 * time.Second) // the first run holds the lock, waiting on the listing
 	r := runPipeline(t, filepath.Dir(b), env, "run", "-f", b)
-	if r.code != 1 || !strings.Contains(r.stderr, "already running on another host") {
+	if r.code != 3 || !strings.Contains(r.stderr, "already running on another host") {
 		t.Fatalf("second host: exit %d\n%s", r.code, r.stderr)
 	}
 	if err := first.Wait(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/flight"
@@ -104,7 +105,7 @@ func Open(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("connector %s: plugin %s: %w", cfg.Name, cfg.Path, err)
 	}
 	fc := raw.(*flightConnector)
-	fc.exited = pc.Exited
+	fc.exited, fc.name = pc.Exited, cfg.Name+" ("+cfg.Path+")"
 	return &Client{flightConnector: fc, name: cfg.Name, pc: pc}, nil
 }
 
@@ -133,6 +134,7 @@ type flightConnector struct {
 	fc     flight.Client
 	mem    memory.Allocator
 	exited func() bool
+	name   string // connector and binary, for messages
 
 	mu      sync.Mutex
 	schemas map[string]*arrow.Schema // of sink streams, for writes
@@ -165,8 +167,12 @@ func (c *flightConnector) fromStatus(err error) error {
 			return fmt.Errorf("%s: %w", strings.TrimPrefix(st.Message(), connector.ErrUnknownStream.Error()+" "), connector.ErrUnknownStream)
 		}
 	case codes.Unavailable:
+		// The process may be reaped a moment after its connection broke.
+		for wait := 0; wait < 10 && !c.exited(); wait++ {
+			time.Sleep(50 * time.Millisecond)
+		}
 		if c.exited() {
-			return errors.New("the plugin process exited unexpectedly (its last log lines are above)")
+			return fmt.Errorf("connector plugin %s exited unexpectedly (its last log lines are above)", c.name)
 		}
 	}
 	return errors.New(st.Message())

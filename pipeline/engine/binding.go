@@ -15,6 +15,10 @@ import (
 	"pipehost/sinks"
 )
 
+// ErrInterrupted is a run's error when its context was cancelled (SIGINT or
+// SIGTERM): what it wrote after its last commit was discarded.
+var ErrInterrupted = errors.New("interrupted: rows after the last commit were discarded; the next run resumes there")
+
 // ErrStateMismatch is returned (wrapped) by a run that refuses to resume
 // from a checkpoint describing other data: another account or sandbox,
 // another destination, or a destination another state store writes.

@@ -41,7 +41,7 @@ type Options struct {
 	// those the named pipelines use.
 	Only []string
 	// State keeps checkpoints between runs; nil runs every stream in full
-	// and remembers nothing.
+	// and remembers nothing. The host closes it in Close.
 	State state.Store
 	// ProgressEvery is how often a running pipeline logs its rows and rate
 	// (default DefaultProgressEvery).
@@ -370,13 +370,16 @@ func (h *Host) Sensitive() []hcl.Range {
 	return append(out, h.sensitive...)
 }
 
-// Close stops every plugin and closes every sink.
+// Close stops every plugin, closes every sink and the state store.
 func (h *Host) Close() {
 	for _, c := range h.Connectors {
 		c.conn.Close()
 	}
 	for _, s := range h.sinks {
 		s.Close()
+	}
+	if h.opts.State != nil {
+		h.opts.State.Close()
 	}
 }
 
@@ -525,8 +528,8 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 	}
 	if err != nil {
 		w.Abort()
-		if errors.Is(err, context.Canceled) {
-			err = fmt.Errorf("interrupted: %w", err)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			err = ErrInterrupted
 		}
 		res.Err = fmt.Errorf("stream %s: %w", res.Stream, err)
 		msg := "pipeline failed; nothing of this run was committed"

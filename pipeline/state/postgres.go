@@ -225,7 +225,7 @@ func (p *Postgres) Lock(pipeline string) (func(), error) {
 	}
 	if !ok {
 		conn.Release()
-		return nil, fmt.Errorf("pipeline %s is already running on another host or process (PostgreSQL advisory lock %q is held)", pipeline, key)
+		return nil, fmt.Errorf("pipeline %s is already running on another host or process (PostgreSQL advisory lock %q is held): %w", pipeline, key, ErrLocked)
 	}
 	return func() {
 		ctx, cancel := p.ctx()

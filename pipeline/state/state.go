@@ -21,9 +21,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Run is the outcome of one run of a stream.
@@ -152,6 +154,10 @@ func encodeCheckpoint(cp []byte) json.RawMessage {
 	return b
 }
 
+// ErrLocked is returned (wrapped) by Lock when another run holds the
+// pipeline's lock.
+var ErrLocked = errors.New("another run holds the lock")
+
 // Store is where state lives. Implementations are safe for use by one run
 // of each pipeline at a time; Lock enforces that across processes.
 type Store interface {
@@ -163,6 +169,8 @@ type Store interface {
 	// ID identifies the store: the host stores it with the checkpoints it
 	// commits into a sink, to tell this store's checkpoints from another's.
 	ID() string
+	// Close releases the store's connections; whoever opened it closes it.
+	Close()
 	// RecordRun records the outcome of a run; the checkpoint is unchanged.
 	RecordRun(pipeline, stream string, run Run) error
 	// List returns the entries of one pipeline, or of all when pipeline is "".
@@ -210,6 +218,9 @@ func newID() string {
 
 // ID implements Store.
 func (l *Local) ID() string { return l.id }
+
+// Close implements Store: a folder holds nothing open.
+func (l *Local) Close() {}
 
 // file is one pipeline's state file.
 type file struct {
@@ -387,7 +398,7 @@ func (l *Local) Lock(pipeline string) (func(), error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path)
 		f.Close()
-		return nil, fmt.Errorf("pipeline %s is already running (lock %s held by %s)", pipeline, path, strings.TrimSpace(string(holder)))
+		return nil, fmt.Errorf("pipeline %s is already running (lock %s held by %s): %w", pipeline, path, strings.TrimSpace(string(holder)), ErrLocked)
 	}
 	f.Truncate(0)
 	fmt.Fprintf(f, "pid %d since %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
@@ -406,10 +417,14 @@ func Describe(cp []byte) string {
 	const long = 48
 	var v any
 	if json.Unmarshal(cp, &v) != nil {
-		if len(cp) > 200 {
-			return fmt.Sprintf("%s… (%d bytes)", cp[:200], len(cp))
+		text := string(cp)
+		if len(text) > 200 {
+			text = fmt.Sprintf("%s… (%d bytes)", text[:200], len(cp))
 		}
-		return string(cp)
+		if strings.ContainsAny(text, "\n\r\t") || !utf8.ValidString(text) {
+			text = strconv.Quote(text) // one line, whatever the bytes
+		}
+		return text
 	}
 	var cut func(any) any
 	cut = func(v any) any {

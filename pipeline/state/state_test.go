@@ -121,6 +121,12 @@ func TestDescribeShortensLongCheckpointValues(t *testing.T) {
 	if got := Describe([]byte("12345")); got != "12345" {
 		t.Fatalf("a short checkpoint described as %s", got)
 	}
+	// One line, whatever the checkpoint holds.
+	for _, cp := range []string{"{\n  \"cursor\": \"a\"\n}", "line one\nline two", "\xff\x00raw"} {
+		if got := Describe([]byte(cp)); strings.ContainsAny(got, "\n\r") {
+			t.Fatalf("%q described on several lines: %q", cp, got)
+		}
+	}
 }
 
 // TestStoresKeepBindingsAndAnID: a checkpoint's binding and the digest of

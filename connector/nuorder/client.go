@@ -1,6 +1,7 @@
 package nuorder
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -167,9 +168,15 @@ func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, bo
 		}
 		var apiErr *APIError
 		var rErr *retryError
+		var ra *retryAfterError
 		switch {
 		case errors.As(err, &apiErr) && !retryable(apiErr.Status):
 			return err
+		case errors.As(err, &ra) && ra.after > c.MaxBackoff:
+			// Waiting longer than the client ever waits between attempts
+			// would stall the run; retrying sooner would be refused again.
+			return fmt.Errorf("%s %s: NuOrder answered %d and asked to come back after %v, longer than the %v this client waits between attempts (retry_max_wait_seconds): run again later",
+				e.Method, path, ra.Status, ra.after.Round(time.Second), c.MaxBackoff)
 		case errors.As(err, &rErr):
 			lastErr = rErr.err
 		case errors.As(err, &apiErr):
@@ -183,6 +190,22 @@ func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, bo
 		}
 	}
 	return fmt.Errorf("%s %s failed after %d attempts: %w", e.Method, path, c.MaxAttempts, lastErr)
+}
+
+// notHTML fails when a successful answer is an HTML page (a proxy's or
+// CDN's error page served with 200) rather than NuOrder's JSON, quoting its
+// first bytes; the body is left unread otherwise.
+func notHTML(body *bufio.Reader, method, path string) error {
+	head, _ := body.Peek(512)
+	trimmed := bytes.TrimLeft(head, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '<' {
+		return nil
+	}
+	first := trimmed
+	if len(first) > 80 {
+		first = first[:80]
+	}
+	return fmt.Errorf("NuOrder answered %s %s with an HTML page instead of JSON (first bytes: %q)", method, path, first)
 }
 
 // idleBody cancels its request when one read waits longer than idle for
@@ -273,7 +296,11 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 	if resp.StatusCode/100 != 2 {
 		return c.statusError(method, path, resp)
 	}
-	if err := read(resp.StatusCode, resp.Body); err != nil {
+	br := bufio.NewReader(resp.Body)
+	if err := notHTML(br, method, path); err != nil {
+		return &retryError{err} // a proxy's error page: worth another try
+	}
+	if err := read(resp.StatusCode, br); err != nil {
 		var rErr *retryError
 		if errors.As(err, &rErr) {
 			return err

@@ -50,6 +50,10 @@ type Config struct {
 	ConnectTimeout  *float64 `json:"connect_timeout_seconds"`
 	ResponseTimeout *float64 `json:"response_timeout_seconds"`
 	IdleTimeout     *float64 `json:"idle_timeout_seconds"`
+	// Retries of a failed request (429, 5xx, timeouts, dropped
+	// connections) and the longest wait between two attempts.
+	MaxRetries   *float64 `json:"max_retries"`
+	RetryMaxWait *float64 `json:"retry_max_wait_seconds"`
 	// Warehouses are the brand's NuOrder warehouses. NuOrder has no
 	// warehouse listing and its products carry "warehouses": [] (shared/
 	// nuorder-api.md §6, §13.3), so the user names them.
@@ -101,6 +105,8 @@ var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
 	{Name: "connect_timeout_seconds", Type: json.RawMessage(`"number"`), Description: "connecting and the TLS handshake, each (default 10)"},
 	{Name: "response_timeout_seconds", Type: json.RawMessage(`"number"`), Description: "from a request to NuOrder's first answer (default 120)"},
 	{Name: "idle_timeout_seconds", Type: json.RawMessage(`"number"`), Description: "longest silence inside an answer's body (default 60)"},
+	{Name: "max_retries", Type: json.RawMessage(`"number"`), Description: "retries of a failed request, 0 to 10 (default 4)"},
+	{Name: "retry_max_wait_seconds", Type: json.RawMessage(`"number"`), Description: "longest wait between attempts; a Retry-After longer than this fails at once (default 30)"},
 	{Name: "max_in_flight", Type: json.RawMessage(`"number"`), Description: "requests in flight at once (default 5)"},
 }}
 
@@ -222,6 +228,19 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 	}
 	c.cfg = cfg
 	c.client = NewClient(cfg.BaseURL, creds, inFlight, timeouts, c.logger)
+	if cfg.MaxRetries != nil {
+		if *cfg.MaxRetries < 0 || *cfg.MaxRetries > 10 {
+			return fmt.Errorf("nuorder config: max_retries must be between 0 and 10, got %v", *cfg.MaxRetries)
+		}
+		c.client.MaxAttempts = 1 + int(*cfg.MaxRetries)
+	}
+	if cfg.RetryMaxWait != nil {
+		if *cfg.RetryMaxWait < 0.001 || *cfg.RetryMaxWait > 3600 {
+			return fmt.Errorf("nuorder config: retry_max_wait_seconds must be more than 0 and at most 3600, got %v", *cfg.RetryMaxWait)
+		}
+		c.client.MaxBackoff = time.Duration(*cfg.RetryMaxWait * float64(time.Second))
+		c.client.BaseBackoff = min(c.client.BaseBackoff, c.client.MaxBackoff)
+	}
 	return nil
 }
 

@@ -95,3 +95,24 @@ func TestARedirectToAnotherHostIsRefused(t *testing.T) {
 		t.Fatalf("the other host answered %d requests", n)
 	}
 }
+
+// TestBackoffIsBoundedAndJittered: each wait lies in [d/2, d] for the
+// attempt's exponential d, capped at MaxBackoff, and waits differ (full
+// jitter spreads retries of many clients).
+func TestBackoffIsBoundedAndJittered(t *testing.T) {
+	c := &Client{BaseBackoff: 100 * time.Millisecond, MaxBackoff: 1 * time.Second}
+	seen := map[time.Duration]bool{}
+	for attempt := 2; attempt <= 8; attempt++ {
+		d := min(c.BaseBackoff<<(attempt-2), c.MaxBackoff)
+		for k := 0; k < 50; k++ {
+			got := c.backoff(attempt, nil)
+			if got < d/2 || got > d {
+				t.Fatalf("attempt %d waited %v, want within [%v, %v]", attempt, got, d/2, d)
+			}
+			seen[got] = true
+		}
+	}
+	if len(seen) < 100 {
+		t.Fatalf("only %d distinct waits in 350: no jitter", len(seen))
+	}
+}

@@ -76,6 +76,14 @@ type Fault struct {
 	// StallAfterBytes, when positive, sends this many bytes of the body and
 	// then nothing more until the client gives up: a hung connection.
 	StallAfterBytes int
+	// TruncateAfterBytes, when positive, ends the response cleanly after
+	// this many bytes of the body: a truncated array, no transport error.
+	TruncateAfterBytes int
+	// HTML answers 200 with an HTML error page, as a proxy or CDN in front
+	// of an API sometimes does.
+	HTML bool
+	// RedirectTo answers 302 with this base URL and the request's path.
+	RedirectTo string
 	// Times is how many matching requests get the fault; 0 means all.
 	Times int
 	// Skip lets this many matching requests through unharmed first.
@@ -221,6 +229,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fault.Status, http.StatusText(fault.Status))
 		return
 	}
+	if fault.HTML {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>\n")
+		return
+	}
+	if fault.RedirectTo != "" {
+		http.Redirect(w, r, fault.RedirectTo+r.URL.RequestURI(), http.StatusFound)
+		return
+	}
+	if fault.TruncateAfterBytes > 0 {
+		w = &truncateWriter{ResponseWriter: w, left: fault.TruncateAfterBytes}
+	}
 	if fault.DropAfterBytes > 0 {
 		w = &dropWriter{ResponseWriter: w, left: fault.DropAfterBytes}
 	}
@@ -263,6 +284,26 @@ func (d *dropWriter) Write(p []byte) (int, error) {
 			<-d.stall
 		}
 		panic(http.ErrAbortHandler) // net/http closes the connection mid-body
+	}
+	d.left -= len(p)
+	return d.ResponseWriter.Write(p)
+}
+
+// truncateWriter swallows the body after its byte budget: the response
+// ends normally, short.
+type truncateWriter struct {
+	http.ResponseWriter
+	left int
+}
+
+func (d *truncateWriter) Write(p []byte) (int, error) {
+	if d.left <= 0 {
+		return len(p), nil
+	}
+	if len(p) > d.left {
+		d.ResponseWriter.Write(p[:d.left])
+		d.left = 0
+		return len(p), nil
 	}
 	d.left -= len(p)
 	return d.ResponseWriter.Write(p)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"pipehost/connector/nuorder"
@@ -124,5 +125,31 @@ sink "parquet" "lake" {
 	r = runPipeline(t, filepath.Dir(a), credEnv(e2eCreds), "run", "-f", a)
 	if r.code == 0 || !strings.Contains(r.stderr, "another state store") || !strings.Contains(r.stderr, `backend = "postgres"`) {
 		t.Fatalf("A after B committed: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestALakeIsReadableStateIsPrivate: data files are created with the mode
+// the umask allows (0644 under 022), so other users and services can read
+// the lake; the state folder and its files stay private to the owner.
+func TestALakeIsReadableStateIsPrivate(t *testing.T) {
+	srv := startFake(t, 20)
+	path := nuorderFile(t, srv.URL(), productsPipeline)
+	dir := filepath.Dir(path)
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	mask := syscall.Umask(0)
+	syscall.Umask(mask)
+	files, _ := filepath.Glob(filepath.Join(dir, "out", "products", "*.parquet"))
+	for _, f := range files {
+		if fi, _ := os.Stat(f); fi.Mode().Perm() != os.FileMode(0o666&^mask) {
+			t.Fatalf("%s is %v, want %v", f, fi.Mode().Perm(), os.FileMode(0o666&^mask))
+		}
+	}
+	states, _ := filepath.Glob(filepath.Join(dir, ".pipeline-state", "*"))
+	for _, f := range append(states, filepath.Join(dir, ".pipeline-state")) {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Fatalf("%s is readable by others (%v)", f, fi.Mode().Perm())
+		}
 	}
 }

@@ -391,7 +391,7 @@ func (l *Local) Reset(pipeline, stream string) error {
 // it when the process dies, so a killed run never leaves a stale lock.
 func (l *Local) Lock(pipeline string) (func(), error) {
 	path := l.path(pipeline, ".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}

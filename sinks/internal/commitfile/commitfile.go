@@ -79,12 +79,26 @@ func (f *Folder) Create() (*os.File, error) {
 	return CreateTemp(f.dir)
 }
 
+// shared is the mode of data files and manifests: readable by everyone the
+// umask allows (0644 under the usual 022), like any file a tool writes, so a
+// lake can be read by other users and services. os.CreateTemp makes 0600.
+var shared = func() os.FileMode {
+	mask := syscall.Umask(0)
+	syscall.Umask(mask)
+	return os.FileMode(0o666 &^ mask)
+}()
+
 // CreateTemp creates a hidden temporary data file (.part-*.tmp) in dir and
 // holds an exclusive lock on it for as long as it is open, so RemoveStale
 // can tell a file a live writer is filling from one a killed run left.
 func CreateTemp(dir string) (*os.File, error) {
 	f, err := os.CreateTemp(dir, ".part-*.tmp")
 	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(shared); err != nil {
+		f.Close()
+		os.Remove(f.Name())
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -132,6 +146,7 @@ func (f *Folder) Commit(tmpPath, name string, checkpoint []byte) error {
 		return err
 	}
 	syscall.Flock(int(mt.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) // RemoveStale leaves it alone
+	mt.Chmod(shared)
 	defer os.Remove(mt.Name())
 	if _, err := mt.Write(b); err != nil {
 		mt.Close()

@@ -51,6 +51,12 @@ type Client struct {
 
 var _ connector.Connector = (*Client)(nil)
 
+// HandshakeTimeout bounds a plugin's start: from exec to its handshake line.
+// A plugin starts in milliseconds; a minute absorbs a loaded machine, and a
+// binary that never answers (the wrong program, a hung start) fails the run
+// instead of hanging it.
+const HandshakeTimeout = time.Minute
+
 // Open starts the plugin binary and connects to it. The plugin gets a clean
 // environment (nothing of the host's), negotiates mTLS with the host and must
 // speak ProtocolVersion. Open errors when the binary is missing, its checksum
@@ -76,6 +82,7 @@ func Open(cfg Config) (*Client, error) {
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {pluginName: &grpcPlugin{}}},
 		Cmd:              exec.Command(cfg.Path),
 		SkipHostEnv:      true,
+		StartTimeout:     HandshakeTimeout,
 		SecureConfig:     secure,
 		AutoMTLS:         true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},

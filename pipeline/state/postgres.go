@@ -34,6 +34,9 @@ func OpenPostgres(ctx context.Context, dsn, schema string) (*Postgres, error) {
 	if err != nil {
 		return nil, p.redact(fmt.Errorf("state dsn: %w", err))
 	}
+	// The store's statements are small: a minute is generous; a lock wait
+	// never hangs a run.
+	postgres.ApplyTimeouts(cfg.ConnConfig, time.Minute)
 	cfg.MaxConns = 4
 	if p.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, p.redact(err)

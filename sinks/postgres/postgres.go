@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ type Config struct {
 	Schema *string `hcl:"schema,optional"`
 	// TablePrefix is put before every stream's table name.
 	TablePrefix *string `hcl:"table_prefix,optional"`
+	// StatementTimeoutSeconds bounds each statement (default 3600; 0: no
+	// bound).
+	StatementTimeoutSeconds *int `hcl:"statement_timeout_seconds,optional"`
 }
 
 // Driver opens PostgreSQL sinks.
@@ -82,6 +86,13 @@ func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
 	}
 	if c.TablePrefix != nil {
 		s.prefix = *c.TablePrefix
+	}
+	s.statementTimeout = DefaultStatementTimeout
+	if c.StatementTimeoutSeconds != nil {
+		if *c.StatementTimeoutSeconds < 0 {
+			return nil, fmt.Errorf("statement_timeout_seconds must be 0 (no bound) or more, got %d", *c.StatementTimeoutSeconds)
+		}
+		s.statementTimeout = time.Duration(*c.StatementTimeoutSeconds) * time.Second
 	}
 	for attr, v := range map[string]string{"schema": s.schema, "table_prefix": s.prefix} {
 		if v != "" && !plainName.MatchString(v) {
@@ -162,6 +173,8 @@ type Sink struct {
 	red            Redactor
 	schema, prefix string
 	log            hclog.Logger
+	// statementTimeout bounds each statement (0: none).
+	statementTimeout time.Duration
 }
 
 var (
@@ -188,11 +201,39 @@ func (s *Sink) Location(stream string) string {
 func (s *Sink) qualified(table string) string { return pgx.Identifier{s.schema, table}.Sanitize() }
 
 func (s *Sink) connect(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.Connect(ctx, s.dsn)
+	cfg, err := pgx.ParseConfig(s.dsn)
+	if err != nil {
+		return nil, s.red.Err(fmt.Errorf("dsn: %w", err))
+	}
+	ApplyTimeouts(cfg, s.statementTimeout)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, s.red.Err(fmt.Errorf("connecting to PostgreSQL: %w", err))
 	}
 	return conn, nil
+}
+
+// DefaultConnectTimeout bounds connecting to PostgreSQL when the DSN sets
+// no connect_timeout: a server that does not answer fails the run instead
+// of hanging it.
+const DefaultConnectTimeout = 10 * time.Second
+
+// DefaultStatementTimeout bounds every statement of the sink unless the
+// sink's statement_timeout_seconds (or the DSN's statement_timeout) says
+// otherwise: long enough for a merge of millions of rows, short of hanging
+// forever on a lock another session holds.
+const DefaultStatementTimeout = time.Hour
+
+// ApplyTimeouts sets the default connect timeout when the DSN has none, and
+// statement_timeout for the session unless the DSN sets it; 0 leaves
+// statements unbounded. The PostgreSQL state store uses it too.
+func ApplyTimeouts(cfg *pgx.ConnConfig, statement time.Duration) {
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if _, set := cfg.RuntimeParams["statement_timeout"]; !set && statement > 0 {
+		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(statement.Milliseconds(), 10)
+	}
 }
 
 // checkpointTable holds one checkpoint per pipeline and stream, written in

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -291,5 +292,50 @@ func TestConnectionErrorsShowNoPassword(t *testing.T) {
 	_, err = Driver{}.Open(&Config{DSN: "postgres://alice:" + secret + "@127.0.0.1:notaport/db"}, sinks.Env{})
 	if err == nil || strings.Contains(err.Error(), secret) {
 		t.Fatalf("parse error: %v", err)
+	}
+}
+
+// TestTimeoutsAreAppliedUnlessTheDSNSetsThem: connecting is bounded by 10 s
+// and statements by the sink's statement timeout, unless the DSN says
+// otherwise.
+func TestTimeoutsAreAppliedUnlessTheDSNSetsThem(t *testing.T) {
+	cfg, _ := pgx.ParseConfig("postgres://u@127.0.0.1:5432/db")
+	ApplyTimeouts(cfg, time.Hour)
+	if cfg.ConnectTimeout != DefaultConnectTimeout || cfg.RuntimeParams["statement_timeout"] != "3600000" {
+		t.Fatalf("defaults: connect %v, statement %q", cfg.ConnectTimeout, cfg.RuntimeParams["statement_timeout"])
+	}
+	cfg, _ = pgx.ParseConfig("postgres://u@127.0.0.1:5432/db?connect_timeout=3&statement_timeout=5000")
+	ApplyTimeouts(cfg, time.Hour)
+	if cfg.ConnectTimeout != 3*time.Second || cfg.RuntimeParams["statement_timeout"] != "5000" {
+		t.Fatalf("the DSN's own: connect %v, statement %q", cfg.ConnectTimeout, cfg.RuntimeParams["statement_timeout"])
+	}
+}
+
+// TestAServerThatNeverAnswersFailsTheConnect: a PostgreSQL address that
+// accepts the connection and says nothing fails within the connect timeout
+// rather than hanging.
+func TestAServerThatNeverAnswersFailsTheConnect(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent
+		}
+	}()
+	s, err := Driver{}.Open(&Config{DSN: "postgres://u:pw-secret@" + ln.Addr().String() + "/db?sslmode=disable"}, sinks.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = s.Open(context.Background(), sinks.Stream{Pipeline: "p", Name: "orders", Schema: schema, Mode: sinks.Append})
+	if err == nil || time.Since(start) > DefaultConnectTimeout+5*time.Second || strings.Contains(err.Error(), "pw-secret") {
+		t.Fatalf("after %v: %v", time.Since(start), err)
 	}
 }

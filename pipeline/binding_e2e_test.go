@@ -153,3 +153,41 @@ func TestALakeIsReadableStateIsPrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestAFullRefreshReplacesTheFilesItRefreshes: --full-refresh into Parquet
+// replaces the pipeline's files at its final commit (one folder swap), so
+// the lake holds one copy of each row, not two; another pipeline's files
+// in the same folder stay. Into CSV, which cannot swap, it is refused while
+// the folder holds the pipeline's rows, saying what to do.
+func TestAFullRefreshReplacesTheFilesItRefreshes(t *testing.T) {
+	srv := startFake(t, 50)
+	path := nuorderFile(t, srv.URL(), productsPipeline+`
+pipeline "more_products" {
+  from = connector.nuorder.products
+  to   = sink.parquet.lake
+}
+sink "csv" "flat" {
+  path = "flat"
+}
+pipeline "flat_products" {
+  from = connector.nuorder.products
+  to   = sink.csv.flat
+}`)
+	dir := filepath.Dir(path)
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	lake := filepath.Join(dir, "out", "products")
+	both := productIDs(t, lake) // two pipelines' copies
+	r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "--full-refresh", "products", "flat_products")
+	if r.code != 1 || rowsOf(t, r.stdout, "products") == 0 || !strings.Contains(r.stderr, "would add a second copy") {
+		t.Fatalf("full refresh: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if after := productIDs(t, lake); strings.Join(after, ",") != strings.Join(both, ",") {
+		t.Fatalf("after a full refresh of one pipeline the folder holds %d rows, want the same %d (one copy per pipeline)", len(after), len(both))
+	}
+	hidden, _ := filepath.Glob(filepath.Join(dir, "out", ".products.replacing-*"))
+	if len(hidden) != 0 {
+		t.Fatalf("the replacement folder was left behind: %v", hidden)
+	}
+}

@@ -466,7 +466,21 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 		}
 	}
 
-	w, err := sk.Open(ctx, sinks.Stream{Pipeline: pl.Name, Name: st.Name, Schema: st.Schema, PrimaryKey: st.PrimaryKey, Mode: pl.Mode})
+	mode := pl.Mode
+	if ro.FullRefresh && mode == sinks.Append {
+		// A full refresh replaces what the appends accumulated, at its
+		// final commit, where the sink can; elsewhere it would add a
+		// second copy of every row, so it is refused.
+		if supportsMode(h.drivers[pl.To.Type+"."+pl.To.Name], sinks.Overwrite) {
+			mode = sinks.Overwrite
+		} else if cr, ok := sk.(sinks.CheckpointReader); ok {
+			if held, _, _ := cr.Checkpoint(ctx, pl.Name, st.Name); held != nil {
+				res.Err = fmt.Errorf("--full-refresh into %s would add a second copy of the rows it holds: remove them first (the next run then reads everything again, without --full-refresh)", binding.Destination)
+				return res
+			}
+		}
+	}
+	w, err := sk.Open(ctx, sinks.Stream{Pipeline: pl.Name, Name: st.Name, Schema: st.Schema, PrimaryKey: st.PrimaryKey, Mode: mode})
 	if err != nil {
 		res.Err = fmt.Errorf("opening %s for stream %s: %w", res.Sink, st.Name, err)
 		return res
@@ -520,7 +534,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 		}
 		return nil
 	})
-	if err == nil && (pending > 0 || pl.Mode == sinks.Overwrite) {
+	if err == nil && (pending > 0 || mode == sinks.Overwrite) {
 		// Rows after the last checkpoint (committed, but the stored
 		// checkpoint stays before them: the connector gave none after),
 		// or the final commit that makes an overwrite take effect.
@@ -647,6 +661,19 @@ func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream strin
 		return scp, nil
 	}
 	return cp, nil
+}
+
+// supportsMode says whether a sink driver takes a write mode.
+func supportsMode(drv sinks.Driver, mode string) bool {
+	if drv == nil {
+		return false
+	}
+	for _, m := range drv.Modes() {
+		if m == mode {
+			return true
+		}
+	}
+	return false
 }
 
 // failpoint says whether the test failpoint name is armed through the

@@ -57,8 +57,10 @@ type Driver struct{}
 
 var _ sinks.Driver = Driver{}
 
-// Modes implements sinks.Driver: files are only appended.
-func (Driver) Modes() []string { return []string{sinks.Append} }
+// Modes implements sinks.Driver: files are appended, or (overwrite) a
+// run's files replace the pipeline's files of the stream at its final
+// commit, all at once.
+func (Driver) Modes() []string { return []string{sinks.Append, sinks.Overwrite} }
 
 // NewConfig implements sinks.Driver.
 func (Driver) NewConfig() any { return &Config{} }
@@ -161,10 +163,20 @@ func (s *Sink) Open(_ context.Context, st sinks.Stream) (sinks.Writer, error) {
 		return nil, err
 	}
 	commitfile.RemoveStale(dir)
-	return &Writer{
-		sink: s, dir: dir, schema: st.Schema, pipeline: st.Pipeline,
+	w := &Writer{
+		sink: s, dir: dir, live: dir, schema: st.Schema, pipeline: st.Pipeline,
 		prefix: fmt.Sprintf("part-%s-%d", time.Now().UTC().Format("20060102T150405.000Z"), runSeq.Add(1)),
-	}, nil
+	}
+	if st.Mode == sinks.Overwrite {
+		// Files are committed into a hidden folder beside the stream's, which
+		// replaces it at the final commit.
+		r, err := commitfile.StartReplacement(dir)
+		if err != nil {
+			return nil, err
+		}
+		w.replace, w.dir = r, r.Dir()
+	}
+	return w, nil
 }
 
 // Close implements sinks.Sink.
@@ -174,7 +186,9 @@ func (s *Sink) Close() error { return nil }
 type Writer struct {
 	sink     *Sink
 	pipeline string
-	dir      string
+	dir      string // where files are committed: live, or the replacement's folder
+	live     string // the stream's folder
+	replace  *commitfile.Replacement
 	schema   *arrow.Schema
 	prefix   string
 	seq      int
@@ -225,14 +239,49 @@ func (w *Writer) Write(_ context.Context, rec arrow.Record) error {
 
 // Commit implements sinks.Writer: the open file is finished, synced and
 // renamed into place. With no rows since the last commit it does nothing.
-func (w *Writer) Commit(_ context.Context, c sinks.Commit) (sinks.CommitInfo, error) {
+func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, error) {
+	info, err := w.commitFile(c)
+	if err != nil || !c.Final || w.replace == nil {
+		return info, err
+	}
+	// The overwrite takes effect: the pipeline's files are replaced by this
+	// run's, other pipelines' files of the stream are carried over.
+	err = w.replace.Finish(func(name string) bool {
+		return strings.HasSuffix(name, ".parquet") && w.sink.pipelineOf(filepath.Join(w.live, name)) != w.pipeline
+	})
+	w.replace, w.dir = nil, w.live
+	if err != nil {
+		return sinks.CommitInfo{}, err
+	}
+	info.Location = w.live
+	if info.Rows > 0 {
+		info.Location = filepath.Join(w.live, filepath.Base(info.Location))
+	}
+	return info, nil
+}
+
+// pipelineOf reads which pipeline committed a file ("" when unreadable).
+func (s *Sink) pipelineOf(path string) string {
+	rdr, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return ""
+	}
+	defer rdr.Close()
+	if p := rdr.MetaData().KeyValueMetadata().FindValue(pipelineKey); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// commitFile finishes the open file, syncs it and renames it into w.dir.
+func (w *Writer) commitFile(c sinks.Commit) (sinks.CommitInfo, error) {
 	if w.fw == nil {
 		return sinks.CommitInfo{Location: w.dir}, nil
 	}
 	fw, f, rows := w.fw, w.tmp, w.rows
 	w.fw, w.tmp, w.rows = nil, nil, 0
+	fw.AppendKeyValueMetadata(pipelineKey, w.pipeline) // whose file it is, for overwrites
 	if c.Checkpoint != nil {
-		fw.AppendKeyValueMetadata(pipelineKey, w.pipeline)
 		fw.AppendKeyValueMetadata(checkpointKey, base64.StdEncoding.EncodeToString(c.Checkpoint))
 	}
 	// FileWriter.Close writes the footer and closes f.
@@ -256,8 +305,12 @@ func (w *Writer) Commit(_ context.Context, c sinks.Commit) (sinks.CommitInfo, er
 	return sinks.CommitInfo{Rows: rows, Location: final}, nil
 }
 
-// Abort implements sinks.Writer: the unfinished file is removed.
+// Abort implements sinks.Writer: the unfinished file is removed, and an
+// unfinished overwrite with it (the stream's folder is untouched).
 func (w *Writer) Abort() error {
+	if w.replace != nil {
+		defer func() { w.replace.Abandon(); w.replace, w.dir = nil, w.live }()
+	}
 	if w.fw == nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -157,5 +158,71 @@ func TestBadCompressionIsRefused(t *testing.T) {
 	lz := "lzo"
 	if _, err := (Driver{}).Open(&Config{Path: "x", Compression: &lz}, sinks.Env{BaseDir: t.TempDir()}); err == nil {
 		t.Fatal("lzo accepted")
+	}
+}
+
+// TestOverwriteSwapsTheFolderAtTheFinalCommit: an overwrite's commits stay
+// out of sight until the final one, which replaces the pipeline's files at
+// once and keeps another pipeline's; an aborted overwrite leaves the folder
+// as it was; a killed one's hidden folder is removed by the next writer.
+func TestOverwriteSwapsTheFolderAtTheFinalCommit(t *testing.T) {
+	base := t.TempDir()
+	s, _ := Driver{}.Open(&Config{Path: "lake"}, sinks.Env{BaseDir: base})
+	dir := filepath.Join(base, "lake", "things")
+	ctx := context.Background()
+	write := func(pipeline, mode string, from, to int64, final, abort bool) {
+		w, err := s.Open(ctx, sinks.Stream{Pipeline: pipeline, Name: "things", Schema: schema, Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := batch(from, to)
+		defer rec.Release()
+		w.Write(ctx, rec)
+		if abort {
+			w.Abort()
+			return
+		}
+		if _, err := w.Commit(ctx, sinks.Commit{Checkpoint: []byte("cp"), Final: final}); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	write("a", sinks.Append, 0, 10, false, false)
+	write("a", sinks.Append, 10, 20, false, false)
+	write("b", sinks.Append, 0, 5, false, false)
+	before := entries(t, dir)
+	write("a", sinks.Overwrite, 0, 30, false, true) // aborted
+	if got := entries(t, dir); strings.Join(got, ",") != strings.Join(before, ",") {
+		t.Fatalf("an aborted overwrite changed the folder: %v", got)
+	}
+	w, _ := s.Open(ctx, sinks.Stream{Pipeline: "a", Name: "things", Schema: schema, Mode: sinks.Overwrite})
+	rec := batch(0, 30)
+	w.Write(ctx, rec)
+	rec.Release()
+	w.Commit(ctx, sinks.Commit{Checkpoint: []byte("cp1")})
+	if got := entries(t, dir); strings.Join(got, ",") != strings.Join(before, ",") {
+		t.Fatalf("an overwrite's first commit is visible: %v", got)
+	}
+	if _, err := w.Commit(ctx, sinks.Commit{Checkpoint: []byte("cp2"), Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]int64{}
+	for _, name := range entries(t, dir) {
+		r, err := file.OpenParquetFile(filepath.Join(dir, name), false)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		rows[s.(*Sink).pipelineOf(filepath.Join(dir, name))] += r.NumRows()
+		r.Close()
+	}
+	if rows["a"] != 30 || rows["b"] != 5 || len(rows) != 2 {
+		t.Fatalf("after the overwrite: rows by pipeline %v, want a:30 b:5", rows)
+	}
+	// A killed overwrite leaves its hidden folder; the next writer removes it.
+	os.MkdirAll(filepath.Join(base, "lake", ".things.replacing-killed"), 0o755)
+	os.WriteFile(filepath.Join(base, "lake", ".things.replacing-killed", ".writer.lock"), nil, 0o600)
+	write("a", sinks.Overwrite, 0, 3, true, false)
+	if left, _ := filepath.Glob(filepath.Join(base, "lake", ".things.replacing-*")); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
 	}
 }

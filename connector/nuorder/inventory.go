@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,6 +202,10 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 			rp.kind = "prebook" // prebook rows carry no quantity
 		case !hasQty:
 			return "quantity is missing", nil
+		case math.IsNaN(qty):
+			return "quantity is not a number (NaN)", nil
+		case math.IsInf(qty, 0):
+			return fmt.Sprintf("quantity is infinite (%v)", qty), nil
 		case qty < 0:
 			return fmt.Sprintf("negative quantity %v", qty), nil
 		default:
@@ -229,6 +234,17 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 		return sum, err
 	}
 
+	// Quantities that add up beyond a float's range cannot be sent.
+	for _, m := range byWarehouse {
+		for key, rp := range m {
+			if math.IsInf(rp.quantity, 0) {
+				if err := results(rejectAll(rp.rows, "quantities of this SKU, warehouse and date add up to a number too large to send")); err != nil {
+					return sum, err
+				}
+				delete(m, key)
+			}
+		}
+	}
 	ledger, err := decodeInventoryLedger(req.Ledger)
 	if err != nil {
 		return sum, err

@@ -540,3 +540,30 @@ func TestFulfillmentOfACancelledOrderIsRejected(t *testing.T) {
 		t.Fatalf("the cancelled order is now %v", srv.Order(i)["status"])
 	}
 }
+
+// TestInventoryRejectsNonNumbersAndOverflow: NaN, infinities and quantities
+// whose sum overflows are rejected rows with a reason, not a failed push
+// ("json: unsupported value"); the other rows are sent.
+func TestInventoryRejectsNonNumbersAndOverflow(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 131, Products: 10}
+	srv := startCatalog(t, cat)
+	c := configured(t, srv.URL(), testCreds, warehousesConfig(cat, -1))
+	wh := cat.Warehouses()[0]
+	sku := func(p int) any { return cat.Product(p)["sizes"].([]map[string]any)[0]["_id"] }
+	rows := [][]any{
+		{sku(1), nil, nil, nil, wh.Code, math.NaN(), nil, false},
+		{sku(2), nil, nil, nil, wh.Code, math.Inf(1), nil, false},
+		{sku(3), nil, nil, nil, wh.Code, 1e308, nil, false},
+		{sku(3), nil, nil, nil, wh.Code, 1e308, nil, false}, // the sum overflows
+		{sku(4), nil, nil, nil, wh.Code, 7.0, nil, false},
+	}
+	res, _ := write(t, c, "inventory", InventorySchema, rows, false)
+	for i, want := range []string{"not a number", "infinite", "too large", "too large", ""} {
+		if !strings.Contains(res[i].Error, want) || (want == "") != (res[i].Error == "") {
+			t.Fatalf("row %d: %q, want %q", i, res[i].Error, want)
+		}
+	}
+	if got := srv.Replenishments(wh.ID); len(got) != 1 || got[sku(4).(string)] == nil {
+		t.Fatalf("the fake holds %v, want only the good row's SKU", got)
+	}
+}

@@ -191,3 +191,21 @@ pipeline "flat_products" {
 		t.Fatalf("the replacement folder was left behind: %v", hidden)
 	}
 }
+
+// TestAForeignFileInTheLakeDoesNotBlockRuns: a 0-byte or foreign .parquet
+// file in a stream's folder is ignored with a warning naming it, instead of
+// failing every run ("parquet: file too small").
+func TestAForeignFileInTheLakeDoesNotBlockRuns(t *testing.T) {
+	srv := startFake(t, 20)
+	path := nuorderFile(t, srv.URL(), productsPipeline)
+	dir := filepath.Dir(path)
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "out", "products", "part-zzzz-empty.parquet"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "out", "products", "part-zzzz-notes.parquet"), []byte("not parquet at all"), 0o644)
+	r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path)
+	if r.code != 0 || !strings.Contains(r.stderr, "part-zzzz-empty.parquet") || rowsOf(t, r.stdout, "products") != 0 {
+		t.Fatalf("with foreign files: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -391,7 +391,12 @@ func (l *Local) Reset(pipeline, stream string) error {
 // it when the process dies, so a killed run never leaves a stale lock.
 func (l *Local) Lock(pipeline string) (func(), error) {
 	path := l.path(pipeline, ".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	// O_NOFOLLOW: a lock file planted as a symlink must not make the host
+	// truncate what it points at.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("lock file %s is a symbolic link: refusing to use it (remove it)", path)
+	}
 	if err != nil {
 		return nil, err
 	}

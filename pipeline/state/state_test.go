@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,21 @@ func TestStoresKeepBindingsAndAnID(t *testing.T) {
 	c, _ := OpenLocal(t.TempDir())
 	if a.ID() != b.ID() || a.ID() == c.ID() {
 		t.Fatalf("ids %s %s %s: one per folder, kept", a.ID(), b.ID(), c.ID())
+	}
+}
+
+// TestALockFileThatIsASymlinkIsRefused: the host never truncates what a
+// planted symlink points at.
+func TestALockFileThatIsASymlinkIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := OpenLocal(dir)
+	target := filepath.Join(t.TempDir(), "precious.txt")
+	os.WriteFile(target, []byte("precious"), 0o644)
+	os.Symlink(target, filepath.Join(dir, "p.lock"))
+	if _, err := s.Lock("p"); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("lock through a symlink: %v", err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious" {
+		t.Fatalf("the symlink's target became %q", b)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/compress"
 	"github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+	"github.com/hashicorp/go-hclog"
 
 	"pipehost/sinks"
 	"pipehost/sinks/internal/commitfile"
@@ -94,7 +95,11 @@ func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return &Sink{dir: dir, codec: codec, rowGroupRows: rows}, nil
+	log := env.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Sink{dir: dir, codec: codec, rowGroupRows: rows, log: log}, nil
 }
 
 // Sink writes streams as Parquet files under one folder.
@@ -102,6 +107,7 @@ type Sink struct {
 	dir          string
 	codec        compress.Compression
 	rowGroupRows int64
+	log          hclog.Logger
 }
 
 var (
@@ -124,7 +130,10 @@ func (s *Sink) Checkpoint(_ context.Context, pipeline, stream string) ([]byte, t
 	for _, f := range files {
 		rdr, err := file.OpenParquetFile(f, false)
 		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("reading the footer of %s: %w", f, err)
+			// Not a file the host wrote (0 bytes, another tool's, damaged):
+			// it holds no checkpoint of ours; say so and go on.
+			s.log.Warn("ignoring a file in the stream's folder that is not a readable Parquet file", "file", f, "error", err)
+			continue
 		}
 		md := rdr.MetaData().KeyValueMetadata()
 		p, cp := md.FindValue(pipelineKey), md.FindValue(checkpointKey)

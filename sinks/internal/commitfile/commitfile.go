@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -62,6 +63,12 @@ func (f *Folder) recover() (*manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", f.manifestPath(), err)
 	}
+	// The manifest names files of this folder only: a planted or damaged
+	// one must not make the host rename anything elsewhere.
+	if !plainFileName(m.File, "part-") || !plainFileName(m.Temp, ".part-") {
+		return nil, fmt.Errorf("manifest %s names files outside its folder or not written by the host (file %q, temp %q): refusing it; remove the manifest if this folder is yours",
+			f.manifestPath(), m.File, m.Temp)
+	}
 	final, tmp := filepath.Join(f.dir, m.File), filepath.Join(f.dir, m.Temp)
 	if _, err := os.Stat(final); errors.Is(err, os.ErrNotExist) {
 		if err := os.Rename(tmp, final); err != nil {
@@ -72,6 +79,13 @@ func (f *Folder) recover() (*manifest, error) {
 		}
 	}
 	return &m, nil
+}
+
+// plainFileName says whether name is a bare file name (no separator, not
+// "." or "..") with the prefix the host gives its files.
+func plainFileName(name, prefix string) bool {
+	return name != "" && filepath.Base(name) == name && !strings.ContainsRune(name, '\\') &&
+		name != "." && name != ".." && strings.HasPrefix(name, prefix)
 }
 
 // Create starts a hidden temporary file in the folder.

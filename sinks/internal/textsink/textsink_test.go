@@ -116,3 +116,30 @@ func TestAKilledRunsTemporaryFileIsRemovedByTheNextRun(t *testing.T) {
 		t.Fatalf("temporary files left: %v (want only the live writer's)", left)
 	}
 }
+
+// TestAPlantedManifestCannotMoveFilesOutside: a manifest whose paths leave
+// the stream's folder is refused with a clear error; nothing is moved.
+func TestAPlantedManifestCannotMoveFilesOutside(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "out", "st")
+	os.MkdirAll(dir, 0o755)
+	victim := filepath.Join(base, "victim.txt")
+	os.WriteFile(victim, []byte("keep me"), 0o644)
+	for _, m := range []string{
+		`{"file":"../../../moved.txt","temp":"../../victim.txt"}`,
+		`{"file":"ok.txt","temp":"../../victim.txt"}`,
+		`{"file":"/tmp/x.txt","temp":".part-1.tmp"}`,
+	} {
+		os.WriteFile(filepath.Join(dir, ".pipehost-p.json"), []byte(m), 0o644)
+		s, err := Open(&Config{Path: "out"}, sinks.Env{BaseDir: base}, lines{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Open(context.Background(), sinks.Stream{Pipeline: "p", Name: "st", Schema: schema}); err == nil || !strings.Contains(err.Error(), "manifest") {
+			t.Fatalf("manifest %s: %v", m, err)
+		}
+		if b, err := os.ReadFile(victim); err != nil || string(b) != "keep me" {
+			t.Fatalf("manifest %s moved a file outside the folder", m)
+		}
+	}
+}

@@ -308,3 +308,62 @@ pipeline "stock" {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestRejectsAreSafeToOpenAndHoldABigCellOnce: cells that a spreadsheet would
+// run as formulas are neutralised with a leading apostrophe, and a huge bad
+// cell is stored once (its value), not again in the reason.
+func TestRejectsAreSafeToOpenAndHoldABigCellOnce(t *testing.T) {
+	srv, env := sandboxFake(t)
+	_ = srv
+	dir := t.TempDir()
+	sku := nuorder.SandboxCatalog.Product(1)["sizes"].([]map[string]any)[0]["_id"].(string)
+	huge := strings.Repeat("9x", 500_000) // 1 MB, not a number
+	csvText := "SKU,Warehouse,Qty\n" +
+		sku + ",MAIN,\"=HYPERLINK(\"\"http://evil.example\"\")\"\n" +
+		sku + ",MAIN,@SUM(A1)\n" +
+		sku + ",MAIN," + huge + "\n" +
+		sku + ",MAIN,4\n"
+	os.WriteFile(filepath.Join(dir, "stock.csv"), []byte(csvText), 0o644)
+	path := writeFile(t, fmt.Sprintf(`
+connector "nuorder" {
+  plugin = %q
+  config {
+    base_url        = env("NUORDER_BASE_URL")
+    consumer_key    = env("NUORDER_CONSUMER_KEY")
+    consumer_secret = env("NUORDER_CONSUMER_SECRET")
+    token           = env("NUORDER_TOKEN")
+    token_secret    = env("NUORDER_TOKEN_SECRET")%s
+  }
+}
+pipeline "stock" {
+  from    = connector.files.csv
+  options = { path = %q }
+  to      = connector.nuorder.inventory
+  columns = { sku_id = "SKU", warehouse = "Warehouse", quantity = "Qty" }
+  rejects = "rejects"
+}
+`, plugin("nuorder"), warehousesHCL(nuorder.SandboxCatalog.Warehouses()), filepath.Join(dir, "stock.csv")))
+	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "3 rejected") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "rejects", "stock-*.csv"))
+	if len(files) != 1 {
+		t.Fatalf("rejects files %v", files)
+	}
+	fi, _ := os.Stat(files[0])
+	if fi.Size() > int64(len(huge))+10_000 {
+		t.Fatalf("the rejects file is %d bytes for a %d-byte bad cell: stored twice", fi.Size(), len(huge))
+	}
+	rows := readCSV(t, files[0])
+	for _, row := range rows[1:] {
+		for _, cell := range row[2:] {
+			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
+				t.Fatalf("a rejects cell a spreadsheet would run: %q", cell[:min(len(cell), 60)])
+			}
+		}
+	}
+	if rows[1][3] != `'=HYPERLINK("http://evil.example")` {
+		t.Fatalf("the neutralised value is %q", rows[1][3])
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -252,6 +253,15 @@ func Load(path string) (*File, hcl.Diagnostics) {
 			}
 		case "pipeline":
 			unique("pipeline", b.Labels[0], b.DefRange)
+			if name := b.Labels[0]; !pipelineName.MatchString(name) || name == "." || name == ".." {
+				r := b.DefRange
+				if len(b.LabelRanges) > 0 {
+					r = b.LabelRanges[0]
+				}
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid pipeline name",
+					Detail:  fmt.Sprintf("Pipeline name %q: use letters, digits, _, - and . (not first), up to 100 characters; the name becomes part of file names (state, rejects), so it cannot be empty or hold a path.", name),
+					Subject: r.Ptr()})
+			}
 			pl, d := loadPipeline(b, ectx)
 			diags = append(diags, d...)
 			f.Pipelines = append(f.Pipelines, pl)
@@ -262,6 +272,10 @@ func Load(path string) (*File, hcl.Diagnostics) {
 	}
 	return f, diags
 }
+
+// pipelineName is what a pipeline may be called: it becomes part of file
+// names (its state file, its rejects files).
+var pipelineName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$`)
 
 func loadConnector(b *hcl.Block, dir string, ectx *hcl.EvalContext) (*Connector, hcl.Diagnostics) {
 	c := &Connector{Name: b.Labels[0], DeclRange: b.DefRange, Config: hcl.EmptyBody(), ConfigRange: b.DefRange}

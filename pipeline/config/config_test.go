@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,5 +169,42 @@ connector "c" {
 	WriteDiagnostics(&buf, f, diags, nil, false)
 	if !diags.HasErrors() || !strings.Contains(buf.String(), "p.hcl:5:9") || !strings.Contains(buf.String(), "a number is required") {
 		t.Fatalf("diagnostic:\n%s", buf.String())
+	}
+}
+
+// TestPathLikeOrEmptyPipelineNamesAreRefused: a pipeline's name becomes part
+// of file names (state, rejects): one that is empty or holds a path is
+// refused where it is written.
+func TestPathLikeOrEmptyPipelineNamesAreRefused(t *testing.T) {
+	for _, name := range []string{"", "../escape", "a/b", "..", ".hidden", `a\b`} {
+		_, out := load(t, fmt.Sprintf(`
+connector "a" {
+  plugin = "x"
+}
+sink "parquet" "lake" {
+  path = "out"
+}
+pipeline %q {
+  from = connector.a.s
+  to   = sink.parquet.lake
+}
+`, name))
+		if !strings.Contains(out, "Invalid pipeline name") || !strings.Contains(out, "p.hcl:8:") {
+			t.Fatalf("name %q:\n%s", name, out)
+		}
+	}
+	if _, out := load(t, `
+connector "a" {
+  plugin = "x"
+}
+sink "parquet" "lake" {
+  path = "out"
+}
+pipeline "orders-daily_v2.1" {
+  from = connector.a.s
+  to   = sink.parquet.lake
+}
+`); strings.Contains(out, "Invalid pipeline name") {
+		t.Fatalf("a good name refused:\n%s", out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,7 +88,17 @@ func (p *pushRun) reject(pos mapping.Pos, column, value, reason string) error {
 	if pos.Line > 0 {
 		line = strconv.FormatInt(pos.Line, 10)
 	}
-	return p.rejects.w.Write([]string{strconv.FormatInt(pos.Row, 10), line, column, value, reason})
+	return p.rejects.w.Write([]string{strconv.FormatInt(pos.Row, 10), line, neutral(column), neutral(value), neutral(reason)})
+}
+
+// neutral keeps a rejects cell from being run as a formula when the file is
+// opened in a spreadsheet: a cell starting with =, +, -, @, a tab or a
+// carriage return gets a leading apostrophe (the usual CSV-injection guard).
+func neutral(cell string) string {
+	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+		return "'" + cell
+	}
+	return cell
 }
 
 func (p *pushRun) closeRejects() error {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -32,6 +33,20 @@ type Column struct {
 // unknown).
 type Pos struct {
 	Row, Line int64
+}
+
+// preview quotes a value for a reason, cut to its first characters: the
+// rejects file holds the value whole in its own column, once.
+func preview(text string) string {
+	const max = 40
+	if len(text) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		return fmt.Sprintf("%q… (%d bytes)", text[:cut], len(text))
+	}
+	return fmt.Sprintf("%q", text)
 }
 
 // Reject is an input row that could not be converted.
@@ -204,13 +219,13 @@ func parse(text string, t arrow.DataType, layout, format string) (any, error) {
 	case arrow.FLOAT64:
 		v, err := strconv.ParseFloat(strings.ReplaceAll(text, "_", ""), 64)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a number", text)
+			return nil, fmt.Errorf("%s is not a number", preview(text))
 		}
 		return v, nil
 	case arrow.INT64:
 		v, err := strconv.ParseInt(text, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a whole number", text)
+			return nil, fmt.Errorf("%s is not a whole number", preview(text))
 		}
 		return v, nil
 	case arrow.BOOL:
@@ -220,12 +235,12 @@ func parse(text string, t arrow.DataType, layout, format string) (any, error) {
 		case "false", "f", "no", "n", "0":
 			return false, nil
 		}
-		return nil, fmt.Errorf("%q is not true or false", text)
+		return nil, fmt.Errorf("%s is not true or false", preview(text))
 	case arrow.DATE32:
 		if layout != "" {
 			d, err := time.Parse(layout, text)
 			if err != nil {
-				return nil, fmt.Errorf("%q is not a date in the format %s", text, format)
+				return nil, fmt.Errorf("%s is not a date in the format %s", preview(text), format)
 			}
 			return d, nil
 		}
@@ -234,7 +249,7 @@ func parse(text string, t arrow.DataType, layout, format string) (any, error) {
 				return d, nil
 			}
 		}
-		return nil, fmt.Errorf("%q is not a date like 2026-01-31 (set the column's format for other layouts)", text)
+		return nil, fmt.Errorf("%s is not a date like 2026-01-31 (set the column's format for other layouts)", preview(text))
 	}
 	return nil, fmt.Errorf("columns of type %s cannot be mapped", t)
 }

@@ -367,3 +367,58 @@ pipeline "stock" {
 		t.Fatalf("the neutralised value is %q", rows[1][3])
 	}
 }
+
+// TestAMalformedLineIsARejectNotTheEndOfThePush: 3,000 customers with an
+// unterminated quote and a ragged row in the middle: both go to the rejects
+// file with their line and reason, and every other customer is sent.
+func TestAMalformedLineIsARejectNotTheEndOfThePush(t *testing.T) {
+	srv, env := sandboxFake(t)
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("Customer No,Customer Name,Currency\n")
+	for i := 1; i <= 3000; i++ {
+		switch i {
+		case 1200:
+			fmt.Fprintf(&b, "N%05d,\"Unterminated Name,USD\n", i)
+		case 2400:
+			fmt.Fprintf(&b, "N%05d,Ragged,USD,extra\n", i)
+		default:
+			fmt.Fprintf(&b, "N%05d,\"Store %d, Inc\",USD\n", i, i)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "customers.csv"), []byte(b.String()), 0o644)
+	path := writeFile(t, fmt.Sprintf(`
+connector "nuorder" {
+  plugin = %q
+  config {
+    base_url        = env("NUORDER_BASE_URL")
+    consumer_key    = env("NUORDER_CONSUMER_KEY")
+    consumer_secret = env("NUORDER_CONSUMER_SECRET")
+    token           = env("NUORDER_TOKEN")
+    token_secret    = env("NUORDER_TOKEN_SECRET")
+  }
+}
+pipeline "customers" {
+  from       = connector.files.csv
+  options    = { path = %q }
+  to         = connector.nuorder.companies
+  to_options = { method = "force" }
+  columns    = { code = "Customer No", name = "Customer Name", currency_code = "Currency" }
+}
+`, plugin("nuorder"), filepath.Join(dir, "customers.csv")))
+	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "customers: 2 rejected") || rowsOf(t, r.stdout, "customers") != 2998 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if n := srv.Requests(api.CompanyForce); n != 2998 {
+		t.Fatalf("%d companies sent, want 2998", n)
+	}
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "rejects", "customers-*.csv"))
+	rows := readCSV(t, files[0])
+	if len(rows) != 3 || rows[1][1] != "1201" || !strings.Contains(rows[1][4], "never closed") || rows[2][1] != "2401" || !strings.Contains(rows[2][4], "4 fields") {
+		t.Fatalf("rejects: %v", rows)
+	}
+	if _, ok := srv.CompanyByCode("N03000"); !ok {
+		t.Fatal("the last customer was not sent")
+	}
+}

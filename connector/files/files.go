@@ -42,10 +42,22 @@ import (
 	"pipehost/connector"
 )
 
-// RowColumn and LineColumn are the position columns every batch carries.
+// RowColumn and LineColumn are the position columns every batch carries;
+// ErrorColumn, in CSV and JSON-lines batches, says why a record could not be
+// read (null for good rows): a malformed record is one such row, with its
+// position, and reading goes on at the next record.
 const (
-	RowColumn  = "_row"
-	LineColumn = "_line"
+	RowColumn   = "_row"
+	LineColumn  = "_line"
+	ErrorColumn = "_error"
+)
+
+// maxRecordLines and maxRecordBytes bound how far a CSV record with an
+// unterminated quote may reach: past them it is a malformed record, and
+// reading starts again at the line after its first.
+const (
+	maxRecordLines = 1000
+	maxRecordBytes = 8 << 20
 )
 
 // batchRows is how many rows go into one batch.
@@ -150,10 +162,20 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 
 // stringBatcher builds batches of string columns plus the position columns.
 type stringBatcher struct {
-	schema *arrow.Schema
-	b      *array.RecordBuilder
-	n      int
-	emit   connector.EmitFunc
+	schema    *arrow.Schema
+	b         *array.RecordBuilder
+	n         int
+	good, bad int64
+	emit      connector.EmitFunc
+}
+
+// unreadable fails a file of which no record could be read: a wrong
+// encoding or format throughout, not a few bad records.
+func (s *stringBatcher) unreadable(path, first string) error {
+	if s.good == 0 && s.bad > 0 {
+		return fmt.Errorf("%s cannot be read: none of its %d records is valid (wrong format or encoding?); the first: %s", path, s.bad, first)
+	}
+	return nil
 }
 
 func newStringBatcher(cols []string, emit connector.EmitFunc) *stringBatcher {
@@ -163,9 +185,26 @@ func newStringBatcher(cols []string, emit connector.EmitFunc) *stringBatcher {
 	}
 	fields = append(fields,
 		arrow.Field{Name: RowColumn, Type: arrow.PrimitiveTypes.Int64},
-		arrow.Field{Name: LineColumn, Type: arrow.PrimitiveTypes.Int64, Nullable: true})
+		arrow.Field{Name: LineColumn, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		arrow.Field{Name: ErrorColumn, Type: arrow.BinaryTypes.String, Nullable: true})
 	schema := arrow.NewSchema(fields, nil)
 	return &stringBatcher{schema: schema, b: array.NewRecordBuilder(memory.DefaultAllocator, schema), emit: emit}
+}
+
+// addError adds a record that could not be read: its position and why.
+func (s *stringBatcher) addError(row, line int64, reason string) error {
+	n := len(s.schema.Fields()) - 3
+	for i := 0; i < n; i++ {
+		s.b.Field(i).AppendNull()
+	}
+	s.b.Field(n).(*array.Int64Builder).Append(row)
+	s.b.Field(n + 1).(*array.Int64Builder).Append(line)
+	s.b.Field(n + 2).(*array.StringBuilder).Append(reason)
+	s.bad++
+	if s.n++; s.n >= batchRows {
+		return s.flush()
+	}
+	return nil
 }
 
 func (s *stringBatcher) add(values []string, present []bool, row, line int64) error {
@@ -183,6 +222,8 @@ func (s *stringBatcher) add(values []string, present []bool, row, line int64) er
 	} else {
 		s.b.Field(n + 1).AppendNull()
 	}
+	s.b.Field(n + 2).AppendNull()
+	s.good++
 	if s.n++; s.n >= batchRows {
 		return s.flush()
 	}
@@ -205,22 +246,24 @@ func readCSV(ctx context.Context, path string, opts map[string]string, emit conn
 		return err
 	}
 	defer f.Close()
-	r := csv.NewReader(bufio.NewReaderSize(f, 256<<10))
-	r.ReuseRecord = true
-	r.FieldsPerRecord = -1
+	comma := ','
 	if d := opts["delimiter"]; d != "" {
 		if utf8.RuneCountInString(d) != 1 {
 			return fmt.Errorf("files.csv: delimiter %q must be one character", d)
 		}
-		r.Comma, _ = utf8.DecodeRuneInString(d)
+		comma, _ = utf8.DecodeRuneInString(d)
 	}
+	recs := &csvRecords{lines: bufio.NewReaderSize(f, 256<<10), comma: comma}
 	header := opts["header"] != "false"
-	first, err := r.Read()
+	first, firstLine, perr, err := recs.next(0)
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s is empty", path)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	if perr != "" {
+		return fmt.Errorf("%s:%d: the first record cannot be read: %s", path, firstLine, perr)
 	}
 	var cols []string
 	if header {
@@ -245,17 +288,31 @@ func readCSV(ctx context.Context, path string, opts map[string]string, emit conn
 	defer bt.b.Release()
 	values := make([]string, len(cols))
 	var row int64
-	process := func(rec []string) error {
+	firstBad := ""
+	process := func(rec []string, line int64, perr string) error {
 		row++
-		line, _ := r.FieldPos(0)
-		if len(rec) != len(cols) {
-			return fmt.Errorf("%s:%d:1: row %d has %d fields, the header has %d", path, line, row, len(rec), len(cols))
+		if perr == "" && len(rec) != len(cols) {
+			perr = fmt.Sprintf("the record has %d fields, the header has %d", len(rec), len(cols))
+		}
+		if perr == "" {
+			for _, v := range rec {
+				if !utf8.ValidString(v) {
+					perr = "the record is not valid UTF-8 (is the file in another encoding?)"
+					break
+				}
+			}
+		}
+		if perr != "" {
+			if firstBad == "" {
+				firstBad = fmt.Sprintf("line %d: %s", line, perr)
+			}
+			return bt.addError(row, line, perr)
 		}
 		copy(values, rec)
-		return bt.add(values, nil, row, int64(line))
+		return bt.add(values, nil, row, line)
 	}
 	if !header {
-		if err := process(first); err != nil {
+		if err := process(first, firstLine, ""); err != nil {
 			return err
 		}
 	}
@@ -263,22 +320,100 @@ func readCSV(ctx context.Context, path string, opts map[string]string, emit conn
 		if row%batchRows == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		rec, err := r.Read()
+		rec, line, perr, err := recs.next(len(cols))
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				return fmt.Errorf("%s:%d:%d: %v", path, pe.Line, pe.Column, pe.Err)
-			}
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if err := process(rec); err != nil {
+		if err := process(rec, line, perr); err != nil {
 			return err
 		}
 	}
+	if err := bt.unreadable(path, firstBad); err != nil {
+		return err
+	}
 	return bt.flush()
+}
+
+// csvRecords splits a CSV file into records itself, so that one malformed
+// record (an unterminated quote, a bare quote) is reported and skipped
+// rather than ending the file: a record is complete when its quotes pair
+// up; one that does not within maxRecordLines lines is malformed, and
+// reading starts again at the line after its first.
+type csvRecords struct {
+	lines   *bufio.Reader
+	comma   rune
+	read    int64      // lines read from the file
+	pending []numbered // lines read ahead and given back
+}
+
+// numbered is a line of the file and its number.
+type numbered struct {
+	no   int64
+	text string
+}
+
+func (c *csvRecords) readLine() (numbered, error) {
+	if len(c.pending) > 0 {
+		l := c.pending[0]
+		c.pending = c.pending[1:]
+		return l, nil
+	}
+	l, err := c.lines.ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && l != "") {
+		return numbered{}, err
+	}
+	c.read++
+	return numbered{c.read, strings.TrimSuffix(strings.TrimSuffix(l, "\n"), "\r")}, nil
+}
+
+// next returns the next record and the line it starts on, or the reason it
+// cannot be read (perr); err is io.EOF at the end of the file. Empty lines
+// are skipped, as encoding/csv does. want is the header's field count (0
+// before the header): a record spanning lines must have it.
+func (c *csvRecords) next(want int) (rec []string, line int64, perr string, err error) {
+	first, err := c.readLine()
+	for err == nil && strings.TrimSpace(first.text) == "" {
+		first, err = c.readLine()
+	}
+	if err != nil {
+		return nil, 0, "", err
+	}
+	text := first.text
+	var extra []numbered
+	for strings.Count(text, `"`)%2 == 1 && len(extra) < maxRecordLines && len(text) <= maxRecordBytes {
+		l, err := c.readLine()
+		if err != nil {
+			break
+		}
+		extra = append(extra, l)
+		text += "\n" + l.text
+	}
+	if strings.Count(text, `"`)%2 == 1 {
+		// No closing quote: the record is the first line alone; the lines
+		// read ahead are read again.
+		c.pending = append(extra, c.pending...)
+		return nil, first.no, "a quoted field is never closed (unterminated \")", nil
+	}
+	r := csv.NewReader(strings.NewReader(text))
+	r.Comma, r.FieldsPerRecord = c.comma, -1
+	rec, rerr := r.Read()
+	if len(extra) > 0 && (rerr != nil || (want > 0 && len(rec) != want)) {
+		// Spanning lines did not make a good record: the quote opened on
+		// the first line is what is wrong; the other lines are read again.
+		c.pending = append(extra, c.pending...)
+		return nil, first.no, "a quoted field is never closed (unterminated \")", nil
+	}
+	if rerr != nil {
+		var pe *csv.ParseError
+		if errors.As(rerr, &pe) {
+			return nil, first.no, fmt.Sprintf("column %d: %v", pe.Column, pe.Err), nil
+		}
+		return nil, first.no, rerr.Error(), nil
+	}
+	return rec, first.no, "", nil
 }
 
 // readJSONL reads the file twice: once for the set of keys (the schema),
@@ -290,7 +425,7 @@ func readJSONL(ctx context.Context, path string, emit connector.EmitFunc) error 
 			keys[k] = true
 		}
 		return nil
-	})
+	}, func(int64, string) error { return nil })
 	if err != nil {
 		return err
 	}
@@ -308,6 +443,7 @@ func readJSONL(ctx context.Context, path string, emit connector.EmitFunc) error 
 	values := make([]string, len(cols))
 	present := make([]bool, len(cols))
 	var row int64
+	firstBad := ""
 	err = eachLine(path, func(line int64, obj map[string]json.RawMessage) error {
 		if row%batchRows == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -330,14 +466,23 @@ func readJSONL(ctx context.Context, path string, emit connector.EmitFunc) error 
 			values[i], present[i] = s, true
 		}
 		return bt.add(values, present, row, line)
+	}, func(line int64, reason string) error {
+		row++
+		if firstBad == "" {
+			firstBad = fmt.Sprintf("line %d: %s", line, reason)
+		}
+		return bt.addError(row, line, reason)
 	})
 	if err != nil {
+		return err
+	}
+	if err := bt.unreadable(path, firstBad); err != nil {
 		return err
 	}
 	return bt.flush()
 }
 
-func eachLine(path string, fn func(line int64, obj map[string]json.RawMessage) error) error {
+func eachLine(path string, fn func(line int64, obj map[string]json.RawMessage) error, bad func(line int64, reason string) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -353,8 +498,15 @@ func eachLine(path string, fn func(line int64, obj map[string]json.RawMessage) e
 			continue
 		}
 		var obj map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(text), &obj); err != nil {
-			return fmt.Errorf("%s:%d:1: not a JSON object: %v", path, line, err)
+		if err := json.Unmarshal([]byte(text), &obj); err != nil || obj == nil {
+			reason := "not a JSON object"
+			if err != nil {
+				reason += ": " + err.Error()
+			}
+			if err := bad(line, reason); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := fn(line, obj); err != nil {
 			return err

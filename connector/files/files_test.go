@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,9 +68,12 @@ func TestCSVKeepsRowsAndLines(t *testing.T) {
 func TestCSVErrorsPointAtTheFile(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "bad.csv", "a,b\n1,2\n3,4,5\n")
-	_, _, err := readAll(t, dir, "csv", map[string]string{"path": "bad.csv"})
-	if err == nil || !strings.Contains(err.Error(), "bad.csv:3:1: row 2 has 3 fields") {
-		t.Fatalf("error %v", err)
+	// A ragged record is one bad row with its position and reason (the
+	// host rejects it); reading goes on.
+	cols, pos, err := readAll(t, dir, "csv", map[string]string{"path": "bad.csv"})
+	if err != nil || len(pos) != 2 || pos[1] != [2]int64{2, 3} || !strings.Contains(cols[ErrorColumn][1], "the record has 3 fields, the header has 2") ||
+		cols[ErrorColumn][0] != "(null)" {
+		t.Fatalf("a ragged record: %v %v %v", cols, pos, err)
 	}
 	_, _, err = readAll(t, dir, "csv", map[string]string{"path": "bad.csv", "sep": ";"})
 	if err == nil || !strings.Contains(err.Error(), "unknown option sep") {
@@ -91,9 +95,12 @@ func TestJSONLinesUnionOfKeys(t *testing.T) {
 	if cols["a"][0] != "x" || cols["a"][1] != "(null)" || cols["n"][1] != "2.5" || cols["o"][1] != `{"k":1}` || pos[1] != [2]int64{2, 3} {
 		t.Fatalf("columns %v, positions %v", cols, pos)
 	}
+	// A line that is not an object is one bad row at its line (the host
+	// rejects it with the reason); reading goes on.
 	write(t, dir, "bad.jsonl", "{\"a\":1}\n[1,2]\n")
-	if _, _, err := readAll(t, dir, "jsonl", map[string]string{"path": "bad.jsonl"}); err == nil || !strings.Contains(err.Error(), "bad.jsonl:2:1") {
-		t.Fatalf("error %v", err)
+	cols, pos, err = readAll(t, dir, "jsonl", map[string]string{"path": "bad.jsonl"})
+	if err != nil || len(pos) != 2 || pos[1] != [2]int64{2, 2} || !strings.Contains(cols[ErrorColumn][1], "not a JSON object") {
+		t.Fatalf("a line that is not an object: %v %v %v", cols, pos, err)
 	}
 }
 
@@ -116,5 +123,53 @@ func TestParquetKeepsTypes(t *testing.T) {
 	}
 	if strings.Join(cols["qty"], ",") != "4,5,6" || pos[2][0] != 3 {
 		t.Fatalf("columns %v positions %v", cols, pos)
+	}
+}
+
+// TestAMalformedRecordIsOneBadRow: an unterminated quote, a bare quote or a
+// bad JSON line is one row carrying its line and reason; the records after
+// it are read; a file none of whose records reads fails, naming the first.
+func TestAMalformedRecordIsOneBadRow(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("code,name\n")
+	for i := 1; i <= 3000; i++ {
+		switch i {
+		case 1000:
+			b.WriteString("C1000,\"unterminated name\n") // the quote never closes
+		case 2000:
+			b.WriteString("C2000,bare \" quote\n")
+		default:
+			b.WriteString("C" + strconv.Itoa(i) + ",\"Name, with comma\"\n")
+		}
+	}
+	write(t, dir, "customers.csv", b.String())
+	cols, pos, err := readAll(t, dir, "csv", map[string]string{"path": "customers.csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pos) != 3000 {
+		t.Fatalf("%d rows, want 3000 (2998 good, 2 bad)", len(pos))
+	}
+	bad := map[int64]string{}
+	for i, e := range cols[ErrorColumn] {
+		if e != "(null)" {
+			bad[pos[i][1]] = e
+		}
+	}
+	if len(bad) != 2 || !strings.Contains(bad[1001], "never closed") || !strings.Contains(bad[2001], "quote") {
+		t.Fatalf("bad rows by line: %v", bad)
+	}
+	if cols["code"][2999] != "C3000" || cols["name"][2999] != "Name, with comma" {
+		t.Fatalf("the last record: %s %s", cols["code"][2999], cols["name"][2999])
+	}
+	write(t, dir, "bad.jsonl", "{\"a\":1}\n{not json\n{\"a\":3}\n")
+	cols, pos, err = readAll(t, dir, "jsonl", map[string]string{"path": "bad.jsonl"})
+	if err != nil || len(pos) != 3 || cols["a"][2] != "3" || !strings.Contains(cols[ErrorColumn][1], "not a JSON object") || pos[1][1] != 2 {
+		t.Fatalf("a bad JSON line: %v %v %v", cols, pos, err)
+	}
+	write(t, dir, "utf16.csv", "a,b\n\xff\xfe1\x00,\xff2\n\xfe\xff,\xff\n")
+	if _, _, err := readAll(t, dir, "csv", map[string]string{"path": "utf16.csv"}); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Fatalf("a file in another encoding: %v", err)
 	}
 }

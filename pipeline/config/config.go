@@ -93,8 +93,12 @@ type Pipeline struct {
 	Name     string
 	From, To Ref
 	// Options are handed to the source stream's read, values as strings.
-	Options  map[string]string
-	Schedule string
+	Options map[string]string
+	// ToOptions are handed to a connector sink stream's write (the
+	// `to_options` attribute); ToOptionsRange locates it.
+	ToOptions      map[string]string
+	ToOptionsRange *hcl.Range
+	Schedule       string
 	// Mode is the write mode for a sink target: append (default), merge
 	// or overwrite; ModeRange locates it.
 	Mode      string
@@ -173,7 +177,7 @@ var connectorSchema = &hcl.BodySchema{
 var pipelineSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "from", Required: true}, {Name: "to", Required: true},
-		{Name: "options"}, {Name: "schedule"}, {Name: "columns"}, {Name: "rejects"}, {Name: "mode"},
+		{Name: "options"}, {Name: "to_options"}, {Name: "schedule"}, {Name: "columns"}, {Name: "rejects"}, {Name: "mode"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "column", LabelNames: []string{"name"}}},
 }
@@ -345,6 +349,11 @@ func loadPipeline(b *hcl.Block, ectx *hcl.EvalContext) (*Pipeline, hcl.Diagnosti
 		opts, d := evalOptions(a, ectx)
 		diags = append(diags, d...)
 		pl.Options = opts
+	}
+	if a, ok := content.Attributes["to_options"]; ok {
+		opts, d := evalOptions(a, ectx)
+		diags = append(diags, d...)
+		pl.ToOptions, pl.ToOptionsRange = opts, a.Range.Ptr()
 	}
 	if a, ok := content.Attributes["rejects"]; ok {
 		diags = append(diags, evalString(a, ectx, &pl.Rejects)...)

@@ -275,6 +275,10 @@ func (h *Host) checkPipeline(pl *config.Pipeline) hcl.Diagnostics {
 	if pl.To.Kind == "connector" {
 		return append(diags, h.checkPush(pl)...)
 	}
+	if pl.ToOptionsRange != nil {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "to_options into a sink",
+			Detail: "to_options are handed to a connector's sink stream; a sink takes its settings in its sink block.", Subject: pl.ToOptionsRange})
+	}
 	if sc, ok := h.sinks[pl.To.Type+"."+pl.To.Name].(sinks.StreamChecker); ok {
 		if err := sc.CheckStream(st.Name); err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stream " + st.Name + " cannot land in " + pl.To.String(),

@@ -203,7 +203,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 			}
 			if conv == nil {
 				var err error
-				conv, err = mapping.Compile(columns, b.Record.Schema(), target.Schema, files.RowColumn, files.LineColumn)
+				conv, err = mapping.Compile(columns, b.Record.Schema(), target.Schema, files.RowColumn, files.LineColumn, files.ErrorColumn)
 				if err != nil {
 					return fmt.Errorf("mapping %s onto %s: %w", res.Stream, res.Sink, err)
 				}
@@ -235,7 +235,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		})
 	}()
 	it := &chanIter{ch: recs, err: func() error { readDone.Wait(); return readErr }}
-	sum, err := dst.conn.Write(ctx, connector.WriteRequest{Stream: target.Name, DryRun: dryRun, Ledger: ledger}, it, func(results []connector.RowResult) error {
+	sum, err := dst.conn.Write(ctx, connector.WriteRequest{Stream: target.Name, Options: pl.ToOptions, DryRun: dryRun, Ledger: ledger}, it, func(results []connector.RowResult) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, r := range results {

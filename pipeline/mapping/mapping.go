@@ -64,6 +64,7 @@ type Converter struct {
 	sources []source // one per target column
 	rowCol  int      // index of the input's row column, or -1
 	lineCol int
+	errCol  int // index of the input's error column (why a record is unreadable), or -1
 }
 
 type source struct {
@@ -77,9 +78,16 @@ type source struct {
 // Compile checks a mapping against an input schema and returns a Converter.
 // Target columns not named in columns take the input column of the same name
 // when there is one, else stay null. rowColumn and lineColumn name the
-// input's position columns ("" when it has none).
-func Compile(columns map[string]Column, in, target *arrow.Schema, rowColumn, lineColumn string) (*Converter, error) {
-	c := &Converter{target: target, rowCol: -1, lineCol: -1}
+// input's position columns, errorColumn the column that says why a record
+// could not be read ("" when it has none): such rows are rejected with that
+// reason.
+func Compile(columns map[string]Column, in, target *arrow.Schema, rowColumn, lineColumn, errorColumn string) (*Converter, error) {
+	c := &Converter{target: target, rowCol: -1, lineCol: -1, errCol: -1}
+	if errorColumn != "" {
+		if idx := in.FieldIndices(errorColumn); len(idx) > 0 {
+			c.errCol = idx[0]
+		}
+	}
 	if rowColumn != "" {
 		if idx := in.FieldIndices(rowColumn); len(idx) > 0 {
 			c.rowCol = idx[0]
@@ -97,7 +105,7 @@ func Compile(columns map[string]Column, in, target *arrow.Schema, rowColumn, lin
 	}
 	var inputs []string
 	for _, f := range in.Fields() {
-		if f.Name != rowColumn && f.Name != lineColumn {
+		if f.Name != rowColumn && f.Name != lineColumn && f.Name != errorColumn {
 			inputs = append(inputs, f.Name)
 		}
 	}
@@ -162,6 +170,10 @@ func (c *Converter) Convert(rec arrow.Record) (arrow.Record, []Pos, []Reject) {
 		}
 		if c.lineCol >= 0 && rec.Column(c.lineCol).IsValid(i) {
 			pos.Line = rec.Column(c.lineCol).(*array.Int64).Value(i)
+		}
+		if c.errCol >= 0 && rec.Column(c.errCol).IsValid(i) {
+			rejects = append(rejects, Reject{Pos: pos, Reason: rec.Column(c.errCol).(*array.String).Value(i)})
+			continue
 		}
 		ok := true
 		for k, s := range c.sources {

@@ -39,7 +39,7 @@ func TestConvertRenamesParsesAndRejects(t *testing.T) {
 	main := "MAIN"
 	conv, err := Compile(map[string]Column{
 		"upc": {From: "Item UPC"}, "quantity": {From: "Avail"}, "date": {From: "ETA", Format: "%d.%m.%Y"}, "warehouse": {Value: &main},
-	}, input().Schema(), target, "_row", "")
+	}, input().Schema(), target, "_row", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +63,11 @@ func TestConvertRenamesParsesAndRejects(t *testing.T) {
 }
 
 func TestCompileNamesWhatIsMissing(t *testing.T) {
-	_, err := Compile(map[string]Column{"quantity": {From: "Qty"}}, input().Schema(), target, "_row", "")
+	_, err := Compile(map[string]Column{"quantity": {From: "Qty"}}, input().Schema(), target, "_row", "", "")
 	if err == nil || !strings.Contains(err.Error(), `column "Qty" (mapped to quantity) is not in the input; its columns are: Item UPC, Avail, ETA, prebook`) {
 		t.Fatalf("error %v", err)
 	}
-	_, err = Compile(map[string]Column{"qty": {From: "Avail"}}, input().Schema(), target, "_row", "")
+	_, err = Compile(map[string]Column{"qty": {From: "Avail"}}, input().Schema(), target, "_row", "", "")
 	if err == nil || !strings.Contains(err.Error(), `no column "qty"`) {
 		t.Fatalf("error %v", err)
 	}

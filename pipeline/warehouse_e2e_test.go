@@ -549,3 +549,50 @@ pipeline "order_lines" {
 		t.Fatalf("a quote in the prefix: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestNULCharactersLandTheSameEverywhere: NuOrder strings can hold NUL
+// (a pasted note); PostgreSQL cannot store it, and used to refuse the batch
+// on every run. One rule for every sink: NUL becomes U+FFFD, in plain
+// columns, nested ones and the JSON document.
+func TestNULCharactersLandTheSameEverywhere(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 137, Products: 10, Companies: 5, Orders: 40}
+	srv := serveFake(t, cat)
+	i := 0
+	for cat.OrderStatus(i) != "approved" {
+		i++
+	}
+	lines := srv.Order(i)["line_items"].([]map[string]any)
+	lines[0]["warehouse"] = "MA\x00IN"
+	srv.PatchOrder(i, map[string]any{"notes": "call\x00back", "line_items": lines})
+	schema, conn := pgSchema(t)
+	path := warehouseFile(t, srv.URL(), schema, `
+sink "parquet" "lake" {
+  path = "out"
+}
+pipeline "orders" {
+  from = connector.nuorder.orders
+  to   = sink.postgres.wh
+  mode = "merge"
+}
+pipeline "orders_lake" {
+  from = connector.nuorder.orders
+  to   = sink.parquet.lake
+}`)
+	env := append(credEnv(e2eCreds), "E2E_DSN="+pgDSN(t))
+	if r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	var notes, wh, docNotes string
+	err := conn.QueryRow(context.Background(), fmt.Sprintf(`SELECT notes, line_items->0->>'warehouse', document->>'notes' FROM %s.orders WHERE _id = $1`, schema),
+		cat.OrderID(i)).Scan(&notes, &wh, &docNotes)
+	if err != nil || notes != "call\uFFFDback" || wh != "MA\uFFFDIN" || docNotes != "call\uFFFDback" {
+		t.Fatalf("in PostgreSQL: %q %q %q (%v)", notes, wh, docNotes, err)
+	}
+	tbl, _ := readParquet(t, filepath.Join(filepath.Dir(path), "out", "orders"))
+	ids, pq := stringColumn(t, tbl, "_id"), stringColumn(t, tbl, "notes")
+	for k := range ids {
+		if ids[k] == cat.OrderID(i) && pq[k] != "call\uFFFDback" {
+			t.Fatalf("in Parquet: %q", pq[k])
+		}
+	}
+}

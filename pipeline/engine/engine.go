@@ -526,7 +526,11 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 	var last []byte
 	err = c.conn.Read(ctx, connector.ReadRequest{Stream: st.Name, Checkpoint: checkpoint, Options: pl.Options}, func(b connector.Batch) error {
 		if b.Record != nil && b.Record.NumRows() > 0 {
-			if err := w.Write(ctx, b.Record); err != nil {
+			rec, cleaned := cleanNUL(b.Record)
+			if cleaned {
+				defer rec.Release()
+			}
+			if err := w.Write(ctx, rec); err != nil {
 				return fmt.Errorf("writing to %s: %w", res.Sink, err)
 			}
 			pending += b.Record.NumRows()

@@ -111,6 +111,21 @@ func (s *Server) EditOrders(idx ...int) {
 	}
 }
 
+// PatchOrder replaces fields of order i now, as an edit in NuOrder does
+// (modified_on moves): for tests that need particular values, such as a
+// NUL character a user pasted into a note.
+func (s *Server) PatchOrder(i int, fields map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.touch(s.orders, i)
+	if ch.fields == nil {
+		ch.fields = map[string]any{}
+	}
+	for k, v := range fields {
+		ch.fields[k] = v
+	}
+}
+
 // SetOrderStatus moves order i to a status ("processed", "shipped"...) the
 // way NuOrder does: status and listing membership change, modified_on does
 // not. Recorded NuOrder traffic shows it (shared/nuorder-api.md §13.1: S1's

@@ -55,6 +55,8 @@ type Client struct {
 	logger hclog.Logger
 	// timeouts bound each request.
 	timeouts Timeouts
+	// maxDocument bounds one element of a listing (0: no bound).
+	maxDocument int64
 
 	// MaxAttempts is how many times one request is tried before its error
 	// is returned.
@@ -116,6 +118,7 @@ func NewClient(base string, creds Credentials, inFlight int, timeouts Timeouts, 
 	}
 	return &Client{
 		base: strings.TrimRight(base, "/"), http: hc, sem: make(chan struct{}, inFlight), logger: logger, timeouts: timeouts,
+		maxDocument: DefaultMaxDocument,
 		MaxAttempts: 5, BaseBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second,
 	}
 }
@@ -236,6 +239,40 @@ func (b *idleBody) Read(p []byte) (int, error) {
 func (b *idleBody) Close() error {
 	b.timer.Stop()
 	return b.ReadCloser.Close()
+}
+
+// DefaultMaxDocument is the largest single document (one element of a
+// listing) the client holds: NuOrder's orders are kilobytes; an element
+// that never ends must not grow the plugin without bound.
+const DefaultMaxDocument = 64 << 20
+
+// boundedReader fails a read once the JSON decoder has buffered more than
+// max bytes past the end of the last value it returned: one document
+// larger than max.
+type boundedReader struct {
+	r            io.Reader
+	dec          *json.Decoder
+	read, max    int64
+	method, path string
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.max > 0 && b.dec != nil && b.read-b.dec.InputOffset() > b.max {
+		return 0, &documentTooLarge{method: b.method, path: b.path, max: b.max}
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	return n, err
+}
+
+// documentTooLarge is an element of a listing beyond the document limit.
+type documentTooLarge struct {
+	method, path string
+	max          int64
+}
+
+func (e *documentTooLarge) Error() string {
+	return fmt.Sprintf("an element of %s %s is larger than %d MiB (max_document_mib): refusing to hold it", e.method, e.path, e.max>>20)
 }
 
 // retryError marks a failure in the middle of a body that read can resume.
@@ -422,7 +459,9 @@ func (c *Client) getJSON(ctx context.Context, e api.Endpoint, params []string, v
 func (c *Client) streamArray(ctx context.Context, e api.Endpoint, params []string, fn func(json.RawMessage) error) error {
 	done := 0
 	return c.do(ctx, e, params, func(r io.Reader) error {
-		dec := json.NewDecoder(r)
+		counted := &boundedReader{r: r, max: c.maxDocument, method: e.Method, path: e.URL("", params...)}
+		dec := json.NewDecoder(counted)
+		counted.dec = dec
 		tok, err := dec.Token()
 		if err != nil {
 			return &retryError{fmt.Errorf("reading %s: %w", e.Path, err)}
@@ -434,6 +473,10 @@ func (c *Client) streamArray(ctx context.Context, e api.Endpoint, params []strin
 		for dec.More() {
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
+				var tooBig *documentTooLarge
+				if errors.As(err, &tooBig) {
+					return tooBig // not worth another try
+				}
 				return &retryError{fmt.Errorf("reading %s after %d elements: %w", e.Path, seen, err)}
 			}
 			seen++

@@ -54,6 +54,8 @@ type Config struct {
 	// connections) and the longest wait between two attempts.
 	MaxRetries   *float64 `json:"max_retries"`
 	RetryMaxWait *float64 `json:"retry_max_wait_seconds"`
+	// MaxDocumentMiB bounds one document of a listing.
+	MaxDocumentMiB *float64 `json:"max_document_mib"`
 	// Warehouses are the brand's NuOrder warehouses. NuOrder has no
 	// warehouse listing and its products carry "warehouses": [] (shared/
 	// nuorder-api.md §6, §13.3), so the user names them.
@@ -107,6 +109,7 @@ var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
 	{Name: "idle_timeout_seconds", Type: json.RawMessage(`"number"`), Description: "longest silence inside an answer's body (default 60)"},
 	{Name: "max_retries", Type: json.RawMessage(`"number"`), Description: "retries of a failed request, 0 to 10 (default 4)"},
 	{Name: "retry_max_wait_seconds", Type: json.RawMessage(`"number"`), Description: "longest wait between attempts; a Retry-After longer than this fails at once (default 30)"},
+	{Name: "max_document_mib", Type: json.RawMessage(`"number"`), Description: "the largest single document read, in MiB (default 64)"},
 	{Name: "max_in_flight", Type: json.RawMessage(`"number"`), Description: "requests in flight at once (default 5)"},
 }}
 
@@ -233,6 +236,12 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 			return fmt.Errorf("nuorder config: max_retries must be between 0 and 10, got %v", *cfg.MaxRetries)
 		}
 		c.client.MaxAttempts = 1 + int(*cfg.MaxRetries)
+	}
+	if cfg.MaxDocumentMiB != nil {
+		if *cfg.MaxDocumentMiB < 1 || *cfg.MaxDocumentMiB > 4096 {
+			return fmt.Errorf("nuorder config: max_document_mib must be between 1 and 4096, got %v", *cfg.MaxDocumentMiB)
+		}
+		c.client.maxDocument = int64(*cfg.MaxDocumentMiB * (1 << 20))
 	}
 	if cfg.RetryMaxWait != nil {
 		if *cfg.RetryMaxWait < 0.001 || *cfg.RetryMaxWait > 3600 {

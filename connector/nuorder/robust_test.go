@@ -116,3 +116,25 @@ func TestBackoffIsBoundedAndJittered(t *testing.T) {
 		t.Fatalf("only %d distinct waits in 350: no jitter", len(seen))
 	}
 }
+
+// TestADocumentWithoutEndIsRefused: one listing element that never ends
+// does not grow the connector without bound: past max_document_mib the read
+// fails, naming the endpoint and the limit, without retrying.
+func TestADocumentWithoutEndIsRefused(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 139, Products: 5, Companies: 5, Orders: 30}
+	srv := startCatalog(t, cat)
+	c := configured(t, srv.URL(), testCreds, `,"cursor_lag_seconds":0,"max_document_mib":1`)
+	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{HugeElement: 50 << 20})
+	var peak uint64
+	var err error
+	peak = maxLiveHeap(func() { err = readErr(t, c, "orders", map[string]string{"statuses": "approved"}, 30*time.Second) })
+	if err == nil || !strings.Contains(err.Error(), "/api/orders/approved/detail") || !strings.Contains(err.Error(), "max_document_mib") {
+		t.Fatalf("a 50 MiB document: %v", err)
+	}
+	if n := srv.Requests(api.OrdersDetail); n != 1 {
+		t.Fatalf("%d attempts, want 1", n)
+	}
+	if peak > 40<<20 {
+		t.Fatalf("peak live heap %d MiB reading a 50 MiB document with a 1 MiB limit", peak>>20)
+	}
+}

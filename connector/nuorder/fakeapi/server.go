@@ -84,6 +84,9 @@ type Fault struct {
 	HTML bool
 	// RedirectTo answers 302 with this base URL and the request's path.
 	RedirectTo string
+	// HugeElement, when positive, answers an array whose one element holds
+	// a string of this many bytes: a document without end.
+	HugeElement int
 	// Times is how many matching requests get the fault; 0 means all.
 	Times int
 	// Skip lets this many matching requests through unharmed first.
@@ -233,6 +236,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusOK)
 		fmt.Fprint(w, "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>\n")
+		return
+	}
+	if fault.HugeElement > 0 {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		bw := bufio.NewWriterSize(w, 64<<10)
+		bw.WriteString(`[{"_id":"000000000000000000000000","notes":"`)
+		chunk := strings.Repeat("a", 64<<10)
+		for n := 0; n < fault.HugeElement; n += len(chunk) {
+			if _, err := bw.WriteString(chunk); err != nil {
+				return
+			}
+		}
+		bw.WriteString(`"}]`)
+		bw.Flush()
 		return
 	}
 	if fault.RedirectTo != "" {

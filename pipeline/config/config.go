@@ -10,6 +10,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -184,15 +185,83 @@ var pipelineSchema = &hcl.BodySchema{
 
 var columnSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "from"}, {Name: "value"}, {Name: "format"}}}
 
+// MaxFileBytes and MaxNesting bound what the parser is given: a pipeline
+// file is a few kilobytes; /dev/zero or 60,000 nested brackets (which
+// overflowed the parser's stack) are refused with a diagnostic.
+const (
+	MaxFileBytes = 4 << 20
+	MaxNesting   = 100
+)
+
+// readLimited reads at most max bytes of a file, and fails past them.
+func readLimited(path string, max int64) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	src, err := io.ReadAll(io.LimitReader(fh, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(src)) > max {
+		return nil, fmt.Errorf("%s is larger than %d MiB: that is not a pipeline file", path, max>>20)
+	}
+	return src, nil
+}
+
+// checkNesting refuses brackets nested deeper than MaxNesting (outside
+// strings and comments, roughly: enough to keep the parser's recursion
+// bounded), pointing at the first one too deep.
+func checkNesting(src []byte, path string) *hcl.Diagnostic {
+	depth, line, col := 0, 1, 0
+	inString := false
+	for i := 0; i < len(src); i++ {
+		ch := src[i]
+		col++
+		switch {
+		case ch == '\n':
+			line, col = line+1, 0
+			inString = false
+		case inString:
+			if ch == '\\' {
+				i++
+			} else if ch == '"' {
+				inString = false
+			}
+		case ch == '"':
+			inString = true
+		case ch == '#':
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+			i--
+		case ch == '{' || ch == '[' || ch == '(':
+			if depth++; depth > MaxNesting {
+				pos := hcl.Pos{Line: line, Column: col, Byte: i}
+				return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Nested too deeply",
+					Detail:  fmt.Sprintf("Brackets are nested more than %d deep here: that is not a pipeline file.", MaxNesting),
+					Subject: &hcl.Range{Filename: path, Start: pos, End: hcl.Pos{Line: line, Column: col + 1, Byte: i + 1}}}
+			}
+		case ch == '}' || ch == ']' || ch == ')':
+			depth--
+		}
+	}
+	return nil
+}
+
 // Load parses a pipeline file and checks its structure. The returned File is
 // usable only when the diagnostics have no error.
 func Load(path string) (*File, hcl.Diagnostics) {
 	p := hclparse.NewParser()
 	f := &File{Path: path, Dir: filepath.Dir(path), Parser: p}
 	f.StateDir = filepath.Join(f.Dir, DefaultStateDir)
-	src, err := os.ReadFile(path)
+	src, err := readLimited(path, MaxFileBytes)
 	if err != nil {
 		return f, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read pipeline file", Detail: err.Error()}}
+	}
+	if d := checkNesting(src, path); d != nil {
+		return f, hcl.Diagnostics{d}
 	}
 	hf, diags := p.ParseHCL(src, path)
 	if diags.HasErrors() {

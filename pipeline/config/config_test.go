@@ -208,3 +208,17 @@ pipeline "orders-daily_v2.1" {
 		t.Fatalf("a good name refused:\n%s", out)
 	}
 }
+
+// TestHostileFilesAreRefusedWithADiagnostic: 60,000 nested brackets (which
+// overflowed the parser's stack) and an endless file are refused with a
+// diagnostic, quickly.
+func TestHostileFilesAreRefusedWithADiagnostic(t *testing.T) {
+	_, out := load(t, "pipeline \"p\" {\n  options = "+strings.Repeat("[", 60000)+"\n}\n")
+	if !strings.Contains(out, "Nested too deeply") || !strings.Contains(out, "p.hcl:2:") {
+		t.Fatalf("deep nesting:\n%.400s", out)
+	}
+	_, diags := Load("/dev/zero")
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "larger than") {
+		t.Fatalf("/dev/zero: %v", diags)
+	}
+}

@@ -222,3 +222,18 @@ func TestHostileFilesAreRefusedWithADiagnostic(t *testing.T) {
 		t.Fatalf("/dev/zero: %v", diags)
 	}
 }
+
+// TestASecretIsNotShownInADiagnosticAboutIt: a diagnostic about the state
+// block's DSN itself, found before any sink or plugin says what is
+// sensitive, does not print the line that holds it.
+func TestASecretIsNotShownInADiagnosticAboutIt(t *testing.T) {
+	_, out := load(t, `
+state {
+  dsn     = "postgres://u:Secr3tPW@127.0.0.1:1/db" + 1
+  backend = "postgres"
+}
+`)
+	if !strings.Contains(out, "p.hcl:3:") || strings.Contains(out, "Secr3tPW") {
+		t.Fatalf("diagnostic:\n%s", out)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
@@ -96,6 +97,12 @@ func WriteDiagnostics(w io.Writer, f *File, diags hcl.Diagnostics, sensitive []h
 	if f != nil && f.Parser != nil {
 		files = f.Parser.Files()
 	}
+	// Whatever the caller knows, attributes whose names say they hold a
+	// secret are never shown: a diagnostic can come before any plugin or
+	// sink driver has said which of its attributes are sensitive.
+	for _, hf := range files {
+		sensitive = append(sensitive, secretLooking(hf.Body)...)
+	}
 	sort.SliceStable(diags, func(i, j int) bool { return diags[i].Severity < diags[j].Severity })
 	bold, reset := "", ""
 	if color {
@@ -164,4 +171,25 @@ func Suggest(name string, candidates []string) string {
 		}
 	}
 	return best
+}
+
+// secretLooking returns the ranges of the attributes, in a body and its
+// blocks, whose names say they hold a secret: dsn, and names with secret,
+// password or token in them.
+func secretLooking(body hcl.Body) []hcl.Range {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	var out []hcl.Range
+	for name, a := range sb.Attributes {
+		n := strings.ToLower(name)
+		if n == "dsn" || strings.Contains(n, "secret") || strings.Contains(n, "password") || strings.Contains(n, "token") {
+			out = append(out, a.SrcRange)
+		}
+	}
+	for _, b := range sb.Blocks {
+		out = append(out, secretLooking(b.Body)...)
+	}
+	return out
 }

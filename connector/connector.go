@@ -102,6 +102,11 @@ type Stream struct {
 	// cannot look up). The host shows it as a warning wherever a pipeline
 	// uses the stream (validate, plan); using the stream is still allowed.
 	Notice string `json:"notice,omitempty"`
+	// Options, when not nil, are the option keys a read of the stream (a
+	// source) or a write to it (a sink, `to_options`) accepts; the host
+	// refuses others at validate time, where the pipeline is written. nil:
+	// the connector does not say, and checks them itself when reading.
+	Options []string `json:"options"` // no omitempty: [] (none) is not null (does not say)
 }
 
 // ReadRequest asks for the rows of one source stream.

@@ -209,3 +209,54 @@ func TestAForeignFileInTheLakeDoesNotBlockRuns(t *testing.T) {
 		t.Fatalf("with foreign files: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestCommandsThatOnlyLookLeaveNoTrace: validate, streams, plan and check
+// create no folder (a sink's path, the state folder) and write no file; and
+// validate refuses an option key that run would refuse later.
+func TestCommandsThatOnlyLookLeaveNoTrace(t *testing.T) {
+	srv := startFake(t, 10)
+	root := t.TempDir()
+	lake, stateDir := filepath.Join(root, "not", "yet", "lake"), filepath.Join(root, "state-here")
+	path := writeFile(t, fmt.Sprintf(`
+state {
+  path = %q
+}
+connector "nuorder" {
+  plugin = %q
+  config {
+    base_url = %q%s
+  }
+}
+sink "parquet" "lake" {
+  path = %q
+}
+sink "csv" "flat" {
+  path = %q
+}
+pipeline "products" {
+  from = connector.nuorder.products
+  to   = sink.parquet.lake
+}
+pipeline "flat" {
+  from = connector.nuorder.products
+  to   = sink.csv.flat
+}`, stateDir, plugin("nuorder"), srv.URL(), nuorderCreds, lake, filepath.Join(root, "flat")))
+	dir := filepath.Dir(path)
+	before, _ := os.ReadDir(dir)
+	for _, args := range [][]string{{"validate"}, {"streams"}, {"plan"}, {"check"}, {"state", "show"}} {
+		r := runPipeline(t, dir, credEnv(e2eCreds), append(args, "-f", path)...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("looking created %v in %s", entries, root)
+	}
+	if after, _ := os.ReadDir(dir); len(after) != len(before) {
+		t.Fatalf("looking wrote into the file's folder: %d entries, then %d", len(before), len(after))
+	}
+	bad := writeFile(t, strings.Replace(readFileString(t, path), `to   = sink.parquet.lake`, "to   = sink.parquet.lake\n  options = { statuses = \"approved\" }", 1))
+	if r := runPipeline(t, filepath.Dir(bad), credEnv(e2eCreds), "validate", "-f", bad); r.code != 2 || !strings.Contains(r.stderr, `no option "statuses"`) {
+		t.Fatalf("an option products does not take: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -90,9 +90,10 @@ func (c *Connector) Configure(context.Context, connector.ConfigureRequest) error
 // its own.
 func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 	return []connector.Stream{
-		{Name: "csv", Kind: connector.Source, Description: "a CSV file with a header row (options: path, delimiter, header)"},
-		{Name: "jsonl", Kind: connector.Source, Description: "a JSON-lines file (options: path)"},
-		{Name: "parquet", Kind: connector.Source, Description: "a Parquet file (options: path)"},
+		{Name: "csv", Kind: connector.Source, Description: "a CSV file with a header row (options: path, delimiter, header)",
+			Options: []string{"path", "delimiter", "header"}},
+		{Name: "jsonl", Kind: connector.Source, Description: "a JSON-lines file (options: path)", Options: []string{"path"}},
+		{Name: "parquet", Kind: connector.Source, Description: "a Parquet file (options: path)", Options: []string{"path"}},
 	}, nil
 }
 

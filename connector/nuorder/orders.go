@@ -96,12 +96,15 @@ type orderFilter struct {
 	from, to time.Time // on created_on, inclusive dates; zero = open
 }
 
+// orderOptions are the options of the orders streams.
+var orderOptions = []string{"statuses", "approved_from", "approved_to"}
+
 // parseOrderOptions reads statuses ("approved,processed"), approved_from and
 // approved_to (YYYY-MM-DD, compared with the order's created_on: NuOrder
 // documents carry no approval date).
 func parseOrderOptions(stream string, opts map[string]string) (orderFilter, error) {
 	f := orderFilter{statuses: DefaultOrderStatuses}
-	if err := options(stream, opts, "statuses", "approved_from", "approved_to"); err != nil {
+	if err := options(stream, opts, orderOptions...); err != nil {
 		return f, err
 	}
 	if v := strings.TrimSpace(opts["statuses"]); v != "" {

@@ -93,8 +93,10 @@ func (r Ref) String() string {
 type Pipeline struct {
 	Name     string
 	From, To Ref
-	// Options are handed to the source stream's read, values as strings.
-	Options map[string]string
+	// Options are handed to the source stream's read, values as strings;
+	// OptionsRange locates them.
+	Options      map[string]string
+	OptionsRange *hcl.Range
 	// ToOptions are handed to a connector sink stream's write (the
 	// `to_options` attribute); ToOptionsRange locates it.
 	ToOptions      map[string]string
@@ -417,7 +419,7 @@ func loadPipeline(b *hcl.Block, ectx *hcl.EvalContext) (*Pipeline, hcl.Diagnosti
 	if a, ok := content.Attributes["options"]; ok {
 		opts, d := evalOptions(a, ectx)
 		diags = append(diags, d...)
-		pl.Options = opts
+		pl.Options, pl.OptionsRange = opts, a.Range.Ptr()
 	}
 	if a, ok := content.Attributes["to_options"]; ok {
 		opts, d := evalOptions(a, ectx)

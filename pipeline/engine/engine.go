@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -264,6 +265,7 @@ func (h *Host) checkPipeline(pl *config.Pipeline) hcl.Diagnostics {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stream cannot be read",
 			Detail: fmt.Sprintf("%s is a %s stream: it can only be written to.", pl.From, st.Kind), Subject: pl.From.Range.Ptr()})
 	}
+	diags = append(diags, checkOptions(pl.Options, st, pl.From.String(), "options", pl.OptionsRange)...)
 	if st.Notice != "" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Stream " + pl.From.String() + " needs configuring",
 			Detail: st.Notice + ".", Subject: pl.From.Range.Ptr()})
@@ -338,6 +340,7 @@ func (h *Host) checkPush(pl *config.Pipeline) hcl.Diagnostics {
 		cols = append(cols, f.Name)
 	}
 	var diags hcl.Diagnostics
+	diags = append(diags, checkOptions(pl.ToOptions, st, pl.To.String(), "to_options", pl.ToOptionsRange)...)
 	if st.Notice != "" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Stream " + c.Name + "." + st.Name + " needs configuring",
 			Detail: st.Notice + ".", Subject: pl.To.Range.Ptr()})
@@ -669,6 +672,35 @@ func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream strin
 		return scp, nil
 	}
 	return cp, nil
+}
+
+// checkOptions refuses option keys a stream does not declare (when it
+// declares its options), where the pipeline sets them.
+func checkOptions(opts map[string]string, st connector.Stream, stream, attr string, at *hcl.Range) hcl.Diagnostics {
+	if st.Options == nil || len(opts) == 0 {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if slices.Contains(st.Options, k) {
+			continue
+		}
+		known := "none"
+		if len(st.Options) > 0 {
+			known = strings.Join(st.Options, ", ")
+		}
+		detail := fmt.Sprintf("Stream %s takes no option %q (its %s: %s).", stream, k, attr, known)
+		if s := config.Suggest(k, st.Options); s != "" {
+			detail = fmt.Sprintf("Stream %s takes no option %q. Did you mean %q? (its %s: %s).", stream, k, s, attr, known)
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown option", Detail: detail, Subject: at})
+	}
+	return diags
 }
 
 // supportsMode says whether a sink driver takes a write mode.

@@ -184,29 +184,56 @@ type Store interface {
 
 // Local is the default Store: a folder of JSON files.
 type Local struct {
-	dir string
-	id  string
+	dir  string
+	id   string
+	made bool // the folder and its store-id exist
 }
 
 var _ Store = (*Local)(nil)
 
-// OpenLocal returns the store kept in dir, creating the folder and, on
-// first use, the store's random id (the file store-id).
+// OpenLocal returns the store kept in dir. Nothing is created until the
+// first write (a commit, a run's record, a lock, a reset): reading state,
+// as plan and state show do, leaves no trace on disk. The store's random id
+// is kept in the file store-id.
 func OpenLocal(dir string) (*Local, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	b, err := os.ReadFile(filepath.Join(dir, "store-id"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return &Local{dir: dir, id: newID()}, nil // written by the first write
+	case err != nil:
 		return nil, fmt.Errorf("state folder: %w", err)
 	}
-	idPath := filepath.Join(dir, "store-id")
-	b, err := os.ReadFile(idPath)
-	if errors.Is(err, os.ErrNotExist) {
-		b = []byte(newID())
-		if err := os.WriteFile(idPath, b, 0o600); err != nil {
-			return nil, fmt.Errorf("state folder: %w", err)
+	return &Local{dir: dir, id: strings.TrimSpace(string(b)), made: true}, nil
+}
+
+// mkdir makes the folder and writes the store's id, once, before the first
+// write.
+func (l *Local) mkdir() error {
+	if l.made {
+		return nil
+	}
+	if err := os.MkdirAll(l.dir, 0o700); err != nil {
+		return fmt.Errorf("state folder: %w", err)
+	}
+	idPath := filepath.Join(l.dir, "store-id")
+	fh, err := os.OpenFile(idPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		_, err = fh.WriteString(l.id)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
 		}
-	} else if err != nil {
-		return nil, fmt.Errorf("state folder: %w", err)
+	case errors.Is(err, os.ErrExist): // another process made it first
+		var b []byte
+		if b, err = os.ReadFile(idPath); err == nil {
+			l.id = strings.TrimSpace(string(b))
+		}
 	}
-	return &Local{dir: dir, id: strings.TrimSpace(string(b))}, nil
+	if err != nil {
+		return fmt.Errorf("state folder: %w", err)
+	}
+	l.made = true
+	return nil
 }
 
 // newID makes a random store id.
@@ -253,6 +280,9 @@ func (l *Local) load(pipeline string) (*file, error) {
 
 // save replaces the pipeline's file atomically.
 func (l *Local) save(f *file) error {
+	if err := l.mkdir(); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err
@@ -390,6 +420,9 @@ func (l *Local) Reset(pipeline, stream string) error {
 // Lock implements Store with an flock on <pipeline>.lock; the kernel drops
 // it when the process dies, so a killed run never leaves a stale lock.
 func (l *Local) Lock(pipeline string) (func(), error) {
+	if err := l.mkdir(); err != nil {
+		return nil, err
+	}
 	path := l.path(pipeline, ".lock")
 	// O_NOFOLLOW: a lock file planted as a symlink must not make the host
 	// truncate what it points at.

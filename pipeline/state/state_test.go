@@ -155,6 +155,7 @@ func TestStoresKeepBindingsAndAnID(t *testing.T) {
 	}
 	dir := t.TempDir()
 	a, _ := OpenLocal(dir)
+	a.Commit("p", "s", []byte("1"), CommitMeta{}) // the id is kept from the first write
 	b, _ := OpenLocal(dir)
 	c, _ := OpenLocal(t.TempDir())
 	if a.ID() != b.ID() || a.ID() == c.ID() {

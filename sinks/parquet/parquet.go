@@ -92,9 +92,8 @@ func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(env.BaseDir, dir)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
+	// The folder is made by the first write, not here: validate, plan,
+	// streams and check open sinks and must leave no trace on disk.
 	log := env.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()

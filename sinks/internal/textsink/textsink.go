@@ -78,9 +78,8 @@ func Open(cfg *Config, env sinks.Env, enc Encoder) (*Sink, error) {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(env.BaseDir, dir)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
+	// The folder is made by the first write (commitfile.Open), not here:
+	// validate, plan, streams and check leave no trace on disk.
 	return &Sink{dir: dir, enc: enc}, nil
 }
 

@@ -1,0 +1,63 @@
+package nuorder
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"pipehost/connector"
+)
+
+// FuzzOrderDocument: any JSON NuOrder might send as an order decodes into
+// rows or is refused, never a panic; amounts parse exactly or not at all.
+func FuzzOrderDocument(f *testing.F) {
+	for _, seed := range []string{
+		`{"_id":"543d059f8c60318201c231cb","status":"approved","total":40,"line_items":[{"product":{"_id":"x"},"sizes":[{"size":"S","quantity":1,"price":40}]}],"shipments":[]}`,
+		`{"_id":"a","total":"1234.56","order_discounts":{"original_total":"1e3"},"line_items":null,"shipments":null}`,
+		`{"_id":1,"line_items":[{"sizes":[{"quantity":"x","price":"1e400"}]}],"modified_on":"2014-10-14T11:14:39.527Z"}`,
+		`{}`, `[]`, `null`, `{"_id":"\u0000","notes":"\u0000"}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		var o order
+		if json.Unmarshal([]byte(doc), &o) != nil {
+			return
+		}
+		now := time.Now()
+		ob := newBatcher(OrdersSchema, func(connector.Batch) error { return nil })
+		defer ob.release()
+		appendOrder(ob.b, &o, json.RawMessage(doc), now)
+		lb := newBatcher(OrderLinesSchema, func(connector.Batch) error { return nil })
+		defer lb.release()
+		for i := range o.LineItems {
+			for _, sz := range o.LineItems[i].Sizes {
+				appendOrderLine(lb.b, &o, i, sz, json.RawMessage(`{}`), now)
+			}
+		}
+		rec := ob.b.NewRecord()
+		defer rec.Release()
+		for _, col := range rec.Columns() {
+			if int64(col.Len()) != rec.NumRows() {
+				t.Fatalf("a column of %d rows in a record of %d from %s", col.Len(), rec.NumRows(), doc)
+			}
+		}
+		for _, n := range []flexNumber{o.Total, o.Discount, o.Discounts.OriginalTotal} {
+			parseDecimal(n.text, amountPrecision, amountScale)
+		}
+	})
+}
+
+// FuzzIDSet: any bytes given as an encoded id set decode or are refused.
+func FuzzIDSet(f *testing.F) {
+	s := &idSet{}
+	s.add("543d059f8c60318201c231cb")
+	s.add("other-id")
+	f.Add(s.encode())
+	f.Add("AQ==")
+	f.Fuzz(func(t *testing.T, text string) {
+		if got, err := decodeIDSet(text); err == nil {
+			got.encode()
+		}
+	})
+}

@@ -138,23 +138,13 @@ func TestTenThousandInventoryRowsLandConsolidated(t *testing.T) {
 	w.Flush()
 	f.Close()
 	path := writeFile(t, fmt.Sprintf(`
-connector "nuorder" {
-  plugin = %q
-  config {
-    base_url        = env("NUORDER_BASE_URL")
-    consumer_key    = env("NUORDER_CONSUMER_KEY")
-    consumer_secret = env("NUORDER_CONSUMER_SECRET")
-    token           = env("NUORDER_TOKEN")
-    token_secret    = env("NUORDER_TOKEN_SECRET")%s
-  }
-}
-pipeline "stock" {
+%spipeline "stock" {
   from    = connector.files.csv
   options = { path = %q }
   to      = connector.nuorder.inventory
   columns = { sku_id = "SKU", warehouse = "Warehouse", quantity = "Qty", date = "Available" }
 }
-`, plugin("nuorder"), warehousesHCL(whs), filepath.Join(dir, "stock.csv")))
+`, envConnector(warehousesHCL(whs)), filepath.Join(dir, "stock.csv")))
 	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path)
 	if r.code != 0 || !strings.Contains(r.stdout, " 10000 ") {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -325,24 +315,14 @@ func TestRejectsAreSafeToOpenAndHoldABigCellOnce(t *testing.T) {
 		sku + ",MAIN,4\n"
 	os.WriteFile(filepath.Join(dir, "stock.csv"), []byte(csvText), 0o644)
 	path := writeFile(t, fmt.Sprintf(`
-connector "nuorder" {
-  plugin = %q
-  config {
-    base_url        = env("NUORDER_BASE_URL")
-    consumer_key    = env("NUORDER_CONSUMER_KEY")
-    consumer_secret = env("NUORDER_CONSUMER_SECRET")
-    token           = env("NUORDER_TOKEN")
-    token_secret    = env("NUORDER_TOKEN_SECRET")%s
-  }
-}
-pipeline "stock" {
+%spipeline "stock" {
   from    = connector.files.csv
   options = { path = %q }
   to      = connector.nuorder.inventory
   columns = { sku_id = "SKU", warehouse = "Warehouse", quantity = "Qty" }
   rejects = "rejects"
 }
-`, plugin("nuorder"), warehousesHCL(nuorder.SandboxCatalog.Warehouses()), filepath.Join(dir, "stock.csv")))
+`, envConnector(warehousesHCL(nuorder.SandboxCatalog.Warehouses())), filepath.Join(dir, "stock.csv")))
 	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path)
 	if r.code != 0 || !strings.Contains(r.stdout, "3 rejected") {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -388,24 +368,14 @@ func TestAMalformedLineIsARejectNotTheEndOfThePush(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "customers.csv"), []byte(b.String()), 0o644)
 	path := writeFile(t, fmt.Sprintf(`
-connector "nuorder" {
-  plugin = %q
-  config {
-    base_url        = env("NUORDER_BASE_URL")
-    consumer_key    = env("NUORDER_CONSUMER_KEY")
-    consumer_secret = env("NUORDER_CONSUMER_SECRET")
-    token           = env("NUORDER_TOKEN")
-    token_secret    = env("NUORDER_TOKEN_SECRET")
-  }
-}
-pipeline "customers" {
+%spipeline "customers" {
   from       = connector.files.csv
   options    = { path = %q }
   to         = connector.nuorder.companies
   to_options = { method = "force" }
   columns    = { code = "Customer No", name = "Customer Name", currency_code = "Currency" }
 }
-`, plugin("nuorder"), filepath.Join(dir, "customers.csv")))
+`, envConnector(""), filepath.Join(dir, "customers.csv")))
 	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path)
 	if r.code != 0 || !strings.Contains(r.stdout, "customers: 2 rejected") || rowsOf(t, r.stdout, "customers") != 2998 {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -421,4 +391,21 @@ pipeline "customers" {
 	if _, ok := srv.CompanyByCode("N03000"); !ok {
 		t.Fatal("the last customer was not sent")
 	}
+}
+
+// envConnector is a nuorder connector block taking its base URL and
+// credentials from the environment (as sandboxFake sets them), with extra
+// attributes added to its config.
+func envConnector(extra string) string {
+	return fmt.Sprintf(`connector "nuorder" {
+  plugin = %q
+  config {
+    base_url        = env("NUORDER_BASE_URL")
+    consumer_key    = env("NUORDER_CONSUMER_KEY")
+    consumer_secret = env("NUORDER_CONSUMER_SECRET")
+    token           = env("NUORDER_TOKEN")
+    token_secret    = env("NUORDER_TOKEN_SECRET")%s
+  }
+}
+`, plugin("nuorder"), extra)
 }

@@ -27,17 +27,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "stock.csv"), []byte("SKU,Warehouse,Qty\n"+sku+",MAIN,5\n"+sku+",NOWHERE,5\n"+sku+",MAIN,"+e2eCreds.ConsumerKey+"\n"), 0o644)
 	path := filepath.Join(dir, "pipeline.hcl")
 	os.WriteFile(path, []byte(fmt.Sprintf(`
-connector "nuorder" {
-  plugin = %q
-  config {
-    base_url        = env("NUORDER_BASE_URL")
-    consumer_key    = env("NUORDER_CONSUMER_KEY")
-    consumer_secret = env("NUORDER_CONSUMER_SECRET")
-    token           = env("NUORDER_TOKEN")
-    token_secret    = env("NUORDER_TOKEN_SECRET")%s
-  }
-}
-sink "parquet" "lake" {
+%ssink "parquet" "lake" {
   path = "lake"
 }
 sink "csv" "flat" {
@@ -72,7 +62,7 @@ pipeline "stock" {
   to      = connector.nuorder.inventory
   columns = { sku_id = "SKU", warehouse = "Warehouse", quantity = "Qty" }
 }
-`, plugin("nuorder"), warehousesHCL(nuorder.SandboxCatalog.Warehouses()), dsnPassword)), 0o644)
+`, envConnector(warehousesHCL(nuorder.SandboxCatalog.Warehouses())), dsnPassword)), 0o644)
 	var printed bytes.Buffer
 	trace := []string{"--log-level", "trace", "-f", path}
 	for _, args := range [][]string{

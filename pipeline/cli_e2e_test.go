@@ -1,0 +1,61 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTheCommandLineBehavesLikeOtherTools: help goes to stdout with exit 0
+// (`--help`, `COMMAND --help`, `help COMMAND`); `version` and `--version`
+// print the host's version and Go's, and the plugins' with a file at hand;
+// global flags come before or after the command; a flag a command does not
+// take is an error (exit 2); shell completion is generated and completes
+// pipeline names from the file.
+func TestTheCommandLineBehavesLikeOtherTools(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from = connector.numbers.numbers
+  to   = sink.parquet.lake
+}
+pipeline "numbers_again" {
+  from = connector.numbers.numbers
+  to   = sink.parquet.lake
+}`)
+	dir := filepath.Dir(path)
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout []string
+		stderr []string
+	}{
+		{[]string{"--help"}, 0, []string{"Available Commands", "validate", "serve"}, nil},
+		{[]string{"run", "--help"}, 0, []string{"Usage:", "pipeline run [NAME...]", "--full-refresh", "Examples:"}, nil},
+		{[]string{"help", "run"}, 0, []string{"pipeline run [NAME...]"}, nil},
+		{[]string{"version", "-f", path}, 0, []string{"pipeline 0.2.0", "go1.", "connector numbers: plugin numbers"}, nil},
+		{[]string{"--version"}, 0, []string{"pipeline 0.2.0"}, nil},
+		{[]string{"-f", path, "validate"}, 0, []string{"is valid"}, nil},
+		{[]string{"validate", "-f", path}, 0, []string{"is valid"}, nil},
+		{[]string{"state", "show", "-f", path, "--sandbox", "--full-refresh"}, 2, nil, []string{"unknown flag: --sandbox"}},
+		{[]string{"validate", "--full-refresh", "-f", path}, 2, nil, []string{"unknown flag: --full-refresh"}},
+		{[]string{"frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`}},
+		{[]string{}, 2, nil, []string{"Available Commands"}},
+		{[]string{"completion", "bash"}, 0, []string{"bash completion"}, nil},
+		{[]string{"__complete", "-f", path, "run", "numbers_"}, 0, []string{"numbers_again"}, nil},
+	} {
+		r := runPipeline(t, dir, nil, tc.args...)
+		if r.code != tc.code {
+			t.Fatalf("%v: exit %d, want %d\n%s\n%s", tc.args, r.code, tc.code, r.stdout, r.stderr)
+		}
+		for _, want := range tc.stdout {
+			if !strings.Contains(r.stdout, want) {
+				t.Fatalf("%v: stdout lacks %q:\n%s", tc.args, want, r.stdout)
+			}
+		}
+		for _, want := range tc.stderr {
+			if !strings.Contains(r.stderr, want) {
+				t.Fatalf("%v: stderr lacks %q:\n%s", tc.args, want, r.stderr)
+			}
+		}
+	}
+}

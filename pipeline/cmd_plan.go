@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-hclog"
+
+	"pipehost/pipeline/engine"
+)
+
+// cmdPlan prints what a run would do without doing it: pipelines into a
+// connector's sink stream read their input and ask the connector for a dry
+// run, which makes read requests only; the others say where they resume.
+func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	h, selected, code := loadSelected(ctx, o, logger, stderr)
+	if code != exitOK {
+		return code
+	}
+	defer h.Close()
+	fmt.Fprintf(stdout, "Plan for %s (nothing is written or sent):\n", o.file)
+	failed := 0
+	for _, pl := range selected {
+		res, from := h.Plan(ctx, pl, engine.RunOptions{FullRefresh: o.fullRefresh})
+		fmt.Fprintf(stdout, "\npipeline %s: %s -> %s\n", pl.Name, res.Stream, res.Sink)
+		if res.Err != nil {
+			failed++
+			fmt.Fprintf(stdout, "  cannot plan: %v\n", res.Err)
+			continue
+		}
+		if !res.Push {
+			fmt.Fprintf(stdout, "  would read %s and commit the rows to the sink\n", from)
+			continue
+		}
+		fmt.Fprintf(stdout, "  %d row(s) would be accepted, %d rejected\n", res.Rows, res.Rejected)
+		for _, a := range sortedActions(res) {
+			fmt.Fprintf(stdout, "    %s: %d\n", a.What, a.Count)
+		}
+		if len(res.RejectSample) > 0 {
+			fmt.Fprintln(stdout, "  rejected:")
+			for _, s := range res.RejectSample {
+				fmt.Fprintf(stdout, "    %s\n", s)
+			}
+			if more := res.Rejected - int64(len(res.RejectSample)); more > 0 {
+				fmt.Fprintf(stdout, "    ... and %d more\n", more)
+			}
+		}
+	}
+	if failed > 0 {
+		return exitFailed
+	}
+	return exitOK
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"pipehost/connector"
+	"pipehost/pipeline/engine"
+	"pipehost/pipeline/state"
+)
+
+// cmdRun runs the selected pipelines once, in file order, and prints the
+// summary; its exit code says how they ended (see summarize).
+func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	h, selected, code := loadSelected(ctx, o, logger, stderr)
+	if code != exitOK {
+		return code
+	}
+	defer h.Close()
+	var results []engine.Result
+	for _, pl := range selected {
+		if ctx.Err() != nil {
+			results = append(results, engine.Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Err: fmt.Errorf("not started: %w", engine.ErrInterrupted)})
+			continue
+		}
+		results = append(results, h.Run(ctx, pl, engine.RunOptions{FullRefresh: o.fullRefresh}))
+	}
+	return summarize(stdout, stderr, results)
+}
+
+// summarize prints the run's table and names every failed pipeline.
+func summarize(stdout, stderr io.Writer, results []engine.Result) int {
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PIPELINE\tFROM\tTO\tROWS\tREJECTED\tTIME\tSTATUS")
+	var failed []string
+	for _, r := range results {
+		status := "ok"
+		if r.Err != nil {
+			status = "FAILED"
+			failed = append(failed, r.Pipeline)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected, r.Duration.Round(time.Millisecond), status)
+	}
+	tw.Flush()
+	for _, r := range results {
+		writeActions(stdout, r)
+		if r.RejectsFile != "" {
+			fmt.Fprintf(stdout, "%s: %d rejected row(s), with row numbers and reasons, in %s\n", r.Pipeline, r.Rejected, r.RejectsFile)
+		}
+	}
+	if len(failed) == 0 {
+		return exitOK
+	}
+	locked, interrupted := 0, 0
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(stderr, "Error: pipeline %s failed: %v\n", r.Pipeline, r.Err)
+			if errors.Is(r.Err, state.ErrLocked) {
+				locked++
+			}
+			if errors.Is(r.Err, engine.ErrInterrupted) {
+				interrupted++
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "%d of %d pipeline(s) failed: %s\n", len(failed), len(results), strings.Join(failed, ", "))
+	switch {
+	case interrupted > 0:
+		return exitInterrupted
+	case locked == len(failed):
+		return exitLocked
+	}
+	return exitFailed
+}
+
+// writeActions prints what a push did (or would do), one line per action.
+func writeActions(w io.Writer, r engine.Result) {
+	if len(r.Summary.Actions) == 0 {
+		return
+	}
+	for _, a := range sortedActions(r) {
+		fmt.Fprintf(w, "%s: %s: %d\n", r.Pipeline, a.What, a.Count)
+	}
+}
+
+// sortedActions returns a push's summary lines in alphabetical order.
+func sortedActions(r engine.Result) []connector.Action {
+	actions := append([]connector.Action(nil), r.Summary.Actions...)
+	sort.Slice(actions, func(i, j int) bool { return actions[i].What < actions[j].What })
+	return actions
+}

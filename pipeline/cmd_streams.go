@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/hashicorp/go-hclog"
+
+	"pipehost/pipeline/engine"
+)
+
+// cmdStreams prints each connector's catalog: streams, keys, cursors and
+// columns with their Arrow types. Without --sandbox it needs no credentials.
+func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	// The catalog needs no credentials: without --sandbox the connectors
+	// are not configured, so their streams show as unconfigured.
+	h, code := load(ctx, o, logger, stderr, engine.Options{Catalog: !o.sandbox})
+	if code != exitOK {
+		return code
+	}
+	defer h.Close()
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	for _, fc := range h.File.Connectors {
+		c := h.Connectors[fc.Name]
+		fmt.Fprintf(tw, "connector %s (%s %s)\n", c.Name, c.Info.Name, c.Info.Version)
+		for _, st := range c.Streams {
+			fmt.Fprintf(tw, "\n  %s.%s\t%s stream", c.Name, st.Name, st.Kind)
+			if len(st.PrimaryKey) > 0 {
+				fmt.Fprintf(tw, "\tkey: %s", strings.Join(st.PrimaryKey, ", "))
+			}
+			if st.CursorField != "" {
+				fmt.Fprintf(tw, "\tcursor: %s", st.CursorField)
+			}
+			fmt.Fprintln(tw)
+			if st.Description != "" {
+				fmt.Fprintf(tw, "  %s\n", st.Description)
+			}
+			if st.Disabled != "" {
+				fmt.Fprintf(tw, "  DISABLED: %s\n", st.Disabled)
+			}
+			for _, fld := range st.Schema.Fields() {
+				null := ""
+				if !fld.Nullable {
+					null = "not null"
+				}
+				fmt.Fprintf(tw, "    %s\t%s\t%s\n", fld.Name, null, fld.Type)
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	return exitOK
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"pipehost/pipeline/config"
+	"pipehost/pipeline/engine"
+)
+
+// Version is the host's version, printed by `pipeline version`.
+const Version = "0.2.0"
+
+// execute runs the command line args and returns the exit code. Help (--help,
+// `help CMD`) and `version` go to stdout and exit 0; a wrong command line is
+// an error on stderr and exit 2.
+func execute(args []string, stdout, stderr io.Writer) int {
+	code := exitOK
+	root := newRoot(stdout, stderr, &code)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\nRun 'pipeline --help' for the commands, 'pipeline COMMAND --help' for one.\n", err)
+		return exitUsage
+	}
+	return code
+}
+
+// newRoot builds the command tree. Each command sets *code.
+func newRoot(stdout, stderr io.Writer, code *int) *cobra.Command {
+	o := &options{}
+	root := &cobra.Command{
+		Use:   "pipeline",
+		Short: "Run data pipelines declared in an HCL file",
+		Long: `pipeline runs the pipelines declared in an HCL file (./pipeline.hcl unless -f names another):
+each connector runs as a plugin process, and each pipeline moves a connector's stream into a sink
+(Parquet, CSV, JSON lines, PostgreSQL) or pushes a file into a connector's sink stream.`,
+		Example: `  pipeline validate
+  pipeline run --sandbox
+  pipeline -f nightly.hcl run orders order_lines
+  pipeline state show`,
+		Version:       versionLine(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// No command: say what there is, as a usage error.
+			cmd.SetOut(stderr)
+			cmd.Help()
+			*code = exitUsage
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	pf := root.PersistentFlags()
+	pf.StringVarP(&o.file, "file", "f", defaultFile, "the pipeline file")
+	pf.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	pf.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
+
+	// do wraps a command's function: it sets up the logger and the signal
+	// context every command shares, and records the exit code.
+	do := func(fn func(ctx context.Context, o options, logger hclog.Logger) int) func(*cobra.Command, []string) error {
+		return func(_ *cobra.Command, args []string) error {
+			o.args = args
+			logger, err := newLogger(*o, stderr)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			*code = fn(ctx, *o, logger)
+			return nil
+		}
+	}
+	sandbox := func(c *cobra.Command) {
+		c.Flags().BoolVar(&o.sandbox, "sandbox", false, "run connectors against their built-in sandbox (demo data)")
+	}
+	fullRefresh := func(c *cobra.Command, what string) {
+		c.Flags().BoolVar(&o.fullRefresh, "full-refresh", false, what)
+	}
+	progress := func(c *cobra.Command) {
+		c.Flags().DurationVar(&o.progress, "progress-every", engine.DefaultProgressEvery, "how often a running pipeline logs its rows and rows/s")
+	}
+	names := pipelineNames(o)
+
+	validate := &cobra.Command{Use: "validate", Short: "Check the file, the connectors' configs and every reference",
+		Long:    "validate parses the file, starts each plugin, decodes each connector's config against the schema it advertises and checks every reference against the catalogs. It calls no remote service and writes nothing.",
+		Example: "  pipeline validate\n  pipeline validate --sandbox -f examples/sinks.hcl",
+		Args:    cobra.NoArgs,
+		RunE: do(func(ctx context.Context, o options, l hclog.Logger) int {
+			return cmdValidate(ctx, o, l, stdout, stderr)
+		})}
+	sandbox(validate)
+
+	streams := &cobra.Command{Use: "streams", Short: "List each connector's streams with their columns and types",
+		Example: "  pipeline streams\n  pipeline streams --sandbox",
+		Args:    cobra.NoArgs,
+		RunE:    do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdStreams(ctx, o, l, stdout, stderr) })}
+	sandbox(streams)
+
+	check := &cobra.Command{Use: "check", Short: "Ask each connector whether its service accepts the credentials",
+		Example: "  pipeline check",
+		Args:    cobra.NoArgs,
+		RunE:    do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdCheck(ctx, o, l, stdout, stderr) })}
+	sandbox(check)
+
+	plan := &cobra.Command{Use: "plan [NAME...]", Short: "Show what run would do, sending nothing",
+		Long:              "plan shows, for each pipeline (or those named), where a run would resume, and for pushes into a connector what would be sent (a dry run: read requests only).",
+		Example:           "  pipeline plan\n  pipeline plan --sandbox stock",
+		ValidArgsFunction: names,
+		RunE:              do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdPlan(ctx, o, l, stdout, stderr) })}
+	sandbox(plan)
+	fullRefresh(plan, "plan a full refresh")
+
+	run := &cobra.Command{Use: "run [NAME...]", Short: "Run the pipelines (all, or those named) once",
+		Long:              "run runs every pipeline (or those named), in file order, each from its stored checkpoint, then prints a summary table.",
+		Example:           "  pipeline run\n  pipeline run orders order_lines\n  pipeline run --full-refresh products",
+		ValidArgsFunction: names,
+		RunE:              do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdRun(ctx, o, l, stdout, stderr) })}
+	sandbox(run)
+	fullRefresh(run, "read every stream from the beginning, replacing what appending pipelines wrote")
+	progress(run)
+
+	serve := &cobra.Command{Use: "serve [NAME...]", Short: "Run each pipeline on its schedule until stopped",
+		Long:              "serve runs each pipeline that has a schedule on it, until SIGINT or SIGTERM; a second signal interrupts running pipelines.",
+		Example:           "  pipeline serve\n  pipeline serve orders",
+		ValidArgsFunction: names,
+		RunE:              do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdServe(ctx, o, l, stderr) })}
+	sandbox(serve)
+	progress(serve)
+
+	stateCmd := &cobra.Command{Use: "state", Short: "Show or reset the stored checkpoints", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return errors.New("state needs a subcommand: show or reset")
+		}}
+	show := &cobra.Command{Use: "show [PIPELINE]", Short: "Show the stored checkpoints and last runs",
+		Example: "  pipeline state show\n  pipeline state show orders", Args: cobra.MaximumNArgs(1), ValidArgsFunction: names,
+		RunE: do(func(_ context.Context, o options, _ hclog.Logger) int {
+			o.args = append([]string{"show"}, o.args...)
+			return cmdState(o, stdout, stderr)
+		})}
+	reset := &cobra.Command{Use: "reset PIPELINE [STREAM]", Short: "Forget a pipeline's checkpoints: its next run reads everything",
+		Example: "  pipeline state reset orders", Args: cobra.RangeArgs(1, 2), ValidArgsFunction: names,
+		RunE: do(func(_ context.Context, o options, _ hclog.Logger) int {
+			o.args = append([]string{"reset"}, o.args...)
+			return cmdState(o, stdout, stderr)
+		})}
+	stateCmd.AddCommand(show, reset)
+
+	version := &cobra.Command{Use: "version", Short: "Print the host's version, Go's, and each configured plugin's",
+		Args: cobra.NoArgs,
+		RunE: do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdVersion(ctx, o, l, stdout) })}
+
+	root.AddCommand(validate, streams, check, plan, run, serve, stateCmd, version)
+	return root
+}
+
+// versionLine is the host's version and the Go it was built with.
+func versionLine() string {
+	line := fmt.Sprintf("pipeline %s (%s %s/%s)", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				line += ", commit " + s.Value[:12]
+			}
+		}
+	}
+	return line
+}
+
+// pipelineNames completes pipeline names from the file at hand.
+func pipelineNames(o *options) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(_ *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
+		f, diags := config.Load(o.file)
+		if diags.HasErrors() {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []string
+		for _, pl := range f.Pipelines {
+			if strings.HasPrefix(pl.Name, prefix) {
+				out = append(out, pl.Name)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}

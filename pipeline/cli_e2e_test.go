@@ -42,6 +42,9 @@ pipeline "numbers_again" {
 		{[]string{}, 2, nil, []string{"Available Commands"}},
 		{[]string{"completion", "bash"}, 0, []string{"bash completion"}, nil},
 		{[]string{"__complete", "-f", path, "run", "numbers_"}, 0, []string{"numbers_again"}, nil},
+		{[]string{"plan", "-f", path, "numbers*", "numbers"}, 0, []string{"pipeline numbers:", "pipeline numbers_again:"}, nil},
+		{[]string{"plan", "-f", path, "orders*"}, 2, nil, []string{`no pipeline matching "orders*" (the file has: numbers, numbers_again)`}},
+		{[]string{"plan", "-f", path, "number"}, 2, nil, []string{`no pipeline "number"`}},
 	} {
 		r := runPipeline(t, dir, nil, tc.args...)
 		if r.code != tc.code {
@@ -57,5 +60,23 @@ pipeline "numbers_again" {
 				t.Fatalf("%v: stderr lacks %q:\n%s", tc.args, want, r.stderr)
 			}
 		}
+	}
+}
+
+// TestSettingsComeFromTheEnvironment: PIPELINE_FILE names the file and
+// PIPELINE_LOG_FORMAT the log format when no flag does; a flag wins.
+func TestSettingsComeFromTheEnvironment(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from    = connector.numbers.numbers
+  to      = sink.parquet.lake
+  options = { count = 10 }
+}`)
+	r := runPipeline(t, t.TempDir(), []string{"PIPELINE_FILE=" + path, "PIPELINE_LOG_FORMAT=json"}, "run")
+	if r.code != 0 || !strings.Contains(r.stderr, `"@message":"pipeline finished"`) {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runPipeline(t, t.TempDir(), []string{"PIPELINE_FILE=/nowhere.hcl"}, "validate", "-f", path); r.code != 0 {
+		t.Fatalf("-f does not win over PIPELINE_FILE: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -102,16 +103,12 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 		return nil, exitUsage
 	}
 	if eo.Only != nil {
-		for _, name := range eo.Only {
-			if f.Pipeline(name) == nil {
-				var names []string
-				for _, p := range f.Pipelines {
-					names = append(names, p.Name)
-				}
-				fmt.Fprintf(stderr, "Error: %s declares no pipeline %q (it has: %s)\n", o.file, name, strings.Join(names, ", "))
-				return nil, exitUsage
-			}
+		selected, err := selectPipelines(f, eo.Only)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: %s: %v\n", o.file, err)
+			return nil, exitUsage
 		}
+		eo.Only = selected
 	}
 	eo.Sandbox, eo.Logger, eo.ProgressEvery = o.sandbox, logger, o.progress
 	if eo.State == nil && !eo.Catalog {
@@ -131,6 +128,43 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 	return h, exitOK
 }
 
+// selectPipelines turns the names given on the command line into pipeline
+// names, in the file's order: a name stands for itself, a pattern ("order*",
+// shell-style) for every pipeline it matches; each is selected once. A name
+// or pattern that selects nothing is an error listing the pipelines there
+// are.
+func selectPipelines(f *config.File, args []string) ([]string, error) {
+	picked := map[string]bool{}
+	for _, arg := range args {
+		found := false
+		for _, pl := range f.Pipelines {
+			if ok, err := path.Match(arg, pl.Name); err != nil {
+				return nil, fmt.Errorf("pattern %q: %v", arg, err)
+			} else if ok {
+				picked[pl.Name], found = true, true
+			}
+		}
+		if !found {
+			var names []string
+			for _, pl := range f.Pipelines {
+				names = append(names, pl.Name)
+			}
+			what := "pipeline"
+			if strings.ContainsAny(arg, "*?[") {
+				what = "pipeline matching"
+			}
+			return nil, fmt.Errorf("no %s %q (the file has: %s)", what, arg, strings.Join(names, ", "))
+		}
+	}
+	var out []string
+	for _, pl := range f.Pipelines {
+		if picked[pl.Name] {
+			out = append(out, pl.Name)
+		}
+	}
+	return out, nil
+}
+
 // loadSelected loads the file for the pipelines named on the command line
 // (all when none is) and returns them in order.
 func loadSelected(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer) (*engine.Host, []*config.Pipeline, int) {
@@ -144,8 +178,9 @@ func loadSelected(ctx context.Context, o options, logger hclog.Logger, stderr io
 	}
 	selected := h.File.Pipelines
 	if eo.Only != nil {
+		names, _ := selectPipelines(h.File, eo.Only) // load checked them
 		selected = nil
-		for _, name := range eo.Only {
+		for _, name := range names {
 			selected = append(selected, h.File.Pipeline(name))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -63,9 +64,9 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
 	pf := root.PersistentFlags()
-	pf.StringVarP(&o.file, "file", "f", defaultFile, "the pipeline file")
-	pf.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
-	pf.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
+	pf.StringVarP(&o.file, "file", "f", envOr("PIPELINE_FILE", defaultFile), "the pipeline file ($PIPELINE_FILE)")
+	pf.StringVar(&o.logLevel, "log-level", envOr("PIPELINE_LOG_LEVEL", "info"), "trace, debug, info, warn or error ($PIPELINE_LOG_LEVEL)")
+	pf.StringVar(&o.logFormat, "log-format", os.Getenv("PIPELINE_LOG_FORMAT"), "text or json ($PIPELINE_LOG_FORMAT; default: text on a terminal, json otherwise)")
 
 	// do wraps a command's function: it sets up the logger and the signal
 	// context every command shares, and records the exit code.
@@ -163,6 +164,16 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 
 	root.AddCommand(validate, streams, check, plan, run, serve, stateCmd, version)
 	return root
+}
+
+// envOr is the environment variable's value, or def when it is unset or
+// empty: flags take their defaults from the environment, as users expect of
+// a tool run from cron or a container.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 // versionLine is the host's version and the Go it was built with.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,5 +79,50 @@ pipeline "numbers" {
 	}
 	if r := runPipeline(t, t.TempDir(), []string{"PIPELINE_FILE=/nowhere.hcl"}, "validate", "-f", path); r.code != 0 {
 		t.Fatalf("-f does not win over PIPELINE_FILE: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestJSONOutputsParse: validate, plan and run --json print one JSON
+// document in the documented shape, with the same exit code as without.
+func TestJSONOutputsParse(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from    = connector.numbers.numbers
+  to      = sink.parquet.lake
+  options = { count = 25 }
+}`)
+	dir := filepath.Dir(path)
+	var v validateJSON
+	r := runPipeline(t, dir, nil, "validate", "--json", "-f", path)
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &v) != nil || !v.Valid || v.FormatVersion != "1" || v.ErrorCount != 0 {
+		t.Fatalf("validate --json: exit %d\n%s", r.code, r.stdout)
+	}
+	bad := writeFile(t, strings.Replace(readFileString(t, path), "options = {", "optoins = {", 1))
+	r = runPipeline(t, filepath.Dir(bad), nil, "validate", "--json", "-f", bad)
+	if r.code != 2 || json.Unmarshal([]byte(r.stdout), &v) != nil || v.Valid || v.ErrorCount != 1 || v.Diagnostics[0].Range == nil ||
+		v.Diagnostics[0].Range.Start.Line != 16 || !strings.Contains(v.Diagnostics[0].Summary, "Unsupported argument") {
+		t.Fatalf("validate --json of a typo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var out runJSON
+	r = runPipeline(t, dir, nil, "run", "--json", "-f", path)
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || !out.OK || len(out.Pipelines) != 1 ||
+		out.Pipelines[0].Rows != 25 || out.Pipelines[0].Status != "ok" || out.Pipelines[0].Kind != "pull" || len(out.Pipelines[0].Files) != 1 {
+		t.Fatalf("run --json: exit %d\n%s", r.code, r.stdout)
+	}
+	r = runPipeline(t, dir, nil, "plan", "--json", "-f", path)
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || !strings.Contains(out.Pipelines[0].ResumeFrom, "after checkpoint") {
+		t.Fatalf("plan --json: exit %d\n%s", r.code, r.stdout)
+	}
+	var st stateJSON
+	r = runPipeline(t, dir, nil, "state", "show", "--json", "-f", path)
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || len(st.Entries) != 1 || st.Entries[0].Checkpoint != "25" ||
+		st.Entries[0].LastRun == nil || st.Entries[0].LastRun.Rows != 25 || st.Entries[0].Binding == nil {
+		t.Fatalf("state show --json: exit %d\n%s", r.code, r.stdout)
+	}
+	var cat streamsJSON
+	r = runPipeline(t, dir, nil, "streams", "--json", "-f", path)
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &cat) != nil || len(cat.Connectors) != 1 || cat.Connectors[0].Streams[0].Name != "numbers" ||
+		cat.Connectors[0].Streams[0].Columns[0].Name != "n" || cat.Connectors[0].Streams[0].Columns[0].Type != "int64" {
+		t.Fatalf("streams --json: exit %d\n%s", r.code, r.stdout)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -19,6 +20,21 @@ func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr
 		return code
 	}
 	defer h.Close()
+	if o.json {
+		out := runJSON{FormatVersion: jsonFormat, OK: true, Pipelines: []resultJSON{}}
+		for _, pl := range selected {
+			res, from := h.Plan(ctx, pl, engine.RunOptions{FullRefresh: o.fullRefresh})
+			j := newResultJSON(res)
+			j.ResumeFrom = from
+			if res.Err != nil {
+				out.OK, out.ExitCode = false, exitFailed
+			}
+			out.Pipelines = append(out.Pipelines, j)
+		}
+		out.FinishedAt = time.Now().UTC()
+		writeJSON(stdout, out)
+		return out.ExitCode
+	}
 	fmt.Fprintf(stdout, "Plan for %s (nothing is written or sent):\n", o.file)
 	failed := 0
 	for _, pl := range selected {

@@ -33,52 +33,69 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 		}
 		results = append(results, h.Run(ctx, pl, engine.RunOptions{FullRefresh: o.fullRefresh}))
 	}
-	return summarize(stdout, stderr, results)
+	return summarize(stdout, stderr, results, o.json)
 }
 
 // summarize prints the run's table and names every failed pipeline.
-func summarize(stdout, stderr io.Writer, results []engine.Result) int {
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PIPELINE\tFROM\tTO\tROWS\tREJECTED\tTIME\tSTATUS")
+func summarize(stdout, stderr io.Writer, results []engine.Result, asJSON bool) int {
 	var failed []string
+	locked, interrupted := 0, 0
 	for _, r := range results {
-		status := "ok"
-		if r.Err != nil {
-			status = "FAILED"
-			failed = append(failed, r.Pipeline)
+		if r.Err == nil {
+			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected, r.Duration.Round(time.Millisecond), status)
+		failed = append(failed, r.Pipeline)
+		if errors.Is(r.Err, state.ErrLocked) {
+			locked++
+		}
+		if errors.Is(r.Err, engine.ErrInterrupted) {
+			interrupted++
+		}
 	}
-	tw.Flush()
-	for _, r := range results {
-		writeActions(stdout, r)
-		if r.RejectsFile != "" {
-			fmt.Fprintf(stdout, "%s: %d rejected row(s), with row numbers and reasons, in %s\n", r.Pipeline, r.Rejected, r.RejectsFile)
+	code := exitOK
+	switch {
+	case len(failed) == 0:
+	case interrupted > 0:
+		code = exitInterrupted
+	case locked == len(failed):
+		code = exitLocked
+	default:
+		code = exitFailed
+	}
+	if asJSON {
+		out := runJSON{FormatVersion: jsonFormat, OK: code == exitOK, ExitCode: code, FinishedAt: time.Now().UTC(), Pipelines: []resultJSON{}}
+		for _, r := range results {
+			out.Pipelines = append(out.Pipelines, newResultJSON(r))
+		}
+		writeJSON(stdout, out)
+	} else {
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PIPELINE\tFROM\tTO\tROWS\tREJECTED\tTIME\tSTATUS")
+		for _, r := range results {
+			status := "ok"
+			if r.Err != nil {
+				status = "FAILED"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected, r.Duration.Round(time.Millisecond), status)
+		}
+		tw.Flush()
+		for _, r := range results {
+			writeActions(stdout, r)
+			if r.RejectsFile != "" {
+				fmt.Fprintf(stdout, "%s: %d rejected row(s), with row numbers and reasons, in %s\n", r.Pipeline, r.Rejected, r.RejectsFile)
+			}
 		}
 	}
 	if len(failed) == 0 {
-		return exitOK
+		return code
 	}
-	locked, interrupted := 0, 0
 	for _, r := range results {
 		if r.Err != nil {
 			fmt.Fprintf(stderr, "Error: pipeline %s failed: %v\n", r.Pipeline, r.Err)
-			if errors.Is(r.Err, state.ErrLocked) {
-				locked++
-			}
-			if errors.Is(r.Err, engine.ErrInterrupted) {
-				interrupted++
-			}
 		}
 	}
 	fmt.Fprintf(stderr, "%d of %d pipeline(s) failed: %s\n", len(failed), len(results), strings.Join(failed, ", "))
-	switch {
-	case interrupted > 0:
-		return exitInterrupted
-	case locked == len(failed):
-		return exitLocked
-	}
-	return exitFailed
+	return code
 }
 
 // writeActions prints what a push did (or would do), one line per action.

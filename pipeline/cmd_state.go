@@ -44,6 +44,10 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "Error: %v\n", err)
 			return exitFailed
 		}
+		if o.json {
+			writeJSON(stdout, newStateJSON(entries))
+			return exitOK
+		}
 		if len(entries) == 0 {
 			fmt.Fprintln(stdout, "No state yet.")
 			return exitOK

@@ -22,6 +22,19 @@ func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, std
 		return code
 	}
 	defer h.Close()
+	if o.json {
+		out := streamsJSON{FormatVersion: jsonFormat, Connectors: []connectorJSON{}}
+		for _, fc := range h.File.Connectors {
+			c := h.Connectors[fc.Name]
+			cj := connectorJSON{Name: c.Name, Plugin: c.Info.Name, Version: c.Info.Version, Streams: []streamJSON{}}
+			for _, st := range c.Streams {
+				cj.Streams = append(cj.Streams, newStreamJSON(st))
+			}
+			out.Connectors = append(out.Connectors, cj)
+		}
+		writeJSON(stdout, out)
+		return exitOK
+	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	for _, fc := range h.File.Connectors {
 		c := h.Connectors[fc.Name]

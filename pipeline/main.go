@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/mattn/go-isatty"
 
 	"pipehost/pipeline/config"
@@ -55,6 +56,19 @@ type options struct {
 	logLevel    string
 	logFormat   string
 	args        []string
+	// json asks for the command's result as one JSON document on stdout
+	// (see jsonout.go); diagnostics then go into it, not to stderr.
+	json  bool
+	diags *hcl.Diagnostics
+}
+
+// report prints diagnostics, or keeps them for a JSON result.
+func (o options) report(stderr io.Writer, f *config.File, diags hcl.Diagnostics, sensitive []hcl.Range) {
+	if o.diags != nil {
+		*o.diags = append(*o.diags, diags...)
+		return
+	}
+	config.WriteDiagnostics(stderr, f, diags, sensitive, isTerminal(stderr))
 }
 
 func main() {
@@ -99,7 +113,7 @@ func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
 func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer, eo engine.Options) (*engine.Host, int) {
 	f, diags := config.Load(o.file)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(stderr, f, diags, nil, isTerminal(stderr))
+		o.report(stderr, f, diags, nil)
 		return nil, exitUsage
 	}
 	if eo.Only != nil {
@@ -121,7 +135,7 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 	}
 	h, more := engine.Open(ctx, f, eo)
 	diags = append(diags, more...)
-	config.WriteDiagnostics(stderr, f, diags, h.Sensitive(), isTerminal(stderr))
+	o.report(stderr, f, diags, h.Sensitive())
 	if diags.HasErrors() {
 		return nil, exitUsage
 	}

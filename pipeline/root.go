@@ -93,6 +93,9 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 		c.Flags().DurationVar(&o.progress, "progress-every", engine.DefaultProgressEvery, "how often a running pipeline logs its rows and rows/s")
 	}
 	names := pipelineNames(o)
+	asJSON := func(c *cobra.Command, what string) {
+		c.Flags().BoolVar(&o.json, "json", false, what+" as one JSON document on stdout (format_version 1; see README)")
+	}
 
 	validate := &cobra.Command{Use: "validate", Short: "Check the file, the connectors' configs and every reference",
 		Long:    "validate parses the file, starts each plugin, decodes each connector's config against the schema it advertises and checks every reference against the catalogs. It calls no remote service and writes nothing.",
@@ -102,12 +105,14 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 			return cmdValidate(ctx, o, l, stdout, stderr)
 		})}
 	sandbox(validate)
+	asJSON(validate, "the diagnostics")
 
 	streams := &cobra.Command{Use: "streams", Short: "List each connector's streams with their columns and types",
 		Example: "  pipeline streams\n  pipeline streams --sandbox",
 		Args:    cobra.NoArgs,
 		RunE:    do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdStreams(ctx, o, l, stdout, stderr) })}
 	sandbox(streams)
+	asJSON(streams, "the catalog")
 
 	check := &cobra.Command{Use: "check", Short: "Ask each connector whether its service accepts the credentials",
 		Example: "  pipeline check",
@@ -122,6 +127,7 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 		RunE:              do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdPlan(ctx, o, l, stdout, stderr) })}
 	sandbox(plan)
 	fullRefresh(plan, "plan a full refresh")
+	asJSON(plan, "the plan")
 
 	run := &cobra.Command{Use: "run [NAME...]", Short: "Run the pipelines (all, or those named) once",
 		Long:              "run runs every pipeline (or those named), in file order, each from its stored checkpoint, then prints a summary table.",
@@ -131,6 +137,7 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 	sandbox(run)
 	fullRefresh(run, "read every stream from the beginning, replacing what appending pipelines wrote")
 	progress(run)
+	asJSON(run, "the summary")
 
 	serve := &cobra.Command{Use: "serve [NAME...]", Short: "Run each pipeline on its schedule until stopped",
 		Long:              "serve runs each pipeline that has a schedule on it, until SIGINT or SIGTERM; a second signal interrupts running pipelines.",
@@ -156,6 +163,7 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 			o.args = append([]string{"reset"}, o.args...)
 			return cmdState(o, stdout, stderr)
 		})}
+	asJSON(show, "the entries")
 	stateCmd.AddCommand(show, reset)
 
 	version := &cobra.Command{Use: "version", Short: "Print the host's version, Go's, and each configured plugin's",

@@ -126,3 +126,28 @@ pipeline "numbers" {
 		t.Fatalf("streams --json: exit %d\n%s", r.code, r.stdout)
 	}
 }
+
+// TestInitWritesAFileThatRuns: `pipeline init` into an empty folder writes a
+// starter file that validates and runs against the sandbox there, finding
+// the plugin beside the pipeline binary; a second init refuses to
+// overwrite it. A connector whose plugin cannot be found says where the
+// host looked.
+func TestInitWritesAFileThatRuns(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lake")
+	if r := runPipeline(t, t.TempDir(), nil, "init", dir); r.code != 0 || !strings.Contains(r.stdout, "Wrote") {
+		t.Fatalf("init: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runPipeline(t, dir, nil, "validate", "--sandbox"); r.code != 0 {
+		t.Fatalf("validate the starter file: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runPipeline(t, dir, nil, "run", "--sandbox", "products", "orders"); r.code != 0 || rowsOf(t, r.stdout, "orders") == 0 {
+		t.Fatalf("run the starter file: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runPipeline(t, dir, nil, "init", dir); r.code != 1 || !strings.Contains(r.stderr, "does not overwrite") {
+		t.Fatalf("init over a file: exit %d\n%s", r.code, r.stderr)
+	}
+	missing := writeFile(t, "connector \"nosuch\" {}\n")
+	if r := runPipeline(t, filepath.Dir(missing), nil, "validate", "-f", missing); r.code != 2 || !strings.Contains(r.stderr, "no plugin nosuch-plugin found (looked in") {
+		t.Fatalf("a plugin that cannot be found: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -170,7 +170,20 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 		Args: cobra.NoArgs,
 		RunE: do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdVersion(ctx, o, l, stdout) })}
 
-	root.AddCommand(validate, streams, check, plan, run, serve, stateCmd, version)
+	initCmd := &cobra.Command{Use: "init [DIR]", Short: "Write a commented starter pipeline.hcl for NuOrder",
+		Long:    "init writes a starter pipeline.hcl into DIR (default: the current folder): the NuOrder connector with credentials from the environment, a Parquet sink, a pipeline for each stream. It never overwrites a file.",
+		Example: "  pipeline init\n  pipeline init nuorder-lake && cd nuorder-lake && pipeline run --sandbox",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			*code = cmdInit(dir, stdout, stderr)
+			return nil
+		}}
+
+	root.AddCommand(validate, streams, check, plan, run, serve, stateCmd, version, initCmd)
 	return root
 }
 

@@ -17,6 +17,12 @@
 package plugins
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
 	"github.com/hashicorp/go-plugin"
 )
 
@@ -58,3 +64,45 @@ const (
 	actionConfigure    = "configure"
 	actionCheck        = "check"
 )
+
+// PluginDirEnv names a folder the host searches for plugin binaries.
+const PluginDirEnv = "PIPELINE_PLUGIN_DIR"
+
+// Find looks for the plugin binary of a connector that names none, as
+// Terraform and Packer find theirs: NAME-plugin beside the host's own
+// binary, then in $PIPELINE_PLUGIN_DIR, then in ~/.pipehost/plugins, then on
+// PATH. It returns the path, or an error saying everywhere it looked.
+func Find(name string) (string, error) {
+	file := name + "-plugin"
+	var tried []string
+	try := func(dir string) (string, bool) {
+		if dir == "" {
+			return "", false
+		}
+		p := filepath.Join(dir, file)
+		tried = append(tried, p)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, true
+		}
+		return "", false
+	}
+	if exe, err := os.Executable(); err == nil {
+		if p, ok := try(filepath.Dir(exe)); ok {
+			return p, nil
+		}
+	}
+	if p, ok := try(os.Getenv(PluginDirEnv)); ok {
+		return p, nil
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		if p, ok := try(filepath.Join(home, ".pipehost", "plugins")); ok {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(file); err == nil {
+		return p, nil
+	}
+	tried = append(tried, "PATH")
+	return "", fmt.Errorf("no plugin %s found (looked in %s); set plugin = \"path/to/%s\" in the connector block, or put the binary in one of those places",
+		file, strings.Join(tried, ", "), file)
+}

@@ -48,7 +48,9 @@ type File struct {
 // Connector is a `connector "NAME"` block.
 type Connector struct {
 	Name string
-	// Plugin is the plugin binary, resolved against the file's folder.
+	// Plugin is the plugin binary, resolved against the file's folder;
+	// empty when the block names none (the host then finds NAME-plugin,
+	// see plugins.Find).
 	Plugin string
 	// SHA256 pins the plugin binary's checksum when not empty.
 	SHA256 string
@@ -173,7 +175,7 @@ var stateSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "path
 const DefaultStateDir = ".pipeline-state"
 
 var connectorSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "plugin", Required: true}, {Name: "sha256"}},
+	Attributes: []hcl.AttributeSchema{{Name: "plugin"}, {Name: "sha256"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "config"}},
 }
 

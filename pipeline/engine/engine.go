@@ -168,7 +168,15 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 	fail := func(summary string, err error) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: err.Error(), Subject: c.DeclRange.Ptr()}}
 	}
-	client, err := plugins.Open(plugins.Config{Name: c.Name, Path: c.Plugin, SHA256: c.SHA256, Logger: h.opts.Logger})
+	path := c.Plugin
+	if path == "" {
+		found, err := plugins.Find(c.Name)
+		if err != nil {
+			return nil, fail("Cannot find connector plugin", err)
+		}
+		path = found
+	}
+	client, err := plugins.Open(plugins.Config{Name: c.Name, Path: path, SHA256: c.SHA256, Logger: h.opts.Logger})
 	if err != nil {
 		return nil, fail("Cannot start connector plugin", err)
 	}

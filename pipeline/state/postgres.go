@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"pipehost/sinks/postgres"
+	"pipehost/internal/pgconfig"
 )
 
 // Postgres is a Store in a PostgreSQL table, for hosts that share work (a
@@ -21,7 +21,7 @@ type Postgres struct {
 	id    string
 	pool  *pgxpool.Pool
 	table string
-	red   postgres.Redactor
+	red   pgconfig.Redactor
 }
 
 var _ Store = (*Postgres)(nil)
@@ -29,14 +29,14 @@ var _ Store = (*Postgres)(nil)
 // OpenPostgres connects to the database of dsn and creates the state table
 // (schema.pipehost_state) when missing. Errors never show the DSN's password.
 func OpenPostgres(ctx context.Context, dsn, schema string) (*Postgres, error) {
-	p := &Postgres{red: postgres.NewRedactor(dsn), table: pgx.Identifier{schema, "pipehost_state"}.Sanitize()}
+	p := &Postgres{red: pgconfig.NewRedactor(dsn), table: pgx.Identifier{schema, "pipehost_state"}.Sanitize()}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, p.redact(fmt.Errorf("state dsn: %w", err))
 	}
 	// The store's statements are small: a minute is generous; a lock wait
 	// never hangs a run.
-	postgres.ApplyTimeouts(cfg.ConnConfig, time.Minute)
+	pgconfig.ApplyTimeouts(cfg.ConnConfig, time.Minute)
 	cfg.MaxConns = 4
 	if p.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, p.redact(err)

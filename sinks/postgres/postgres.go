@@ -22,9 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"pipehost/internal/pgconfig"
 	"pipehost/sinks"
 )
 
@@ -73,7 +72,7 @@ func (Driver) NewConfig() any { return &Config{} }
 // Open implements sinks.Driver. It parses the DSN but does not connect.
 func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
 	c := cfg.(*Config)
-	red := NewRedactor(c.DSN)
+	red := pgconfig.NewRedactor(c.DSN)
 	if _, err := pgx.ParseConfig(c.DSN); err != nil {
 		return nil, red.Err(fmt.Errorf("dsn: %w", err))
 	}
@@ -87,7 +86,7 @@ func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
 	if c.TablePrefix != nil {
 		s.prefix = *c.TablePrefix
 	}
-	s.statementTimeout = DefaultStatementTimeout
+	s.statementTimeout = pgconfig.DefaultStatementTimeout
 	if c.StatementTimeoutSeconds != nil {
 		if *c.StatementTimeoutSeconds < 0 {
 			return nil, fmt.Errorf("statement_timeout_seconds must be 0 (no bound) or more, got %d", *c.StatementTimeoutSeconds)
@@ -131,46 +130,10 @@ func (s *Sink) CheckStream(stream string) error {
 	return nil
 }
 
-// Redactor removes a DSN and its password from error texts: pgx names the
-// host and database in its errors, and a DSN that fails to parse can be
-// echoed whole. The PostgreSQL state store uses it too.
-type Redactor struct {
-	dsn, password string
-}
-
-// NewRedactor returns the Redactor of a DSN; a DSN that does not parse is
-// still removed whole.
-func NewRedactor(dsn string) Redactor {
-	r := Redactor{dsn: dsn}
-	if pc, err := pgx.ParseConfig(dsn); err == nil {
-		r.password = pc.Password
-	}
-	return r
-}
-
-// Err returns err with the DSN and the password replaced; nil stays nil.
-func (r Redactor) Err(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if r.dsn != "" {
-		msg = strings.ReplaceAll(msg, r.dsn, "(dsn)")
-	}
-	if r.password != "" {
-		msg = strings.ReplaceAll(msg, r.password, "xxxxx")
-		msg = strings.ReplaceAll(msg, url.QueryEscape(r.password), "xxxxx")
-	}
-	if msg == err.Error() {
-		return err
-	}
-	return errors.New(msg)
-}
-
 // Sink writes streams into tables of one database.
 type Sink struct {
 	dsn            string
-	red            Redactor
+	red            pgconfig.Redactor
 	schema, prefix string
 	log            hclog.Logger
 	// statementTimeout bounds each statement (0: none).
@@ -205,35 +168,12 @@ func (s *Sink) connect(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, s.red.Err(fmt.Errorf("dsn: %w", err))
 	}
-	ApplyTimeouts(cfg, s.statementTimeout)
+	pgconfig.ApplyTimeouts(cfg, s.statementTimeout)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, s.red.Err(fmt.Errorf("connecting to PostgreSQL: %w", err))
 	}
 	return conn, nil
-}
-
-// DefaultConnectTimeout bounds connecting to PostgreSQL when the DSN sets
-// no connect_timeout: a server that does not answer fails the run instead
-// of hanging it.
-const DefaultConnectTimeout = 10 * time.Second
-
-// DefaultStatementTimeout bounds every statement of the sink unless the
-// sink's statement_timeout_seconds (or the DSN's statement_timeout) says
-// otherwise: long enough for a merge of millions of rows, short of hanging
-// forever on a lock another session holds.
-const DefaultStatementTimeout = time.Hour
-
-// ApplyTimeouts sets the default connect timeout when the DSN has none, and
-// statement_timeout for the session unless the DSN sets it; 0 leaves
-// statements unbounded. The PostgreSQL state store uses it too.
-func ApplyTimeouts(cfg *pgx.ConnConfig, statement time.Duration) {
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	}
-	if _, set := cfg.RuntimeParams["statement_timeout"]; !set && statement > 0 {
-		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(statement.Milliseconds(), 10)
-	}
 }
 
 // checkpointTable holds one checkpoint per pipeline and stream, written in

@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/jackc/pgx/v5"
 
+	"pipehost/internal/pgconfig"
 	"pipehost/sinks"
 )
 
@@ -295,22 +296,6 @@ func TestConnectionErrorsShowNoPassword(t *testing.T) {
 	}
 }
 
-// TestTimeoutsAreAppliedUnlessTheDSNSetsThem: connecting is bounded by 10 s
-// and statements by the sink's statement timeout, unless the DSN says
-// otherwise.
-func TestTimeoutsAreAppliedUnlessTheDSNSetsThem(t *testing.T) {
-	cfg, _ := pgx.ParseConfig("postgres://u@127.0.0.1:5432/db")
-	ApplyTimeouts(cfg, time.Hour)
-	if cfg.ConnectTimeout != DefaultConnectTimeout || cfg.RuntimeParams["statement_timeout"] != "3600000" {
-		t.Fatalf("defaults: connect %v, statement %q", cfg.ConnectTimeout, cfg.RuntimeParams["statement_timeout"])
-	}
-	cfg, _ = pgx.ParseConfig("postgres://u@127.0.0.1:5432/db?connect_timeout=3&statement_timeout=5000")
-	ApplyTimeouts(cfg, time.Hour)
-	if cfg.ConnectTimeout != 3*time.Second || cfg.RuntimeParams["statement_timeout"] != "5000" {
-		t.Fatalf("the DSN's own: connect %v, statement %q", cfg.ConnectTimeout, cfg.RuntimeParams["statement_timeout"])
-	}
-}
-
 // TestAServerThatNeverAnswersFailsTheConnect: a PostgreSQL address that
 // accepts the connection and says nothing fails within the connect timeout
 // rather than hanging.
@@ -335,7 +320,7 @@ func TestAServerThatNeverAnswersFailsTheConnect(t *testing.T) {
 	}
 	start := time.Now()
 	_, err = s.Open(context.Background(), sinks.Stream{Pipeline: "p", Name: "orders", Schema: schema, Mode: sinks.Append})
-	if err == nil || time.Since(start) > DefaultConnectTimeout+5*time.Second || strings.Contains(err.Error(), "pw-secret") {
+	if err == nil || time.Since(start) > pgconfig.DefaultConnectTimeout+5*time.Second || strings.Contains(err.Error(), "pw-secret") {
 		t.Fatalf("after %v: %v", time.Since(start), err)
 	}
 }

@@ -249,3 +249,29 @@ func FindStream(streams []Stream, name string, kind Kind) (Stream, bool) {
 	}
 	return Stream{}, false
 }
+
+// FormatKey is the Arrow field metadata key that says how a string column is
+// encoded; JSONFormat is its value for a column holding one JSON document
+// per row (NuOrder's document columns). Sinks store such columns as JSON
+// (PostgreSQL jsonb, JSON lines embedded objects).
+const (
+	FormatKey  = "pipehost.format"
+	JSONFormat = "json"
+)
+
+// IsJSON says whether a field holds JSON documents (see FormatKey).
+func IsJSON(f arrow.Field) bool {
+	v, ok := f.Metadata.GetValue(FormatKey)
+	return ok && v == JSONFormat && f.Type.ID() == arrow.STRING
+}
+
+// The position columns an input connector (the built-in files connector)
+// adds to each row, which the host uses to point at the input in rejects:
+// RowColumn is the data row's number, LineColumn its line in the file (null
+// when the format has none), ErrorColumn why the record could not be read
+// (null for a good row; such rows are rejected with that reason).
+const (
+	RowColumn   = "_row"
+	LineColumn  = "_line"
+	ErrorColumn = "_error"
+)

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"pipehost/connector/nuorder"
+	"pipehost/connector/nuorder/fakeapi"
 )
 
 // productIDs returns the _id of every row of the products folder, sorted.
@@ -59,7 +59,7 @@ func TestAnEmptiedDestinationIsReadAgain(t *testing.T) {
 // run refuses to resume from the sandbox's checkpoint (it would skip every
 // real row older than the sandbox's newest), naming both and the ways out.
 func TestASandboxCheckpointIsNotUsedForTheRealAccount(t *testing.T) {
-	srv := serveFake(t, nuorder.SandboxCatalog)
+	srv := serveFake(t, fakeapi.SandboxCatalog)
 	path := nuorderFile(t, srv.URL(), productsPipeline)
 	dir := filepath.Dir(path)
 	if r := runPipeline(t, dir, nil, "run", "--sandbox", "-f", path); r.code != 0 {

@@ -211,7 +211,7 @@ pipeline "locations" {
 	products, _ := readParquet(t, filepath.Join(out, "products"))
 	sameColumns(t, products.Schema(), nuorder.ProductsSchema)
 	ids := stringColumn(t, products, "_id")
-	cat := nuorder.SandboxCatalog
+	cat := fakeapi.SandboxCatalog
 	var want []string // a first run reads the active products, in listing order
 	for i := 0; i < cat.Products; i++ {
 		if cat.Product(i)["active"] == true {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"pipehost/connector/nuorder"
 	"pipehost/connector/nuorder/api"
 	"pipehost/connector/nuorder/fakeapi"
 )
@@ -258,7 +257,7 @@ func TestSandboxSecondRunAddsNothing(t *testing.T) {
 		}
 	}
 	orders, _ := readParquet(t, filepath.Join(dir, "data", "orders"))
-	cat := nuorder.SandboxCatalog
+	cat := fakeapi.SandboxCatalog
 	want := len(nonPendingOrders(cat))
 	if int(orders.NumRows()) != want {
 		t.Fatalf("sandbox orders: %d, want %d", orders.NumRows(), want)

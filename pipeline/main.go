@@ -23,6 +23,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/mattn/go-isatty"
 
+	"pipehost/connector"
+	"pipehost/connector/files"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/engine"
 	"pipehost/pipeline/state"
@@ -60,6 +62,11 @@ type options struct {
 	// (see jsonout.go); diagnostics then go into it, not to stderr.
 	json  bool
 	diags *hcl.Diagnostics
+}
+
+// builtins are the connectors the host runs itself.
+var builtins = map[string]func(string) connector.Connector{
+	config.BuiltinFiles: func(dir string) connector.Connector { return files.New(dir) },
 }
 
 // report prints diagnostics, or keeps them for a JSON result.
@@ -125,6 +132,7 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 		eo.Only = selected
 	}
 	eo.Sandbox, eo.Logger, eo.ProgressEvery = o.sandbox, logger, o.progress
+	eo.Builtins = builtins
 	if eo.State == nil && !eo.Catalog {
 		store, err := openStore(ctx, f)
 		if err != nil {

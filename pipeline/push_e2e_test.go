@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"pipehost/connector/nuorder"
 	"pipehost/connector/nuorder/api"
 	"pipehost/connector/nuorder/fakeapi"
 )
@@ -45,7 +44,7 @@ func examplesDir(t *testing.T) string {
 // the e2e credentials; env points the example pipelines at it.
 func sandboxFake(t *testing.T) (*fakeapi.Server, []string) {
 	t.Helper()
-	srv := serveFake(t, nuorder.SandboxCatalog)
+	srv := serveFake(t, fakeapi.SandboxCatalog)
 	c := e2eCreds
 	return srv, []string{"NUORDER_BASE_URL=" + srv.URL(), "NUORDER_CONSUMER_KEY=" + c.ConsumerKey, "NUORDER_CONSUMER_SECRET=" + c.ConsumerSecret,
 		"NUORDER_TOKEN=" + c.Token, "NUORDER_TOKEN_SECRET=" + c.TokenSecret}
@@ -94,7 +93,7 @@ func TestStockExampleAppliesGoodRowsAndRejectsBadOnes(t *testing.T) {
 	}
 	// The 95 good rows are applied: every accepted stock row is held.
 	held := 0
-	for _, wh := range nuorder.SandboxCatalog.Warehouses() {
+	for _, wh := range fakeapi.SandboxCatalog.Warehouses() {
 		for _, rs := range srv.Replenishments(wh.ID) {
 			held += len(rs)
 		}
@@ -109,7 +108,7 @@ func TestStockExampleAppliesGoodRowsAndRejectsBadOnes(t *testing.T) {
 
 func TestTenThousandInventoryRowsLandConsolidated(t *testing.T) {
 	srv, env := sandboxFake(t)
-	cat := nuorder.SandboxCatalog
+	cat := fakeapi.SandboxCatalog
 	dir := t.TempDir()
 	f, err := os.Create(filepath.Join(dir, "stock.csv"))
 	if err != nil {
@@ -249,7 +248,7 @@ func TestCustomersAreCreatedUpdatedAndArchived(t *testing.T) {
 	if c, ok := srv.CompanyByCode("ERP-20002"); !ok || c["name"] != "Maison Lumiere" || c["currency_code"] != "EUR" {
 		t.Fatalf("created company: %v", c)
 	}
-	cat := nuorder.SandboxCatalog
+	cat := fakeapi.SandboxCatalog
 	if c, _ := srv.CompanyByCode(cat.CompanyCode(3)); c["payment_terms"] != "NET45" {
 		t.Fatalf("updated company: %v", c["payment_terms"])
 	}
@@ -306,7 +305,7 @@ func TestRejectsAreSafeToOpenAndHoldABigCellOnce(t *testing.T) {
 	srv, env := sandboxFake(t)
 	_ = srv
 	dir := t.TempDir()
-	sku := nuorder.SandboxCatalog.Product(1)["sizes"].([]map[string]any)[0]["_id"].(string)
+	sku := fakeapi.SandboxCatalog.Product(1)["sizes"].([]map[string]any)[0]["_id"].(string)
 	huge := strings.Repeat("9x", 500_000) // 1 MB, not a number
 	csvText := "SKU,Warehouse,Qty\n" +
 		sku + ",MAIN,\"=HYPERLINK(\"\"http://evil.example\"\")\"\n" +
@@ -322,7 +321,7 @@ func TestRejectsAreSafeToOpenAndHoldABigCellOnce(t *testing.T) {
   columns = { sku_id = "SKU", warehouse = "Warehouse", quantity = "Qty" }
   rejects = "rejects"
 }
-`, envConnector(warehousesHCL(nuorder.SandboxCatalog.Warehouses())), filepath.Join(dir, "stock.csv")))
+`, envConnector(warehousesHCL(fakeapi.SandboxCatalog.Warehouses())), filepath.Join(dir, "stock.csv")))
 	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path)
 	if r.code != 0 || !strings.Contains(r.stdout, "3 rejected") {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"pipehost/connector/nuorder"
+	"pipehost/connector/nuorder/fakeapi"
 )
 
 // TestNoSecretAnywhere runs every command at trace level, through successes
@@ -23,7 +23,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	const dsnPassword = "Pg-Pa55w0rd-9e1c"
 	secrets := []string{e2eCreds.ConsumerSecret, e2eCreds.TokenSecret, dsnPassword}
 	dir := t.TempDir()
-	sku := nuorder.SandboxCatalog.Product(2)["sizes"].([]map[string]any)[0]["_id"].(string)
+	sku := fakeapi.SandboxCatalog.Product(2)["sizes"].([]map[string]any)[0]["_id"].(string)
 	os.WriteFile(filepath.Join(dir, "stock.csv"), []byte("SKU,Warehouse,Qty\n"+sku+",MAIN,5\n"+sku+",NOWHERE,5\n"+sku+",MAIN,"+e2eCreds.ConsumerKey+"\n"), 0o644)
 	path := filepath.Join(dir, "pipeline.hcl")
 	os.WriteFile(path, []byte(fmt.Sprintf(`
@@ -62,7 +62,7 @@ pipeline "stock" {
   to      = connector.nuorder.inventory
   columns = { sku_id = "SKU", warehouse = "Warehouse", quantity = "Qty" }
 }
-`, envConnector(warehousesHCL(nuorder.SandboxCatalog.Warehouses())), dsnPassword)), 0o644)
+`, envConnector(warehousesHCL(fakeapi.SandboxCatalog.Warehouses())), dsnPassword)), 0o644)
 	var printed bytes.Buffer
 	trace := []string{"--log-level", "trace", "-f", path}
 	for _, args := range [][]string{

@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"pipehost/connector/nuorder"
 	"pipehost/connector/nuorder/api"
 	"pipehost/connector/nuorder/fakeapi"
 )
@@ -250,7 +249,7 @@ func TestWarehouseExampleLoadsEveryStreamAndHidesThePassword(t *testing.T) {
 			t.Fatalf("%v printed the DSN's password", args)
 		}
 	}
-	cat := nuorder.SandboxCatalog
+	cat := fakeapi.SandboxCatalog
 	for table, min := range map[string]int{"companies": cat.Companies, "products": 200, "locations": 3, "orders": 400, "order_lines": 1000} {
 		if n := count(t, conn, "SELECT count(*) FROM "+schema+"."+table); n < min {
 			t.Fatalf("%s: %d rows", table, n)

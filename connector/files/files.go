@@ -42,14 +42,15 @@ import (
 	"pipehost/connector"
 )
 
-// RowColumn and LineColumn are the position columns every batch carries;
-// ErrorColumn, in CSV and JSON-lines batches, says why a record could not be
-// read (null for good rows): a malformed record is one such row, with its
-// position, and reading goes on at the next record.
+// The position columns every batch carries: connector.RowColumn,
+// connector.LineColumn and, in CSV and JSON-lines batches,
+// connector.ErrorColumn, which says why a record could not be read (null
+// for good rows): a malformed record is one such row, with its position,
+// and reading goes on at the next record.
 const (
-	RowColumn   = "_row"
-	LineColumn  = "_line"
-	ErrorColumn = "_error"
+	RowColumn   = connector.RowColumn
+	LineColumn  = connector.LineColumn
+	ErrorColumn = connector.ErrorColumn
 )
 
 // maxRecordLines and maxRecordBytes bound how far a CSV record with an

@@ -1,7 +1,8 @@
 // Package nuorder is the NuOrder connector: an OAuth 1.0a client for
 // NuOrder's REST API and the streams built on it. Which endpoints it calls,
 // and how sure we are of each, is in package api; the fake API it is tested
-// against (and runs in --sandbox mode) is package fakeapi.
+// against (and that plugins/nuorder serves as its --sandbox) is package
+// fakeapi, which this package does not import.
 package nuorder
 
 import (
@@ -18,7 +19,6 @@ import (
 
 	"pipehost/connector"
 	"pipehost/connector/nuorder/api"
-	"pipehost/connector/nuorder/fakeapi"
 )
 
 // Version is the connector's version, reported by Info.
@@ -30,8 +30,20 @@ const Version = "0.1.0"
 // 2014-19 sources.
 const DefaultBaseURL = "https://next.nuorder.com"
 
-// SandboxCatalog is the demo catalog of --sandbox.
-var SandboxCatalog = fakeapi.Catalog{Seed: 42, Products: 240, Companies: 60, Orders: 500}
+// Sandbox starts the stand-in NuOrder the connector uses in sandbox mode
+// (--sandbox): a server with demo data, the credentials it accepts and the
+// brand's warehouses. The plugin's main package supplies it (the fake API);
+// the connector itself carries no test code.
+type Sandbox func() (SandboxEnv, error)
+
+// SandboxEnv is a started sandbox.
+type SandboxEnv struct {
+	URL         string
+	Credentials Credentials
+	Warehouses  []WarehouseConfig
+	// Close stops it.
+	Close func() error
+}
 
 // Config is the connector's `config` block.
 type Config struct {
@@ -115,20 +127,24 @@ var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
 
 // Connector is the NuOrder connector. Use New.
 type Connector struct {
-	logger  hclog.Logger
-	cfg     Config
-	client  *Client
-	sandbox *fakeapi.Server
+	logger hclog.Logger
+	cfg    Config
+	client *Client
+	// startSandbox, when set, serves sandbox mode; sandbox is the one
+	// started.
+	startSandbox Sandbox
+	sandbox      *SandboxEnv
 }
 
 var _ connector.Connector = (*Connector)(nil)
 
-// New returns an unconfigured NuOrder connector.
-func New(logger hclog.Logger) *Connector {
+// New returns an unconfigured NuOrder connector. Without a sandbox,
+// Configure refuses sandbox mode.
+func New(logger hclog.Logger, sandbox Sandbox) *Connector {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Connector{logger: logger}
+	return &Connector{logger: logger, startSandbox: sandbox}
 }
 
 // Info implements connector.Connector.
@@ -179,24 +195,18 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 	}
 	creds := Credentials{cfg.ConsumerKey, cfg.ConsumerSecret, cfg.Token, cfg.TokenSecret}
 	if req.Sandbox {
-		srv, err := fakeapi.Start(fakeapi.Options{Credentials: fakeapi.SandboxCredentials, Catalog: SandboxCatalog})
+		if c.startSandbox == nil {
+			return errors.New("nuorder: this build has no sandbox")
+		}
+		sb, err := c.startSandbox()
 		if err != nil {
 			return fmt.Errorf("starting the NuOrder sandbox: %w", err)
 		}
-		c.sandbox = srv
-		cfg.BaseURL = srv.URL()
-		// The sandbox's warehouses, as a user would name them, in place of
-		// any the config names (like the credentials).
-		cfg.Warehouses = nil
-		{
-			for _, w := range SandboxCatalog.Warehouses() {
-				code, name := w.Code, w.DisplayName
-				cfg.Warehouses = append(cfg.Warehouses, WarehouseConfig{ID: w.ID, Code: &code, Name: &name})
-			}
-		}
-		sc := fakeapi.SandboxCredentials
-		creds = Credentials{sc.ConsumerKey, sc.ConsumerSecret, sc.Token, sc.TokenSecret}
-		c.logger.Info("using the NuOrder sandbox (fake API with demo data)", "url", srv.URL())
+		c.sandbox = &sb
+		// The sandbox's URL, credentials and warehouses, in place of any
+		// the config names.
+		cfg.BaseURL, creds, cfg.Warehouses = sb.URL, sb.Credentials, sb.Warehouses
+		c.logger.Info("using the NuOrder sandbox (fake API with demo data)", "url", sb.URL)
 	} else {
 		var missing []string
 		for name, v := range map[string]string{"consumer_key": creds.ConsumerKey, "consumer_secret": creds.ConsumerSecret,
@@ -360,7 +370,7 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest, in co
 
 // Close implements connector.Connector: it stops the sandbox, if any.
 func (c *Connector) Close() error {
-	if c.sandbox != nil {
+	if c.sandbox != nil && c.sandbox.Close != nil {
 		return c.sandbox.Close()
 	}
 	return nil

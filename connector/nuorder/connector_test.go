@@ -28,7 +28,7 @@ func startFake(t *testing.T, products int) *fakeapi.Server {
 
 func configured(t testing.TB, base string, creds fakeapi.Credentials, extra string) *Connector {
 	t.Helper()
-	c := New(nil)
+	c := New(nil, nil)
 	cfg := fmt.Sprintf(`{"base_url":%q,"consumer_key":%q,"consumer_secret":%q,"token":%q,"token_secret":%q%s}`,
 		base, creds.ConsumerKey, creds.ConsumerSecret, creds.Token, creds.TokenSecret, extra)
 	if err := c.Configure(context.Background(), connector.ConfigureRequest{Config: json.RawMessage(cfg)}); err != nil {
@@ -209,7 +209,7 @@ func TestInventoryWithoutWarehousesSaysWhatToConfigure(t *testing.T) {
 		fmt.Sprintf(`,"warehouses":[{"id":%q,"code":"X","name":null},{"id":%q,"code":"x","name":null}]`, w[0].ID, w[1].ID), // one code, two ids
 	} {
 		cfg := fmt.Sprintf(`{"base_url":%q,"consumer_key":"a","consumer_secret":"b","token":"c","token_secret":"d"%s}`, srv.URL(), bad)
-		if err := New(nil).Configure(context.Background(), connector.ConfigureRequest{Config: json.RawMessage(cfg)}); err == nil {
+		if err := New(nil, nil).Configure(context.Background(), connector.ConfigureRequest{Config: json.RawMessage(cfg)}); err == nil {
 			t.Fatalf("config %s accepted", bad)
 		}
 	}
@@ -262,7 +262,7 @@ func TestSeasonsUseTheSeasonListing(t *testing.T) {
 // TestDefaultHostIsTheCurrentProductionHost: integrations of 2024-26 call
 // https://next.nuorder.com (shared/nuorder-api.md §13.7).
 func TestDefaultHostIsTheCurrentProductionHost(t *testing.T) {
-	c := New(nil)
+	c := New(nil, nil)
 	cfg := `{"consumer_key":"a","consumer_secret":"b","token":"c","token_secret":"d"}`
 	if err := c.Configure(context.Background(), connector.ConfigureRequest{Config: json.RawMessage(cfg)}); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"pipehost/connector"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/decimal128"
@@ -28,7 +30,7 @@ var (
 
 // jsonMeta marks a string column that holds a JSON document, so sinks that
 // have a JSON type (Postgres jsonb) can use it.
-var jsonMeta = arrow.NewMetadata([]string{"pipehost.format"}, []string{"json"})
+var jsonMeta = arrow.NewMetadata([]string{connector.FormatKey}, []string{connector.JSONFormat})
 
 // Every source row carries these two columns last.
 var (

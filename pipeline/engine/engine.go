@@ -25,7 +25,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"pipehost/connector"
-	"pipehost/connector/files"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/state"
 	"pipehost/plugins"
@@ -47,6 +46,11 @@ type Options struct {
 	// ProgressEvery is how often a running pipeline logs its rows and rate
 	// (default DefaultProgressEvery).
 	ProgressEvery time.Duration
+	// Builtins are the connectors that run inside the host, by the name a
+	// file refers to them with (config.BuiltinFiles: the files connector),
+	// each made for the pipeline file's folder. main registers them, as it
+	// registers sinks: the engine knows no connector.
+	Builtins map[string]func(baseDir string) connector.Connector
 	// Catalog asks only for the connectors' catalogs: configs are decoded
 	// without insisting on required attributes, and connectors are not
 	// configured, so `pipeline streams` works without credentials.
@@ -97,11 +101,14 @@ func Open(ctx context.Context, f *config.File, opts Options) (*Host, hcl.Diagnos
 			h.Connectors[c.Name] = sc
 		}
 	}
-	if used["connector."+config.BuiltinFiles] && f.Connector(config.BuiltinFiles) == nil {
-		fc := files.New(f.Dir)
-		streams, _ := fc.Streams(ctx)
-		info, _ := fc.Info(ctx)
-		h.Connectors[config.BuiltinFiles] = &Connector{Name: config.BuiltinFiles, Info: info, Streams: streams, conn: fc}
+	for name, open := range opts.Builtins {
+		if !used["connector."+name] || f.Connector(name) != nil {
+			continue // not used, or the file declares a plugin of that name
+		}
+		bc := open(f.Dir)
+		streams, _ := bc.Streams(ctx)
+		info, _ := bc.Info(ctx)
+		h.Connectors[name] = &Connector{Name: name, Info: info, Streams: streams, conn: bc}
 	}
 	for _, s := range f.Sinks {
 		if !used["sink."+s.Key()] {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 
+	"pipehost/connector"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
@@ -44,10 +46,7 @@ func cleanNUL(rec arrow.Record) (arrow.Record, bool) {
 	return out, true
 }
 
-func isJSONColumn(f arrow.Field) bool {
-	v, ok := f.Metadata.GetValue("pipehost.format")
-	return ok && v == "json"
-}
+func isJSONColumn(f arrow.Field) bool { return connector.IsJSON(f) }
 
 // hasNUL looks for a NUL byte in the string buffers of d and its children
 // (or, in a JSON document column, for the escape \u0000).

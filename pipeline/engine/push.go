@@ -16,7 +16,6 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 
 	"pipehost/connector"
-	"pipehost/connector/files"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/mapping"
 	"pipehost/pipeline/state"
@@ -203,7 +202,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 			}
 			if conv == nil {
 				var err error
-				conv, err = mapping.Compile(columns, b.Record.Schema(), target.Schema, files.RowColumn, files.LineColumn, files.ErrorColumn)
+				conv, err = mapping.Compile(columns, b.Record.Schema(), target.Schema, connector.RowColumn, connector.LineColumn, connector.ErrorColumn)
 				if err != nil {
 					return fmt.Errorf("mapping %s onto %s: %w", res.Stream, res.Sink, err)
 				}

@@ -25,13 +25,30 @@ func main() {
 		os.Exit(fakeAPI(os.Args[2:]))
 	}
 	logger := plugins.Logger("nuorder")
-	plugins.Serve(nuorder.New(logger), plugins.WithLogger(logger))
+	plugins.Serve(nuorder.New(logger, sandbox), plugins.WithLogger(logger))
+}
+
+// sandbox starts the fake NuOrder API on loopback with the demo catalog, for
+// --sandbox.
+func sandbox() (nuorder.SandboxEnv, error) {
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: fakeapi.SandboxCredentials, Catalog: fakeapi.SandboxCatalog})
+	if err != nil {
+		return nuorder.SandboxEnv{}, err
+	}
+	sc := fakeapi.SandboxCredentials
+	env := nuorder.SandboxEnv{URL: srv.URL(), Close: srv.Close,
+		Credentials: nuorder.Credentials{ConsumerKey: sc.ConsumerKey, ConsumerSecret: sc.ConsumerSecret, Token: sc.Token, TokenSecret: sc.TokenSecret}}
+	for _, w := range fakeapi.SandboxCatalog.Warehouses() {
+		code, name := w.Code, w.DisplayName
+		env.Warehouses = append(env.Warehouses, nuorder.WarehouseConfig{ID: w.ID, Code: &code, Name: &name})
+	}
+	return env, nil
 }
 
 func fakeAPI(args []string) int {
 	fs := flag.NewFlagSet("fake-api", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8089", "loopback address to listen on")
-	cat := nuorder.SandboxCatalog
+	cat := fakeapi.SandboxCatalog
 	fs.IntVar(&cat.Products, "products", cat.Products, "products in the catalog")
 	fs.IntVar(&cat.Companies, "companies", cat.Companies, "companies in the catalog")
 	fs.IntVar(&cat.Orders, "orders", cat.Orders, "orders in the catalog (any number: documents are generated as they are served)")

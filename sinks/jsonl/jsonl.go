@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 
+	"pipehost/connector"
 	"pipehost/sinks"
 	"pipehost/sinks/internal/textsink"
 )
@@ -40,7 +41,7 @@ func (encoder) Row(w *bufio.Writer, rec arrow.Record, i int) error {
 		var err error
 		switch cc := col.(type) {
 		case *array.String:
-			if format, ok := f.Metadata.GetValue("pipehost.format"); ok && format == "json" && !cc.IsNull(i) && json.Valid([]byte(cc.Value(i))) {
+			if connector.IsJSON(f) && !cc.IsNull(i) && json.Valid([]byte(cc.Value(i))) {
 				v = []byte(cc.Value(i))
 				break
 			}

@@ -33,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"pipehost/connector"
 	"pipehost/internal/pgconfig"
 	"pipehost/sinks"
 )
@@ -214,7 +215,7 @@ func (s *Sink) Close() error { return nil }
 
 // pgType maps an Arrow field to a PostgreSQL column type.
 func pgType(f arrow.Field) string {
-	if v, ok := f.Metadata.GetValue("pipehost.format"); ok && v == "json" && f.Type.ID() == arrow.STRING {
+	if connector.IsJSON(f) {
 		return "jsonb"
 	}
 	switch f.Type.ID() {

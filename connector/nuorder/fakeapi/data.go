@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// SandboxCatalog is the demo catalog of --sandbox.
+var SandboxCatalog = Catalog{Seed: 42, Products: 240, Companies: 60, Orders: 500}
+
 // Catalog generates NuOrder documents deterministically from a seed. Nothing
 // is stored: document i is computed from (seed, i) whenever it is asked for,
 // so a catalog of any size costs no memory, and two catalogs with the same

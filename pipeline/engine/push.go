@@ -146,26 +146,11 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 	src := h.Connectors[pl.From.Name]
 	dst := h.Connectors[pl.To.Name]
 	target, _ := connector.FindStream(dst.Streams, pl.To.Stream, connector.Sink)
-	defer func() {
-		res.Duration = time.Since(start)
-		if h.opts.State == nil || dryRun {
-			return
-		}
-		run := state.Run{StartedAt: start.UTC(), FinishedAt: time.Now().UTC(), Status: "ok", Rows: res.Rows}
-		if res.Err != nil {
-			run.Status, run.Error = "failed", res.Err.Error()
-		}
-		if err := h.opts.State.RecordRun(pl.Name, target.Name, run); err != nil {
-			log.Warn("could not record the run in the state store", "error", err)
-		}
-	}()
-	if h.opts.State != nil && !dryRun {
-		unlock, err := h.opts.State.Lock(pl.Name)
-		if err != nil {
-			res.Err = err
-			return res
-		}
-		defer unlock()
+	end, err := h.begin(pl, target.Name, ro.FullRefresh, &res)
+	defer end()
+	if err != nil {
+		res.Err = err
+		return res
 	}
 	// The connector's ledger of what it sent before lets it skip what has
 	// not changed since; --full-refresh sends everything again.

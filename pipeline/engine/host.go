@@ -1,0 +1,318 @@
+// Package engine moves record batches from connector streams into sinks.
+//
+// Open starts every connector a pipeline file declares (each in its own
+// plugin process), decodes and applies their config, checks each pipeline's
+// references against the connectors' catalogs and opens the sinks. Run then
+// runs one pipeline: it reads the source stream from the checkpoint the state
+// store holds, batch by batch, writing each batch to the sink, so memory
+// holds one batch at a time whatever the stream's size. When the connector
+// emits a checkpoint, the sink commits everything before it and only then is
+// the checkpoint stored: a failed or killed run keeps the last checkpoint
+// whose rows are committed, and what it wrote after that is discarded.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"pipehost/connector"
+	"pipehost/pipeline/config"
+	"pipehost/pipeline/state"
+	"pipehost/plugins"
+	"pipehost/sinks"
+)
+
+// Options configure a Host.
+type Options struct {
+	// Sandbox asks every connector to run against its built-in sandbox.
+	Sandbox bool
+	// Logger receives the host's and the plugins' log lines.
+	Logger hclog.Logger
+	// Only, when not nil, limits which connectors and sinks are started to
+	// those the named pipelines use.
+	Only []string
+	// State keeps checkpoints between runs; nil runs every stream in full
+	// and remembers nothing. The host closes it in Close.
+	State state.Store
+	// ProgressEvery is how often a running pipeline logs its rows and rate
+	// (default DefaultProgressEvery).
+	ProgressEvery time.Duration
+	// Builtins are the connectors that run inside the host, by the name a
+	// file refers to them with (config.BuiltinFiles: the files connector),
+	// each made for the pipeline file's folder. main registers them, as it
+	// registers sinks: the engine knows no connector.
+	Builtins map[string]func(baseDir string) connector.Connector
+	// Catalog asks only for the connectors' catalogs: configs are decoded
+	// without insisting on required attributes, and connectors are not
+	// configured, so `pipeline streams` works without credentials.
+	Catalog bool
+}
+
+// Connector is a started connector with its catalog.
+type Connector struct {
+	Name    string
+	Info    connector.Info
+	Streams []connector.Stream
+	conn    connector.Connector
+	// Sensitive are the ranges of its sensitive attributes in the file.
+	Sensitive []hcl.Range
+	// Identity names the account it reads, without a secret (see
+	// sourceIdentity); stored checkpoints are bound to it.
+	Identity string
+}
+
+// Host holds the started connectors and opened sinks of one pipeline file.
+type Host struct {
+	File       *config.File
+	Connectors map[string]*Connector
+	sinks      map[string]sinks.Sink
+	drivers    map[string]sinks.Driver
+	opts       Options
+	// sensitive are the ranges of sink attributes that hold secrets.
+	sensitive []hcl.Range
+}
+
+// Open starts the connectors and sinks of f and checks every pipeline's
+// references. On error diagnostics it has already closed what it started.
+// The host must be closed.
+func Open(ctx context.Context, f *config.File, opts Options) (*Host, hcl.Diagnostics) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	h := &Host{File: f, Connectors: map[string]*Connector{}, sinks: map[string]sinks.Sink{}, drivers: map[string]sinks.Driver{}, opts: opts}
+	used := h.used()
+	var diags hcl.Diagnostics
+	for _, c := range f.Connectors {
+		if !used["connector."+c.Name] {
+			continue
+		}
+		sc, d := h.startConnector(ctx, c)
+		diags = append(diags, d...)
+		if sc != nil {
+			h.Connectors[c.Name] = sc
+		}
+	}
+	for name, open := range opts.Builtins {
+		if !used["connector."+name] || f.Connector(name) != nil {
+			continue // not used, or the file declares a plugin of that name
+		}
+		bc := open(f.Dir)
+		streams, _ := bc.Streams(ctx)
+		info, _ := bc.Info(ctx)
+		h.Connectors[name] = &Connector{Name: name, Info: info, Streams: streams, conn: bc}
+	}
+	for _, s := range f.Sinks {
+		if !used["sink."+s.Key()] {
+			continue
+		}
+		sk, d := h.openSink(s)
+		diags = append(diags, d...)
+		if sk != nil {
+			h.sinks[s.Key()] = sk
+		}
+	}
+	if !diags.HasErrors() && len(h.Connectors) > 0 {
+		for _, pl := range f.Pipelines {
+			if used["pipeline."+pl.Name] {
+				diags = append(diags, h.checkPipeline(pl)...)
+			}
+		}
+	}
+	if diags.HasErrors() {
+		h.Close()
+	}
+	return h, diags
+}
+
+// used says which blocks the selected pipelines need; with no selection,
+// every block is used.
+func (h *Host) used() map[string]bool {
+	used := map[string]bool{}
+	if h.opts.Only == nil {
+		for _, c := range h.File.Connectors {
+			used["connector."+c.Name] = true
+		}
+		for _, s := range h.File.Sinks {
+			used["sink."+s.Key()] = true
+		}
+		for _, pl := range h.File.Pipelines {
+			used["pipeline."+pl.Name] = true
+			for _, r := range []config.Ref{pl.From, pl.To} {
+				if r.Kind == "connector" {
+					used["connector."+r.Name] = true
+				}
+			}
+		}
+		return used
+	}
+	for _, name := range h.opts.Only {
+		pl := h.File.Pipeline(name)
+		if pl == nil {
+			continue
+		}
+		used["pipeline."+pl.Name] = true
+		for _, r := range []config.Ref{pl.From, pl.To} {
+			if r.Kind == "sink" {
+				used["sink."+r.Type+"."+r.Name] = true
+			} else {
+				used["connector."+r.Name] = true
+			}
+		}
+	}
+	return used
+}
+
+func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connector, hcl.Diagnostics) {
+	fail := func(summary string, err error) hcl.Diagnostics {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: err.Error(), Subject: c.DeclRange.Ptr()}}
+	}
+	path := c.Plugin
+	if path == "" {
+		found, err := plugins.Find(c.Name)
+		if err != nil {
+			return nil, fail("Cannot find connector plugin", err)
+		}
+		path = found
+	}
+	client, err := plugins.Open(plugins.Config{Name: c.Name, Path: path, SHA256: c.SHA256, Logger: h.opts.Logger})
+	if err != nil {
+		return nil, fail("Cannot start connector plugin", err)
+	}
+	sc := &Connector{Name: c.Name, conn: client}
+	ok := false
+	defer func() {
+		if !ok {
+			client.Close()
+		}
+	}()
+	if sc.Info, err = client.Info(ctx); err != nil {
+		return nil, fail("Connector plugin does not answer", err)
+	}
+	schema, err := client.ConfigSchema(ctx)
+	if err != nil {
+		return nil, fail("Connector plugin does not answer", err)
+	}
+	sc.Sensitive = config.SensitiveAttributes(c, schema)
+	raw, diags := config.DecodeConnectorConfig(c, schema, h.opts.Sandbox || h.opts.Catalog)
+	if diags.HasErrors() {
+		return sc, diags // sc carries the sensitive ranges for printing; Open closes it
+	}
+	sc.Identity = sourceIdentity(c.Name, sc.Info, schema, raw, h.opts.Sandbox)
+	if h.opts.Catalog {
+		// Configure only to let the config shape the catalog (toggles);
+		// missing credentials are expected here.
+		if err := client.Configure(ctx, connector.ConfigureRequest{Config: raw}); err != nil {
+			h.opts.Logger.Debug("connector not configured for the catalog", "connector", c.Name, "error", err)
+		}
+	} else {
+		if err := client.Configure(ctx, connector.ConfigureRequest{Config: raw, Sandbox: h.opts.Sandbox}); err != nil {
+			return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Connector " + c.Name + " refused its config",
+				Detail: err.Error(), Subject: c.ConfigRange.Ptr()})
+		}
+	}
+	if sc.Streams, err = client.Streams(ctx); err != nil {
+		return nil, fail("Cannot read the connector's catalog", err)
+	}
+	ok = true
+	return sc, diags
+}
+
+func (h *Host) openSink(s *config.Sink) (sinks.Sink, hcl.Diagnostics) {
+	drv, ok := sinks.Lookup(s.Type)
+	if !ok {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown sink type",
+			Detail:  fmt.Sprintf("There is no sink type %q. Available: %s.", s.Type, strings.Join(sinks.Names(), ", ")),
+			Subject: s.TypeRange.Ptr()}}
+	}
+	h.drivers[s.Key()] = drv
+	if sa, ok := drv.(sinks.SensitiveAttributes); ok {
+		attrs, _ := s.Body.JustAttributes()
+		for _, name := range sa.Sensitive() {
+			if a, ok := attrs[name]; ok {
+				h.sensitive = append(h.sensitive, a.Range)
+			}
+		}
+	}
+	cfg := drv.NewConfig()
+	if diags := config.DecodeSinkConfig(s, cfg); diags.HasErrors() {
+		return nil, diags
+	}
+	sk, err := drv.Open(cfg, sinks.Env{BaseDir: h.File.Dir, Logger: h.opts.Logger.Named("sink." + s.Key())})
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot open sink " + s.Key(), Detail: err.Error(), Subject: s.DeclRange.Ptr()}}
+	}
+	return sk, nil
+}
+
+// Sensitive returns the file ranges of every started connector's sensitive
+// attributes.
+func (h *Host) Sensitive() []hcl.Range {
+	var out []hcl.Range
+	for _, c := range h.Connectors {
+		out = append(out, c.Sensitive...)
+	}
+	if h.File.StateDSNRange != nil {
+		out = append(out, *h.File.StateDSNRange)
+	}
+	return append(out, h.sensitive...)
+}
+
+// Close stops every plugin, closes every sink and the state store.
+func (h *Host) Close() {
+	for _, c := range h.Connectors {
+		c.conn.Close()
+	}
+	for _, s := range h.sinks {
+		s.Close()
+	}
+	if h.opts.State != nil {
+		h.opts.State.Close()
+	}
+}
+
+// Check asks a started connector whether its service accepts the configured
+// credentials.
+func (h *Host) Check(ctx context.Context, name string) error {
+	c, ok := h.Connectors[name]
+	if !ok {
+		return fmt.Errorf("connector %s is not started", name)
+	}
+	return c.conn.Check(ctx)
+}
+
+// begin is the step every run shares: it takes the pipeline's run lock and
+// returns end, to defer, which releases the lock and records the run's
+// outcome (status, rows, error, duration) in the state store. A run that
+// cannot take the lock gets end all the same, and is recorded as failed.
+// A dry run (a plan) takes no lock and records nothing; without a state
+// store there is neither.
+func (h *Host) begin(pl *config.Pipeline, stream string, fullRefresh bool, res *Result) (end func(), err error) {
+	start := time.Now()
+	unlock := func() {}
+	end = func() {
+		unlock()
+		res.Duration = time.Since(start)
+		if h.opts.State == nil || res.DryRun {
+			return
+		}
+		run := state.Run{StartedAt: start.UTC(), FinishedAt: time.Now().UTC(), Status: "ok", Rows: res.Rows, FullRefresh: fullRefresh}
+		if res.Err != nil {
+			run.Status, run.Error = "failed", res.Err.Error()
+		}
+		if err := h.opts.State.RecordRun(pl.Name, stream, run); err != nil {
+			h.opts.Logger.Warn("could not record the run in the state store", "pipeline", pl.Name, "error", err)
+		}
+	}
+	if h.opts.State != nil && !res.DryRun {
+		if unlock, err = h.opts.State.Lock(pl.Name); err != nil {
+			unlock = func() {}
+			return end, err
+		}
+	}
+	return end, nil
+}

@@ -1,0 +1,43 @@
+package engine
+
+import (
+	"context"
+
+	"pipehost/connector"
+	"pipehost/pipeline/config"
+	"pipehost/pipeline/state"
+	"pipehost/sinks"
+)
+
+// Plans: what a run would do, with no side effect.
+
+// Plan works out what running a pipeline would do, with no side effect: a
+// pipeline into a connector's sink stream reads its input and asks the
+// connector for a dry run (read requests only); a pipeline into a sink
+// reports where it would resume.
+func (h *Host) Plan(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res Result, from string) {
+	if pl.To.Kind == "connector" {
+		return h.runPush(ctx, pl, ro, true), ""
+	}
+	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), DryRun: true}
+	c := h.Connectors[pl.From.Name]
+	st, _ := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
+	from = "from the beginning"
+	switch {
+	case ro.FullRefresh:
+		from = "from the beginning (--full-refresh)"
+	case pl.Mode == sinks.Overwrite:
+		from = "from the beginning (mode overwrite)"
+	default:
+		binding := &state.Binding{Source: c.Identity, Destination: h.destination(pl, st.Name)}
+		cp, err := h.resumeFrom(ctx, pl, st.Name, h.sinks[pl.To.Type+"."+pl.To.Name], binding, false)
+		if err != nil {
+			res.Err = err
+			return res, ""
+		}
+		if cp != nil {
+			from = "after checkpoint " + state.Describe(cp)
+		}
+	}
+	return res, from
+}

@@ -1,0 +1,261 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"pipehost/connector"
+	"pipehost/pipeline/config"
+	"pipehost/pipeline/state"
+	"pipehost/sinks"
+)
+
+// Pull runs: a connector's source stream into a sink, committing rows and
+// checkpoints together, resuming from a checkpoint bound to its data.
+
+// Result is the outcome of one pipeline run.
+type Result struct {
+	Pipeline string
+	Stream   string
+	Sink     string
+	// Rows is how many rows the sink committed in this run (a failed run
+	// may have committed some before it failed).
+	Rows     int64
+	Files    []string
+	Duration time.Duration
+	Err      error
+
+	// Push is set for pipelines into a connector's sink stream; for them
+	// Rows counts accepted rows, and these say what else happened.
+	Push   bool
+	DryRun bool
+	// Rejected counts rows rejected by the mapping or by the connector;
+	// RejectsFile lists them (empty for a dry run or when none).
+	Rejected     int64
+	RejectsFile  string
+	RejectSample []string
+	// Summary is what the connector did (or would do).
+	Summary connector.WriteSummary
+}
+
+// RunOptions change one run.
+type RunOptions struct {
+	// FullRefresh reads the stream from the beginning, ignoring the stored
+	// checkpoint; the checkpoint it ends with replaces the stored one.
+	FullRefresh bool
+}
+
+// Run runs one pipeline once. Rows land in the sink in commits, each followed
+// by storing the checkpoint that came after them; on error, rows after the
+// last commit are discarded and the stored checkpoint is the last one
+// committed, so the next run resumes there.
+func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res Result) {
+	if pl.To.Kind == "connector" {
+		return h.runPush(ctx, pl, ro, false)
+	}
+	start := time.Now()
+	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String()}
+	log := h.opts.Logger.With("pipeline", pl.Name)
+	c := h.Connectors[pl.From.Name]
+	st, _ := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
+	end, err := h.begin(pl, st.Name, ro.FullRefresh, &res)
+	defer end()
+	if err != nil {
+		res.Err = err
+		return res
+	}
+
+	sk := h.sinks[pl.To.Type+"."+pl.To.Name]
+	binding := &state.Binding{Source: c.Identity, Destination: h.destination(pl, st.Name)}
+	storeID := ""
+	if h.opts.State != nil {
+		storeID = h.opts.State.ID()
+	}
+	var checkpoint []byte
+	// An overwrite replaces everything: it always reads in full.
+	if !ro.FullRefresh && pl.Mode != sinks.Overwrite {
+		if checkpoint, err = h.resumeFrom(ctx, pl, st.Name, sk, binding, true); err != nil {
+			res.Err = err
+			return res
+		}
+	}
+
+	mode := pl.Mode
+	if ro.FullRefresh && mode == sinks.Append {
+		// A full refresh replaces what the appends accumulated, at its
+		// final commit, where the sink can; elsewhere it would add a
+		// second copy of every row, so it is refused.
+		if supportsMode(h.drivers[pl.To.Type+"."+pl.To.Name], sinks.Overwrite) {
+			mode = sinks.Overwrite
+		} else if cr, ok := sk.(sinks.CheckpointReader); ok {
+			if held, _, _ := cr.Checkpoint(ctx, pl.Name, st.Name); held != nil {
+				res.Err = fmt.Errorf("--full-refresh into %s would add a second copy of the rows it holds: remove them first (the next run then reads everything again, without --full-refresh)", binding.Destination)
+				return res
+			}
+		}
+	}
+	w, err := sk.Open(ctx, sinks.Stream{Pipeline: pl.Name, Name: st.Name, Schema: st.Schema, PrimaryKey: st.PrimaryKey, Mode: mode})
+	if err != nil {
+		res.Err = fmt.Errorf("opening %s for stream %s: %w", res.Sink, st.Name, err)
+		return res
+	}
+	defer w.Close()
+	log.Info("pipeline started", "from", res.Stream, "to", res.Sink, "resuming", checkpoint != nil, "full_refresh", ro.FullRefresh)
+
+	var pending int64 // rows written since the last commit
+	commit := func(cp []byte, final bool) error {
+		if pending > 0 && failpoint("before-commit") {
+			log.Warn("failpoint before-commit: rows written, not committed; waiting to be killed")
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		info, err := w.Commit(ctx, sinks.Commit{Checkpoint: wrap(cp, storeID, binding), Final: final})
+		if err != nil {
+			return fmt.Errorf("committing to %s: %w", res.Sink, err)
+		}
+		if info.Rows > 0 && failpoint("after-sink-commit") {
+			log.Warn("failpoint after-sink-commit: rows committed, state not written; waiting to be killed")
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		if info.Rows > 0 {
+			res.Files = append(res.Files, info.Location)
+		}
+		res.Rows += info.Rows
+		pending = 0
+		if cp != nil && h.opts.State != nil {
+			if err := h.opts.State.Commit(pl.Name, st.Name, cp, state.CommitMeta{Binding: binding, Rows: info.Rows > 0}); err != nil {
+				return fmt.Errorf("storing the checkpoint (the rows before it are committed and will be read again): %w", err)
+			}
+		}
+		log.Debug("committed", "rows", info.Rows, "location", info.Location)
+		return nil
+	}
+	prog := startProgress(log, h.opts.ProgressEvery)
+	defer prog.end()
+	var last []byte
+	err = c.conn.Read(ctx, connector.ReadRequest{Stream: st.Name, Checkpoint: checkpoint, Options: pl.Options}, func(b connector.Batch) error {
+		if b.Record != nil && b.Record.NumRows() > 0 {
+			rec, cleaned := cleanNUL(b.Record)
+			if cleaned {
+				defer rec.Release()
+			}
+			if err := w.Write(ctx, rec); err != nil {
+				return fmt.Errorf("writing to %s: %w", res.Sink, err)
+			}
+			pending += b.Record.NumRows()
+			prog.add(b.Record.NumRows())
+		}
+		if b.Checkpoint != nil {
+			last = b.Checkpoint
+			return commit(b.Checkpoint, false)
+		}
+		return nil
+	})
+	if err == nil && (pending > 0 || mode == sinks.Overwrite) {
+		// Rows after the last checkpoint (committed, but the stored
+		// checkpoint stays before them: the connector gave none after),
+		// or the final commit that makes an overwrite take effect.
+		err = commit(last, true)
+	}
+	if err != nil {
+		w.Abort()
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			err = ErrInterrupted
+		}
+		res.Err = fmt.Errorf("stream %s: %w", res.Stream, err)
+		msg := "pipeline failed; nothing of this run was committed"
+		if res.Rows > 0 {
+			msg = fmt.Sprintf("pipeline failed after committing %d rows; the next run resumes after them", res.Rows)
+		}
+		log.Error(msg, "error", res.Err)
+		return res
+	}
+	log.Info("pipeline finished", "rows", res.Rows, "files", len(res.Files), "duration", time.Since(start).Round(time.Millisecond).String())
+	return res
+}
+
+// resumeFrom returns the checkpoint a run resumes after: the state store's,
+// or the sink's when the sink stores checkpoints with its rows and has a
+// newer one (the host died between the sink's commit and the state write),
+// unless the stream was reset after the sink committed it. With record, a
+// newer checkpoint found in the sink is copied into the state store.
+//
+// It refuses (ErrStateMismatch) a checkpoint bound to other data: written
+// reading another account (or the sandbox), or into another destination,
+// or found in a destination another state store also writes. When the
+// state says rows were committed that the sink no longer holds (its files
+// deleted or moved), it says so and resumes from what the sink holds, from
+// the beginning if it holds nothing.
+func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream string, sk sinks.Sink, binding *state.Binding, record bool) ([]byte, error) {
+	var entry state.Entry
+	storeID := ""
+	if h.opts.State != nil {
+		var err error
+		if entry, err = h.opts.State.Get(pl.Name, stream); err != nil {
+			return nil, fmt.Errorf("reading state: %w", err)
+		}
+		storeID = h.opts.State.ID()
+	}
+	cp := entry.Bytes()
+	if cp != nil && entry.Binding != nil && *entry.Binding != *binding {
+		return nil, mismatch(pl.Name, "the state of pipeline "+pl.Name+" belongs to other data", entry.Binding, binding)
+	}
+	cr, ok := sk.(sinks.CheckpointReader)
+	if !ok {
+		return cp, nil
+	}
+	stored, at, err := cr.Checkpoint(ctx, pl.Name, stream)
+	if err != nil {
+		return nil, fmt.Errorf("reading the checkpoint stored in %s: %w", pl.To, err)
+	}
+	if !at.After(entry.ResetAt) {
+		stored = nil // committed before `state reset`: forgotten too
+	}
+	scp, env := unwrap(stored)
+	if scp != nil && env.Version == 1 {
+		found := &state.Binding{Source: env.Source, Destination: binding.Destination}
+		if env.Source != binding.Source {
+			return nil, mismatch(pl.Name, binding.Destination+" holds rows of other data", found, binding)
+		}
+		known := cp != nil && (state.Digest(scp) == entry.DataDigest || state.Digest(scp) == state.Digest(cp))
+		if storeID != "" && env.State != storeID && !known {
+			if cp != nil {
+				return nil, fmt.Errorf("%w: %s also holds rows of pipeline %s committed with another state store (id %s; this one is %s). "+
+					"Two state stores writing one destination repeat its rows. Use one state store (a state block with backend = \"postgres\" "+
+					"shares one between hosts), or give each its own destination", ErrStateMismatch, binding.Destination, pl.Name, env.State, storeID)
+			}
+			// This store knows nothing of the pipeline (its state was
+			// deleted, or it is new): carry on from what the sink holds.
+			h.opts.Logger.Warn("no state for this pipeline here; resuming from the checkpoint committed with the rows in the destination by another state store",
+				"pipeline", pl.Name, "destination", binding.Destination, "other_store", env.State)
+		}
+	}
+	switch {
+	case scp != nil && (cp == nil || !at.Before(entry.UpdatedAt)):
+		if record && h.opts.State != nil && string(scp) != string(cp) {
+			h.opts.Logger.Info("resuming from the checkpoint committed with the rows in the sink", "pipeline", pl.Name)
+			h.opts.State.Commit(pl.Name, stream, scp, state.CommitMeta{Binding: binding, Rows: true})
+		}
+		return scp, nil
+	case cp != nil && entry.DataDigest != "" && state.Digest(scp) != entry.DataDigest && state.Digest(scp) != state.Digest(cp):
+		holds := "nothing of it"
+		if scp != nil {
+			holds = "only rows before an earlier checkpoint"
+		}
+		h.opts.Logger.Warn("the state says rows were committed that the destination no longer holds (deleted or moved?): reading them again",
+			"pipeline", pl.Name, "destination", binding.Destination, "destination_holds", holds)
+		return scp, nil
+	}
+	return cp, nil
+}
+
+// failpoint says whether the test failpoint name is armed through the
+// PIPEHOST_FAILPOINT environment variable. Tests use it to kill the host at
+// an exact moment; nothing arms it in normal use.
+func failpoint(name string) bool {
+	return os.Getenv("PIPEHOST_FAILPOINT") == name
+}

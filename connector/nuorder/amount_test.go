@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
+	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"pipehost/connector"
 	"pipehost/connector/nuorder/fakeapi"
@@ -69,5 +72,38 @@ func TestAmountsAreExactDecimals(t *testing.T) {
 	}
 	if ty := OrdersSchema.Field(OrdersSchema.FieldIndices("total")[0]).Type.String(); ty != "decimal(18, 4)" {
 		t.Fatalf("total is %s", ty)
+	}
+}
+
+// TestBuildersFollowNamesNotPositions: a row built with the orders schema's
+// columns in reverse order holds the same values, column by column, as one
+// built with the schema as declared: values are placed by name.
+func TestBuildersFollowNamesNotPositions(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 151, Products: 5, Companies: 3, Orders: 5}
+	doc, _ := json.Marshal(cat.Order(1))
+	var o order
+	if err := json.Unmarshal(doc, &o); err != nil {
+		t.Fatal(err)
+	}
+	fields := OrdersSchema.Fields()
+	reversed := make([]arrow.Field, len(fields))
+	for i, f := range fields {
+		reversed[len(fields)-1-i] = f
+	}
+	now := time.Now()
+	build := func(schema *arrow.Schema) arrow.Record {
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		defer b.Release()
+		appendOrder(b, &o, doc, now)
+		return b.NewRecord()
+	}
+	a, r := build(OrdersSchema), build(arrow.NewSchema(reversed, nil))
+	defer a.Release()
+	defer r.Release()
+	for i, f := range fields {
+		got := r.Column(r.Schema().FieldIndices(f.Name)[0]).ValueStr(0)
+		if want := a.Column(i).ValueStr(0); got != want {
+			t.Fatalf("column %s: %q in the reordered schema, %q as declared", f.Name, got, want)
+		}
 	}
 }

@@ -87,3 +87,32 @@ func appendStructs[T any](b array.Builder, items []T, fill func(sb *array.Struct
 		fill(sb, it)
 	}
 }
+
+// column is the builder of a record builder's field by name: builders are
+// addressed by what they hold, so reordering a schema cannot shift values.
+// The schema's own index makes it a map lookup. A name the schema lacks is
+// a bug: it panics naming it.
+func column(b *array.RecordBuilder, name string) array.Builder {
+	idx := b.Schema().FieldIndices(name)
+	if len(idx) != 1 {
+		panic("nuorder: the schema has no column " + name)
+	}
+	return b.Field(idx[0])
+}
+
+// member is the builder of a struct field by name (see column). The struct
+// type is the schema's own (lineItemType, say): asking the builder for its
+// type would build a new one on every call.
+func member(sb *array.StructBuilder, typ *arrow.StructType, name string) array.Builder {
+	i, ok := typ.FieldIdx(name)
+	if !ok {
+		panic("nuorder: the struct has no field " + name)
+	}
+	return sb.FieldBuilder(i)
+}
+
+// named is a value and the column it goes to.
+type named struct {
+	name string
+	v    flexString
+}

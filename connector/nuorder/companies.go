@@ -39,12 +39,13 @@ func appendAddress(b array.Builder, a *address) {
 		return
 	}
 	sb.Append(true)
-	for i, s := range []flexString{a.Ref, a.DisplayName, a.Line1, a.Line2, a.City, a.State, a.Zip, a.Country,
-		a.Code, a.ShippingCode, a.BillingCode, a.Type} {
-		appendString(sb.FieldBuilder(i), s)
+	for _, c := range [...]named{{"ref", a.Ref}, {"display_name", a.DisplayName}, {"line_1", a.Line1}, {"line_2", a.Line2},
+		{"city", a.City}, {"state", a.State}, {"zip", a.Zip}, {"country", a.Country}, {"code", a.Code}, {"shipping_code", a.ShippingCode},
+		{"billing_code", a.BillingCode}, {"type", a.Type}} {
+		appendString(member(sb, addressType, c.name), c.v)
 	}
-	appendBool(sb.FieldBuilder(12), a.DefaultShipping)
-	appendBool(sb.FieldBuilder(13), a.DefaultBilling)
+	appendBool(member(sb, addressType, "default_shipping"), a.DefaultShipping)
+	appendBool(member(sb, addressType, "default_billing"), a.DefaultBilling)
 }
 
 func appendAddresses(b array.Builder, as []address) {
@@ -70,8 +71,9 @@ type person struct {
 
 func appendPeople(b array.Builder, ps []person) {
 	appendStructs(b, ps, func(sb *array.StructBuilder, p person) {
-		for i, s := range []flexString{p.Name, p.Email, p.Title, p.PhoneOffice, p.PhoneCell} {
-			appendString(sb.FieldBuilder(i), s)
+		for _, c := range [...]named{{"name", p.Name}, {"email", p.Email}, {"title", p.Title},
+			{"phone_office", p.PhoneOffice}, {"phone_cell", p.PhoneCell}} {
+			appendString(member(sb, personType, c.name), c.v)
 		}
 	})
 }
@@ -99,25 +101,23 @@ type company struct {
 }
 
 func appendCompany(b *array.RecordBuilder, co *company, raw json.RawMessage, extracted time.Time) {
-	f := b.Fields()
-	for i, s := range []flexString{co.ID, co.Code, co.Name, co.CurrencyCode} {
-		appendString(f[i], s)
+	col := func(name string) array.Builder { return column(b, name) }
+	for _, c := range [...]named{{"_id", co.ID}, {"code", co.Code}, {"name", co.Name}, {"currency_code", co.CurrencyCode},
+		{"payment_terms", co.PaymentTerms}, {"credit_status", co.CreditStatus}, {"pricing_template", co.PricingTemplate}, {"warehouse", co.Warehouse}} {
+		appendString(col(c.name), c.v)
 	}
-	appendBool(f[4], co.Active)
-	for i, s := range []flexString{co.PaymentTerms, co.CreditStatus, co.PricingTemplate, co.Warehouse} {
-		appendString(f[5+i], s)
-	}
-	appendAmount(f[9], co.Discount)
-	appendAmount(f[10], co.Surcharge)
-	appendBool(f[11], co.AllowBulk)
-	appendStrings(f[12], co.CustomerGroups)
-	appendAddresses(f[13], co.Addresses)
-	appendPeople(f[14], co.Reps)
-	appendPeople(f[15], co.Buyers)
-	appendTime(f[16], co.CreatedOn)
-	appendTime(f[17], co.ModifiedOn)
-	f[18].(*array.StringBuilder).Append(string(raw))
-	f[19].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
+	appendBool(col("active"), co.Active)
+	appendAmount(col("discount"), co.Discount)
+	appendAmount(col("surcharge"), co.Surcharge)
+	appendBool(col("allow_bulk"), co.AllowBulk)
+	appendStrings(col("customer_groups"), co.CustomerGroups)
+	appendAddresses(col("addresses"), co.Addresses)
+	appendPeople(col("reps"), co.Reps)
+	appendPeople(col("buyers"), co.Buyers)
+	appendTime(col("created_on"), co.CreatedOn)
+	appendTime(col("modified_on"), co.ModifiedOn)
+	col("document").(*array.StringBuilder).Append(string(raw))
+	col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
 // readCompanies emits the companies created or modified in the read's

@@ -183,74 +183,72 @@ func (c *Connector) readOrderLines(ctx context.Context, req connector.ReadReques
 }
 
 func appendOrder(b *array.RecordBuilder, o *order, raw json.RawMessage, extracted time.Time) {
-	f := b.Fields()
-	for i, s := range []flexString{o.ID, o.OrderNumber, o.Status, o.CurrencyCode, o.CustomerPONumber, o.ExternalID, o.OrderType,
-		o.Retailer.ID, o.Retailer.Name, o.Retailer.Code, o.Retailer.BuyerName, o.Retailer.BuyerEmail, o.RepName, o.RepEmail} {
-		appendString(f[i], s)
+	col := func(name string) array.Builder { return column(b, name) }
+	for _, c := range [...]named{{"_id", o.ID}, {"order_number", o.OrderNumber}, {"status", o.Status},
+		{"currency_code", o.CurrencyCode}, {"customer_po_number", o.CustomerPONumber}, {"external_id", o.ExternalID},
+		{"order_type", o.OrderType}, {"retailer_id", o.Retailer.ID}, {"retailer_name", o.Retailer.Name}, {"retailer_code", o.Retailer.Code},
+		{"buyer_name", o.Retailer.BuyerName}, {"buyer_email", o.Retailer.BuyerEmail}, {"rep_name", o.RepName}, {"rep_email", o.RepEmail},
+		{"payment_status", o.PaymentStatus}, {"notes", o.Notes}} {
+		appendString(col(c.name), c.v)
 	}
-	appendAddress(f[14], o.BillingAddress)
-	appendAddress(f[15], o.ShippingAddress)
-	appendTime(f[16], o.StartShip)
-	appendTime(f[17], o.EndShip)
-	appendAmount(f[18], o.Total)
-	appendInt64(f[19], o.TotalQuantity)
-	appendAmount(f[20], o.Discount)
-	appendAmount(f[21], o.Discounts.OriginalTotal)
-	appendAmount(f[22], o.Discounts.DiscountedTotal)
-	appendString(f[23], o.PaymentStatus)
-	appendBool(f[24], o.Edited)
-	appendTime(f[25], o.EditedOn)
-	appendString(f[26], o.Notes)
-
-	appendStructs(f[27], o.LineItems, func(sb *array.StructBuilder, li lineItem) {
-		for i, s := range []flexString{li.ID, li.Product.ID, li.Product.StyleNumber, li.Product.Color, li.Product.ColorCode,
-			li.Product.BrandID, li.Product.Season, li.Warehouse} {
-			appendString(sb.FieldBuilder(i), s)
+	appendAddress(col("billing_address"), o.BillingAddress)
+	appendAddress(col("shipping_address"), o.ShippingAddress)
+	appendTime(col("ship_start"), o.StartShip)
+	appendTime(col("ship_end"), o.EndShip)
+	appendAmount(col("total"), o.Total)
+	appendInt64(col("total_quantity"), o.TotalQuantity)
+	appendAmount(col("discount"), o.Discount)
+	appendAmount(col("original_total"), o.Discounts.OriginalTotal)
+	appendAmount(col("discounted_total"), o.Discounts.DiscountedTotal)
+	appendBool(col("edited"), o.Edited)
+	appendTime(col("edited_on"), o.EditedOn)
+	appendStructs(col("line_items"), o.LineItems, func(sb *array.StructBuilder, li lineItem) {
+		for _, c := range [...]named{{"id", li.ID}, {"product_id", li.Product.ID}, {"style_number", li.Product.StyleNumber},
+			{"color", li.Product.Color}, {"color_code", li.Product.ColorCode}, {"brand_id", li.Product.BrandID}, {"season", li.Product.Season},
+			{"warehouse", li.Warehouse}} {
+			appendString(member(sb, lineItemType, c.name), c.v)
 		}
-		appendBool(sb.FieldBuilder(8), li.Prebook)
-		appendTime(sb.FieldBuilder(9), li.ShipStart)
-		appendTime(sb.FieldBuilder(10), li.ShipEnd)
-		appendStructs(sb.FieldBuilder(11), li.Sizes, func(ssb *array.StructBuilder, sz orderSize) {
-			appendString(ssb.FieldBuilder(0), sz.Size)
-			appendString(ssb.FieldBuilder(1), sz.UPC)
-			appendInt64(ssb.FieldBuilder(2), sz.Quantity)
-			appendAmount(ssb.FieldBuilder(3), sz.Price)
-			appendAmount(ssb.FieldBuilder(4), sz.OriginalPrice)
+		appendBool(member(sb, lineItemType, "prebook"), li.Prebook)
+		appendTime(member(sb, lineItemType, "ship_start"), li.ShipStart)
+		appendTime(member(sb, lineItemType, "ship_end"), li.ShipEnd)
+		appendStructs(member(sb, lineItemType, "sizes"), li.Sizes, func(ssb *array.StructBuilder, sz orderSize) {
+			appendString(member(ssb, orderSizeType, "size"), sz.Size)
+			appendString(member(ssb, orderSizeType, "upc"), sz.UPC)
+			appendInt64(member(ssb, orderSizeType, "quantity"), sz.Quantity)
+			appendAmount(member(ssb, orderSizeType, "price"), sz.Price)
+			appendAmount(member(ssb, orderSizeType, "original_price"), sz.OriginalPrice)
 		})
 	})
-	appendStructs(f[28], o.Shipments, func(sb *array.StructBuilder, s shipment) {
-		appendString(sb.FieldBuilder(0), s.Type)
-		appendString(sb.FieldBuilder(1), s.Status)
-		appendTime(sb.FieldBuilder(2), s.ShipmentDate)
-		appendStrings(sb.FieldBuilder(3), s.TrackingNumbers)
+	appendStructs(col("shipments"), o.Shipments, func(sb *array.StructBuilder, s shipment) {
+		appendString(member(sb, shipmentType, "type"), s.Type)
+		appendString(member(sb, shipmentType, "status"), s.Status)
+		appendTime(member(sb, shipmentType, "shipment_date"), s.ShipmentDate)
+		appendStrings(member(sb, shipmentType, "tracking_numbers"), s.TrackingNumbers)
 	})
-	appendTime(f[29], o.CreatedOn)
-	appendTime(f[30], o.ModifiedOn)
-	f[31].(*array.StringBuilder).Append(string(raw))
-	f[32].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
+	appendTime(col("created_on"), o.CreatedOn)
+	appendTime(col("modified_on"), o.ModifiedOn)
+	col("document").(*array.StringBuilder).Append(string(raw))
+	col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
 func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, rawLine json.RawMessage, extracted time.Time) {
 	li := &o.LineItems[i]
-	f := b.Fields()
-	appendString(f[0], o.ID)
-	appendString(f[1], o.OrderNumber)
-	appendString(f[2], o.Status)
+	col := func(name string) array.Builder { return column(b, name) }
 	lineID := li.ID.v
 	if !li.ID.ok || lineID == "" {
 		lineID = "line-" + strconv.Itoa(i+1) // older orders have no line id
 	}
-	f[3].(*array.StringBuilder).Append(lineID)
-	f[4].(*array.Int32Builder).Append(int32(i + 1))
-	for k, s := range []flexString{li.Product.ID, li.Product.StyleNumber, li.Product.Color, li.Product.ColorCode, li.Product.BrandID, li.Product.Season} {
-		appendString(f[5+k], s)
+	for _, c := range [...]named{{"order_id", o.ID}, {"order_number", o.OrderNumber}, {"status", o.Status},
+		{"product_id", li.Product.ID}, {"style_number", li.Product.StyleNumber}, {"color", li.Product.Color},
+		{"color_code", li.Product.ColorCode}, {"brand_id", li.Product.BrandID}, {"season", li.Product.Season},
+		{"upc", sz.UPC}, {"warehouse", li.Warehouse}, {"currency_code", o.CurrencyCode}, {"retailer_name", o.Retailer.Name}} {
+		appendString(col(c.name), c.v)
 	}
-	f[11].(*array.StringBuilder).Append(sz.Size.v)
-	appendString(f[12], sz.UPC)
-	appendString(f[13], li.Warehouse)
-	appendInt64(f[14], sz.Quantity)
-	appendAmount(f[15], sz.Price)
-	appendString(f[16], o.CurrencyCode)
+	col("line_id").(*array.StringBuilder).Append(lineID)
+	col("line_no").(*array.Int32Builder).Append(int32(i + 1))
+	col("size").(*array.StringBuilder).Append(sz.Size.v)
+	appendInt64(col("quantity"), sz.Quantity)
+	appendAmount(col("price"), sz.Price)
 	start, end := li.ShipStart, li.ShipEnd
 	if !start.ok || start.v == "" {
 		start = o.StartShip // the line inherits the order's ship window
@@ -258,35 +256,33 @@ func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, rawL
 	if !end.ok || end.v == "" {
 		end = o.EndShip
 	}
-	appendTime(f[17], start)
-	appendTime(f[18], end)
-	appendBool(f[19], li.Prebook)
-	appendString(f[20], o.Retailer.Name)
-	appendTime(f[21], o.ModifiedOn)
-	f[22].(*array.StringBuilder).Append(string(rawLine))
-	f[23].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
+	appendTime(col("ship_start"), start)
+	appendTime(col("ship_end"), end)
+	appendBool(col("prebook"), li.Prebook)
+	appendTime(col("modified_on"), o.ModifiedOn)
+	col("document").(*array.StringBuilder).Append(string(rawLine))
+	col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
 // appendDeletedOrderLine appends the one row that says an order is gone
 // from NuOrder: its _id, status DeletedStatus, empty line_id and size.
 func appendDeletedOrderLine(b *array.RecordBuilder, o *order, extracted time.Time) {
-	f := b.Fields()
-	for i, fb := range f {
-		switch i {
-		case 0:
-			fb.(*array.StringBuilder).Append(o.ID.v)
-		case 2:
-			fb.(*array.StringBuilder).Append(DeletedStatus)
-		case 3, 11:
-			fb.(*array.StringBuilder).Append("")
-		case 4:
-			fb.(*array.Int32Builder).Append(0)
-		case 22:
+	set := map[string]func(array.Builder){
+		"order_id": func(fb array.Builder) { fb.(*array.StringBuilder).Append(o.ID.v) },
+		"status":   func(fb array.Builder) { fb.(*array.StringBuilder).Append(DeletedStatus) },
+		"line_id":  func(fb array.Builder) { fb.(*array.StringBuilder).Append("") },
+		"size":     func(fb array.Builder) { fb.(*array.StringBuilder).Append("") },
+		"line_no":  func(fb array.Builder) { fb.(*array.Int32Builder).Append(0) },
+		"document": func(fb array.Builder) {
 			fb.(*array.StringBuilder).Append(`{"_id":` + strconv.Quote(o.ID.v) + `,"status":"` + DeletedStatus + `"}`)
-		case 23:
-			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
-		default:
-			fb.AppendNull()
+		},
+		"_extracted_at": func(fb array.Builder) { fb.(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro())) },
+	}
+	for i, f := range b.Schema().Fields() {
+		if fn, ok := set[f.Name]; ok {
+			fn(b.Field(i))
+		} else {
+			b.Field(i).AppendNull()
 		}
 	}
 }

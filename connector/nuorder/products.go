@@ -100,10 +100,10 @@ func appendPricing(b array.Builder, m map[string]price) {
 	for _, c := range codes {
 		p := m[c]
 		sb.Append(true)
-		sb.FieldBuilder(0).(*array.StringBuilder).Append(c)
-		appendAmount(sb.FieldBuilder(1), p.Wholesale)
-		appendAmount(sb.FieldBuilder(2), p.Retail)
-		appendBool(sb.FieldBuilder(3), p.Disabled)
+		member(sb, priceType, "currency").(*array.StringBuilder).Append(c)
+		appendAmount(member(sb, priceType, "wholesale"), p.Wholesale)
+		appendAmount(member(sb, priceType, "retail"), p.Retail)
+		appendBool(member(sb, priceType, "disabled"), p.Disabled)
 	}
 }
 
@@ -116,27 +116,27 @@ func appendProduct(b *array.RecordBuilder, raw json.RawMessage, extracted time.T
 	if !p.ID.ok {
 		return fmt.Errorf("product document without _id")
 	}
-	f := b.Fields()
-	for i, s := range []flexString{p.ID, p.BrandID, p.StyleNumber, p.Season, p.Color, p.ColorCode, p.Name,
-		p.Category, p.Subcategory, p.Department, p.Division, p.Description} {
-		appendString(f[i], s)
+	col := func(name string) array.Builder { return column(b, name) }
+	for _, c := range [...]named{{"_id", p.ID}, {"brand_id", p.BrandID}, {"style_number", p.StyleNumber}, {"season", p.Season},
+		{"color", p.Color}, {"color_code", p.ColorCode}, {"name", p.Name}, {"category", p.Category}, {"subcategory", p.Subcategory},
+		{"department", p.Department}, {"division", p.Division}, {"description", p.Description}} {
+		appendString(col(c.name), c.v)
 	}
-	appendBool(f[12], p.Active)
-	appendBool(f[13], p.Archived)
-	appendBool(f[14], p.AvailableNow)
-	appendTime(f[15], p.AvailableFrom)
-	appendTime(f[16], p.AvailableUntil)
-	appendStrings(f[17], p.Seasons)
-
-	appendStructs(f[18], p.Sizes, func(sb *array.StructBuilder, s productSize) {
-		appendString(sb.FieldBuilder(0), s.ID)
-		appendString(sb.FieldBuilder(1), s.Size)
-		appendString(sb.FieldBuilder(2), s.UPC)
-		appendString(sb.FieldBuilder(3), s.SizeGroup)
-		appendInt32(sb.FieldBuilder(4), s.SizeOrder)
-		appendPricing(sb.FieldBuilder(5), s.Pricing)
+	appendBool(col("active"), p.Active)
+	appendBool(col("archived"), p.Archived)
+	appendBool(col("available_now"), p.AvailableNow)
+	appendTime(col("available_from"), p.AvailableFrom)
+	appendTime(col("available_until"), p.AvailableUntil)
+	appendStrings(col("seasons"), p.Seasons)
+	appendStructs(col("sizes"), p.Sizes, func(sb *array.StructBuilder, s productSize) {
+		appendString(member(sb, sizeType, "_id"), s.ID)
+		appendString(member(sb, sizeType, "size"), s.Size)
+		appendString(member(sb, sizeType, "upc"), s.UPC)
+		appendString(member(sb, sizeType, "size_group"), s.SizeGroup)
+		appendInt32(member(sb, sizeType, "size_order"), s.SizeOrder)
+		appendPricing(member(sb, sizeType, "pricing"), s.Pricing)
 	})
-	appendPricing(f[19], p.Pricing)
+	appendPricing(col("pricing"), p.Pricing)
 	var whIDs []flexString
 	if p.Warehouses != nil {
 		whIDs = make([]flexString, 0, len(p.Warehouses))
@@ -144,11 +144,11 @@ func appendProduct(b *array.RecordBuilder, raw json.RawMessage, extracted time.T
 			whIDs = append(whIDs, flexString{w.key(), w.key() != ""})
 		}
 	}
-	appendStrings(f[20], whIDs)
-	appendTime(f[21], p.CreatedOn)
-	appendTime(f[22], p.ModifiedOn)
-	f[23].(*array.StringBuilder).Append(string(raw))
-	f[24].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
+	appendStrings(col("warehouse_ids"), whIDs)
+	appendTime(col("created_on"), p.CreatedOn)
+	appendTime(col("modified_on"), p.ModifiedOn)
+	col("document").(*array.StringBuilder).Append(string(raw))
+	col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 	return nil
 }
 
@@ -296,18 +296,18 @@ func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest
 	})
 	bt := newBatcher(LocationsSchema, emit)
 	defer bt.release()
-	f := bt.b.Fields()
+	col := func(name string) array.Builder { return column(bt.b, name) }
 	for _, r := range rows {
-		f[0].(*array.StringBuilder).Append(r.w.key())
-		appendString(f[1], r.w.Code)
-		appendString(f[2], r.w.DisplayName)
-		appendString(f[3], r.w.BrandID)
-		appendBool(f[4], r.w.Active)
-		appendInt32(f[5], r.w.Sort)
-		appendTime(f[6], r.w.CreatedOn)
-		appendTime(f[7], r.w.ModifiedOn)
-		f[8].(*array.StringBuilder).Append(string(r.raw))
-		f[9].(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
+		col("id").(*array.StringBuilder).Append(r.w.key())
+		appendString(col("code"), r.w.Code)
+		appendString(col("display_name"), r.w.DisplayName)
+		appendString(col("brand_id"), r.w.BrandID)
+		appendBool(col("active"), r.w.Active)
+		appendInt32(col("sort"), r.w.Sort)
+		appendTime(col("created_on"), r.w.CreatedOn)
+		appendTime(col("modified_on"), r.w.ModifiedOn)
+		col("document").(*array.StringBuilder).Append(string(r.raw))
+		col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 		if err := bt.added(); err != nil {
 			return err
 		}

@@ -131,6 +131,15 @@ type ColumnSpec struct {
 // references without a connector block.
 const BuiltinFiles = "files"
 
+// builtins are the connector names a file may use without declaring them:
+// connectors the host runs itself.
+var builtins = map[string]bool{BuiltinFiles: true}
+
+// RegisterBuiltin lets files use name without a connector block: the host
+// runs such a connector itself (engine.Options.Builtins). Call it before
+// loading files, from main or a test.
+func RegisterBuiltin(name string) { builtins[name] = true }
+
 // EvalContext is the evaluation context of pipeline files: the functions
 // available in every expression.
 func EvalContext() *hcl.EvalContext {
@@ -574,7 +583,7 @@ func (f *File) checkRefs() hcl.Diagnostics {
 		for _, r := range []Ref{pl.From, pl.To} {
 			switch r.Kind {
 			case "connector":
-				if f.Connector(r.Name) == nil && r.Name != BuiltinFiles {
+				if f.Connector(r.Name) == nil && !builtins[r.Name] {
 					diags = append(diags, undeclared(r, "connector", r.Name, f.connectorNames()))
 				}
 			case "sink":

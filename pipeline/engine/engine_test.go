@@ -1,0 +1,150 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+
+	"pipehost/connector"
+	"pipehost/connector/numbers"
+	"pipehost/pipeline/config"
+	"pipehost/pipeline/state"
+	"pipehost/sinks"
+)
+
+// memSink is an in-memory destination: committed rows per stream and the
+// checkpoint committed with them, for the engine's unit tests.
+type memSink struct {
+	mu   sync.Mutex
+	rows map[string]int64
+	cp   map[string][]byte
+	at   map[string]time.Time
+}
+
+type memDriver struct{ s *memSink }
+
+func (d memDriver) Modes() []string                         { return []string{sinks.Append} }
+func (d memDriver) NewConfig() any                          { return &struct{}{} }
+func (d memDriver) Open(any, sinks.Env) (sinks.Sink, error) { return d.s, nil }
+func (s *memSink) Close() error                             { return nil }
+func (s *memSink) Location(stream string) string            { return "memory " + stream }
+
+func (s *memSink) Checkpoint(_ context.Context, pipeline, stream string) ([]byte, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cp[pipeline+"/"+stream], s.at[pipeline+"/"+stream], nil
+}
+
+func (s *memSink) Open(_ context.Context, st sinks.Stream) (sinks.Writer, error) {
+	return &memWriter{s: s, key: st.Pipeline + "/" + st.Name}, nil
+}
+
+type memWriter struct {
+	s       *memSink
+	key     string
+	pending int64
+}
+
+func (w *memWriter) Write(_ context.Context, rec arrow.Record) error {
+	w.pending += rec.NumRows()
+	return nil
+}
+func (w *memWriter) Abort() error { w.pending = 0; return nil }
+func (w *memWriter) Close() error { return w.Abort() }
+func (w *memWriter) Commit(_ context.Context, c sinks.Commit) (sinks.CommitInfo, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	n := w.pending
+	w.s.rows[w.key] += n
+	if c.Checkpoint != nil && n > 0 {
+		w.s.cp[w.key], w.s.at[w.key] = c.Checkpoint, time.Now()
+	}
+	w.pending = 0
+	return sinks.CommitInfo{Rows: n, Location: w.key}, nil
+}
+
+var mem = &memSink{rows: map[string]int64{}, cp: map[string][]byte{}, at: map[string]time.Time{}}
+
+func init() {
+	sinks.Register("memory", memDriver{mem})
+	config.RegisterBuiltin("numbers") // runs in process: no plugin to build
+}
+
+// host opens a pipeline file whose numbers connector runs in process.
+func host(t *testing.T, hcl string, store state.Store) *Host {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "p.hcl")
+	os.WriteFile(path, []byte(hcl), 0o644)
+	f, diags := config.Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	h, diags := Open(context.Background(), f, Options{State: store,
+		Builtins: map[string]func(string) connector.Connector{"numbers": func(string) connector.Connector { return &numbers.Connector{} }}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// TestPullRunsCommitAndResume: in process, a pull commits every row with
+// its checkpoint, the next run resumes after it (0 rows), a full refresh
+// reads everything again, and the state store records each run.
+func TestPullRunsCommitAndResume(t *testing.T) {
+	store, _ := state.OpenLocal(t.TempDir())
+	h := host(t, `
+sink "memory" "m" {}
+pipeline "nums" {
+  from    = connector.numbers.numbers
+  to      = sink.memory.m
+  options = { count = 250, batch = 100 }
+}`, store)
+	pl := h.File.Pipeline("nums")
+	if res := h.Run(context.Background(), pl, RunOptions{}); res.Err != nil || res.Rows != 250 {
+		t.Fatalf("first run: %d rows, %v", res.Rows, res.Err)
+	}
+	if res := h.Run(context.Background(), pl, RunOptions{}); res.Err != nil || res.Rows != 0 {
+		t.Fatalf("second run: %d rows, %v", res.Rows, res.Err)
+	}
+	e, _ := store.Get("nums", "numbers")
+	if string(e.Bytes()) != "250" || e.LastRun == nil || e.LastRun.Status != "ok" || e.Binding == nil || e.Binding.Destination != "memory numbers" {
+		t.Fatalf("state %+v", e)
+	}
+	if res, from := h.Plan(context.Background(), pl, RunOptions{}); res.Err != nil || from != "after checkpoint 250" {
+		t.Fatalf("plan: %q %v", from, res.Err)
+	}
+	if mem.rows["nums/numbers"] != 250 {
+		t.Fatalf("the sink holds %d rows", mem.rows["nums/numbers"])
+	}
+}
+
+// TestARunRefusesAnotherRunsLock: the shared begin step records a run that
+// could not take the lock as failed.
+func TestARunRefusesAnotherRunsLock(t *testing.T) {
+	store, _ := state.OpenLocal(t.TempDir())
+	h := host(t, `
+sink "memory" "m" {}
+pipeline "locked" {
+  from = connector.numbers.numbers
+  to   = sink.memory.m
+}`, store)
+	unlock, err := store.Lock("locked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	res := h.Run(context.Background(), h.File.Pipeline("locked"), RunOptions{})
+	if res.Err == nil || !errors.Is(res.Err, state.ErrLocked) {
+		t.Fatalf("run under another's lock: %v", res.Err)
+	}
+	if e, _ := store.Get("locked", "numbers"); e.LastRun == nil || e.LastRun.Status != "failed" {
+		t.Fatalf("the refused run is not recorded: %+v", e.LastRun)
+	}
+}

@@ -47,14 +47,18 @@ func TestFaultSuite(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 113, Products: 10, Companies: 10, Orders: 400}
 	srv := serveFake(t, cat)
 	other := serveFake(t, cat) // the host a redirect points at
-	path := writeFile(t, fmt.Sprintf(`
+	// Two files for the same pipeline, state and lake: generous timeouts, so
+	// a loaded machine (CI runs the race detector beside) does not turn a
+	// fault into a timeout, and 1 s ones for the cases that test them.
+	file := func(timeout int) string {
+		return fmt.Sprintf(`
 connector "nuorder" {
   plugin = %q
   config {
     base_url                 = %q
     cursor_lag_seconds       = 0
-    response_timeout_seconds = 1
-    idle_timeout_seconds     = 1
+    response_timeout_seconds = %d
+    idle_timeout_seconds     = %d
     max_retries              = 2
     retry_max_wait_seconds   = 2%s
   }
@@ -66,8 +70,14 @@ pipeline "orders" {
   from    = connector.nuorder.orders
   options = { statuses = "approved" }
   to      = sink.parquet.lake
-}`, plugin("nuorder"), srv.URL(), nuorderCreds))
+}`, plugin("nuorder"), srv.URL(), timeout, timeout, nuorderCreds)
+	}
+	path := writeFile(t, file(30))
 	dir := filepath.Dir(path)
+	tight := filepath.Join(dir, "tight.hcl")
+	if err := os.WriteFile(tight, []byte(file(1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "out", "orders")
 	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path); r.code != 0 {
 		t.Fatalf("baseline: exit %d\n%s", r.code, r.stderr)
@@ -99,8 +109,8 @@ pipeline "orders" {
 		{"a connection dropped mid-body", fakeapi.Fault{DropAfterBytes: 3000}, []string{detail, "failed after 3 attempts"}, 3},
 		{"a truncated array", fakeapi.Fault{TruncateAfterBytes: 3000}, []string{detail, "unexpected EOF"}, 3},
 		{"an HTML page with status 200", fakeapi.Fault{HTML: true}, []string{detail, "HTML page instead of JSON", "Bad Gateway"}, 3},
-		{"an answer slower than the timeout", fakeapi.Fault{Delay: 10 * time.Second}, []string{detail, "response_timeout_seconds"}, 3},
-		{"a hung connection", fakeapi.Fault{StallAfterBytes: 3000}, []string{detail, "idle_timeout_seconds"}, 3},
+		{"an answer slower than the timeout", fakeapi.Fault{Delay: 60 * time.Second}, []string{detail, "within 1s (response_timeout_seconds)"}, 3},
+		{"a hung connection", fakeapi.Fault{StallAfterBytes: 3000}, []string{detail, "within 1s (idle_timeout_seconds)"}, 3},
 		{"401", fakeapi.Fault{Status: 401}, []string{detail, "authentication refused by NuOrder (401 Unauthorized)"}, 1},
 		{"403", fakeapi.Fault{Status: 403}, []string{detail, "403 Forbidden"}, 1},
 		{"a redirect to another host", fakeapi.Fault{RedirectTo: other.URL()}, []string{"redirect to another host", other.URL()}, 1},
@@ -111,7 +121,11 @@ pipeline "orders" {
 			srv.InjectFault(api.OrdersDetail, tc.fault)
 			before := srv.Requests(api.OrdersDetail)
 			start := time.Now()
-			r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path)
+			f := path
+			if strings.Contains(tc.name, "timeout") || strings.Contains(tc.name, "hung") {
+				f = tight
+			}
+			r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", f)
 			took := time.Since(start)
 			if r.code != 1 {
 				t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)

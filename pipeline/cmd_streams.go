@@ -54,6 +54,9 @@ func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, std
 			if st.Disabled != "" {
 				fmt.Fprintf(tw, "  DISABLED: %s\n", st.Disabled)
 			}
+			if st.Notice != "" {
+				fmt.Fprintf(tw, "  NOTICE: %s\n", st.Notice)
+			}
 			for _, fld := range st.Schema.Fields() {
 				null := ""
 				if !fld.Nullable {

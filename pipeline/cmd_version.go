@@ -27,7 +27,7 @@ func cmdVersion(ctx context.Context, o options, logger hclog.Logger, stdout io.W
 	defer h.Close()
 	for _, fc := range h.File.Connectors {
 		if c := h.Connectors[fc.Name]; c != nil {
-			fmt.Fprintf(stdout, "connector %s: plugin %s %s (%s)\n", c.Name, c.Info.Name, c.Info.Version, fc.Plugin)
+			fmt.Fprintf(stdout, "connector %s: plugin %s %s (%s)\n", c.Name, c.Info.Name, c.Info.Version, c.Path)
 		}
 	}
 	return exitOK

@@ -64,6 +64,9 @@ type Connector struct {
 	// Identity names the account it reads, without a secret (see
 	// sourceIdentity); stored checkpoints are bound to it.
 	Identity string
+	// Path is the plugin binary that runs it: the block's plugin, or the
+	// one plugins.Find found ("" for a built-in connector).
+	Path string
 }
 
 // Host holds the started connectors and opened sinks of one pipeline file.
@@ -183,7 +186,7 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 	if err != nil {
 		return nil, fail("Cannot start connector plugin", err)
 	}
-	sc := &Connector{Name: c.Name, conn: client}
+	sc := &Connector{Name: c.Name, conn: client, Path: path}
 	ok := false
 	defer func() {
 		if !ok {

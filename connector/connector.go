@@ -197,14 +197,19 @@ type RowResult struct {
 // row gets exactly one result before Write returns nil.
 type ResultFunc func([]RowResult) error
 
-// Connector is what every connector implements, in process or behind a plugin.
+// Base is what every connector implements, in process or behind a plugin:
+// naming, configuration, the catalog and a credentials check. A connector
+// adds Reader, Writer or both for the kinds of stream its catalog lists
+// (source streams are read, sink streams written), the way
+// terraform-plugin-go composes a provider server from resource and data
+// source servers; a read-only connector implements Reader and nothing else.
 //
 // The host calls ConfigSchema and Streams (which must work before Configure,
 // with the catalog of an unconfigured connector), then Configure exactly once,
 // then any number of Check, Read and Write calls, possibly concurrently, then
 // Close. Methods honour ctx: when it is cancelled they return promptly with
 // ctx's error.
-type Connector interface {
+type Base interface {
 	// Info names the connector.
 	Info(ctx context.Context) (Info, error)
 	// ConfigSchema describes the connector's `config` block.
@@ -212,15 +217,30 @@ type Connector interface {
 	// Configure applies the config. It must not call the remote service: a
 	// bad credential surfaces in Check, Read or Write.
 	Configure(ctx context.Context, req ConfigureRequest) error
-	// Streams lists the catalog. After Configure, Disabled reflects the config.
+	// Streams lists the catalog. After Configure, Disabled reflects the
+	// config. The catalog changes only with Configure: a caller may keep it
+	// until it configures the connector again.
 	Streams(ctx context.Context) ([]Stream, error)
 	// Check verifies that the remote service accepts the configured
 	// credentials, making as few requests as possible.
 	Check(ctx context.Context) error
-	// Read emits the rows of a source stream after req.Checkpoint. It returns
-	// nil only after every row up to the bound fixed when the read started
-	// has been emitted.
+	// Close releases what the connector holds (servers, connections).
+	Close() error
+}
+
+// Reader is a connector whose catalog lists source streams.
+type Reader interface {
+	Base
+	// Read emits the rows of a source stream after req.Checkpoint. It
+	// returns nil only after every row up to the bound fixed when the read
+	// started has been emitted. A stream the catalog lacks is an error
+	// wrapping ErrUnknownStream.
 	Read(ctx context.Context, req ReadRequest, emit EmitFunc) error
+}
+
+// Writer is a connector whose catalog lists sink streams.
+type Writer interface {
+	Base
 	// Write consumes every batch from in and reports one result per row,
 	// then returns what it did. A rejected row never fails the write; Write
 	// errors only when it cannot go on (lost connection, cancelled ctx), and
@@ -228,8 +248,14 @@ type Connector interface {
 	// made idempotent before they are sent, so a retried or repeated write
 	// does not apply the same change twice.
 	Write(ctx context.Context, req WriteRequest, in RecordIterator, results ResultFunc) (WriteSummary, error)
-	// Close releases what the connector holds (servers, connections).
-	Close() error
+}
+
+// Connector is a connector with both kinds of stream. The host half of a
+// plugin implements it whatever the plugin serves: a call the plugin's
+// connector does not implement fails with ErrUnknownStream.
+type Connector interface {
+	Reader
+	Writer
 }
 
 // ErrUnknownStream is returned (wrapped) for a stream name the catalog lacks.

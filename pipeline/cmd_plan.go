@@ -45,20 +45,21 @@ func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr
 			fmt.Fprintf(stdout, "  cannot plan: %v\n", res.Err)
 			continue
 		}
-		if !res.Push {
+		push := res.Push
+		if push == nil {
 			fmt.Fprintf(stdout, "  would read %s and commit the rows to the sink\n", from)
 			continue
 		}
-		fmt.Fprintf(stdout, "  %d row(s) would be accepted, %d rejected\n", res.Rows, res.Rejected)
+		fmt.Fprintf(stdout, "  %d row(s) would be accepted, %d rejected\n", res.Rows, push.Rejected)
 		for _, a := range sortedActions(res) {
 			fmt.Fprintf(stdout, "    %s: %d\n", a.What, a.Count)
 		}
-		if len(res.RejectSample) > 0 {
+		if len(push.RejectSample) > 0 {
 			fmt.Fprintln(stdout, "  rejected:")
-			for _, s := range res.RejectSample {
+			for _, s := range push.RejectSample {
 				fmt.Fprintf(stdout, "    %s\n", s)
 			}
-			if more := res.Rejected - int64(len(res.RejectSample)); more > 0 {
+			if more := push.Rejected - int64(len(push.RejectSample)); more > 0 {
 				fmt.Fprintf(stdout, "    ... and %d more\n", more)
 			}
 		}

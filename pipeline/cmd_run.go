@@ -28,7 +28,13 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 	var results []engine.Result
 	for _, pl := range selected {
 		if ctx.Err() != nil {
-			results = append(results, engine.Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Err: fmt.Errorf("not started: %w", engine.ErrInterrupted)})
+			r := engine.Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Err: fmt.Errorf("not started: %w", engine.ErrInterrupted)}
+			if pl.To.Kind == "connector" {
+				r.Push = &engine.PushResult{}
+			} else {
+				r.Pull = &engine.PullResult{}
+			}
+			results = append(results, r)
 			continue
 		}
 		results = append(results, h.Run(ctx, pl, engine.RunOptions{FullRefresh: o.fullRefresh}))
@@ -76,13 +82,13 @@ func summarize(stdout, stderr io.Writer, results []engine.Result, asJSON bool) i
 			if r.Err != nil {
 				status = "FAILED"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected, r.Duration.Round(time.Millisecond), status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected(), r.Duration.Round(time.Millisecond), status)
 		}
 		tw.Flush()
 		for _, r := range results {
 			writeActions(stdout, r)
-			if r.RejectsFile != "" {
-				fmt.Fprintf(stdout, "%s: %d rejected row(s), with row numbers and reasons, in %s\n", r.Pipeline, r.Rejected, r.RejectsFile)
+			if r.Push != nil && r.Push.RejectsFile != "" {
+				fmt.Fprintf(stdout, "%s: %d rejected row(s), with row numbers and reasons, in %s\n", r.Pipeline, r.Push.Rejected, r.Push.RejectsFile)
 			}
 		}
 	}
@@ -100,7 +106,7 @@ func summarize(stdout, stderr io.Writer, results []engine.Result, asJSON bool) i
 
 // writeActions prints what a push did (or would do), one line per action.
 func writeActions(w io.Writer, r engine.Result) {
-	if len(r.Summary.Actions) == 0 {
+	if r.Push == nil || len(r.Push.Summary.Actions) == 0 {
 		return
 	}
 	for _, a := range sortedActions(r) {
@@ -108,9 +114,13 @@ func writeActions(w io.Writer, r engine.Result) {
 	}
 }
 
-// sortedActions returns a push's summary lines in alphabetical order.
+// sortedActions returns a push's summary lines in alphabetical order (none
+// for a pull).
 func sortedActions(r engine.Result) []connector.Action {
-	actions := append([]connector.Action(nil), r.Summary.Actions...)
+	if r.Push == nil {
+		return nil
+	}
+	actions := append([]connector.Action(nil), r.Push.Summary.Actions...)
 	sort.Slice(actions, func(i, j int) bool { return actions[i].What < actions[j].What })
 	return actions
 }

@@ -84,7 +84,7 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 				log.Error("scheduled run failed", "error", res.Err)
 				return
 			}
-			log.Info("scheduled run finished", "rows", res.Rows, "rejected", res.Rejected, "duration", res.Duration.String())
+			log.Info("scheduled run finished", "rows", res.Rows, "rejected", res.Rejected(), "duration", res.Duration.String())
 		}
 		if _, err := c.AddFunc(pl.Schedule, run); err != nil {
 			fmt.Fprintf(stderr, "Error: pipeline %s: schedule %q: %v\n", pl.Name, pl.Schedule, err)

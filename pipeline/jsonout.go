@@ -104,10 +104,12 @@ type resultJSON struct {
 }
 
 func newResultJSON(r engine.Result) resultJSON {
-	j := resultJSON{Name: r.Pipeline, From: r.Stream, To: r.Sink, Kind: "pull", Status: "ok", Rows: r.Rows, Rejected: r.Rejected,
-		Files: r.Files, RejectsFile: r.RejectsFile, Rejects: r.RejectSample, Actions: sortedActions(r)}
-	if r.Push {
-		j.Kind = "push"
+	j := resultJSON{Name: r.Pipeline, From: r.Stream, To: r.Sink, Kind: "pull", Status: "ok", Rows: r.Rows, Actions: sortedActions(r)}
+	if r.Pull != nil {
+		j.Files = r.Pull.Files
+	}
+	if p := r.Push; p != nil {
+		j.Kind, j.Rejected, j.RejectsFile, j.Rejects = "push", p.Rejected, p.RejectsFile, p.RejectSample
 	}
 	if r.Err != nil {
 		j.Status, j.Error = "failed", r.Err.Error()

@@ -65,8 +65,8 @@ type options struct {
 }
 
 // builtins are the connectors the host runs itself.
-var builtins = map[string]func(string) connector.Connector{
-	config.BuiltinFiles: func(dir string) connector.Connector { return files.New(dir) },
+var builtins = map[string]func(string) connector.Base{
+	config.BuiltinFiles: func(dir string) connector.Base { return files.New(dir) },
 }
 
 // report prints diagnostics, or keeps them for a JSON result.

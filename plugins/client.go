@@ -20,9 +20,9 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"pipehost/connector"
 )
@@ -154,26 +154,16 @@ func newFlightConnector(fc flight.Client) *flightConnector {
 
 var _ connector.Connector = (*flightConnector)(nil)
 
-// fromStatus turns a gRPC status back into the plugin's error text, keeping
-// context errors recognisable with errors.Is.
+// fromStatus turns a gRPC status back into the plugin's error: its text,
+// wrapping the contract's sentinel its code names (see sentinels), so
+// errors.Is(err, connector.ErrNotConfigured) holds on the host as it did in
+// the plugin. A broken connection to a process that exited says so.
 func (c *flightConnector) fromStatus(err error) error {
-	if err == nil || errors.Is(err, io.EOF) {
+	re, st := sentinelStatus(err)
+	if re == nil {
 		return err
 	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
-	switch st.Code() {
-	case codes.Canceled:
-		return fmt.Errorf("%s: %w", st.Message(), context.Canceled)
-	case codes.DeadlineExceeded:
-		return fmt.Errorf("%s: %w", st.Message(), context.DeadlineExceeded)
-	case codes.NotFound:
-		if strings.Contains(st.Message(), connector.ErrUnknownStream.Error()) {
-			return fmt.Errorf("%s: %w", strings.TrimPrefix(st.Message(), connector.ErrUnknownStream.Error()+" "), connector.ErrUnknownStream)
-		}
-	case codes.Unavailable:
+	if st.Code() == codes.Unavailable {
 		// The process may be reaped a moment after its connection broke.
 		for wait := 0; wait < 10 && !c.exited(); wait++ {
 			time.Sleep(50 * time.Millisecond)
@@ -182,7 +172,7 @@ func (c *flightConnector) fromStatus(err error) error {
 			return fmt.Errorf("connector plugin %s exited unexpectedly (its last log lines are above)", c.name)
 		}
 	}
-	return errors.New(st.Message())
+	return re
 }
 
 func (c *flightConnector) action(ctx context.Context, name string, body, reply any) error {
@@ -340,78 +330,95 @@ func (c *flightConnector) Write(ctx context.Context, req connector.WriteRequest,
 	if err != nil {
 		return sum, err
 	}
+	// The group's context ends the call when either half fails; cancel
+	// ends it when Write returns.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.fc.DoPut(ctx)
 	if err != nil {
 		return sum, c.fromStatus(err)
 	}
-	// Results are read concurrently: the plugin may answer rows before it has
-	// received the whole input, and gRPC flow control would stall both sides
-	// if nobody read them.
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			res, err := stream.Recv()
-			if err != nil {
+	var (
+		g                errgroup.Group
+		sendErr, recvErr error
+	)
+	// Results are read concurrently: the plugin may answer rows before it
+	// has received the whole input, and gRPC flow control would stall both
+	// sides if nobody read them. The receive half ends with the server's
+	// status: io.EOF when the write completed.
+	g.Go(func() error {
+		recvErr = func() error {
+			for {
+				res, err := stream.Recv()
 				if errors.Is(err, io.EOF) {
-					err = nil
+					return nil
 				}
-				recvErr <- err
-				return
+				if err != nil {
+					return c.fromStatus(err)
+				}
+				var m putMessage
+				if err := json.Unmarshal(res.AppMetadata, &m); err != nil {
+					cancel()
+					return fmt.Errorf("row results: %w", err)
+				}
+				if m.Summary != nil {
+					sum = *m.Summary
+				}
+				if len(m.Results) == 0 {
+					continue
+				}
+				if err := results(m.Results); err != nil {
+					cancel()
+					return err
+				}
 			}
-			var m putMessage
-			if err := json.Unmarshal(res.AppMetadata, &m); err != nil {
-				recvErr <- fmt.Errorf("row results: %w", err)
-				return
+		}()
+		return recvErr
+	})
+	// The send half: batches out, sliced below SplitBytes, then the end of
+	// the stream. io.EOF from Send means the server ended the stream: its
+	// status, read by the receive half, says why.
+	g.Go(func() error {
+		w := flight.NewRecordWriter(stream, ipc.WithSchema(schema), ipc.WithAllocator(c.mem))
+		w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
+		err := func() error {
+			for {
+				rec, err := in.Next()
+				if errors.Is(err, io.EOF) {
+					return w.Close()
+				}
+				if err != nil {
+					return err
+				}
+				if !rec.Schema().Equal(schema) {
+					return fmt.Errorf("rows for stream %s do not have its schema", req.Stream)
+				}
+				if err := splitRecord(rec, SplitBytes, func(piece arrow.Record, _ bool) error { return w.Write(piece) }); err != nil {
+					return err
+				}
 			}
-			if m.Summary != nil {
-				sum = *m.Summary
-			}
-			if len(m.Results) == 0 {
-				continue
-			}
-			if err := results(m.Results); err != nil {
-				recvErr <- err
-				cancel()
-				return
-			}
+		}()
+		if cerr := stream.CloseSend(); err == nil {
+			err = cerr
 		}
-	}()
-	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema), ipc.WithAllocator(c.mem))
-	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
-	sendErr := func() error {
-		for {
-			rec, err := in.Next()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if !rec.Schema().Equal(schema) {
-				return fmt.Errorf("rows for stream %s do not have its schema", req.Stream)
-			}
-			if err := splitRecord(rec, SplitBytes, func(piece arrow.Record, _ bool) error { return w.Write(piece) }); err != nil {
-				return err
-			}
+		if err != nil && !errors.Is(err, io.EOF) {
+			cancel() // the receive half then ends too
+			sendErr = c.fromStatus(err)
 		}
-	}()
-	if sendErr == nil {
-		sendErr = w.Close()
+		return sendErr
+	})
+	g.Wait()
+	// The half that failed first is the cause; the other then saw only
+	// the cancellation. Both cancelled: the caller's ctx ended.
+	for _, err := range []error{sendErr, recvErr} {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return sum, err
+		}
 	}
-	if err := stream.CloseSend(); err != nil && sendErr == nil {
-		sendErr = err
+	if sendErr != nil {
+		return sum, sendErr
 	}
-	if sendErr != nil && !errors.Is(sendErr, io.EOF) {
-		// io.EOF from Send means the server ended the stream: its status,
-		// read by the receiver, says why.
-		cancel()
-		<-recvErr
-		return sum, c.fromStatus(sendErr)
-	}
-	err = c.fromStatus(<-recvErr)
-	return sum, err
+	return sum, recvErr
 }
 
 // Close implements connector.Connector; the process is ended by Client.Close.

@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -191,5 +192,40 @@ func TestSplitRecordKeepsEveryRow(t *testing.T) {
 	}
 	if next != 10000 || pieces < 10 || lasts != 1 {
 		t.Fatalf("rows %d, pieces %d, last flags %d", next, pieces, lasts)
+	}
+}
+
+// unconfigured answers every Check with the contract's ErrNotConfigured.
+type unconfigured struct{ numbers.Connector }
+
+func (unconfigured) Check(context.Context) error {
+	return fmt.Errorf("check before configure: %w", connector.ErrNotConfigured)
+}
+
+func TestSentinelErrorsCrossTheWireBothWays(t *testing.T) {
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		pluginName: &grpcPlugin{impl: &unconfigured{}},
+	})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(pluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(connector.Connector)
+	err = c.Check(context.Background())
+	if !errors.Is(err, connector.ErrNotConfigured) {
+		t.Fatalf("Check through the plugin = %v; want it to wrap connector.ErrNotConfigured", err)
+	}
+	if err.Error() != "check before configure: connector is not configured" {
+		t.Fatalf("the plugin's text changed on the way: %q", err)
+	}
+	_, _, err = readAll(t, c, connector.ReadRequest{Stream: "nope"})
+	if !errors.Is(err, connector.ErrUnknownStream) || errors.Is(err, connector.ErrNotConfigured) || err.Error() != `unknown stream "nope"` {
+		t.Fatalf("unknown stream through the plugin = %q", err)
+	}
+	for _, s := range sentinels {
+		if got := (&flightConnector{exited: func() bool { return false }}).fromStatus(toStatus(fmt.Errorf("x: %w", s.err))); !errors.Is(got, s.err) {
+			t.Errorf("%v does not survive toStatus then fromStatus: %v", s.err, got)
+		}
 	}
 }

@@ -48,10 +48,23 @@ func Logger(name string) hclog.Logger {
 	})
 }
 
-// Serve runs c as a plugin until the host ends the process. It must be called
-// from the plugin binary's main; it does not return under a host. Run by hand
-// (without the host's handshake) it prints what the binary is for and exits 1.
-func Serve(c connector.Connector, opts ...ServeOption) {
+// ErrNotUnderHost is returned by Serve when the binary was started by hand,
+// not by the pipeline host (its handshake variable is missing).
+var ErrNotUnderHost = errors.New("this binary is a connector plugin of the pipeline host: it is started by `pipeline`, not by hand (name it in a connector block, or put it beside the pipeline binary)")
+
+// Serve runs c as a plugin until the host ends the plugin or goes away, and
+// then returns nil. It must be called from the plugin binary's main. It
+// returns ErrNotUnderHost at once when the binary was not started by a host,
+// and an error when c is nil. c serves reads if it implements
+// connector.Reader and writes if it implements connector.Writer; the host is
+// told ErrUnknownStream for a kind of call it does not serve.
+func Serve(c connector.Base, opts ...ServeOption) error {
+	if c == nil {
+		return errors.New("plugins.Serve: no connector to serve")
+	}
+	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+		return ErrNotUnderHost
+	}
 	cfg := serveConfig{}
 	for _, o := range opts {
 		o(&cfg)
@@ -73,6 +86,7 @@ func Serve(c connector.Connector, opts ...ServeOption) {
 		},
 		Logger: cfg.logger,
 	})
+	return nil
 }
 
 // hostWatchInterval is how often a plugin checks that its host is alive. A
@@ -96,7 +110,7 @@ func exitWithHost(logger hclog.Logger, host int, every time.Duration) {
 // Flight service, the host wraps the connection in a *Client.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl   connector.Connector
+	impl   connector.Base
 	logger hclog.Logger
 }
 
@@ -111,24 +125,27 @@ func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grp
 	return newFlightConnector(flight.NewClientFromConn(cc, nil)), nil
 }
 
-// flightServer serves a connector.Connector as an Arrow Flight service.
+// flightServer serves a connector as an Arrow Flight service.
 type flightServer struct {
 	flight.BaseFlightServer
-	impl   connector.Connector
+	impl   connector.Base
 	logger hclog.Logger
 	mem    memory.Allocator
+
+	mu      sync.Mutex
+	catalog []connector.Stream // nil until listed; reset by Configure
 }
 
 var _ flight.FlightServer = (*flightServer)(nil)
 
 func (s *flightServer) ListFlights(_ *flight.Criteria, out flight.FlightService_ListFlightsServer) error {
-	streams, err := s.impl.Streams(out.Context())
+	streams, err := s.streams(out.Context())
 	if err != nil {
 		return toStatus(err)
 	}
 	for _, st := range streams {
 		if st.Schema == nil {
-			return status.Errorf(codes.FailedPrecondition, "stream %s has no fixed schema and cannot be served through a plugin", st.Name)
+			return status.Errorf(codes.Internal, "stream %s has no fixed schema and cannot be served through a plugin", st.Name)
 		}
 		// The stream's metadata travels as JSON in app_metadata, its schema
 		// in the FlightInfo's own schema field.
@@ -164,7 +181,10 @@ func (s *flightServer) DoAction(a *flight.Action, out flight.FlightService_DoAct
 	case actionConfigure:
 		var req connector.ConfigureRequest
 		if err = json.Unmarshal(a.Body, &req); err == nil {
+			s.mu.Lock()
 			err = s.impl.Configure(ctx, req)
+			s.catalog = nil // Disabled and Notice follow the config
+			s.mu.Unlock()
 		}
 		reply = struct{}{}
 	case actionCheck:
@@ -193,10 +213,14 @@ func (s *flightServer) DoGet(t *flight.Ticket, out flight.FlightService_DoGetSer
 	if err != nil {
 		return toStatus(err)
 	}
+	src, ok := s.impl.(connector.Reader)
+	if !ok {
+		return toStatus(fmt.Errorf("%w %q: the connector has no source streams", connector.ErrUnknownStream, req.Stream))
+	}
 	w := flight.NewRecordWriter(out, ipc.WithSchema(st.Schema), ipc.WithAllocator(s.mem))
 	empty := emptyRecord(st.Schema, s.mem)
 	defer empty.Release()
-	err = s.impl.Read(ctx, req, func(b connector.Batch) error {
+	err = src.Read(ctx, req, func(b connector.Batch) error {
 		rec := b.Record
 		if rec == nil {
 			if b.Checkpoint == nil {
@@ -239,6 +263,10 @@ func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
 	if err != nil {
 		return toStatus(err)
 	}
+	sink, ok := s.impl.(connector.Writer)
+	if !ok {
+		return toStatus(fmt.Errorf("%w %q: the connector has no sink streams", connector.ErrUnknownStream, req.Stream))
+	}
 	if !r.Schema().Equal(st.Schema) {
 		return status.Errorf(codes.InvalidArgument, "the rows sent to stream %s do not have its schema", st.Name)
 	}
@@ -252,7 +280,7 @@ func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
 		defer mu.Unlock()
 		return in.Send(&flight.PutResult{AppMetadata: body})
 	}
-	sum, err := s.impl.Write(ctx, req, recordIter{r}, func(results []connector.RowResult) error {
+	sum, err := sink.Write(ctx, req, recordIter{r}, func(results []connector.RowResult) error {
 		return send(putMessage{Results: results})
 	})
 	if err != nil {
@@ -268,9 +296,25 @@ type putMessage struct {
 	Summary *connector.WriteSummary `json:"summary,omitempty"`
 }
 
-// stream looks a stream of one kind up in the connector's catalog.
+// streams returns the connector's catalog, listed once per configuration
+// (the contract lets a caller keep it until the next Configure).
+func (s *flightServer) streams(ctx context.Context) ([]connector.Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.catalog == nil {
+		streams, err := s.impl.Streams(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.catalog = streams
+	}
+	return s.catalog, nil
+}
+
+// stream looks a stream of one kind up in the connector's catalog, once per
+// read or write.
 func (s *flightServer) stream(ctx context.Context, name string, kind connector.Kind) (connector.Stream, error) {
-	streams, err := s.impl.Streams(ctx)
+	streams, err := s.streams(ctx)
 	if err != nil {
 		return connector.Stream{}, err
 	}
@@ -318,23 +362,4 @@ func emptyRecord(schema *arrow.Schema, mem memory.Allocator) arrow.Record {
 		c.Release()
 	}
 	return rec
-}
-
-// toStatus turns a connector error into a gRPC status whose message is the
-// error's text, so the host can show it unchanged.
-func toStatus(err error) error {
-	if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
-		return err
-	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, connector.ErrUnknownStream):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, connector.ErrNotConfigured):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	}
-	return status.Error(codes.Unknown, err.Error())
 }

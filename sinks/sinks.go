@@ -25,15 +25,20 @@ type Driver interface {
 	// Modes lists the write modes the sink supports ("append" first, the
 	// default; "merge", "overwrite").
 	Modes() []string
-	// NewConfig returns a pointer to a new, zero config struct whose fields
-	// carry `hcl:"name,attr"` / `hcl:"name,optional"` tags. The host decodes
-	// the sink block into it, reporting unknown or mistyped attributes with
-	// their location in the user's file.
-	NewConfig() any
-	// Open validates a decoded config and returns a ready sink. It errors
-	// when the config is unusable (a path that cannot be created, say).
-	Open(cfg any, env Env) (Sink, error)
+	// Open decodes the sink block with decode, validates it and returns a
+	// ready sink. It errors when decode does or when the config is unusable
+	// (an unknown compression, say); it must leave no trace outside the
+	// process (no folder made, no connection opened): validate and plan open
+	// every sink.
+	Open(decode Decode, env Env) (Sink, error)
 }
+
+// Decode decodes a sink block into the struct into points to, whose fields
+// carry `hcl:"name,attr"` / `hcl:"name,optional"` tags, the way
+// encoding/json's Unmarshal fills a struct. It fails on unknown or
+// mistyped attributes; the host has then already reported them with their
+// location in the user's file, so a driver returns the error unchanged.
+type Decode func(into any) error
 
 // Env is what the host tells a driver about where it runs.
 type Env struct {
@@ -123,9 +128,11 @@ type Sink interface {
 // Writer receives the rows of one stream.
 //
 // Rows written are neither visible nor durable until Commit returns nil;
-// after it, they survive a crash of the host. Abort discards what was
-// written since the last Commit and ends the writer; so does a crash. A
-// writer is used by one goroutine at a time.
+// after it, they survive a crash of the host. A writer ends one way: Abort,
+// which discards what was written since the last Commit (so does a crash)
+// and releases what the writer holds. Abort after a final Commit only
+// releases; it is safe to call more than once, so callers defer it. A writer
+// is used by one goroutine at a time.
 type Writer interface {
 	// Write buffers or writes a record. The writer does not keep rec after
 	// Write returns unless it retains it.
@@ -136,8 +143,6 @@ type Writer interface {
 	Commit(ctx context.Context, c Commit) (CommitInfo, error)
 	// Abort discards uncommitted rows and ends the writer.
 	Abort() error
-	// Close ends the writer; uncommitted rows are discarded.
-	Close() error
 }
 
 // CommitInfo tells what a commit made visible.

@@ -69,25 +69,25 @@ type Connector struct {
 	baseDir string
 }
 
-var _ connector.Connector = (*Connector)(nil)
+var _ connector.Reader = (*Connector)(nil)
 
 // New returns a files connector resolving relative paths from baseDir.
 func New(baseDir string) *Connector { return &Connector{baseDir: baseDir} }
 
-// Info implements connector.Connector.
+// Info implements connector.Reader.
 func (c *Connector) Info(context.Context) (connector.Info, error) {
 	return connector.Info{Name: "files", Version: "1"}, nil
 }
 
-// ConfigSchema implements connector.Connector: no attributes.
+// ConfigSchema implements connector.Reader: no attributes.
 func (c *Connector) ConfigSchema(context.Context) (connector.ConfigSchema, error) {
 	return connector.ConfigSchema{}, nil
 }
 
-// Configure implements connector.Connector.
+// Configure implements connector.Reader.
 func (c *Connector) Configure(context.Context, connector.ConfigureRequest) error { return nil }
 
-// Streams implements connector.Connector. Schemas are nil: each file brings
+// Streams implements connector.Reader. Schemas are nil: each file brings
 // its own.
 func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 	return []connector.Stream{
@@ -98,16 +98,10 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 	}, nil
 }
 
-// Check implements connector.Connector.
+// Check implements connector.Reader.
 func (c *Connector) Check(context.Context) error { return nil }
 
-// Write implements connector.Connector: the files connector has no sink
-// streams.
-func (c *Connector) Write(_ context.Context, req connector.WriteRequest, _ connector.RecordIterator, _ connector.ResultFunc) (connector.WriteSummary, error) {
-	return connector.WriteSummary{}, fmt.Errorf("%w %q: the files connector only reads", connector.ErrUnknownStream, req.Stream)
-}
-
-// Close implements connector.Connector.
+// Close implements connector.Reader.
 func (c *Connector) Close() error { return nil }
 
 // Path resolves a read's path option.
@@ -135,7 +129,7 @@ func checkOptions(stream string, opts map[string]string, known ...string) error 
 	return nil
 }
 
-// Read implements connector.Connector. It emits no checkpoint: a file is
+// Read implements connector.Reader. It emits no checkpoint: a file is
 // read whole each time.
 func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
 	path, err := c.Path(req.Options)

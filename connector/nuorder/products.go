@@ -107,12 +107,20 @@ func appendPricing(b array.Builder, m map[string]price) {
 	}
 }
 
-// appendProduct adds one product row. raw is the document as NuOrder sent it.
-func appendProduct(b *array.RecordBuilder, raw json.RawMessage, extracted time.Time) error {
+// decodeProduct decodes a product document, once: the read's filters and
+// the row both use the result. It errors on a document that is not a JSON
+// object of the expected shape.
+func decodeProduct(raw json.RawMessage) (product, error) {
 	var p product
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return fmt.Errorf("product document: %w", err)
+		return p, fmt.Errorf("product document: %w", err)
 	}
+	return p, nil
+}
+
+// appendProduct adds one product row from p, decoded from raw, the document
+// as NuOrder sent it. It errors on a product without an _id.
+func appendProduct(b *array.RecordBuilder, p *product, raw json.RawMessage, extracted time.Time) error {
 	if !p.ID.ok {
 		return fmt.Errorf("product document without _id")
 	}
@@ -189,21 +197,17 @@ func (c *Connector) readProducts(ctx context.Context, req connector.ReadRequest,
 	parts := c.productListings()
 	for part := w.startPart; part < len(parts); part++ {
 		_, err := c.eachListed(ctx, parts[part].e, parts[part].params, resolveProduct, func(doc json.RawMessage) error {
-			var head struct {
-				Active     flexBool   `json:"active"`
-				CreatedOn  flexString `json:"created_on"`
-				ModifiedOn flexString `json:"modified_on"`
+			p, err := decodeProduct(doc)
+			if err != nil {
+				return err
 			}
-			if err := json.Unmarshal(doc, &head); err != nil {
-				return fmt.Errorf("product document: %w", err)
-			}
-			if !w.contains(cursorOf(head.ModifiedOn, head.CreatedOn)) {
+			if !w.contains(cursorOf(p.ModifiedOn, p.CreatedOn)) {
 				return nil
 			}
-			if w.full && head.Active.ok && !head.Active.v {
+			if w.full && p.Active.ok && !p.Active.v {
 				return nil
 			}
-			if err := appendProduct(bt.b, doc, extracted); err != nil {
+			if err := appendProduct(bt.b, &p, doc, extracted); err != nil {
 				return err
 			}
 			return bt.added()

@@ -29,11 +29,12 @@ type memSink struct {
 
 type memDriver struct{ s *memSink }
 
-func (d memDriver) Modes() []string                         { return []string{sinks.Append} }
-func (d memDriver) NewConfig() any                          { return &struct{}{} }
-func (d memDriver) Open(any, sinks.Env) (sinks.Sink, error) { return d.s, nil }
-func (s *memSink) Close() error                             { return nil }
-func (s *memSink) Location(stream string) string            { return "memory " + stream }
+func (d memDriver) Modes() []string { return []string{sinks.Append} }
+func (d memDriver) Open(decode sinks.Decode, _ sinks.Env) (sinks.Sink, error) {
+	return d.s, decode(&struct{}{})
+}
+func (s *memSink) Close() error                  { return nil }
+func (s *memSink) Location(stream string) string { return "memory " + stream }
 
 func (s *memSink) Checkpoint(_ context.Context, pipeline, stream string) ([]byte, time.Time, error) {
 	s.mu.Lock()
@@ -56,7 +57,6 @@ func (w *memWriter) Write(_ context.Context, rec arrow.Record) error {
 	return nil
 }
 func (w *memWriter) Abort() error { w.pending = 0; return nil }
-func (w *memWriter) Close() error { return w.Abort() }
 func (w *memWriter) Commit(_ context.Context, c sinks.Commit) (sinks.CommitInfo, error) {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
@@ -86,7 +86,7 @@ func host(t *testing.T, hcl string, store state.Store) *Host {
 		t.Fatal(diags)
 	}
 	h, diags := Open(context.Background(), f, Options{State: store,
-		Builtins: map[string]func(string) connector.Connector{"numbers": func(string) connector.Connector { return &numbers.Connector{} }}})
+		Builtins: map[string]func(string) connector.Base{"numbers": func(string) connector.Base { return &numbers.Connector{} }}})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}

@@ -46,7 +46,7 @@ type Options struct {
 	// file refers to them with (config.BuiltinFiles: the files connector),
 	// each made for the pipeline file's folder. main registers them, as it
 	// registers sinks: the engine knows no connector.
-	Builtins map[string]func(baseDir string) connector.Connector
+	Builtins map[string]func(baseDir string) connector.Base
 	// Catalog asks only for the connectors' catalogs: configs are decoded
 	// without insisting on required attributes, and connectors are not
 	// configured, so `pipeline streams` works without credentials.
@@ -58,7 +58,7 @@ type Connector struct {
 	Name    string
 	Info    connector.Info
 	Streams []connector.Stream
-	conn    connector.Connector
+	conn    connector.Base
 	// Sensitive are the ranges of its sensitive attributes in the file.
 	Sensitive []hcl.Range
 	// Identity names the account it reads, without a secret (see
@@ -67,6 +67,23 @@ type Connector struct {
 	// Path is the plugin binary that runs it: the block's plugin, or the
 	// one plugins.Find found ("" for a built-in connector).
 	Path string
+}
+
+// reader returns the connector's read half, or an error when its catalog
+// lists source streams it cannot serve.
+func (c *Connector) reader() (connector.Reader, error) {
+	if r, ok := c.conn.(connector.Reader); ok {
+		return r, nil
+	}
+	return nil, fmt.Errorf("connector %s has no source streams to read", c.Name)
+}
+
+// writer returns the connector's write half, or an error when it has none.
+func (c *Connector) writer() (connector.Writer, error) {
+	if w, ok := c.conn.(connector.Writer); ok {
+		return w, nil
+	}
+	return nil, fmt.Errorf("connector %s has no sink streams to write", c.Name)
 }
 
 // Host holds the started connectors and opened sinks of one pipeline file.
@@ -241,11 +258,17 @@ func (h *Host) openSink(s *config.Sink) (sinks.Sink, hcl.Diagnostics) {
 			}
 		}
 	}
-	cfg := drv.NewConfig()
-	if diags := config.DecodeSinkConfig(s, cfg); diags.HasErrors() {
-		return nil, diags
+	var decodeDiags hcl.Diagnostics
+	decode := func(into any) error {
+		if decodeDiags = config.DecodeSinkConfig(s, into); decodeDiags.HasErrors() {
+			return decodeDiags
+		}
+		return nil
 	}
-	sk, err := drv.Open(cfg, sinks.Env{BaseDir: h.File.Dir, Logger: h.opts.Logger.Named("sink." + s.Key())})
+	sk, err := drv.Open(decode, sinks.Env{BaseDir: h.File.Dir, Logger: h.opts.Logger.Named("sink." + s.Key())})
+	if decodeDiags.HasErrors() {
+		return nil, decodeDiags // with their places in the file
+	}
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot open sink " + s.Key(), Detail: err.Error(), Subject: s.DeclRange.Ptr()}}
 	}

@@ -19,7 +19,7 @@ func (h *Host) Plan(ctx context.Context, pl *config.Pipeline, ro RunOptions) (re
 	if pl.To.Kind == "connector" {
 		return h.runPush(ctx, pl, ro, true), ""
 	}
-	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), DryRun: true}
+	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), DryRun: true, Pull: &PullResult{}}
 	c := h.Connectors[pl.From.Name]
 	st, _ := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
 	from = "from the beginning"

@@ -16,29 +16,54 @@ import (
 // Pull runs: a connector's source stream into a sink, committing rows and
 // checkpoints together, resuming from a checkpoint bound to its data.
 
-// Result is the outcome of one pipeline run.
+// Result is the outcome of one pipeline run: what every run reports, and
+// what its kind adds in Pull or Push. A run that did not start (interrupted
+// before its turn, refused by a lock) has neither.
 type Result struct {
 	Pipeline string
 	Stream   string
 	Sink     string
 	// Rows is how many rows the sink committed in this run (a failed run
-	// may have committed some before it failed).
+	// may have committed some before it failed); for a push, how many rows
+	// the connector accepted.
 	Rows     int64
-	Files    []string
 	Duration time.Duration
 	Err      error
-
-	// Push is set for pipelines into a connector's sink stream; for them
-	// Rows counts accepted rows, and these say what else happened.
-	Push   bool
+	// DryRun is set for plans: nothing was written.
 	DryRun bool
+
+	// Pull is set for pipelines into a sink (Parquet, PostgreSQL, ...).
+	Pull *PullResult
+	// Push is set for pipelines into a connector's sink stream.
+	Push *PushResult
+}
+
+// PullResult is what a run into a sink adds to its Result.
+type PullResult struct {
+	// Files lists where each commit's rows landed (files, tables).
+	Files []string
+}
+
+// PushResult is what a run into a connector's sink stream adds to its
+// Result.
+type PushResult struct {
 	// Rejected counts rows rejected by the mapping or by the connector;
-	// RejectsFile lists them (empty for a dry run or when none).
+	// RejectsFile lists them (empty for a dry run or when none), and
+	// RejectSample describes the first few.
 	Rejected     int64
 	RejectsFile  string
 	RejectSample []string
-	// Summary is what the connector did (or would do).
+	// Summary is what the connector did (or, for a dry run, would do).
 	Summary connector.WriteSummary
+}
+
+// Rejected returns how many rows a push rejected (0 for a pull, whose
+// rows are never rejected one by one).
+func (r Result) Rejected() int64 {
+	if r.Push == nil {
+		return 0
+	}
+	return r.Push.Rejected
 }
 
 // RunOptions change one run.
@@ -57,7 +82,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 		return h.runPush(ctx, pl, ro, false)
 	}
 	start := time.Now()
-	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String()}
+	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Pull: &PullResult{}}
 	log := h.opts.Logger.With("pipeline", pl.Name)
 	c := h.Connectors[pl.From.Name]
 	st, _ := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
@@ -68,6 +93,11 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 		return res
 	}
 
+	rd, err := c.reader()
+	if err != nil {
+		res.Err = err
+		return res
+	}
 	sk := h.sinks[pl.To.Type+"."+pl.To.Name]
 	binding := &state.Binding{Source: c.Identity, Destination: h.destination(pl, st.Name)}
 	storeID := ""
@@ -102,7 +132,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 		res.Err = fmt.Errorf("opening %s for stream %s: %w", res.Sink, st.Name, err)
 		return res
 	}
-	defer w.Close()
+	defer w.Abort() // releases the writer; after the final commit, nothing to discard
 	log.Info("pipeline started", "from", res.Stream, "to", res.Sink, "resuming", checkpoint != nil, "full_refresh", ro.FullRefresh)
 
 	var pending int64 // rows written since the last commit
@@ -122,7 +152,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 			return ctx.Err()
 		}
 		if info.Rows > 0 {
-			res.Files = append(res.Files, info.Location)
+			res.Pull.Files = append(res.Pull.Files, info.Location)
 		}
 		res.Rows += info.Rows
 		pending = 0
@@ -137,7 +167,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 	prog := startProgress(log, h.opts.ProgressEvery)
 	defer prog.end()
 	var last []byte
-	err = c.conn.Read(ctx, connector.ReadRequest{Stream: st.Name, Checkpoint: checkpoint, Options: pl.Options}, func(b connector.Batch) error {
+	err = rd.Read(ctx, connector.ReadRequest{Stream: st.Name, Checkpoint: checkpoint, Options: pl.Options}, func(b connector.Batch) error {
 		if b.Record != nil && b.Record.NumRows() > 0 {
 			rec, cleaned := cleanNUL(b.Record)
 			if cleaned {
@@ -174,7 +204,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 		log.Error(msg, "error", res.Err)
 		return res
 	}
-	log.Info("pipeline finished", "rows", res.Rows, "files", len(res.Files), "duration", time.Since(start).Round(time.Millisecond).String())
+	log.Info("pipeline finished", "rows", res.Rows, "files", len(res.Pull.Files), "duration", time.Since(start).Round(time.Millisecond).String())
 	return res
 }
 

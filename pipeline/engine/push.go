@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"golang.org/x/sync/errgroup"
 
 	"pipehost/connector"
 	"pipehost/pipeline/config"
@@ -49,8 +50,8 @@ type rejectsFile struct {
 }
 
 func (p *pushRun) reject(pos mapping.Pos, column, value, reason string) error {
-	p.res.Rejected++
-	if len(p.res.RejectSample) < rejectSample {
+	p.res.Push.Rejected++
+	if len(p.res.Push.RejectSample) < rejectSample {
 		where := fmt.Sprintf("row %d", pos.Row)
 		if pos.Line > 0 {
 			where += fmt.Sprintf(" (line %d)", pos.Line)
@@ -58,7 +59,7 @@ func (p *pushRun) reject(pos mapping.Pos, column, value, reason string) error {
 		if column != "" {
 			where += ", " + column
 		}
-		p.res.RejectSample = append(p.res.RejectSample, where+": "+reason)
+		p.res.Push.RejectSample = append(p.res.Push.RejectSample, where+": "+reason)
 	}
 	if p.dryRun {
 		return nil
@@ -81,7 +82,7 @@ func (p *pushRun) reject(pos mapping.Pos, column, value, reason string) error {
 		}
 		p.rejects = &rejectsFile{path: path, f: f, w: csv.NewWriter(f)}
 		p.rejects.w.Write([]string{"row", "line", "column", "value", "reason"})
-		p.res.RejectsFile = path
+		p.res.Push.RejectsFile = path
 	}
 	line := ""
 	if pos.Line > 0 {
@@ -141,7 +142,7 @@ func (it *chanIter) Next() (arrow.Record, error) {
 // runPush runs a pipeline into a connector's sink stream.
 func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, dryRun bool) (res Result) {
 	start := time.Now()
-	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Push: true, DryRun: dryRun}
+	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), DryRun: dryRun, Push: &PushResult{}}
 	log := h.opts.Logger.With("pipeline", pl.Name)
 	src := h.Connectors[pl.From.Name]
 	dst := h.Connectors[pl.To.Name]
@@ -163,6 +164,16 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		}
 		ledger = entry.Bytes()
 	}
+	rd, err := src.reader()
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	wr, err := dst.writer()
+	if err != nil {
+		res.Err = err
+		return res
+	}
 	p := &pushRun{h: h, pl: pl, dryRun: dryRun, res: &res}
 	columns := map[string]mapping.Column{}
 	for name, spec := range pl.Columns {
@@ -171,17 +182,16 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 
 	prog := startProgress(log, h.opts.ProgressEvery)
 	defer prog.end()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Two halves run at once: the read converts the source's batches onto
+	// the sink stream's schema and hands them over recs; the write sends
+	// them to the connector. The first to fail cancels the other (gctx).
+	g, gctx := errgroup.WithContext(ctx)
 	recs := make(chan arrow.Record, 2)
 	var readErr error
-	var readDone sync.WaitGroup
-	readDone.Add(1)
-	go func() {
-		defer readDone.Done()
+	g.Go(func() error {
 		defer close(recs)
 		var conv *mapping.Converter
-		readErr = src.conn.Read(ctx, connector.ReadRequest{Stream: pl.From.Stream, Options: pl.Options}, func(b connector.Batch) error {
+		readErr = rd.Read(gctx, connector.ReadRequest{Stream: pl.From.Stream, Options: pl.Options}, func(b connector.Batch) error {
 			if b.Record == nil {
 				return nil
 			}
@@ -212,44 +222,53 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 			select {
 			case recs <- out:
 				return nil
-			case <-ctx.Done():
+			case <-gctx.Done():
 				out.Release()
-				return ctx.Err()
+				return gctx.Err()
 			}
 		})
-	}()
-	it := &chanIter{ch: recs, err: func() error { readDone.Wait(); return readErr }}
-	sum, err := dst.conn.Write(ctx, connector.WriteRequest{Stream: target.Name, Options: pl.ToOptions, DryRun: dryRun, Ledger: ledger}, it, func(results []connector.RowResult) error {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, r := range results {
-			if r.Row < 0 || int(r.Row) >= len(p.positions) {
-				return fmt.Errorf("connector answered for row %d, which it was never sent", r.Row)
-			}
-			if r.Error == "" {
-				res.Rows++
-				continue
-			}
-			if err := p.reject(p.positions[r.Row], "", "", r.Error); err != nil {
-				return err
-			}
-		}
-		return nil
+		return readErr
 	})
-	cancel()
-	for rec := range recs { // unblock and drain the reader if Write stopped early
-		rec.Release()
+	var sum connector.WriteSummary
+	g.Go(func() error {
+		// The iterator hands the read's error to Write when recs closes
+		// early, after the read has returned (close(recs) is deferred).
+		it := &chanIter{ch: recs, err: func() error { return readErr }}
+		defer func() {
+			if it.prev != nil {
+				it.prev.Release()
+			}
+			for rec := range recs { // unblock and drain the read if Write stopped early
+				rec.Release()
+			}
+		}()
+		var err error
+		sum, err = wr.Write(gctx, connector.WriteRequest{Stream: target.Name, Options: pl.ToOptions, DryRun: dryRun, Ledger: ledger}, it, func(results []connector.RowResult) error {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			for _, r := range results {
+				if r.Row < 0 || int(r.Row) >= len(p.positions) {
+					return fmt.Errorf("connector answered for row %d, which it was never sent", r.Row)
+				}
+				if r.Error == "" {
+					res.Rows++
+					continue
+				}
+				if err := p.reject(p.positions[r.Row], "", "", r.Error); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return err
+	})
+	err = g.Wait()
+	if err != nil && readErr != nil && !errors.Is(readErr, context.Canceled) {
+		err = readErr // the read's cause, not the write's view of it
 	}
-	readDone.Wait()
-	if it.prev != nil {
-		it.prev.Release()
-	}
-	res.Summary = sum
+	res.Push.Summary = sum
 	if cerr := p.closeRejects(); cerr != nil && err == nil {
 		err = cerr
-	}
-	if err == nil && readErr != nil && !errors.Is(readErr, context.Canceled) {
-		err = readErr
 	}
 	if err != nil {
 		res.Err = fmt.Errorf("%s into %s: %w", res.Stream, res.Sink, err)
@@ -262,7 +281,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 			log.Warn("could not store the connector's ledger; the next push sends everything again", "error", err)
 		}
 	}
-	log.Info("pipeline finished", "accepted", res.Rows, "rejected", res.Rejected, "rejects_file", res.RejectsFile,
+	log.Info("pipeline finished", "accepted", res.Rows, "rejected", res.Push.Rejected, "rejects_file", res.Push.RejectsFile,
 		"duration", time.Since(start).Round(time.Millisecond).String())
 	return res
 }

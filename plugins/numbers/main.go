@@ -3,10 +3,16 @@
 package main
 
 import (
+	"fmt"
+	"os"
+
 	"pipehost/connector/numbers"
 	"pipehost/plugins"
 )
 
 func main() {
-	plugins.Serve(&numbers.Connector{}, plugins.WithLogger(plugins.Logger("numbers")))
+	if err := plugins.Serve(&numbers.Connector{}, plugins.WithLogger(plugins.Logger("numbers"))); err != nil {
+		fmt.Fprintln(os.Stderr, "numbers-plugin:", err)
+		os.Exit(1)
+	}
 }

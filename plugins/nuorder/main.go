@@ -25,7 +25,10 @@ func main() {
 		os.Exit(fakeAPI(os.Args[2:]))
 	}
 	logger := plugins.Logger("nuorder")
-	plugins.Serve(nuorder.New(logger, sandbox), plugins.WithLogger(logger))
+	if err := plugins.Serve(nuorder.New(logger, sandbox), plugins.WithLogger(logger)); err != nil {
+		fmt.Fprintln(os.Stderr, "nuorder-plugin:", err)
+		os.Exit(1)
+	}
 }
 
 // sandbox starts the fake NuOrder API on loopback with the demo catalog, for

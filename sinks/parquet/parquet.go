@@ -63,17 +63,25 @@ var _ sinks.Driver = Driver{}
 // commit, all at once.
 func (Driver) Modes() []string { return []string{sinks.Append, sinks.Overwrite} }
 
-// NewConfig implements sinks.Driver.
-func (Driver) NewConfig() any { return &Config{} }
 
 var codecs = map[string]compress.Compression{
 	"zstd": compress.Codecs.Zstd, "snappy": compress.Codecs.Snappy,
 	"gzip": compress.Codecs.Gzip, "none": compress.Codecs.Uncompressed,
 }
 
-// Open implements sinks.Driver. It creates the output folder.
-func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
-	c := cfg.(*Config)
+// Open implements sinks.Driver.
+func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
+	var c Config
+	if err := decode(&c); err != nil {
+		return nil, err
+	}
+	return Open(&c, env)
+}
+
+// Open returns a sink writing under c.Path. It errors on an unknown
+// compression or a row group size below 1; the folder is made by the first
+// write, not here.
+func Open(c *Config, env sinks.Env) (*Sink, error) {
 	codec := compress.Codecs.Zstd
 	if c.Compression != nil {
 		var ok bool
@@ -331,5 +339,3 @@ func (w *Writer) Abort() error {
 	return nil
 }
 
-// Close implements sinks.Writer; uncommitted rows are discarded.
-func (w *Writer) Close() error { return w.Abort() }

@@ -34,7 +34,7 @@ func open(t *testing.T, extra func(*Config)) (sinks.Writer, string) {
 	if extra != nil {
 		extra(cfg)
 	}
-	s, err := Driver{}.Open(cfg, sinks.Env{BaseDir: base})
+	s, err := Open(cfg, sinks.Env{BaseDir: base})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestStaleTemporaryFilesAreRemovedOnOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	s, _ := Driver{}.Open(&Config{Path: "lake"}, sinks.Env{BaseDir: base})
+	s, _ := Open(&Config{Path: "lake"}, sinks.Env{BaseDir: base})
 	if _, err := s.Open(context.Background(), sinks.Stream{Name: "things", Schema: schema}); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestStaleTemporaryFilesAreRemovedOnOpen(t *testing.T) {
 
 func TestBadCompressionIsRefused(t *testing.T) {
 	lz := "lzo"
-	if _, err := (Driver{}).Open(&Config{Path: "x", Compression: &lz}, sinks.Env{BaseDir: t.TempDir()}); err == nil {
+	if _, err := Open(&Config{Path: "x", Compression: &lz}, sinks.Env{BaseDir: t.TempDir()}); err == nil {
 		t.Fatal("lzo accepted")
 	}
 }
@@ -167,7 +167,7 @@ func TestBadCompressionIsRefused(t *testing.T) {
 // as it was; a killed one's hidden folder is removed by the next writer.
 func TestOverwriteSwapsTheFolderAtTheFinalCommit(t *testing.T) {
 	base := t.TempDir()
-	s, _ := Driver{}.Open(&Config{Path: "lake"}, sinks.Env{BaseDir: base})
+	s, _ := Open(&Config{Path: "lake"}, sinks.Env{BaseDir: base})
 	dir := filepath.Join(base, "lake", "things")
 	ctx := context.Background()
 	write := func(pipeline, mode string, from, to int64, final, abort bool) {
@@ -185,7 +185,7 @@ func TestOverwriteSwapsTheFolderAtTheFinalCommit(t *testing.T) {
 		if _, err := w.Commit(ctx, sinks.Commit{Checkpoint: []byte("cp"), Final: final}); err != nil {
 			t.Fatal(err)
 		}
-		w.Close()
+		w.Abort()
 	}
 	write("a", sinks.Append, 0, 10, false, false)
 	write("a", sinks.Append, 10, 20, false, false)
@@ -212,7 +212,7 @@ func TestOverwriteSwapsTheFolderAtTheFinalCommit(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		rows[s.(*Sink).pipelineOf(filepath.Join(dir, name))] += r.NumRows()
+		rows[s.pipelineOf(filepath.Join(dir, name))] += r.NumRows()
 		r.Close()
 	}
 	if rows["a"] != 30 || rows["b"] != 5 || len(rows) != 2 {

@@ -67,12 +67,19 @@ func (Driver) Modes() []string { return []string{sinks.Append, sinks.Merge, sink
 // Sensitive implements sinks.SensitiveAttributes: the DSN may hold a password.
 func (Driver) Sensitive() []string { return []string{"dsn"} }
 
-// NewConfig implements sinks.Driver.
-func (Driver) NewConfig() any { return &Config{} }
 
-// Open implements sinks.Driver. It parses the DSN but does not connect.
-func (Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
-	c := cfg.(*Config)
+// Open implements sinks.Driver.
+func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
+	var c Config
+	if err := decode(&c); err != nil {
+		return nil, err
+	}
+	return Open(&c, env)
+}
+
+// Open returns a sink for c. It parses the DSN but does not connect; an
+// error never holds the DSN's password.
+func Open(c *Config, env sinks.Env) (*Sink, error) {
 	red := pgconfig.NewRedactor(c.DSN)
 	if _, err := pgx.ParseConfig(c.DSN); err != nil {
 		return nil, red.Err(fmt.Errorf("dsn: %w", err))
@@ -598,5 +605,3 @@ func (w *Writer) Abort() error {
 	return err
 }
 
-// Close implements sinks.Writer.
-func (w *Writer) Close() error { return w.Abort() }

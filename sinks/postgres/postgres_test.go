@@ -35,7 +35,7 @@ func freshSchema(t *testing.T) (*Sink, *pgx.Conn) {
 	t.Helper()
 	d := dsn(t)
 	schema := fmt.Sprintf("t_%d", time.Now().UnixNano())
-	s, err := Driver{}.Open(&Config{DSN: d, Schema: &schema}, sinks.Env{})
+	s, err := Open(&Config{DSN: d, Schema: &schema}, sinks.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func freshSchema(t *testing.T) (*Sink, *pgx.Conn) {
 		conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+ident(schema)+" CASCADE")
 		conn.Close(context.Background())
 	})
-	return s.(*Sink), conn
+	return s, conn
 }
 
 var jsonMeta = arrow.NewMetadata([]string{"pipehost.format"}, []string{"json"})
@@ -96,7 +96,7 @@ func open(t *testing.T, s *Sink, mode string, sch *arrow.Schema) sinks.Writer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
+	t.Cleanup(func() { w.Abort() })
 	return w
 }
 
@@ -181,7 +181,7 @@ func TestMergeKeepsTheLatestVersionOfEachRow(t *testing.T) {
 	}
 	// A second run of the merge opens the table it created with its primary
 	// key: no second unique index on the same key.
-	w.Close()
+	w.Abort()
 	load(t, open(t, s, sinks.Merge, schema), "3", false, order{"o4", "approved", 40})
 	var n int
 	conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
@@ -282,7 +282,7 @@ func TestSchemaEvolution(t *testing.T) {
 
 func TestConnectionErrorsShowNoPassword(t *testing.T) {
 	secret := "s3cret-Pa55word"
-	s, err := Driver{}.Open(&Config{DSN: "postgres://alice:" + secret + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2"}, sinks.Env{})
+	s, err := Open(&Config{DSN: "postgres://alice:" + secret + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2"}, sinks.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestConnectionErrorsShowNoPassword(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), secret) {
 		t.Fatalf("error: %v", err)
 	}
-	_, err = Driver{}.Open(&Config{DSN: "postgres://alice:" + secret + "@127.0.0.1:notaport/db"}, sinks.Env{})
+	_, err = Open(&Config{DSN: "postgres://alice:" + secret + "@127.0.0.1:notaport/db"}, sinks.Env{})
 	if err == nil || strings.Contains(err.Error(), secret) {
 		t.Fatalf("parse error: %v", err)
 	}
@@ -314,7 +314,7 @@ func TestAServerThatNeverAnswersFailsTheConnect(t *testing.T) {
 			defer c.Close() // held open, silent
 		}
 	}()
-	s, err := Driver{}.Open(&Config{DSN: "postgres://u:pw-secret@" + ln.Addr().String() + "/db?sslmode=disable"}, sinks.Env{})
+	s, err := Open(&Config{DSN: "postgres://u:pw-secret@" + ln.Addr().String() + "/db?sslmode=disable"}, sinks.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,12 +46,13 @@ var _ sinks.Driver = Driver{}
 // Modes implements sinks.Driver.
 func (Driver) Modes() []string { return []string{sinks.Append} }
 
-// NewConfig implements sinks.Driver.
-func (Driver) NewConfig() any { return &Config{} }
-
 // Open implements sinks.Driver.
-func (d Driver) Open(cfg any, env sinks.Env) (sinks.Sink, error) {
-	return Open(cfg.(*Config), env, d.Encoder)
+func (d Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
+	var c Config
+	if err := decode(&c); err != nil {
+		return nil, err
+	}
+	return Open(&c, env, d.Encoder)
 }
 
 // Sink writes streams as text files under one folder.
@@ -181,5 +182,3 @@ func (w *writer) Abort() error {
 	w.f = nil
 	return os.Remove(name)
 }
-
-func (w *writer) Close() error { return w.Abort() }

@@ -226,3 +226,43 @@ func TestOverwriteSwapsTheFolderAtTheFinalCommit(t *testing.T) {
 		t.Fatalf("left behind: %v", left)
 	}
 }
+
+// TestRowGroupsAreCutBySize: wide rows are not buffered by the 50,000-row
+// default; a row group ends once its rows reach row_group_mib.
+func TestRowGroupsAreCutBySize(t *testing.T) {
+	one := int64(1)
+	base := t.TempDir()
+	s, err := Open(&Config{Path: "lake", RowGroupMiB: &one}, sinks.Env{BaseDir: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w, err := s.Open(ctx, sinks.Stream{Name: "orders", Schema: docSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := documents(10, 100) // 10 batches of 100 rows of ~4 KB: ~4 MB
+	for _, r := range recs {
+		if err := w.Write(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		r.Release()
+	}
+	info, err := w.Commit(ctx, sinks.Commit{Final: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := file.OpenParquetFile(info.Location, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.NumRows() != 1000 || r.NumRowGroups() < 3 {
+		t.Fatalf("%d rows in %d row groups; want 1000 rows in several ~1 MiB groups", r.NumRows(), r.NumRowGroups())
+	}
+	for i := 0; i < r.NumRowGroups(); i++ {
+		if r.MetaData().RowGroup(i).NumRows() == 0 {
+			t.Fatalf("row group %d is empty", i)
+		}
+	}
+}

@@ -67,7 +67,6 @@ func (Driver) Modes() []string { return []string{sinks.Append, sinks.Merge, sink
 // Sensitive implements sinks.SensitiveAttributes: the DSN may hold a password.
 func (Driver) Sensitive() []string { return []string{"dsn"} }
 
-
 // Open implements sinks.Driver.
 func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
 	var c Config
@@ -604,4 +603,3 @@ func (w *Writer) Abort() error {
 	w.conn = nil
 	return err
 }
-

@@ -107,6 +107,13 @@ type Stream struct {
 	// refuses others at validate time, where the pipeline is written. nil:
 	// the connector does not say, and checks them itself when reading.
 	Options []string `json:"options"` // no omitempty: [] (none) is not null (does not say)
+	// ReadsWith names the other source streams a read of this one can
+	// emit in the same pass, from the same responses (NuOrder's orders and
+	// order_lines): the host then reads them once (ReadRequest.With)
+	// instead of once per stream. Streams read together share their
+	// checkpoints' meaning: each checkpoint emitted for one is valid for
+	// the others at the same point.
+	ReadsWith []string `json:"reads_with,omitempty"`
 }
 
 // ReadRequest asks for the rows of one source stream.
@@ -117,10 +124,20 @@ type ReadRequest struct {
 	Checkpoint []byte `json:"checkpoint,omitempty"`
 	// Options are the pipeline block's `options`, passed through untouched.
 	Options map[string]string `json:"options,omitempty"`
+	// With names more source streams, from Stream's ReadsWith, to emit in
+	// the same pass: the read downloads and decodes once and emits the
+	// batches of every stream, each tagged with Batch.Stream, and the
+	// checkpoint it reaches on each of them. With a With, emit may be
+	// called concurrently for batches of different streams; the batches of
+	// one stream always come in order.
+	With []string `json:"with,omitempty"`
 }
 
 // Batch is one step of a read: a record batch, a checkpoint, or both.
 type Batch struct {
+	// Stream is the stream the batch belongs to: empty or the read's
+	// Stream, or one of its With.
+	Stream string
 	// Record holds rows with the stream's schema; it may be nil when the
 	// batch only carries a checkpoint. It is valid only during the emit call
 	// that receives it: a consumer that keeps it must Retain it.

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -261,9 +262,33 @@ func (c *flightConnector) Streams(ctx context.Context) ([]connector.Stream, erro
 }
 
 // Read implements connector.Connector. Checkpoints arrive in the app_metadata
-// of the batch they follow.
+// of the batch they follow. A read With other streams is one DoGet per
+// stream, sharing one Read in the plugin (see readTicket); emit is then
+// called from one goroutine per stream.
 func (c *flightConnector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	ticket, err := json.Marshal(req)
+	if len(req.With) == 0 {
+		return c.readPart(ctx, readTicket{ReadRequest: req}, emit)
+	}
+	id := make([]byte, 12)
+	if _, err := rand.Read(id); err != nil {
+		return err
+	}
+	joint := hex.EncodeToString(id)
+	g, gctx := errgroup.WithContext(ctx)
+	for _, part := range append([]string{req.Stream}, req.With...) {
+		g.Go(func() error {
+			return c.readPart(gctx, readTicket{ReadRequest: req, Joint: joint, Part: part}, func(b connector.Batch) error {
+				b.Stream = part
+				return emit(b)
+			})
+		})
+	}
+	return g.Wait()
+}
+
+// readPart runs one DoGet and emits its batches.
+func (c *flightConnector) readPart(ctx context.Context, tk readTicket, emit connector.EmitFunc) error {
+	ticket, err := json.Marshal(tk)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -291,9 +292,9 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 			Disabled: disabled(c.cfg.SyncCompanies, "sync_companies")},
 		{Name: "orders", Kind: connector.Source, Schema: OrdersSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
 			Description: "orders (approved, then processed, shipped, cancelled) with retailer, addresses, line items, shipments",
-			Options:     orderOptions},
+			Options:     orderOptions, ReadsWith: []string{"order_lines"}},
 		{Name: "order_lines", Kind: connector.Source, Schema: OrderLinesSchema, PrimaryKey: []string{"order_id", "line_id", "size"}, CursorField: "modified_on",
-			Description: "the same orders, one row per order x line item x size", Options: orderOptions},
+			Description: "the same orders, one row per order x line item x size", Options: orderOptions, ReadsWith: []string{"orders"}},
 		{Name: "inventory", Kind: connector.Sink, Schema: InventorySchema,
 			Description: "stock levels per SKU and warehouse: immediate, future-dated or prebook replenishments, then an inventory flag refresh",
 			Notice:      noWarehouses, Options: []string{"replace"}},
@@ -336,6 +337,22 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 	if st.Disabled != "" {
 		return fmt.Errorf("stream %s is disabled: %s", st.Name, st.Disabled)
 	}
+	if len(req.With) > 0 {
+		names := append([]string{st.Name}, req.With...)
+		for _, name := range req.With {
+			other, ok := connector.FindStream(streams, name, connector.Source)
+			if !ok {
+				return fmt.Errorf("%w %q", connector.ErrUnknownStream, name)
+			}
+			if other.Disabled != "" {
+				return fmt.Errorf("stream %s is disabled: %s", other.Name, other.Disabled)
+			}
+			if !slices.Contains(st.ReadsWith, name) {
+				return fmt.Errorf("stream %s cannot be read with %s in one pass", name, st.Name)
+			}
+		}
+		return c.readOrderStreams(ctx, req, names, emit)
+	}
 	switch req.Stream {
 	case "products":
 		return c.readProducts(ctx, req, emit)
@@ -343,10 +360,8 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 		return c.readLocations(ctx, req, emit)
 	case "companies":
 		return c.readCompanies(ctx, req, emit)
-	case "orders":
-		return c.readOrders(ctx, req, emit)
-	case "order_lines":
-		return c.readOrderLines(ctx, req, emit)
+	case "orders", "order_lines":
+		return c.readOrderStreams(ctx, req, []string{req.Stream}, emit)
 	}
 	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 }

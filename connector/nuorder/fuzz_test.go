@@ -31,8 +31,11 @@ func FuzzOrderDocument(f *testing.F) {
 		lb := newBatcher(OrderLinesSchema, func(connector.Batch) error { return nil })
 		defer lb.release()
 		for i := range o.LineItems {
+			if !json.Valid(o.LineItems[i].raw) {
+				t.Fatalf("line item %d kept %q, not its JSON text, from %s", i, o.LineItems[i].raw, doc)
+			}
 			for _, sz := range o.LineItems[i].Sizes {
-				appendOrderLine(lb.b, &o, i, sz, json.RawMessage(`{}`), now)
+				appendOrderLine(lb.b, &o, i, sz, now)
 			}
 		}
 		rec := ob.b.NewRecord()

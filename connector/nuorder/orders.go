@@ -42,6 +42,28 @@ type lineItem struct {
 	ShipStart flexString  `json:"ship_start"`
 	ShipEnd   flexString  `json:"ship_end"`
 	Sizes     []orderSize `json:"sizes"`
+	// raw is the line item as NuOrder sent it (see lineItems).
+	raw json.RawMessage
+}
+
+// lineItems decodes an order's line_items once, keeping each item's own
+// text for order_lines' document column beside its decoded fields.
+type lineItems []lineItem
+
+func (l *lineItems) UnmarshalJSON(b []byte) error {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(b, &raws); err != nil {
+		return err
+	}
+	items := make([]lineItem, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &items[i]); err != nil {
+			return err
+		}
+		items[i].raw = raw
+	}
+	*l = items
+	return nil
 }
 
 // shipment is one shipment recorded on an order.
@@ -84,7 +106,7 @@ type order struct {
 	Edited        flexBool   `json:"edited"`
 	EditedOn      flexString `json:"edited_on"`
 	Notes         flexString `json:"notes"`
-	LineItems     []lineItem `json:"line_items"`
+	LineItems     lineItems  `json:"line_items"`
 	Shipments     []shipment `json:"shipments"`
 	CreatedOn     flexString `json:"created_on"`
 	ModifiedOn    flexString `json:"modified_on"`
@@ -141,45 +163,74 @@ func (f orderFilter) keep(o *order) bool {
 	return (f.from.IsZero() || !t.Before(f.from)) && (f.to.IsZero() || t.Before(f.to))
 }
 
-// readOrders emits the orders created, modified or moved to another status
-// since the checkpoint (see eachOrder).
-func (c *Connector) readOrders(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+// readOrderStreams emits the orders created, modified or moved to another
+// status since the checkpoint (see eachOrder), as the rows of each of
+// streams ("orders": one row per order; "order_lines": one per order x line
+// item x size): one download and one decode of each document feed them all.
+// With more than one stream, each batch names its stream; every stream gets
+// every checkpoint.
+func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequest, streams []string, emit connector.EmitFunc) error {
 	extracted := time.Now().UTC()
-	bt := newBatcher(OrdersSchema, emit)
-	defer bt.release()
-	return c.eachOrder(ctx, "orders", req, func(o *order, raw json.RawMessage) error {
-		appendOrder(bt.b, o, raw, extracted)
-		return bt.added()
-	}, bt.flush)
-}
-
-// readOrderLines emits the same orders as readOrders, one row per order x
-// line item x size.
-func (c *Connector) readOrderLines(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	extracted := time.Now().UTC()
-	bt := newBatcher(OrderLinesSchema, emit)
-	defer bt.release()
-	return c.eachOrder(ctx, "order_lines", req, func(o *order, raw json.RawMessage) error {
-		var doc struct {
-			LineItems []json.RawMessage `json:"line_items"`
+	var (
+		batchers []*batcher
+		appends  []func(o *order, raw json.RawMessage) error
+	)
+	defer func() {
+		for _, bt := range batchers {
+			bt.release()
 		}
-		if err := json.Unmarshal(raw, &doc); err != nil {
-			return err
+	}()
+	for _, name := range streams {
+		e := emit
+		if len(streams) > 1 {
+			name := name
+			e = func(b connector.Batch) error { b.Stream = name; return emit(b) }
 		}
-		if len(o.LineItems) == 0 && o.Status.v == DeletedStatus {
-			appendDeletedOrderLine(bt.b, o, extracted)
-			return bt.added()
-		}
-		for i := range o.LineItems {
-			for _, sz := range o.LineItems[i].Sizes {
-				appendOrderLine(bt.b, o, i, sz, doc.LineItems[i], extracted)
-				if err := bt.added(); err != nil {
-					return err
+		switch name {
+		case "orders":
+			bt := newBatcher(OrdersSchema, e)
+			batchers = append(batchers, bt)
+			appends = append(appends, func(o *order, raw json.RawMessage) error {
+				appendOrder(bt.b, o, raw, extracted)
+				return bt.added()
+			})
+		case "order_lines":
+			bt := newBatcher(OrderLinesSchema, e)
+			batchers = append(batchers, bt)
+			appends = append(appends, func(o *order, _ json.RawMessage) error {
+				if len(o.LineItems) == 0 && o.Status.v == DeletedStatus {
+					appendDeletedOrderLine(bt.b, o, extracted)
+					return bt.added()
 				}
+				for i := range o.LineItems {
+					for _, sz := range o.LineItems[i].Sizes {
+						appendOrderLine(bt.b, o, i, sz, extracted)
+						if err := bt.added(); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+		default:
+			return fmt.Errorf("%w %q: it cannot be read with %s", connector.ErrUnknownStream, name, strings.Join(streams, ", "))
+		}
+	}
+	return c.eachOrder(ctx, req.Stream, req, func(o *order, raw json.RawMessage) error {
+		for _, add := range appends {
+			if err := add(o, raw); err != nil {
+				return err
 			}
 		}
 		return nil
-	}, bt.flush)
+	}, func(cp []byte) error {
+		for _, bt := range batchers {
+			if err := bt.flush(cp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func appendOrder(b *array.RecordBuilder, o *order, raw json.RawMessage, extracted time.Time) {
@@ -231,7 +282,7 @@ func appendOrder(b *array.RecordBuilder, o *order, raw json.RawMessage, extracte
 	col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
-func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, rawLine json.RawMessage, extracted time.Time) {
+func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, extracted time.Time) {
 	li := &o.LineItems[i]
 	col := func(name string) array.Builder { return column(b, name) }
 	lineID := li.ID.v
@@ -260,7 +311,7 @@ func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, rawL
 	appendTime(col("ship_end"), end)
 	appendBool(col("prebook"), li.Prebook)
 	appendTime(col("modified_on"), o.ModifiedOn)
-	col("document").(*array.StringBuilder).Append(string(rawLine))
+	col("document").(*array.StringBuilder).Append(string(li.raw))
 	col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 

@@ -1,0 +1,80 @@
+package nuorder
+
+import (
+	"context"
+	"testing"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
+
+	"pipehost/connector"
+	"pipehost/connector/nuorder/api"
+	"pipehost/connector/nuorder/fakeapi"
+)
+
+// TestOrdersAndLinesReadInOnePass: a read of orders With order_lines
+// downloads each status listing once and emits exactly the rows (and the
+// checkpoints) two separate reads emit, each batch naming its stream.
+func TestOrdersAndLinesReadInOnePass(t *testing.T) {
+	srv := startCatalog(t, fakeapi.Catalog{Seed: 12, Products: 40, Companies: 10, Orders: 300})
+	c := noLag(t, srv)
+	orders, ordersCP := read(t, c, "orders", nil, nil)
+	lines, linesCP := read(t, c, "order_lines", nil, nil)
+	separate := srv.Requests(api.OrdersDetail)
+
+	got := map[string][]string{}
+	cps := map[string][]byte{}
+	err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders", With: []string{"order_lines"}}, func(b connector.Batch) error {
+		if b.Stream != "orders" && b.Stream != "order_lines" {
+			t.Fatalf("a batch of stream %q", b.Stream)
+		}
+		if b.Record != nil {
+			col := b.Record.Column(0).(*array.String)
+			for i := 0; i < col.Len(); i++ {
+				got[b.Stream] = append(got[b.Stream], col.Value(i))
+			}
+		}
+		if b.Checkpoint != nil {
+			cps[b.Stream] = b.Checkpoint
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joint := srv.Requests(api.OrdersDetail) - separate
+	if joint*2 != separate || joint != len(DefaultOrderStatuses) {
+		t.Fatalf("listings downloaded: %d by the joint read, %d by two reads; want one per status (%d)", joint, separate, len(DefaultOrderStatuses))
+	}
+	if len(orders) == 0 || len(lines) <= len(orders) {
+		t.Fatalf("the catalog gave %d orders and %d lines", len(orders), len(lines))
+	}
+	if !equal(got["orders"], orders) || !equal(got["order_lines"], lines) {
+		t.Fatalf("joint read emitted %d orders and %d lines; separate reads %d and %d", len(got["orders"]), len(got["order_lines"]), len(orders), len(lines))
+	}
+	if string(cps["orders"]) != string(cps["order_lines"]) || cps["orders"] == nil {
+		t.Fatalf("the two streams ended on different checkpoints")
+	}
+	// Resuming the joint read from its checkpoint emits what the
+	// separate reads emit from theirs: nothing new.
+	again, _ := read(t, c, "orders", cps["orders"], nil)
+	if len(again) != 0 || len(ordersCP) == 0 || len(linesCP) == 0 {
+		t.Fatalf("%d orders emitted again after the joint read's checkpoint", len(again))
+	}
+
+	err = c.Read(context.Background(), connector.ReadRequest{Stream: "orders", With: []string{"companies"}}, func(connector.Batch) error { return nil })
+	if err == nil {
+		t.Fatal("orders read with companies was accepted")
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

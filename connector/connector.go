@@ -110,9 +110,7 @@ type Stream struct {
 	// ReadsWith names the other source streams a read of this one can
 	// emit in the same pass, from the same responses (NuOrder's orders and
 	// order_lines): the host then reads them once (ReadRequest.With)
-	// instead of once per stream. Streams read together share their
-	// checkpoints' meaning: each checkpoint emitted for one is valid for
-	// the others at the same point.
+	// instead of once per stream, each from its own checkpoint.
 	ReadsWith []string `json:"reads_with,omitempty"`
 }
 
@@ -131,6 +129,10 @@ type ReadRequest struct {
 	// called concurrently for batches of different streams; the batches of
 	// one stream always come in order.
 	With []string `json:"with,omitempty"`
+	// WithCheckpoints holds the last committed checkpoint of each stream
+	// of With (nil: read it from the beginning), as Checkpoint does for
+	// Stream: streams read together need not resume from the same point.
+	WithCheckpoints map[string][]byte `json:"with_checkpoints,omitempty"`
 }
 
 // Batch is one step of a read: a record batch, a checkpoint, or both.

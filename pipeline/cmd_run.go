@@ -25,20 +25,7 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 		return code
 	}
 	defer h.Close()
-	var results []engine.Result
-	for _, pl := range selected {
-		if ctx.Err() != nil {
-			r := engine.Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Err: fmt.Errorf("not started: %w", engine.ErrInterrupted)}
-			if pl.To.Kind == "connector" {
-				r.Push = &engine.PushResult{}
-			} else {
-				r.Pull = &engine.PullResult{}
-			}
-			results = append(results, r)
-			continue
-		}
-		results = append(results, h.Run(ctx, pl, engine.RunOptions{FullRefresh: o.fullRefresh}))
-	}
+	results := h.RunAll(ctx, selected, engine.RunOptions{FullRefresh: o.fullRefresh})
 	return summarize(stdout, stderr, results, o.json)
 }
 

@@ -312,3 +312,78 @@ func nonPendingOrders(cat fakeapi.Catalog) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestOrdersAndOrderLinesShareOneRead: a run of the orders and order_lines
+// pipelines downloads each status listing once, not twice, through the
+// plugin; each pipeline keeps its own checkpoint, so running one alone in
+// between does not stop the next run sharing the read or emitting exactly
+// what changed.
+func TestOrdersAndOrderLinesShareOneRead(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 41, Products: 30, Companies: 10, Orders: 400}
+	srv := serveFake(t, cat)
+	path := incrementalFile(t, srv.URL(), cat)
+	dir := filepath.Dir(path)
+	out := func(stream string) string { return filepath.Join(dir, "out", stream) }
+	listings := func() int { return srv.Requests(api.OrdersDetail) }
+
+	r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "--json", "orders", "order_lines")
+	if r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := listings(); n != 4 {
+		t.Fatalf("the first run downloaded %d status listings for the two pipelines, want 4 (one per status)", n)
+	}
+	var sum struct {
+		Pipelines []struct {
+			Name string `json:"name"`
+			Rows int64  `json:"rows"`
+		} `json:"pipelines"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || len(sum.Pipelines) != 2 {
+		t.Fatalf("run --json: %v\n%s", err, r.stdout)
+	}
+	orders, lines := sum.Pipelines[0].Rows, sum.Pipelines[1].Rows
+	if sum.Pipelines[0].Name != "orders" || orders == 0 || lines <= orders {
+		t.Fatalf("first run: %+v", sum.Pipelines)
+	}
+	if got := int64(len(idsIn(t, newFiles(t, out("order_lines"), nil), "order_id"))); got != lines {
+		t.Fatalf("order_lines files hold %d rows, the summary says %d", got, lines)
+	}
+
+	// order_lines alone: its checkpoint moves on, orders' stays.
+	if r = runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "order_lines"); r.code != 0 {
+		t.Fatalf("order_lines alone: exit %d\n%s", r.code, r.stderr)
+	}
+	before := map[string]map[string]bool{"orders": fileSet(out("orders")), "order_lines": fileSet(out("order_lines"))}
+	var approved []int
+	for i := 0; i < cat.Orders && len(approved) < 2; i++ {
+		if cat.OrderStatus(i) == "approved" {
+			approved = append(approved, i)
+		}
+	}
+	srv.SetOrderStatus(approved[0], "processed")
+	srv.EditOrders(approved[1])
+	time.Sleep(5 * time.Millisecond)
+
+	start := listings()
+	if r = runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "orders", "order_lines"); r.code != 0 {
+		t.Fatalf("third run: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := listings() - start; n != 4 {
+		t.Fatalf("the third run downloaded %d listings, want 4", n)
+	}
+	want := []string{cat.OrderID(approved[0]), cat.OrderID(approved[1])}
+	sort.Strings(want)
+	if got := idsIn(t, newFiles(t, out("orders"), before["orders"]), "_id"); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("orders emitted %v, want %v", got, want)
+	}
+	lineOrders := idsIn(t, newFiles(t, out("order_lines"), before["order_lines"]), "order_id")
+	if len(lineOrders) == 0 {
+		t.Fatal("order_lines emitted nothing for the two changed orders")
+	}
+	for _, id := range lineOrders {
+		if id != want[0] && id != want[1] {
+			t.Fatalf("order_lines emitted a line of unchanged order %s", id)
+		}
+	}
+}

@@ -22,7 +22,9 @@ var twinSchema = arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.Primitive
 // in batches of 10 numbers, a checkpoint after each.
 type twins struct{ reads atomic.Int64 }
 
-func (*twins) Info(context.Context) (connector.Info, error) { return connector.Info{Name: "twins"}, nil }
+func (*twins) Info(context.Context) (connector.Info, error) {
+	return connector.Info{Name: "twins"}, nil
+}
 func (*twins) ConfigSchema(context.Context) (connector.ConfigSchema, error) {
 	return connector.ConfigSchema{}, nil
 }

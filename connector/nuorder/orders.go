@@ -167,8 +167,9 @@ func (f orderFilter) keep(o *order) bool {
 // status since the checkpoint (see eachOrder), as the rows of each of
 // streams ("orders": one row per order; "order_lines": one per order x line
 // item x size): one download and one decode of each document feed them all.
-// With more than one stream, each batch names its stream; every stream gets
-// every checkpoint.
+// With more than one stream, each batch names its stream, and each stream
+// resumes from its own checkpoint (req.Checkpoint for the first, then
+// req.WithCheckpoints) and gets its own.
 func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequest, streams []string, emit connector.EmitFunc) error {
 	extracted := time.Now().UTC()
 	var (
@@ -216,21 +217,16 @@ func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequ
 			return fmt.Errorf("%w %q: it cannot be read with %s", connector.ErrUnknownStream, name, strings.Join(streams, ", "))
 		}
 	}
-	return c.eachOrder(ctx, req.Stream, req, func(o *order, raw json.RawMessage) error {
-		for _, add := range appends {
-			if err := add(o, raw); err != nil {
-				return err
-			}
+	targets := make([]orderTarget, len(streams))
+	for i, name := range streams {
+		cp := req.Checkpoint
+		if i > 0 {
+			cp = req.WithCheckpoints[name]
 		}
-		return nil
-	}, func(cp []byte) error {
-		for _, bt := range batchers {
-			if err := bt.flush(cp); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+		bt := batchers[i]
+		targets[i] = orderTarget{stream: name, checkpoint: cp, fn: appends[i], flush: bt.flush}
+	}
+	return c.eachOrder(ctx, req.Stream, req.Options, targets)
 }
 
 func appendOrder(b *array.RecordBuilder, o *order, raw json.RawMessage, extracted time.Time) {

@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"pipehost/connector"
 	"pipehost/connector/nuorder/api"
 )
 
@@ -40,29 +39,44 @@ const DeletedStatus = "deleted"
 //
 // Each listing is one unpaged /detail array, decoded element by element;
 // memory grows only by the id sets (about 16 bytes per order).
-func (c *Connector) eachOrder(ctx context.Context, stream string, req connector.ReadRequest,
-	fn func(o *order, raw json.RawMessage) error, flush func(cp []byte) error) error {
-	f, err := parseOrderOptions(stream, req.Options)
+//
+// One read can feed several streams (orders and order_lines), each with
+// its own checkpoint: the listings are downloaded and each document decoded
+// once, and every target decides from its own window and membership what it
+// emits. A target whose checkpoint is of an interrupted run that got further
+// skips the listings it already committed.
+func (c *Connector) eachOrder(ctx context.Context, stream string, opts map[string]string, targets []orderTarget) error {
+	f, err := parseOrderOptions(stream, opts)
 	if err != nil {
 		return err
 	}
-	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
-	if err != nil {
-		return err
+	now := time.Now()
+	startPart := len(f.statuses)
+	for i := range targets {
+		t := &targets[i]
+		if t.w, err = openWindow(t.checkpoint, now, c.lag()); err != nil {
+			return err
+		}
+		if t.run, err = openOrderRun(t.checkpoint, f.statuses, t.w); err != nil {
+			return err
+		}
+		if t.run.prevMissing {
+			// Which orders changed status since is unknown: emit them all, and
+			// read every listing again, even if the run was interrupted.
+			c.logger.Warn("the orders checkpoint predates status tracking: this run emits every order once more", "stream", t.stream)
+			t.w.startPart = 0
+		}
+		startPart = min(startPart, t.w.startPart)
 	}
-	run, err := openOrderRun(req.Checkpoint, f.statuses, w)
-	if err != nil {
-		return err
-	}
-	if run.prevMissing {
-		// Which orders changed status since is unknown: emit them all, and
-		// read every listing again, even if the run was interrupted.
-		c.logger.Warn("the orders checkpoint predates status tracking: this run emits every order once more", "stream", stream)
-		w.startPart = 0
-	}
-	for part := w.startPart; part < len(f.statuses); part++ {
+	for part := startPart; part < len(f.statuses); part++ {
 		status := f.statuses[part]
-		prev, seen := run.prev[status], &idSet{}
+		var active []*orderTarget
+		for i := range targets {
+			if t := &targets[i]; part >= t.w.startPart {
+				t.prev, t.seen = t.run.prev[status], &idSet{}
+				active = append(active, t)
+			}
+		}
 		err := c.client.streamArray(ctx, api.OrdersDetail, []string{status}, func(raw json.RawMessage) error {
 			var o order
 			if err := json.Unmarshal(raw, &o); err != nil {
@@ -74,28 +88,53 @@ func (c *Connector) eachOrder(ctx context.Context, stream string, req connector.
 			if !f.keep(&o) {
 				return nil
 			}
-			seen.add(o.ID.v)
-			moved := prev == nil || !prev.has(o.ID.v)
-			if !moved && !w.contains(cursorOf(o.ModifiedOn, o.CreatedOn)) {
-				return nil
+			for _, t := range active {
+				t.seen.add(o.ID.v)
+				moved := t.prev == nil || !t.prev.has(o.ID.v)
+				if !moved && !t.w.contains(cursorOf(o.ModifiedOn, o.CreatedOn)) {
+					continue
+				}
+				if err := t.fn(&o, raw); err != nil {
+					return err
+				}
 			}
-			return fn(&o, raw)
+			return nil
 		})
 		if err != nil {
 			return err
 		}
-		seen.sort()
-		run.seen[status] = seen
-		if part < len(f.statuses)-1 {
-			if err := flush(run.partCheckpoint(w, part)); err != nil {
-				return err
+		for _, t := range active {
+			t.seen.sort()
+			t.run.seen[status] = t.seen
+			if part < len(f.statuses)-1 {
+				if err := t.flush(t.run.partCheckpoint(t.w, part)); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	if err := c.rereadLeft(ctx, run, f, fn); err != nil {
+	if err := c.rereadLeft(ctx, targets); err != nil {
 		return err
 	}
-	return flush(run.finalCheckpoint(w))
+	for i := range targets {
+		if err := targets[i].flush(targets[i].run.finalCheckpoint(targets[i].w)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orderTarget is one stream's side of an orders read: where it resumes,
+// what it emits, and (while the read runs) its window and membership.
+type orderTarget struct {
+	stream     string
+	checkpoint []byte
+	fn         func(o *order, raw json.RawMessage) error
+	flush      func(cp []byte) error
+
+	w          window
+	run        *orderRun
+	prev, seen *idSet // of the listing being read
 }
 
 // orderRun is the status membership of one orders read.
@@ -200,13 +239,30 @@ func (r *orderRun) left() []string {
 	return out
 }
 
-// rereadLeft reads every order that left the listed statuses by id, a window
-// of batchRows at a time, up to the client's in-flight limit at once, and
-// emits each as NuOrder has it now (DeletedStatus for a 404). An order found
-// back in a listed status (it moved while the run read the listings) joins
-// that status's membership.
-func (c *Connector) rereadLeft(ctx context.Context, run *orderRun, f orderFilter, fn func(o *order, raw json.RawMessage) error) error {
-	left := run.left()
+// rereadLeft reads every order that left the listed statuses by id, once
+// however many targets miss it, a window of batchRows at a time, up to the
+// client's in-flight limit at once, and emits each to the targets it left,
+// as NuOrder has it now (DeletedStatus for a 404). An order found back in a
+// listed status (it moved while the run read the listings) joins that
+// status's membership.
+func (c *Connector) rereadLeft(ctx context.Context, targets []orderTarget) error {
+	var left []string
+	leftOf := make([]map[string]bool, len(targets))
+	for i := range targets {
+		leftOf[i] = map[string]bool{}
+		for _, id := range targets[i].run.left() {
+			if !leftOf[i][id] {
+				leftOf[i][id] = true
+				seen := false
+				for k := 0; k < i && !seen; k++ {
+					seen = leftOf[k][id]
+				}
+				if !seen {
+					left = append(left, id)
+				}
+			}
+		}
+	}
 	for start := 0; start < len(left); start += batchRows {
 		ids := left[start:min(start+batchRows, len(left))]
 		docs := make([]json.RawMessage, len(ids))
@@ -225,21 +281,28 @@ func (c *Connector) rereadLeft(ctx context.Context, run *orderRun, f orderFilter
 		if err := g.Wait(); err != nil {
 			return fmt.Errorf("reading an order that left the listed statuses: %w", err)
 		}
-		for _, raw := range docs {
+		for n, raw := range docs {
 			var o order
 			if err := json.Unmarshal(raw, &o); err != nil {
 				return fmt.Errorf("order document: %w", err)
 			}
-			if s := run.seen[o.Status.v]; s != nil && o.Status.v != DeletedStatus {
-				s.add(o.ID.v) // sorted below, before the final checkpoint
-			}
-			if err := fn(&o, raw); err != nil {
-				return err
+			for i := range targets {
+				if !leftOf[i][ids[n]] {
+					continue
+				}
+				if s := targets[i].run.seen[o.Status.v]; s != nil && o.Status.v != DeletedStatus {
+					s.add(o.ID.v) // sorted below, before the final checkpoint
+				}
+				if err := targets[i].fn(&o, raw); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	for _, s := range run.seen {
-		s.sort()
+	for i := range targets {
+		for _, s := range targets[i].run.seen {
+			s.sort()
+		}
 	}
 	return nil
 }

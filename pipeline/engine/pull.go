@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"pipehost/connector"
 	"pipehost/pipeline/config"
@@ -77,123 +80,185 @@ type RunOptions struct {
 // by storing the checkpoint that came after them; on error, rows after the
 // last commit are discarded and the stored checkpoint is the last one
 // committed, so the next run resumes there.
-func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res Result) {
+func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) Result {
 	if pl.To.Kind == "connector" {
 		return h.runPush(ctx, pl, ro, false)
 	}
-	start := time.Now()
-	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Pull: &PullResult{}}
-	log := h.opts.Logger.With("pipeline", pl.Name)
-	c := h.Connectors[pl.From.Name]
-	st, _ := connector.FindStream(c.Streams, pl.From.Stream, connector.Source)
-	end, err := h.begin(pl, st.Name, ro.FullRefresh, &res)
-	defer end()
-	if err != nil {
-		res.Err = err
-		return res
+	p := h.startPull(ctx, pl, ro)
+	if p.res.Err != nil {
+		return p.finish(nil)
 	}
+	rd, _ := p.c.reader() // checked by startPull
+	err := rd.Read(ctx, connector.ReadRequest{Stream: p.st.Name, Checkpoint: p.checkpoint, Options: pl.Options}, p.handle)
+	return p.finish(err)
+}
 
-	rd, err := c.reader()
-	if err != nil {
+// pullRun is one pipeline's side of a read into a sink: its lock, its
+// writer, its commits. A read of several streams feeds several pullRuns,
+// one per stream, each from its own goroutine.
+type pullRun struct {
+	h     *Host
+	ctx   context.Context
+	pl    *config.Pipeline
+	c     *Connector
+	st    connector.Stream
+	res   *Result
+	log   hclog.Logger
+	start time.Time
+	end   func() // releases the lock and records the run
+
+	w          sinks.Writer
+	mode       string
+	binding    *state.Binding
+	storeID    string
+	checkpoint []byte // the read resumes after it
+	pending    int64  // rows written since the last commit
+	last       []byte // the last checkpoint committed by this run
+	prog       *progress
+	// stateMu serialises state commits of the pullRuns of one read.
+	stateMu *sync.Mutex
+}
+
+// startPull takes the pipeline's lock, works out where its read resumes and
+// opens its writer. When anything fails, res.Err says what; finish must be
+// called either way.
+func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions) *pullRun {
+	p := &pullRun{h: h, ctx: ctx, pl: pl, start: time.Now(), stateMu: &sync.Mutex{},
+		res: &Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Pull: &PullResult{}},
+		log: h.opts.Logger.With("pipeline", pl.Name)}
+	res := p.res
+	p.c = h.Connectors[pl.From.Name]
+	p.st, _ = connector.FindStream(p.c.Streams, pl.From.Stream, connector.Source)
+	var err error
+	if p.end, err = h.begin(pl, p.st.Name, ro.FullRefresh, res); err != nil {
 		res.Err = err
-		return res
+		return p
+	}
+	if _, err := p.c.reader(); err != nil {
+		res.Err = err
+		return p
 	}
 	sk := h.sinks[pl.To.Type+"."+pl.To.Name]
-	binding := &state.Binding{Source: c.Identity, Destination: h.destination(pl, st.Name)}
-	storeID := ""
+	p.binding = &state.Binding{Source: p.c.Identity, Destination: h.destination(pl, p.st.Name)}
 	if h.opts.State != nil {
-		storeID = h.opts.State.ID()
+		p.storeID = h.opts.State.ID()
 	}
-	var checkpoint []byte
 	// An overwrite replaces everything: it always reads in full.
 	if !ro.FullRefresh && pl.Mode != sinks.Overwrite {
-		if checkpoint, err = h.resumeFrom(ctx, pl, st.Name, sk, binding, true); err != nil {
+		if p.checkpoint, err = h.resumeFrom(ctx, pl, p.st.Name, sk, p.binding, true); err != nil {
 			res.Err = err
-			return res
+			return p
 		}
 	}
-
-	mode := pl.Mode
-	if ro.FullRefresh && mode == sinks.Append {
+	p.mode = pl.Mode
+	if ro.FullRefresh && p.mode == sinks.Append {
 		// A full refresh replaces what the appends accumulated, at its
 		// final commit, where the sink can; elsewhere it would add a
 		// second copy of every row, so it is refused.
 		if supportsMode(h.drivers[pl.To.Type+"."+pl.To.Name], sinks.Overwrite) {
-			mode = sinks.Overwrite
+			p.mode = sinks.Overwrite
 		} else if cr, ok := sk.(sinks.CheckpointReader); ok {
-			if held, _, _ := cr.Checkpoint(ctx, pl.Name, st.Name); held != nil {
-				res.Err = fmt.Errorf("--full-refresh into %s would add a second copy of the rows it holds: remove them first (the next run then reads everything again, without --full-refresh)", binding.Destination)
-				return res
+			if held, _, _ := cr.Checkpoint(ctx, pl.Name, p.st.Name); held != nil {
+				res.Err = fmt.Errorf("--full-refresh into %s would add a second copy of the rows it holds: remove them first (the next run then reads everything again, without --full-refresh)", p.binding.Destination)
+				return p
 			}
 		}
 	}
-	w, err := sk.Open(ctx, sinks.Stream{Pipeline: pl.Name, Name: st.Name, Schema: st.Schema, PrimaryKey: st.PrimaryKey, Mode: mode})
-	if err != nil {
-		res.Err = fmt.Errorf("opening %s for stream %s: %w", res.Sink, st.Name, err)
-		return res
+	if p.w, err = sk.Open(ctx, sinks.Stream{Pipeline: pl.Name, Name: p.st.Name, Schema: p.st.Schema, PrimaryKey: p.st.PrimaryKey, Mode: p.mode}); err != nil {
+		res.Err = fmt.Errorf("opening %s for stream %s: %w", res.Sink, p.st.Name, err)
+		return p
 	}
-	defer w.Abort() // releases the writer; after the final commit, nothing to discard
-	log.Info("pipeline started", "from", res.Stream, "to", res.Sink, "resuming", checkpoint != nil, "full_refresh", ro.FullRefresh)
+	p.log.Info("pipeline started", "from", res.Stream, "to", res.Sink, "resuming", p.checkpoint != nil, "full_refresh", ro.FullRefresh)
+	p.prog = startProgress(p.log, h.opts.ProgressEvery)
+	return p
+}
 
-	var pending int64 // rows written since the last commit
-	commit := func(cp []byte, final bool) error {
-		if pending > 0 && failpoint("before-commit") {
-			log.Warn("failpoint before-commit: rows written, not committed; waiting to be killed")
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		info, err := w.Commit(ctx, sinks.Commit{Checkpoint: wrap(cp, storeID, binding), Final: final})
-		if err != nil {
-			return fmt.Errorf("committing to %s: %w", res.Sink, err)
-		}
-		if info.Rows > 0 && failpoint("after-sink-commit") {
-			log.Warn("failpoint after-sink-commit: rows committed, state not written; waiting to be killed")
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		if info.Rows > 0 {
-			res.Pull.Files = append(res.Pull.Files, info.Location)
-		}
-		res.Rows += info.Rows
-		pending = 0
-		if cp != nil && h.opts.State != nil {
-			if err := h.opts.State.Commit(pl.Name, st.Name, cp, state.CommitMeta{Binding: binding, Rows: info.Rows > 0}); err != nil {
-				return fmt.Errorf("storing the checkpoint (the rows before it are committed and will be read again): %w", err)
-			}
-		}
-		log.Debug("committed", "rows", info.Rows, "location", info.Location)
-		return nil
+// commit commits the rows written so far with cp, then stores cp.
+func (p *pullRun) commit(cp []byte, final bool) error {
+	ctx, res := p.ctx, p.res
+	if p.pending > 0 && failpoint("before-commit") {
+		p.log.Warn("failpoint before-commit: rows written, not committed; waiting to be killed")
+		<-ctx.Done()
+		return ctx.Err()
 	}
-	prog := startProgress(log, h.opts.ProgressEvery)
-	defer prog.end()
-	var last []byte
-	err = rd.Read(ctx, connector.ReadRequest{Stream: st.Name, Checkpoint: checkpoint, Options: pl.Options}, func(b connector.Batch) error {
-		if b.Record != nil && b.Record.NumRows() > 0 {
-			rec, cleaned := cleanNUL(b.Record)
-			if cleaned {
-				defer rec.Release()
-			}
-			if err := w.Write(ctx, rec); err != nil {
-				return fmt.Errorf("writing to %s: %w", res.Sink, err)
-			}
-			pending += b.Record.NumRows()
-			prog.add(b.Record.NumRows())
+	info, err := p.w.Commit(ctx, sinks.Commit{Checkpoint: wrap(cp, p.storeID, p.binding), Final: final})
+	if err != nil {
+		return fmt.Errorf("committing to %s: %w", res.Sink, err)
+	}
+	if info.Rows > 0 && failpoint("after-sink-commit") {
+		p.log.Warn("failpoint after-sink-commit: rows committed, state not written; waiting to be killed")
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if info.Rows > 0 {
+		res.Pull.Files = append(res.Pull.Files, info.Location)
+	}
+	res.Rows += info.Rows
+	p.pending = 0
+	if cp != nil && p.h.opts.State != nil {
+		p.stateMu.Lock()
+		err := p.h.opts.State.Commit(p.pl.Name, p.st.Name, cp, state.CommitMeta{Binding: p.binding, Rows: info.Rows > 0})
+		p.stateMu.Unlock()
+		if err != nil {
+			return fmt.Errorf("storing the checkpoint (the rows before it are committed and will be read again): %w", err)
 		}
-		if b.Checkpoint != nil {
-			last = b.Checkpoint
-			return commit(b.Checkpoint, false)
+	}
+	p.log.Debug("committed", "rows", info.Rows, "location", info.Location)
+	return nil
+}
+
+// handle writes a batch of the read and commits at its checkpoint.
+func (p *pullRun) handle(b connector.Batch) error {
+	if b.Record != nil && b.Record.NumRows() > 0 {
+		rec, cleaned := cleanNUL(b.Record)
+		if cleaned {
+			defer rec.Release()
 		}
-		return nil
-	})
-	if err == nil && (pending > 0 || mode == sinks.Overwrite) {
+		if err := p.w.Write(p.ctx, rec); err != nil {
+			return fmt.Errorf("writing to %s: %w", p.res.Sink, err)
+		}
+		p.pending += b.Record.NumRows()
+		p.prog.add(b.Record.NumRows())
+	}
+	if b.Checkpoint != nil {
+		p.last = b.Checkpoint
+		return p.commit(b.Checkpoint, false)
+	}
+	return nil
+}
+
+// finish ends the run after its read returned err (or before any read, when
+// startPull failed): a final commit when the read succeeded, else the rows
+// after the last commit are discarded. It releases the writer and the lock
+// and records the run.
+func (p *pullRun) finish(err error) Result {
+	p.settle(err)
+	if p.end != nil {
+		p.end() // sets the duration, so before the copy
+	}
+	return *p.res
+}
+
+func (p *pullRun) settle(err error) {
+	res := p.res
+	if p.prog != nil {
+		p.prog.end()
+	}
+	if res.Err != nil { // startPull failed: nothing was read
+		if p.w != nil {
+			p.w.Abort()
+		}
+		return
+	}
+	if err == nil && (p.pending > 0 || p.mode == sinks.Overwrite) {
 		// Rows after the last checkpoint (committed, but the stored
 		// checkpoint stays before them: the connector gave none after),
 		// or the final commit that makes an overwrite take effect.
-		err = commit(last, true)
+		err = p.commit(p.last, true)
 	}
+	p.w.Abort() // releases the writer; after the final commit, nothing to discard
 	if err != nil {
-		w.Abort()
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		if errors.Is(err, context.Canceled) && p.ctx.Err() != nil {
 			err = ErrInterrupted
 		}
 		res.Err = fmt.Errorf("stream %s: %w", res.Stream, err)
@@ -201,11 +266,10 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) (res
 		if res.Rows > 0 {
 			msg = fmt.Sprintf("pipeline failed after committing %d rows; the next run resumes after them", res.Rows)
 		}
-		log.Error(msg, "error", res.Err)
-		return res
+		p.log.Error(msg, "error", res.Err)
+		return
 	}
-	log.Info("pipeline finished", "rows", res.Rows, "files", len(res.Pull.Files), "duration", time.Since(start).Round(time.Millisecond).String())
-	return res
+	p.log.Info("pipeline finished", "rows", res.Rows, "files", len(res.Pull.Files), "duration", time.Since(p.start).Round(time.Millisecond).String())
 }
 
 // resumeFrom returns the checkpoint a run resumes after: the state store's,

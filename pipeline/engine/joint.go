@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"pipehost/connector"
+	"pipehost/pipeline/config"
+)
+
+// One read, several streams: pull pipelines that read streams a connector
+// can emit in one pass (Stream.ReadsWith: NuOrder's orders and order_lines)
+// share one read, each still with its own sink, writer, commits and
+// checkpoint.
+
+// RunAll runs pipelines once, in order, each as Run does, except that pull
+// pipelines reading streams of one connector that it reads in one pass, with
+// the same options, share one read: the listings are downloaded and decoded
+// once, and each pipeline resumes from its own checkpoint and commits into
+// its own sink as it would alone. Once ctx is cancelled, pipelines not yet
+// started are reported as not started (ErrInterrupted). Results are in the
+// order of pls.
+func (h *Host) RunAll(ctx context.Context, pls []*config.Pipeline, ro RunOptions) []Result {
+	results := make([]Result, len(pls))
+	done := make([]bool, len(pls))
+	for i, pl := range pls {
+		if done[i] {
+			continue
+		}
+		group := []int{i}
+		for j := i + 1; j < len(pls); j++ {
+			if !done[j] && h.readTogether(pls, group, j) {
+				group = append(group, j)
+			}
+		}
+		for _, k := range group {
+			done[k] = true
+		}
+		if ctx.Err() != nil {
+			for _, k := range group {
+				results[k] = notStarted(pls[k])
+			}
+			continue
+		}
+		if len(group) == 1 {
+			results[i] = h.Run(ctx, pl, ro)
+			continue
+		}
+		members := make([]*config.Pipeline, len(group))
+		for n, k := range group {
+			members[n] = pls[k]
+		}
+		for n, res := range h.runJoint(ctx, members, ro) {
+			results[group[n]] = res
+		}
+	}
+	return results
+}
+
+// notStarted is the result of a pipeline an interrupt kept from starting.
+func notStarted(pl *config.Pipeline) Result {
+	r := Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Err: fmt.Errorf("not started: %w", ErrInterrupted)}
+	if pl.To.Kind == "connector" {
+		r.Push = &PushResult{}
+	} else {
+		r.Pull = &PullResult{}
+	}
+	return r
+}
+
+// readTogether says whether pipeline j can join the read of group: both
+// pull from the same connector, j's stream is one the group's first stream
+// reads with and no member reads yet, and their options are the same.
+func (h *Host) readTogether(pls []*config.Pipeline, group []int, j int) bool {
+	first, cand := pls[group[0]], pls[j]
+	if first.To.Kind == "connector" || cand.To.Kind == "connector" || first.From.Name != cand.From.Name {
+		return false
+	}
+	c := h.Connectors[first.From.Name]
+	if c == nil {
+		return false
+	}
+	st, ok := connector.FindStream(c.Streams, first.From.Stream, connector.Source)
+	if !ok || !slices.Contains(st.ReadsWith, cand.From.Stream) {
+		return false
+	}
+	for _, k := range group {
+		if pls[k].From.Stream == cand.From.Stream {
+			return false
+		}
+	}
+	return maps.Equal(first.Options, cand.Options)
+}
+
+// runJoint runs pipelines whose streams are read in one pass.
+func (h *Host) runJoint(ctx context.Context, pls []*config.Pipeline, ro RunOptions) []Result {
+	runs := make([]*pullRun, len(pls))
+	for i, pl := range pls {
+		runs[i] = h.startPull(ctx, pl, ro)
+	}
+	results := make([]Result, len(runs))
+	// A member that could not start leaves the others to read on their
+	// own; each member resumes from its own checkpoint either way.
+	for _, p := range runs {
+		if p.res.Err == nil {
+			continue
+		}
+		h.opts.Logger.Info("streams that could share one read are read one by one", "reason", "pipeline "+p.pl.Name+" cannot start")
+		for i, p := range runs {
+			if p.res.Err != nil {
+				results[i] = p.finish(nil)
+				continue
+			}
+			rd, _ := p.c.reader()
+			err := rd.Read(ctx, connector.ReadRequest{Stream: p.st.Name, Checkpoint: p.checkpoint, Options: p.pl.Options}, p.handle)
+			results[i] = p.finish(err)
+		}
+		return results
+	}
+	byStream := map[string]*pullRun{}
+	var with, names []string
+	withCheckpoints := map[string][]byte{}
+	for i, p := range runs {
+		p.stateMu = runs[0].stateMu
+		byStream[p.st.Name] = p
+		names = append(names, p.pl.Name)
+		if i > 0 {
+			with = append(with, p.st.Name)
+			withCheckpoints[p.st.Name] = p.checkpoint
+		}
+	}
+	h.opts.Logger.Info("one read for several pipelines", "pipelines", strings.Join(names, ", "), "streams", runs[0].st.Name+", "+strings.Join(with, ", "))
+	first := runs[0]
+	rd, _ := first.c.reader()
+	err := rd.Read(ctx, connector.ReadRequest{Stream: first.st.Name, With: with, WithCheckpoints: withCheckpoints,
+		Checkpoint: first.checkpoint, Options: first.pl.Options}, func(b connector.Batch) error {
+		p := first
+		if b.Stream != "" {
+			if p = byStream[b.Stream]; p == nil {
+				return fmt.Errorf("the connector emitted rows of stream %s, which the read did not ask for", b.Stream)
+			}
+		}
+		return p.handle(b)
+	})
+	for i, p := range runs {
+		results[i] = p.finish(err)
+	}
+	return results
+}

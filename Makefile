@@ -8,7 +8,7 @@ GO      ?= go
 BIN     := bin
 BINS    := $(BIN)/pipeline $(BIN)/nuorder-plugin
 
-.PHONY: all build run test vet fmt clean
+.PHONY: all build run test vet fmt clean bench
 
 all: build
 
@@ -26,3 +26,11 @@ test:
 
 clean:
 	rm -rf $(BIN) data
+
+# make bench  builds the binaries (and the in-process host) and measures the orders path at
+#             BENCH_SIZES orders (see bench/main.go); prints one RESULT line per size
+BENCH_SIZES ?= 100000,1000000
+bench: build
+	$(GO) build -tags inprocess -o $(BIN)/pipeline-inprocess ./pipeline
+	$(GO) build -o $(BIN)/bench ./bench
+	scripts/with-duckdb.sh $(BIN)/bench -bin $(BIN) -sizes $(BENCH_SIZES)

@@ -69,6 +69,11 @@ var builtins = map[string]func(string) connector.Base{
 	config.BuiltinFiles: func(dir string) connector.Base { return files.New(dir) },
 }
 
+// linked are connectors linked into this binary in place of their plugins:
+// none, except in the benchmark's in-process build (linked_nuorder.go,
+// build tag inprocess).
+var linked = map[string]func(hclog.Logger) connector.Base{}
+
 // report prints diagnostics, or keeps them for a JSON result.
 func (o options) report(stderr io.Writer, f *config.File, diags hcl.Diagnostics, sensitive []hcl.Range) {
 	if o.diags != nil {
@@ -132,7 +137,7 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 		eo.Only = selected
 	}
 	eo.Sandbox, eo.Logger, eo.ProgressEvery = o.sandbox, logger, o.progress
-	eo.Builtins = builtins
+	eo.Builtins, eo.Linked = builtins, linked
 	if eo.State == nil && !eo.Catalog {
 		store, err := openStore(ctx, f)
 		if err != nil {

@@ -129,3 +129,53 @@ func TestOrdersAndLinesReadTogetherFromTheirOwnCheckpoints(t *testing.T) {
 		t.Fatalf("order_lines emitted %d lines from the beginning; a first read alone gives %d (before the changes %d)", len(got["order_lines"]), len(fresh), len(allLines))
 	}
 }
+
+// TestPrerenderedListingsServeTheGeneratedDocuments: the benchmark's fake
+// serves order listings from files rendered once; a read of them emits the
+// same orders, documents included, as a read of the generating fake, and a
+// change made after rendering is not hidden by the files.
+func TestPrerenderedListingsServeTheGeneratedDocuments(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 14, Products: 30, Companies: 10, Orders: 200}
+	docs := func(srv *fakeapi.Server) map[string]string {
+		c := noLag(t, srv)
+		out := map[string]string{}
+		err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders"}, func(b connector.Batch) error {
+			if b.Record == nil {
+				return nil
+			}
+			ids := b.Record.Column(0).(*array.String)
+			doc := b.Record.Column(b.Record.Schema().FieldIndices("document")[0]).(*array.String)
+			for i := 0; i < ids.Len(); i++ {
+				out[ids.Value(i)] = doc.Value(i)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	generated := docs(startCatalog(t, cat))
+	pre, err := fakeapi.Start(fakeapi.Options{Credentials: testCreds, Catalog: cat, Prerender: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pre.Close() })
+	files, err := pre.PrerenderListings()
+	if err != nil || len(files) != len(fakeapi.OrderListingStatuses()) {
+		t.Fatalf("rendered %v: %v", files, err)
+	}
+	rendered := docs(pre)
+	if len(rendered) != len(generated) || len(generated) == 0 {
+		t.Fatalf("%d orders from the files, %d generated", len(rendered), len(generated))
+	}
+	for id, doc := range generated {
+		if rendered[id] != doc {
+			t.Fatalf("order %s differs:\n%s\n%s", id, rendered[id], doc)
+		}
+	}
+	pre.SetOrderStatus(0, "cancelled")
+	if after := docs(pre); len(after) == len(rendered) && after[cat.OrderID(0)] == rendered[cat.OrderID(0)] && cat.OrderStatus(0) != "cancelled" {
+		t.Fatal("a change after rendering was hidden by the rendered files")
+	}
+}

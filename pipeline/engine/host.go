@@ -47,6 +47,12 @@ type Options struct {
 	// each made for the pipeline file's folder. main registers them, as it
 	// registers sinks: the engine knows no connector.
 	Builtins map[string]func(baseDir string) connector.Base
+	// Linked are connectors linked into the host binary, by connector
+	// block name: a block naming one runs it in process instead of a
+	// plugin (its plugin attribute and pin are not used). Only builds made
+	// for measuring the plugin boundary (the benchmark's in-process host)
+	// link any.
+	Linked map[string]func(logger hclog.Logger) connector.Base
 	// Catalog asks only for the connectors' catalogs: configs are decoded
 	// without insisting on required attributes, and connectors are not
 	// configured, so `pipeline streams` works without credentials.
@@ -191,17 +197,24 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 	fail := func(summary string, err error) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: err.Error(), Subject: c.DeclRange.Ptr()}}
 	}
-	path := c.Plugin
-	if path == "" {
-		found, err := plugins.Find(c.Name)
-		if err != nil {
-			return nil, fail("Cannot find connector plugin", err)
+	var client connector.Base
+	path := ""
+	if linked, ok := h.opts.Linked[c.Name]; ok {
+		client = linked(h.opts.Logger.Named(c.Name))
+	} else {
+		path = c.Plugin
+		if path == "" {
+			found, err := plugins.Find(c.Name)
+			if err != nil {
+				return nil, fail("Cannot find connector plugin", err)
+			}
+			path = found
 		}
-		path = found
-	}
-	client, err := plugins.Open(plugins.Config{Name: c.Name, Path: path, SHA256: c.SHA256, Logger: h.opts.Logger})
-	if err != nil {
-		return nil, fail("Cannot start connector plugin", err)
+		pc, err := plugins.Open(plugins.Config{Name: c.Name, Path: path, SHA256: c.SHA256, Logger: h.opts.Logger})
+		if err != nil {
+			return nil, fail("Cannot start connector plugin", err)
+		}
+		client = pc
 	}
 	sc := &Connector{Name: c.Name, conn: client, Path: path}
 	ok := false
@@ -210,6 +223,7 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 			client.Close()
 		}
 	}()
+	var err error
 	if sc.Info, err = client.Info(ctx); err != nil {
 		return nil, fail("Connector plugin does not answer", err)
 	}

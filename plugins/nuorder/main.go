@@ -1,7 +1,7 @@
 // Command nuorder-plugin serves the NuOrder connector as a plugin of the
 // pipeline host. It is started by bin/pipeline, not by hand, except for
 //
-//	nuorder-plugin fake-api [--addr 127.0.0.1:8089] [--products N] [--companies N] [--orders N] [--seed S]
+//	nuorder-plugin fake-api [--addr 127.0.0.1:8089] [--products N] [--companies N] [--orders N] [--seed S] [--prerender DIR]
 //
 // which serves the fake NuOrder API (the one --sandbox uses) on loopback
 // until interrupted, printing its URL and credentials, for trying pipelines
@@ -17,6 +17,7 @@ import (
 
 	"pipehost/connector/nuorder"
 	"pipehost/connector/nuorder/fakeapi"
+	"pipehost/connector/nuorder/sandbox"
 	"pipehost/plugins"
 )
 
@@ -25,27 +26,10 @@ func main() {
 		os.Exit(fakeAPI(os.Args[2:]))
 	}
 	logger := plugins.Logger("nuorder")
-	if err := plugins.Serve(nuorder.New(logger, sandbox), plugins.WithLogger(logger)); err != nil {
+	if err := plugins.Serve(nuorder.New(logger, sandbox.Start), plugins.WithLogger(logger)); err != nil {
 		fmt.Fprintln(os.Stderr, "nuorder-plugin:", err)
 		os.Exit(1)
 	}
-}
-
-// sandbox starts the fake NuOrder API on loopback with the demo catalog, for
-// --sandbox.
-func sandbox() (nuorder.SandboxEnv, error) {
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: fakeapi.SandboxCredentials, Catalog: fakeapi.SandboxCatalog})
-	if err != nil {
-		return nuorder.SandboxEnv{}, err
-	}
-	sc := fakeapi.SandboxCredentials
-	env := nuorder.SandboxEnv{URL: srv.URL(), Close: srv.Close,
-		Credentials: nuorder.Credentials{ConsumerKey: sc.ConsumerKey, ConsumerSecret: sc.ConsumerSecret, Token: sc.Token, TokenSecret: sc.TokenSecret}}
-	for _, w := range fakeapi.SandboxCatalog.Warehouses() {
-		code, name := w.Code, w.DisplayName
-		env.Warehouses = append(env.Warehouses, nuorder.WarehouseConfig{ID: w.ID, Code: &code, Name: &name})
-	}
-	return env, nil
 }
 
 func fakeAPI(args []string) int {
@@ -56,13 +40,24 @@ func fakeAPI(args []string) int {
 	fs.IntVar(&cat.Companies, "companies", cat.Companies, "companies in the catalog")
 	fs.IntVar(&cat.Orders, "orders", cat.Orders, "orders in the catalog (any number: documents are generated as they are served)")
 	fs.Uint64Var(&cat.Seed, "seed", cat.Seed, "seed of the generated documents")
+	prerender := fs.String("prerender", "", "folder to render the order listings into once (kept for the next start with the same seed and size), served as files while no order changes: for benchmarks")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: fakeapi.SandboxCredentials, Catalog: cat, Addr: *addr})
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: fakeapi.SandboxCredentials, Catalog: cat, Addr: *addr, Prerender: *prerender})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake-api:", err)
 		return 1
+	}
+	if *prerender != "" {
+		files, err := srv.PrerenderListings()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake-api: rendering the order listings:", err)
+			return 1
+		}
+		for _, st := range fakeapi.OrderListingStatuses() {
+			fmt.Printf("listing %s %s\n", st, files[st])
+		}
 	}
 	c := fakeapi.SandboxCredentials
 	fmt.Printf("fake NuOrder API on %s (%d products, %d companies, %d orders)\n", srv.URL(), cat.Products, cat.Companies, cat.Orders)

@@ -202,6 +202,12 @@ func (s *Server) UpdateProducts(active *bool, idx ...int) {
 func streamArray(w http.ResponseWriter, n int, elem func(i int) any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	bw := bufio.NewWriterSize(w, 64<<10)
+	writeArray(bw, n, elem)
+	bw.Flush()
+}
+
+// writeArray writes the JSON array of the non-nil elem(i), i < n.
+func writeArray(bw *bufio.Writer, n int, elem func(i int) any) {
 	enc := json.NewEncoder(bw)
 	bw.WriteByte('[')
 	first := true
@@ -217,7 +223,6 @@ func streamArray(w http.ResponseWriter, n int, elem func(i int) any) {
 		enc.Encode(v) // Encode adds a newline, which JSON allows between elements
 	}
 	bw.WriteString("]\n")
-	bw.Flush()
 }
 
 // companyCodes serves GET /api/companies/codes/list: a bare array of codes,
@@ -255,6 +260,9 @@ func (s *Server) companyByID(w http.ResponseWriter, r *http.Request) {
 // The status is matched case-insensitively, as NuOrder does.
 func (s *Server) ordersDetail(w http.ResponseWriter, r *http.Request) {
 	status := strings.ToLower(r.PathValue("status"))
+	if s.servePrerendered(w, status) {
+		return
+	}
 	streamArray(w, s.opts.Catalog.Orders, func(i int) any {
 		if s.orderStatus(i) != status {
 			return nil

@@ -9,10 +9,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pipehost/connector/nuorder/api"
@@ -27,6 +29,10 @@ type Options struct {
 	// Addr is the loopback address to listen on; empty: a free port on
 	// 127.0.0.1.
 	Addr string
+	// Prerender, when not empty, is a folder of pre-rendered order
+	// listings (see PrerenderListings), served as files while no order has
+	// changed: benchmarks measure the connector, not the fake's encoder.
+	Prerender string
 }
 
 // Server is a running fake NuOrder API.
@@ -44,6 +50,7 @@ type Server struct {
 	orders, companies, products map[int]*change
 	addedCompanies              int
 	w                           writes
+	bodyBytes                   atomic.Int64
 	// Now is the server's clock, stamped on changed documents.
 	Now func() time.Time
 }
@@ -185,6 +192,16 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // ServeHTTP authenticates the request, then routes it through the endpoint
 // table. A bad or missing signature gets 401 with NuOrder's error body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == StatsPath {
+		s.mu.Lock()
+		st := Stats{Requests: 0, BodyBytes: s.bodyBytes.Load()}
+		for _, n := range s.counts {
+			st.Requests += n
+		}
+		s.mu.Unlock()
+		writeJSON(w, st)
+		return
+	}
 	w.Header().Set("X-Powered-By", "Express")
 	w.Header().Set("Request-Token", fmt.Sprint(time.Now().UnixMilli()))
 	oauth, err := ParseAuthorization(r.Header.Get("Authorization"))
@@ -256,6 +273,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, fault.RedirectTo+r.URL.RequestURI(), http.StatusFound)
 		return
 	}
+	w = &countingWriter{ResponseWriter: w, n: &s.bodyBytes}
 	if fault.TruncateAfterBytes > 0 {
 		w = &truncateWriter{ResponseWriter: w, left: fault.TruncateAfterBytes}
 	}
@@ -266,6 +284,51 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w = &dropWriter{ResponseWriter: w, left: fault.StallAfterBytes, stall: r.Context().Done()}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// StatsPath is the fake's own endpoint (not NuOrder's, and needing no
+// signature) answering Stats as JSON, for a benchmark that runs the fake as
+// another process.
+const StatsPath = "/_fake/stats"
+
+// Stats counts what the fake answered since it started.
+type Stats struct {
+	// Requests counts authenticated requests that matched an endpoint.
+	Requests int `json:"requests"`
+	// BodyBytes counts the bytes of their response bodies.
+	BodyBytes int64 `json:"body_bytes"`
+}
+
+// countingWriter adds the body bytes written through it to n, keeping the
+// sendfile path of the writer it wraps.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{c.ResponseWriter}, r)
+	}
+	c.n.Add(n)
+	return n, err
+}
+
+// Flush passes a flush on, for streamed answers.
+func (c *countingWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // InjectFault makes requests matching e misbehave as f says, replacing any

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"pipehost/connector/nuorder/api"
+	"pipehost/internal/jsonscan"
 )
 
 // APIError is an error status from NuOrder, with the message of its
@@ -246,25 +247,6 @@ func (b *idleBody) Close() error {
 // that never ends must not grow the plugin without bound.
 const DefaultMaxDocument = 64 << 20
 
-// boundedReader fails a read once the JSON decoder has buffered more than
-// max bytes past the end of the last value it returned: one document
-// larger than max.
-type boundedReader struct {
-	r            io.Reader
-	dec          *json.Decoder
-	read, max    int64
-	method, path string
-}
-
-func (b *boundedReader) Read(p []byte) (int, error) {
-	if b.max > 0 && b.dec != nil && b.read-b.dec.InputOffset() > b.max {
-		return 0, &documentTooLarge{method: b.method, path: b.path, max: b.max}
-	}
-	n, err := b.r.Read(p)
-	b.read += int64(n)
-	return n, err
-}
-
 // documentTooLarge is an element of a listing beyond the document limit.
 type documentTooLarge struct {
 	method, path string
@@ -452,46 +434,46 @@ func (c *Client) getJSON(ctx context.Context, e api.Endpoint, params []string, v
 	})
 }
 
-// streamArray decodes a bare JSON array element by element, calling fn for
-// each, so memory does not grow with the array's length. When the connection
-// drops mid-array, the request is retried and the elements already handed to
-// fn are skipped (NuOrder's lists are stable within a run).
+// streamArray streams a listing (a JSON array) and calls fn with each
+// element, in order, holding one element at a time: the element is fn's to
+// keep. A body cut short is retried (by do), resuming after the elements
+// fn has already seen.
 func (c *Client) streamArray(ctx context.Context, e api.Endpoint, params []string, fn func(json.RawMessage) error) error {
+	return c.eachElement(ctx, e, params, true, fn)
+}
+
+// eachElement is streamArray; with keep false, an element is valid only
+// during fn (it lies in the reader's buffer), which saves a copy of every
+// document on the hot path of orders.
+func (c *Client) eachElement(ctx context.Context, e api.Endpoint, params []string, keep bool, fn func(json.RawMessage) error) error {
 	done := 0
 	return c.do(ctx, e, params, func(r io.Reader) error {
-		counted := &boundedReader{r: r, max: c.maxDocument, method: e.Method, path: e.URL("", params...)}
-		dec := json.NewDecoder(counted)
-		counted.dec = dec
-		tok, err := dec.Token()
-		if err != nil {
-			return &retryError{fmt.Errorf("reading %s: %w", e.Path, err)}
-		}
-		if d, ok := tok.(json.Delim); !ok || d != '[' {
-			return fmt.Errorf("%s %s: expected a JSON array, got %v", e.Method, e.Path, tok)
-		}
-		seen := 0
-		for dec.More() {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				var tooBig *documentTooLarge
-				if errors.As(err, &tooBig) {
-					return tooBig // not worth another try
-				}
+		ar := jsonscan.NewArrayReader(r, int(c.maxDocument))
+		for seen := 0; ; {
+			el, err := ar.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			switch {
+			case errors.Is(err, jsonscan.ErrNotArray):
+				return fmt.Errorf("%s %s: %w", e.Method, e.Path, err)
+			case errors.Is(err, jsonscan.ErrTooLarge):
+				return &documentTooLarge{method: e.Method, path: e.URL("", params...), max: c.maxDocument} // not worth another try
+			case err != nil:
 				return &retryError{fmt.Errorf("reading %s after %d elements: %w", e.Path, seen, err)}
 			}
 			seen++
 			if seen <= done {
 				continue
 			}
-			if err := fn(raw); err != nil {
+			if keep {
+				el = append([]byte(nil), el...)
+			}
+			if err := fn(el); err != nil {
 				return err
 			}
 			done = seen
 		}
-		if _, err := dec.Token(); err != nil {
-			return &retryError{fmt.Errorf("reading the end of %s: %w", e.Path, err)}
-		}
-		return nil
 	})
 }
 

@@ -2,10 +2,11 @@ package nuorder
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
+
+	"pipehost/internal/jsonscan"
 )
 
 // Leniency with NuOrder's JSON: values that arrive as strings, numbers or
@@ -25,8 +26,8 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	case bytes.Equal(b, []byte("null")):
 		*f = flexString{}
 	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := jsonscan.String(b)
+		if err != nil {
 			return err
 		}
 		*f = flexString{s, true}

@@ -2,6 +2,8 @@ package nuorder
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -177,5 +179,44 @@ func TestPrerenderedListingsServeTheGeneratedDocuments(t *testing.T) {
 	pre.SetOrderStatus(0, "cancelled")
 	if after := docs(pre); len(after) == len(rendered) && after[cat.OrderID(0)] == rendered[cat.OrderID(0)] && cat.OrderStatus(0) != "cancelled" {
 		t.Fatal("a change after rendering was hidden by the rendered files")
+	}
+}
+
+// BenchmarkOrdersAndLinesDecode reads orders and order_lines in one pass
+// from pre-rendered listings of 10,000 orders and discards the batches:
+// the connector's own cost (download, decode, Arrow builders). MB/s counts
+// the listings' JSON.
+//
+//	go test ./connector/nuorder -run '^$' -bench OrdersAndLinesDecode -cpuprofile cpu.out
+func BenchmarkOrdersAndLinesDecode(b *testing.B) {
+	cat := fakeapi.Catalog{Seed: 42, Products: 2000, Companies: 500, Orders: 10_000}
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: testCreds, Catalog: cat, Prerender: filepath.Join(os.TempDir(), "pipehost-bench", "listings")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	files, err := srv.PrerenderListings()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var size int64
+	for _, st := range DefaultOrderStatuses {
+		fi, _ := os.Stat(files[st])
+		size += fi.Size()
+	}
+	c := noLag(b, srv)
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rows := int64(0)
+		err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders", With: []string{"order_lines"}}, func(bt connector.Batch) error {
+			if bt.Record != nil {
+				rows += bt.Record.NumRows()
+			}
+			return nil
+		})
+		if err != nil || rows == 0 {
+			b.Fatal(rows, err)
+		}
 	}
 }

@@ -77,9 +77,9 @@ func (c *Connector) eachOrder(ctx context.Context, stream string, opts map[strin
 				active = append(active, t)
 			}
 		}
-		err := c.client.streamArray(ctx, api.OrdersDetail, []string{status}, func(raw json.RawMessage) error {
+		err := c.client.eachElement(ctx, api.OrdersDetail, []string{status}, false, func(raw json.RawMessage) error {
 			var o order
-			if err := json.Unmarshal(raw, &o); err != nil {
+			if err := decodeOrder(raw, &o); err != nil {
 				return fmt.Errorf("order document: %w", err)
 			}
 			if !o.ID.ok || o.ID.v == "" {
@@ -283,7 +283,7 @@ func (c *Connector) rereadLeft(ctx context.Context, targets []orderTarget) error
 		}
 		for n, raw := range docs {
 			var o order
-			if err := json.Unmarshal(raw, &o); err != nil {
+			if err := decodeOrder(raw, &o); err != nil {
 				return fmt.Errorf("order document: %w", err)
 			}
 			for i := range targets {

@@ -94,7 +94,7 @@ func TestBuildersFollowNamesNotPositions(t *testing.T) {
 	build := func(schema *arrow.Schema) arrow.Record {
 		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 		defer b.Release()
-		appendOrder(b, &o, doc, now)
+		appendOrder(newOrderColumns(b), &o, doc, now)
 		return b.NewRecord()
 	}
 	a, r := build(OrdersSchema), build(arrow.NewSchema(reversed, nil))

@@ -28,15 +28,16 @@ func FuzzOrderDocument(f *testing.F) {
 		now := time.Now()
 		ob := newBatcher(OrdersSchema, func(connector.Batch) error { return nil })
 		defer ob.release()
-		appendOrder(ob.b, &o, json.RawMessage(doc), now)
+		appendOrder(newOrderColumns(ob.b), &o, json.RawMessage(doc), now)
 		lb := newBatcher(OrderLinesSchema, func(connector.Batch) error { return nil })
 		defer lb.release()
+		lineCols := newOrderLineColumns(lb.b)
 		for i := range o.LineItems {
 			if !json.Valid(o.LineItems[i].raw) {
 				t.Fatalf("line item %d kept %q, not its JSON text, from %s", i, o.LineItems[i].raw, doc)
 			}
 			for _, sz := range o.LineItems[i].Sizes {
-				appendOrderLine(lb.b, &o, i, sz, now)
+				appendOrderLine(lineCols, &o, i, sz, now)
 			}
 		}
 		rec := ob.b.NewRecord()

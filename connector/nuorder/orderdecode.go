@@ -2,6 +2,7 @@ package nuorder
 
 import (
 	"bytes"
+	"unicode/utf8"
 
 	"pipehost/internal/jsonscan"
 )
@@ -18,12 +19,24 @@ import (
 // match returns the index in names of the field a key selects, as
 // encoding/json selects it, or -1.
 func match(key []byte, names []string) int {
+	ascii := true
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
 	for i, n := range names {
 		if string(key) == n {
 			return i
 		}
 	}
 	for i, n := range names {
+		// An ASCII key folds only onto a name of its length: skip the
+		// others cheaply (non-ASCII runes can fold across lengths).
+		if ascii && len(n) != len(key) {
+			continue
+		}
 		if bytes.EqualFold(key, []byte(n)) {
 			return i
 		}
@@ -45,7 +58,7 @@ func object(v []byte, names []string, set func(i int, val []byte) error) error {
 	if len(v) == 0 || v[0] != '{' {
 		return typeError("object", v)
 	}
-	return jsonscan.Object(v, func(key, val []byte) error {
+	return jsonscan.Members(v, func(key, val []byte) error {
 		if i := match(key, names); i >= 0 {
 			return set(i, val)
 		}
@@ -65,7 +78,7 @@ func slice[T any](v []byte, dst *[]T, elem func(val []byte, e *T) error) error {
 		return typeError("array", v)
 	}
 	n := 0
-	err := jsonscan.Array(v, func(val []byte) error {
+	err := jsonscan.Elements(v, func(val []byte) error {
 		if n < cap(*dst) {
 			*dst = (*dst)[:n+1]
 		} else {
@@ -90,12 +103,20 @@ var orderFields = []string{"_id", "order_number", "status", "currency_code", "cu
 	"total_quantity", "discount", "order_discounts", "payment_status", "edited", "edited_on", "notes", "line_items",
 	"shipments", "created_on", "modified_on"}
 
-// decodeOrder decodes an order document into o as json.Unmarshal does.
+// decodeOrder decodes an order document into o as json.Unmarshal does. It
+// errors on invalid JSON.
 func decodeOrder(raw []byte, o *order) error {
 	v, err := jsonscan.Value(raw)
 	if err != nil {
 		return err
 	}
+	return decodeValidOrder(v, o)
+}
+
+// decodeValidOrder is decodeOrder for a document already validated (an
+// element jsonscan.ArrayReader returned, or a document of getJSON),
+// without surrounding whitespace: it is not scanned a second time.
+func decodeValidOrder(v []byte, o *order) error {
 	return object(v, orderFields, func(i int, val []byte) error {
 		switch i {
 		case 0:
@@ -198,10 +219,8 @@ func decodeLineItems(v []byte, dst *lineItems) error {
 	if len(v) == 0 || v[0] != '[' {
 		return typeError("array", v)
 	}
-	n := 0
-	jsonscan.Array(v, func([]byte) error { n++; return nil })
-	items := make(lineItems, 0, n)
-	err := jsonscan.Array(v, func(val []byte) error {
+	items := make(lineItems, 0, 4)
+	err := jsonscan.Elements(v, func(val []byte) error {
 		items = append(items, lineItem{})
 		li := &items[len(items)-1]
 		if err := decodeLineItem(val, li); err != nil {

@@ -191,13 +191,15 @@ func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequ
 		case "orders":
 			bt := newBatcher(OrdersSchema, e)
 			batchers = append(batchers, bt)
+			cols := newOrderColumns(bt.b)
 			appends = append(appends, func(o *order, raw json.RawMessage) error {
-				appendOrder(bt.b, o, raw, extracted)
+				appendOrder(cols, o, raw, extracted)
 				return bt.added()
 			})
 		case "order_lines":
 			bt := newBatcher(OrderLinesSchema, e)
 			batchers = append(batchers, bt)
+			cols := newOrderLineColumns(bt.b)
 			appends = append(appends, func(o *order, _ json.RawMessage) error {
 				if len(o.LineItems) == 0 && o.Status.v == DeletedStatus {
 					appendDeletedOrderLine(bt.b, o, extracted)
@@ -205,7 +207,7 @@ func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequ
 				}
 				for i := range o.LineItems {
 					for _, sz := range o.LineItems[i].Sizes {
-						appendOrderLine(bt.b, o, i, sz, extracted)
+						appendOrderLine(cols, o, i, sz, extracted)
 						if err := bt.added(); err != nil {
 							return err
 						}
@@ -229,73 +231,182 @@ func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequ
 	return c.eachOrder(ctx, req.Stream, req.Options, targets)
 }
 
-func appendOrder(b *array.RecordBuilder, o *order, raw json.RawMessage, extracted time.Time) {
-	col := func(name string) array.Builder { return column(b, name) }
-	for _, c := range [...]named{{"_id", o.ID}, {"order_number", o.OrderNumber}, {"status", o.Status},
-		{"currency_code", o.CurrencyCode}, {"customer_po_number", o.CustomerPONumber}, {"external_id", o.ExternalID},
-		{"order_type", o.OrderType}, {"retailer_id", o.Retailer.ID}, {"retailer_name", o.Retailer.Name}, {"retailer_code", o.Retailer.Code},
-		{"buyer_name", o.Retailer.BuyerName}, {"buyer_email", o.Retailer.BuyerEmail}, {"rep_name", o.RepName}, {"rep_email", o.RepEmail},
-		{"payment_status", o.PaymentStatus}, {"notes", o.Notes}} {
-		appendString(col(c.name), c.v)
-	}
-	appendAddress(col("billing_address"), o.BillingAddress)
-	appendAddress(col("shipping_address"), o.ShippingAddress)
-	appendTime(col("ship_start"), o.StartShip)
-	appendTime(col("ship_end"), o.EndShip)
-	appendAmount(col("total"), o.Total)
-	appendInt64(col("total_quantity"), o.TotalQuantity)
-	appendAmount(col("discount"), o.Discount)
-	appendAmount(col("original_total"), o.Discounts.OriginalTotal)
-	appendAmount(col("discounted_total"), o.Discounts.DiscountedTotal)
-	appendBool(col("edited"), o.Edited)
-	appendTime(col("edited_on"), o.EditedOn)
-	appendStructs(col("line_items"), o.LineItems, func(sb *array.StructBuilder, li lineItem) {
-		for _, c := range [...]named{{"id", li.ID}, {"product_id", li.Product.ID}, {"style_number", li.Product.StyleNumber},
-			{"color", li.Product.Color}, {"color_code", li.Product.ColorCode}, {"brand_id", li.Product.BrandID}, {"season", li.Product.Season},
-			{"warehouse", li.Warehouse}} {
-			appendString(member(sb, lineItemType, c.name), c.v)
-		}
-		appendBool(member(sb, lineItemType, "prebook"), li.Prebook)
-		appendTime(member(sb, lineItemType, "ship_start"), li.ShipStart)
-		appendTime(member(sb, lineItemType, "ship_end"), li.ShipEnd)
-		appendStructs(member(sb, lineItemType, "sizes"), li.Sizes, func(ssb *array.StructBuilder, sz orderSize) {
-			appendString(member(ssb, orderSizeType, "size"), sz.Size)
-			appendString(member(ssb, orderSizeType, "upc"), sz.UPC)
-			appendInt64(member(ssb, orderSizeType, "quantity"), sz.Quantity)
-			appendAmount(member(ssb, orderSizeType, "price"), sz.Price)
-			appendAmount(member(ssb, orderSizeType, "original_price"), sz.OriginalPrice)
-		})
-	})
-	appendStructs(col("shipments"), o.Shipments, func(sb *array.StructBuilder, s shipment) {
-		appendString(member(sb, shipmentType, "type"), s.Type)
-		appendString(member(sb, shipmentType, "status"), s.Status)
-		appendTime(member(sb, shipmentType, "shipment_date"), s.ShipmentDate)
-		appendStrings(member(sb, shipmentType, "tracking_numbers"), s.TrackingNumbers)
-	})
-	appendTime(col("created_on"), o.CreatedOn)
-	appendTime(col("modified_on"), o.ModifiedOn)
-	col("document").(*array.StringBuilder).Append(string(raw))
-	col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
+// orderColumns are the builders of an orders batch, looked up by name once
+// per batch builder (a name the schema lacks panics at once, naming it).
+type orderColumns struct {
+	strs                                                [16]*array.StringBuilder // in orderStringColumns order
+	billing, shipping                                   array.Builder
+	shipStart, shipEnd, editedOn, createdOn, modifiedOn array.Builder
+	total, discount, originalTotal, discountedTotal     array.Builder
+	totalQuantity, edited                               array.Builder
+	document                                            *array.StringBuilder
+	extracted                                           *array.TimestampBuilder
+
+	lineItems, shipments *array.ListBuilder
+	item                 *array.StructBuilder
+	itemStrs             [8]*array.StringBuilder // in lineItemStringFields order
+	itemPrebook          array.Builder
+	itemStart, itemEnd   array.Builder
+	itemSizes            *array.ListBuilder
+	size                 *array.StructBuilder
+	sizeSize, sizeUPC    array.Builder
+	sizeQuantity         array.Builder
+	sizePrice, sizeOrig  array.Builder
+	ship                 *array.StructBuilder
+	shipType, shipStatus array.Builder
+	shipDate             array.Builder
+	shipTracking         array.Builder
 }
 
-func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, extracted time.Time) {
+var orderStringColumns = [16]string{"_id", "order_number", "status", "currency_code", "customer_po_number", "external_id",
+	"order_type", "retailer_id", "retailer_name", "retailer_code", "buyer_name", "buyer_email", "rep_name", "rep_email",
+	"payment_status", "notes"}
+
+var lineItemStringFields = [8]string{"id", "product_id", "style_number", "color", "color_code", "brand_id", "season", "warehouse"}
+
+func newOrderColumns(b *array.RecordBuilder) *orderColumns {
+	c := &orderColumns{}
+	for i, name := range orderStringColumns {
+		c.strs[i] = column(b, name).(*array.StringBuilder)
+	}
+	c.billing, c.shipping = column(b, "billing_address"), column(b, "shipping_address")
+	c.shipStart, c.shipEnd, c.editedOn = column(b, "ship_start"), column(b, "ship_end"), column(b, "edited_on")
+	c.createdOn, c.modifiedOn = column(b, "created_on"), column(b, "modified_on")
+	c.total, c.discount = column(b, "total"), column(b, "discount")
+	c.originalTotal, c.discountedTotal = column(b, "original_total"), column(b, "discounted_total")
+	c.totalQuantity, c.edited = column(b, "total_quantity"), column(b, "edited")
+	c.document = column(b, "document").(*array.StringBuilder)
+	c.extracted = column(b, "_extracted_at").(*array.TimestampBuilder)
+	c.lineItems = column(b, "line_items").(*array.ListBuilder)
+	c.item = c.lineItems.ValueBuilder().(*array.StructBuilder)
+	for i, name := range lineItemStringFields {
+		c.itemStrs[i] = member(c.item, lineItemType, name).(*array.StringBuilder)
+	}
+	c.itemPrebook = member(c.item, lineItemType, "prebook")
+	c.itemStart, c.itemEnd = member(c.item, lineItemType, "ship_start"), member(c.item, lineItemType, "ship_end")
+	c.itemSizes = member(c.item, lineItemType, "sizes").(*array.ListBuilder)
+	c.size = c.itemSizes.ValueBuilder().(*array.StructBuilder)
+	c.sizeSize, c.sizeUPC = member(c.size, orderSizeType, "size"), member(c.size, orderSizeType, "upc")
+	c.sizeQuantity = member(c.size, orderSizeType, "quantity")
+	c.sizePrice, c.sizeOrig = member(c.size, orderSizeType, "price"), member(c.size, orderSizeType, "original_price")
+	c.shipments = column(b, "shipments").(*array.ListBuilder)
+	c.ship = c.shipments.ValueBuilder().(*array.StructBuilder)
+	c.shipType, c.shipStatus = member(c.ship, shipmentType, "type"), member(c.ship, shipmentType, "status")
+	c.shipDate, c.shipTracking = member(c.ship, shipmentType, "shipment_date"), member(c.ship, shipmentType, "tracking_numbers")
+	return c
+}
+
+func appendOrder(c *orderColumns, o *order, raw json.RawMessage, extracted time.Time) {
+	for i, v := range [16]flexString{o.ID, o.OrderNumber, o.Status, o.CurrencyCode, o.CustomerPONumber, o.ExternalID,
+		o.OrderType, o.Retailer.ID, o.Retailer.Name, o.Retailer.Code, o.Retailer.BuyerName, o.Retailer.BuyerEmail,
+		o.RepName, o.RepEmail, o.PaymentStatus, o.Notes} {
+		appendString(c.strs[i], v)
+	}
+	appendAddress(c.billing, o.BillingAddress)
+	appendAddress(c.shipping, o.ShippingAddress)
+	appendTime(c.shipStart, o.StartShip)
+	appendTime(c.shipEnd, o.EndShip)
+	appendAmount(c.total, o.Total)
+	appendInt64(c.totalQuantity, o.TotalQuantity)
+	appendAmount(c.discount, o.Discount)
+	appendAmount(c.originalTotal, o.Discounts.OriginalTotal)
+	appendAmount(c.discountedTotal, o.Discounts.DiscountedTotal)
+	appendBool(c.edited, o.Edited)
+	appendTime(c.editedOn, o.EditedOn)
+	if o.LineItems == nil {
+		c.lineItems.AppendNull()
+	} else {
+		c.lineItems.Append(true)
+		for i := range o.LineItems {
+			li := &o.LineItems[i]
+			c.item.Append(true)
+			for k, v := range [8]flexString{li.ID, li.Product.ID, li.Product.StyleNumber, li.Product.Color, li.Product.ColorCode,
+				li.Product.BrandID, li.Product.Season, li.Warehouse} {
+				appendString(c.itemStrs[k], v)
+			}
+			appendBool(c.itemPrebook, li.Prebook)
+			appendTime(c.itemStart, li.ShipStart)
+			appendTime(c.itemEnd, li.ShipEnd)
+			if li.Sizes == nil {
+				c.itemSizes.AppendNull()
+				continue
+			}
+			c.itemSizes.Append(true)
+			for _, sz := range li.Sizes {
+				c.size.Append(true)
+				appendString(c.sizeSize, sz.Size)
+				appendString(c.sizeUPC, sz.UPC)
+				appendInt64(c.sizeQuantity, sz.Quantity)
+				appendAmount(c.sizePrice, sz.Price)
+				appendAmount(c.sizeOrig, sz.OriginalPrice)
+			}
+		}
+	}
+	if o.Shipments == nil {
+		c.shipments.AppendNull()
+	} else {
+		c.shipments.Append(true)
+		for _, s := range o.Shipments {
+			c.ship.Append(true)
+			appendString(c.shipType, s.Type)
+			appendString(c.shipStatus, s.Status)
+			appendTime(c.shipDate, s.ShipmentDate)
+			appendStrings(c.shipTracking, s.TrackingNumbers)
+		}
+	}
+	appendTime(c.createdOn, o.CreatedOn)
+	appendTime(c.modifiedOn, o.ModifiedOn)
+	c.document.Append(string(raw))
+	c.extracted.Append(arrow.Timestamp(extracted.UnixMicro()))
+}
+
+// orderLineColumns are the builders of an order_lines batch, looked up by
+// name once per batch builder.
+type orderLineColumns struct {
+	b                              *array.RecordBuilder
+	strs                           [13]*array.StringBuilder // in orderLineStringColumns order
+	lineID, size, document         *array.StringBuilder
+	lineNo                         *array.Int32Builder
+	quantity, price                array.Builder
+	shipStart, shipEnd, modifiedOn array.Builder
+	prebook                        array.Builder
+	extracted                      *array.TimestampBuilder
+}
+
+var orderLineStringColumns = [13]string{"order_id", "order_number", "status", "product_id", "style_number", "color",
+	"color_code", "brand_id", "season", "upc", "warehouse", "currency_code", "retailer_name"}
+
+func newOrderLineColumns(b *array.RecordBuilder) *orderLineColumns {
+	c := &orderLineColumns{b: b}
+	for i, name := range orderLineStringColumns {
+		c.strs[i] = column(b, name).(*array.StringBuilder)
+	}
+	c.lineID = column(b, "line_id").(*array.StringBuilder)
+	c.size = column(b, "size").(*array.StringBuilder)
+	c.document = column(b, "document").(*array.StringBuilder)
+	c.lineNo = column(b, "line_no").(*array.Int32Builder)
+	c.quantity, c.price = column(b, "quantity"), column(b, "price")
+	c.shipStart, c.shipEnd, c.modifiedOn = column(b, "ship_start"), column(b, "ship_end"), column(b, "modified_on")
+	c.prebook = column(b, "prebook")
+	c.extracted = column(b, "_extracted_at").(*array.TimestampBuilder)
+	return c
+}
+
+func appendOrderLine(c *orderLineColumns, o *order, i int, sz orderSize, extracted time.Time) {
 	li := &o.LineItems[i]
-	col := func(name string) array.Builder { return column(b, name) }
 	lineID := li.ID.v
 	if !li.ID.ok || lineID == "" {
 		lineID = "line-" + strconv.Itoa(i+1) // older orders have no line id
 	}
-	for _, c := range [...]named{{"order_id", o.ID}, {"order_number", o.OrderNumber}, {"status", o.Status},
-		{"product_id", li.Product.ID}, {"style_number", li.Product.StyleNumber}, {"color", li.Product.Color},
-		{"color_code", li.Product.ColorCode}, {"brand_id", li.Product.BrandID}, {"season", li.Product.Season},
-		{"upc", sz.UPC}, {"warehouse", li.Warehouse}, {"currency_code", o.CurrencyCode}, {"retailer_name", o.Retailer.Name}} {
-		appendString(col(c.name), c.v)
+	for k, v := range [13]flexString{o.ID, o.OrderNumber, o.Status, li.Product.ID, li.Product.StyleNumber, li.Product.Color,
+		li.Product.ColorCode, li.Product.BrandID, li.Product.Season, sz.UPC, li.Warehouse, o.CurrencyCode, o.Retailer.Name} {
+		appendString(c.strs[k], v)
 	}
-	col("line_id").(*array.StringBuilder).Append(lineID)
-	col("line_no").(*array.Int32Builder).Append(int32(i + 1))
-	col("size").(*array.StringBuilder).Append(sz.Size.v)
-	appendInt64(col("quantity"), sz.Quantity)
-	appendAmount(col("price"), sz.Price)
+	c.lineID.Append(lineID)
+	c.lineNo.Append(int32(i + 1))
+	c.size.Append(sz.Size.v)
+	appendInt64(c.quantity, sz.Quantity)
+	appendAmount(c.price, sz.Price)
 	start, end := li.ShipStart, li.ShipEnd
 	if !start.ok || start.v == "" {
 		start = o.StartShip // the line inherits the order's ship window
@@ -303,12 +414,12 @@ func appendOrderLine(b *array.RecordBuilder, o *order, i int, sz orderSize, extr
 	if !end.ok || end.v == "" {
 		end = o.EndShip
 	}
-	appendTime(col("ship_start"), start)
-	appendTime(col("ship_end"), end)
-	appendBool(col("prebook"), li.Prebook)
-	appendTime(col("modified_on"), o.ModifiedOn)
-	col("document").(*array.StringBuilder).Append(string(li.raw))
-	col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
+	appendTime(c.shipStart, start)
+	appendTime(c.shipEnd, end)
+	appendBool(c.prebook, li.Prebook)
+	appendTime(c.modifiedOn, o.ModifiedOn)
+	c.document.Append(string(li.raw))
+	c.extracted.Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
 // appendDeletedOrderLine appends the one row that says an order is gone

@@ -79,7 +79,7 @@ func (c *Connector) eachOrder(ctx context.Context, stream string, opts map[strin
 		}
 		err := c.client.eachElement(ctx, api.OrdersDetail, []string{status}, false, func(raw json.RawMessage) error {
 			var o order
-			if err := decodeOrder(raw, &o); err != nil {
+			if err := decodeValidOrder(raw, &o); err != nil {
 				return fmt.Errorf("order document: %w", err)
 			}
 			if !o.ID.ok || o.ID.v == "" {

@@ -59,6 +59,18 @@ func FuzzScanAgreesWithEncodingJSON(f *testing.F) {
 			if len(got) != len(want) {
 				t.Fatalf("%q: %d members, encoding/json %d", s, len(got), len(want))
 			}
+			trusted := map[string]json.RawMessage{}
+			if err := Members(v, func(k, val []byte) error { trusted[string(k)] = append([]byte(nil), val...); return nil }); err != nil {
+				t.Fatalf("%q: Members: %v", s, err)
+			}
+			if len(trusted) != len(want) {
+				t.Fatalf("%q: Members gave %d members, encoding/json %d", s, len(trusted), len(want))
+			}
+			for k, w := range want {
+				if !bytes.Equal(trusted[k], w) {
+					t.Fatalf("%q: Members gave member %q as %q, encoding/json %q", s, k, trusted[k], w)
+				}
+			}
 			for k, w := range want {
 				if !bytes.Equal(got[k], w) {
 					t.Fatalf("%q: member %q is %q, encoding/json %q", s, k, got[k], w)
@@ -75,6 +87,18 @@ func FuzzScanAgreesWithEncodingJSON(f *testing.F) {
 			}
 			if len(got) != len(want) {
 				t.Fatalf("%q: %d elements, encoding/json %d", s, len(got), len(want))
+			}
+			var trusted []json.RawMessage
+			if err := Elements(v, func(e []byte) error { trusted = append(trusted, append([]byte(nil), e...)); return nil }); err != nil {
+				t.Fatalf("%q: Elements: %v", s, err)
+			}
+			if len(trusted) != len(want) {
+				t.Fatalf("%q: Elements gave %d elements, encoding/json %d", s, len(trusted), len(want))
+			}
+			for i := range want {
+				if !bytes.Equal(trusted[i], want[i]) {
+					t.Fatalf("%q: Elements gave element %d as %q, encoding/json %q", s, i, trusted[i], want[i])
+				}
 			}
 			for i := range want {
 				if !bytes.Equal(got[i], want[i]) {
@@ -134,4 +158,16 @@ func TestArrayReaderReportsTruncationAndGarbage(t *testing.T) {
 			t.Errorf("%q read to the end without an error", doc)
 		}
 	}
+}
+
+// FuzzTrustedNeverPanics: Members and Elements on any bytes, valid or not,
+// end without a panic.
+func FuzzTrustedNeverPanics(f *testing.F) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		Members([]byte(s), func(k, v []byte) error { Elements(v, func([]byte) error { return nil }); return nil })
+		Elements([]byte(s), func(v []byte) error { Members(v, func(k, v []byte) error { return nil }); return nil })
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"pipehost/connector/nuorder"
@@ -25,6 +26,11 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "fake-api" {
 		os.Exit(fakeAPI(os.Args[2:]))
 	}
+	// The plugin's live heap is small (one batch, the id sets) while it
+	// allocates its whole input in passing: collecting at 5x the live heap
+	// instead of 2x spends far less CPU on GC, and its peak RSS stays in the
+	// tens of MiB. The plugin gets a clean environment, so GOGC is never set.
+	debug.SetGCPercent(400)
 	logger := plugins.Logger("nuorder")
 	if err := plugins.Serve(nuorder.New(logger, sandbox.Start), plugins.WithLogger(logger)); err != nil {
 		fmt.Fprintln(os.Stderr, "nuorder-plugin:", err)

@@ -1,0 +1,137 @@
+package jsonscan
+
+import "bytes"
+
+// Reading JSON already validated (by Value, or by ArrayReader, which
+// validates each element it returns) needs no second validation: Members
+// and Elements find the ends of values by counting brackets and jumping
+// over strings, several times faster than Object and Array. On input that
+// is not valid JSON their results are unspecified, but they neither panic
+// nor loop: every offset is bounds-checked.
+
+// structural marks the bytes skipTrusted stops at inside a container.
+var structural = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true}
+
+// skipTrusted returns the offset after the valid JSON value at b[i] (no
+// leading whitespace).
+func skipTrusted(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b)
+	}
+	switch b[i] {
+	case '"':
+		return endOfString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			c := b[i]
+			if !structural[c] {
+				i++
+				continue
+			}
+			switch c {
+			case '"':
+				i = endOfString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(b)
+	default: // number, true, false, null
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return len(b)
+	}
+}
+
+// endOfString returns the offset after the string starting at b[i] == '"'.
+func endOfString(b []byte, i int) int {
+	i++
+	for i < len(b) {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return len(b)
+		}
+		i += q
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		i++
+		if n%2 == 0 {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// Members is Object for a valid object: fn gets each member's unquoted key
+// and the exact bytes of its value. v that is not an object is an error.
+func Members(v []byte, fn func(key, val []byte) error) error {
+	if len(v) == 0 || v[0] != '{' {
+		return errNot("object", v)
+	}
+	i := skipSpace(v, 1)
+	for i < len(v) && v[i] == '"' {
+		kend := endOfString(v, i)
+		key := v[i+1 : max(i+1, kend-1)]
+		if needsUnquote(key) {
+			s, err := unquoteSlow(v[i:kend])
+			if err != nil {
+				return err
+			}
+			key = []byte(s)
+		}
+		i = skipSpace(v, kend)
+		if i >= len(v) || v[i] != ':' {
+			return syntax(i, "':' expected after object key")
+		}
+		vstart := skipSpace(v, i+1)
+		vend := skipTrusted(v, vstart)
+		if err := fn(key, v[vstart:vend]); err != nil {
+			return err
+		}
+		i = skipSpace(v, vend)
+		if i < len(v) && v[i] == ',' {
+			i = skipSpace(v, i+1)
+		}
+	}
+	return nil
+}
+
+// Elements is Array for a valid array: fn gets the exact bytes of each
+// element. v that is not an array is an error.
+func Elements(v []byte, fn func(elem []byte) error) error {
+	if len(v) == 0 || v[0] != '[' {
+		return errNot("array", v)
+	}
+	i := skipSpace(v, 1)
+	for i < len(v) && v[i] != ']' {
+		end := skipTrusted(v, i)
+		if end <= i {
+			return syntax(i, "unexpected end of array")
+		}
+		if err := fn(v[i:end]); err != nil {
+			return err
+		}
+		i = skipSpace(v, end)
+		if i < len(v) && v[i] == ',' {
+			i = skipSpace(v, i+1)
+		}
+	}
+	return nil
+}

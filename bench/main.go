@@ -19,8 +19,8 @@
 //     package @duckdb/node-api is at hand (PIPEHOST_TEST_DUCKDB), never a
 //     build dependency.
 //
-// Peak RSS comes from the kernel: the host's from its rusage, the plugin's
-// from /proc VmHWM sampled while it runs.
+// Peak RSS (VmHWM) and CPU time of the host and of the plugin are sampled
+// from /proc every 50 ms while they run; DuckDB's from its rusage.
 package main
 
 import (
@@ -279,50 +279,55 @@ pipeline "order_lines" {
 		return run{}, err
 	}
 	stop := make(chan struct{})
-	peak := make(chan int64, 1)
-	go func() { peak <- samplePluginRSS(cmd.Process.Pid, stop) }()
+	sampled := make(chan samples, 1)
+	go func() { sampled <- sample(cmd.Process.Pid, stop) }()
 	err := cmd.Wait()
 	wall := time.Since(start)
 	close(stop)
 	after := f.stats()
-	r := run{wall: wall, pluginRSS: <-peak, requests: after.Requests - before.Requests, bodyBytes: after.BodyBytes - before.BodyBytes,
+	sm := <-sampled
+	// The kernel's rusage of the host counts the plugin too once the host
+	// has reaped it (maxrss is then the larger of the two): each process is
+	// measured on its own from /proc instead, every 50 ms while it runs.
+	r := run{wall: wall, hostRSS: sm.hostRSS, pluginRSS: sm.pluginRSS, cpu: sm.hostCPU + sm.pluginCPU,
+		requests: after.Requests - before.Requests, bodyBytes: after.BodyBytes - before.BodyBytes,
 		stdout: stdout.String(), stderr: stderr.String()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.hostRSS = ru.Maxrss * 1024
-		r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	}
-	// The plugin's CPU is its own process's; rusage of children counts it
-	// only once reaped by the host, which kills it: read it from /proc.
-	r.cpu += pluginCPU
 	if err != nil {
 		return r, fmt.Errorf("%v\n%s%s", err, stdout.String(), stderr.String())
 	}
 	return r, nil
 }
 
-// pluginCPU is the CPU time of the last sampled plugin process.
-var pluginCPU time.Duration
+// samples are what sample saw of a host and its plugin.
+type samples struct {
+	hostRSS, pluginRSS int64 // peak (VmHWM), bytes
+	hostCPU, pluginCPU time.Duration
+}
 
-// samplePluginRSS follows the host's child processes until stop and returns
-// the largest VmHWM (peak RSS) a child reported; it records the child's CPU
-// time in pluginCPU.
-func samplePluginRSS(host int, stop <-chan struct{}) int64 {
-	var peak int64
-	pluginCPU = 0
+// sample follows a host process and its children until stop, keeping the
+// last CPU times and the peak RSS each reported.
+func sample(host int, stop <-chan struct{}) samples {
+	var s samples
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if hwm := procStatusKB(host, "VmHWM:") * 1024; hwm > s.hostRSS {
+			s.hostRSS = hwm
+		}
+		if cpu := procCPU(host); cpu > s.hostCPU {
+			s.hostCPU = cpu
+		}
 		for _, pid := range children(host) {
-			if hwm := procStatusKB(pid, "VmHWM:") * 1024; hwm > peak {
-				peak = hwm
+			if hwm := procStatusKB(pid, "VmHWM:") * 1024; hwm > s.pluginRSS {
+				s.pluginRSS = hwm
 			}
-			if cpu := procCPU(pid); cpu > pluginCPU {
-				pluginCPU = cpu
+			if cpu := procCPU(pid); cpu > s.pluginCPU {
+				s.pluginCPU = cpu
 			}
 		}
 		select {
 		case <-stop:
-			return peak
+			return s
 		case <-tick.C:
 		}
 	}

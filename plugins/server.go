@@ -278,7 +278,7 @@ type jointRead struct {
 // jointBuffer is how many batches of one stream a joint read may hold
 // for its DoGet call before the Read waits: enough to keep both streams
 // moving, small enough to keep memory flat.
-const jointBuffer = 4
+const jointBuffer = 2
 
 // joint serves part of a read of several streams: it joins (or starts) the
 // shared Read and sends part's batches until the Read ends. If this call

@@ -32,7 +32,7 @@ const batchRows = 2000
 // batchBytes caps a batch by the text its string columns hold (whole
 // order documents): a few MiB per batch keeps the plugin's memory flat and
 // each message far below the transport's limit.
-const batchBytes = 8 << 20
+const batchBytes = 4 << 20
 
 func newBatcher(schema *arrow.Schema, emit connector.EmitFunc) *batcher {
 	bt := &batcher{b: array.NewRecordBuilder(memory.DefaultAllocator, schema), emit: emit}

@@ -115,6 +115,7 @@ type pullRun struct {
 	pending    int64  // rows written since the last commit
 	last       []byte // the last checkpoint committed by this run
 	prog       *progress
+	stage      *writeStage // writes into w on a goroutine of its own
 	// stateMu serialises state commits of the pullRuns of one read.
 	stateMu *sync.Mutex
 }
@@ -170,6 +171,7 @@ func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions
 	}
 	p.log.Info("pipeline started", "from", res.Stream, "to", res.Sink, "resuming", p.checkpoint != nil, "full_refresh", ro.FullRefresh)
 	p.prog = startProgress(p.log, h.opts.ProgressEvery)
+	p.stage = startWriteStage(ctx, p.w)
 	return p
 }
 
@@ -180,6 +182,9 @@ func (p *pullRun) commit(cp []byte, final bool) error {
 		p.log.Warn("failpoint before-commit: rows written, not committed; waiting to be killed")
 		<-ctx.Done()
 		return ctx.Err()
+	}
+	if err := p.stage.flush(ctx); err != nil {
+		return fmt.Errorf("writing to %s: %w", res.Sink, err)
 	}
 	info, err := p.w.Commit(ctx, sinks.Commit{Checkpoint: wrap(cp, p.storeID, p.binding), Final: final})
 	if err != nil {
@@ -210,11 +215,7 @@ func (p *pullRun) commit(cp []byte, final bool) error {
 // handle writes a batch of the read and commits at its checkpoint.
 func (p *pullRun) handle(b connector.Batch) error {
 	if b.Record != nil && b.Record.NumRows() > 0 {
-		rec, cleaned := cleanNUL(b.Record)
-		if cleaned {
-			defer rec.Release()
-		}
-		if err := p.w.Write(p.ctx, rec); err != nil {
+		if err := p.stage.write(p.ctx, b.Record); err != nil {
 			return fmt.Errorf("writing to %s: %w", p.res.Sink, err)
 		}
 		p.pending += b.Record.NumRows()
@@ -245,6 +246,9 @@ func (p *pullRun) settle(err error) {
 		p.prog.end()
 	}
 	if res.Err != nil { // startPull failed: nothing was read
+		if p.stage != nil {
+			p.stage.stop()
+		}
 		if p.w != nil {
 			p.w.Abort()
 		}
@@ -256,6 +260,7 @@ func (p *pullRun) settle(err error) {
 		// or the final commit that makes an overwrite take effect.
 		err = p.commit(p.last, true)
 	}
+	p.stage.stop()
 	p.w.Abort() // releases the writer; after the final commit, nothing to discard
 	if err != nil {
 		if errors.Is(err, context.Canceled) && p.ctx.Err() != nil {

@@ -51,7 +51,7 @@ type Config struct {
 	// RowGroupRows caps the rows of one row group (default 50,000).
 	RowGroupRows *int64 `hcl:"row_group_rows,optional"`
 	// RowGroupMiB caps a row group by the in-memory size of its rows
-	// (default 64). A row group is buffered before it is written, so this
+	// (default 32). A row group is buffered before it is written, so this
 	// bounds the sink's memory whatever the width of the rows: 50,000 order
 	// documents of 5 KB would otherwise hold 250 MB.
 	RowGroupMiB *int64 `hcl:"row_group_mib,optional"`
@@ -104,7 +104,7 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 		}
 		rows = *c.RowGroupRows
 	}
-	groupBytes := int64(64 << 20)
+	groupBytes := int64(32 << 20)
 	if c.RowGroupMiB != nil {
 		if *c.RowGroupMiB < 1 {
 			return nil, fmt.Errorf("row_group_mib must be positive, got %d", *c.RowGroupMiB)

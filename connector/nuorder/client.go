@@ -56,6 +56,8 @@ type Client struct {
 	logger hclog.Logger
 	// timeouts bound each request.
 	timeouts Timeouts
+	// pace spaces the starts of requests (max_requests_per_second).
+	pace *pacer
 	// maxDocument bounds one element of a listing (0: no bound).
 	maxDocument int64
 
@@ -274,6 +276,9 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 		return ctx.Err()
 	}
 	defer func() { <-c.sem }()
+	if err := c.pace.wait(ctx); err != nil {
+		return err
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

@@ -58,7 +58,10 @@ type Config struct {
 	ShowLocations  *bool    `json:"show_locations"`
 	SyncCompanies  *bool    `json:"sync_companies"`
 	MaxInFlight    *float64 `json:"max_in_flight"`
-	CursorLag      *float64 `json:"cursor_lag_seconds"`
+	// MaxRequestsPerSecond spaces the starts of requests (unset: no cap
+	// beyond MaxInFlight).
+	MaxRequestsPerSecond *float64 `json:"max_requests_per_second"`
+	CursorLag            *float64 `json:"cursor_lag_seconds"`
 	// Timeouts of every request, in seconds (see Timeouts).
 	ConnectTimeout  *float64 `json:"connect_timeout_seconds"`
 	ResponseTimeout *float64 `json:"response_timeout_seconds"`
@@ -124,6 +127,7 @@ var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
 	{Name: "retry_max_wait_seconds", Type: json.RawMessage(`"number"`), Description: "longest wait between attempts; a Retry-After longer than this fails at once (default 30)"},
 	{Name: "max_document_mib", Type: json.RawMessage(`"number"`), Description: "the largest single document read, in MiB (default 64)"},
 	{Name: "max_in_flight", Type: json.RawMessage(`"number"`), Description: "requests in flight at once (default 5)"},
+	{Name: "max_requests_per_second", Type: json.RawMessage(`"number"`), Description: "requests started per second at most (default: no cap beyond max_in_flight); set it to the tenant's rate limit to be read at that rate without 429s"},
 }}
 
 // Connector is the NuOrder connector. Use New.
@@ -242,6 +246,12 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 	}
 	c.cfg = cfg
 	c.client = NewClient(cfg.BaseURL, creds, inFlight, timeouts, c.logger)
+	if r := cfg.MaxRequestsPerSecond; r != nil {
+		if *r <= 0 || *r > 10000 {
+			return fmt.Errorf("nuorder config: max_requests_per_second must be above 0 and at most 10000, got %v", *r)
+		}
+		c.client.pace = newPacer(*r)
+	}
 	if cfg.MaxRetries != nil {
 		if *cfg.MaxRetries < 0 || *cfg.MaxRetries > 10 {
 			return fmt.Errorf("nuorder config: max_retries must be between 0 and 10, got %v", *cfg.MaxRetries)

@@ -2,6 +2,7 @@ package nuorder
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -136,5 +137,34 @@ func TestADocumentWithoutEndIsRefused(t *testing.T) {
 	}
 	if peak > 40<<20 {
 		t.Fatalf("peak live heap %d MiB reading a 50 MiB document with a 1 MiB limit", peak>>20)
+	}
+}
+
+// TestRequestsArePacedToTheRateLimit: against a NuOrder that refuses more
+// than R requests a second (429), max_requests_per_second = R reads a stream
+// of many requests (products fetched one by one) at no less than 90% of R,
+// and is never refused.
+func TestRequestsArePacedToTheRateLimit(t *testing.T) {
+	const rate = 30.0
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: testCreds, Catalog: fakeapi.Catalog{Seed: 5, Products: 150}, RateLimit: rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := configured(t, srv.URL(), testCreds, fmt.Sprintf(`,"max_requests_per_second":%v,"max_in_flight":5`, rate))
+	start := time.Now()
+	ids, _ := read(t, c, "products", nil, nil)
+	elapsed := time.Since(start)
+	st := srv.Stats()
+	if len(ids) == 0 || st.Requests < 150 {
+		t.Fatalf("%d products in %d requests", len(ids), st.Requests)
+	}
+	if st.TooMany != 0 {
+		t.Fatalf("the fake refused %d requests with 429", st.TooMany)
+	}
+	achieved := float64(st.Requests) / elapsed.Seconds()
+	t.Logf("%d requests in %v: %.1f/s of %.0f allowed", st.Requests, elapsed.Round(time.Millisecond), achieved, rate)
+	if achieved < 0.9*rate {
+		t.Fatalf("%.1f requests/s, below 90%% of the %.0f allowed", achieved, rate)
 	}
 }

@@ -29,10 +29,10 @@ func main() {
 	// The plugin's live heap is small (a few batches, the id sets) while it
 	// allocates its whole input in passing: collecting at 3x the live heap
 	// instead of 2x spends less CPU on GC, and the soft limit makes the
-	// collector work harder before the plugin passes 160 MiB. The plugin
+	// collector work harder before the plugin passes 128 MiB. The plugin
 	// gets a clean environment, so GOGC is never set.
 	debug.SetGCPercent(200)
-	debug.SetMemoryLimit(160 << 20)
+	debug.SetMemoryLimit(128 << 20)
 	logger := plugins.Logger("nuorder")
 	if err := plugins.Serve(nuorder.New(logger, sandbox.Start), plugins.WithLogger(logger)); err != nil {
 		fmt.Fprintln(os.Stderr, "nuorder-plugin:", err)

@@ -12,12 +12,13 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/apache/arrow/go/v15/arrow/util"
 
+	"pipehost/connector"
 	"pipehost/sinks"
 )
 
 var docSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "n", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "document", Type: arrow.BinaryTypes.String},
+	{Name: "document", Type: arrow.BinaryTypes.String, Metadata: arrow.NewMetadata([]string{connector.FormatKey}, []string{connector.JSONFormat})},
 }, nil)
 
 // documents builds batches of rows shaped like NuOrder orders in the sink:

@@ -36,6 +36,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/hashicorp/go-hclog"
 
+	"pipehost/connector"
 	"pipehost/sinks"
 	"pipehost/sinks/internal/commitfile"
 )
@@ -250,12 +251,22 @@ func (w *Writer) start() error {
 	if err != nil {
 		return err
 	}
-	props := pq.NewWriterProperties(
+	opts := []pq.WriterProperty{
 		pq.WithCompression(w.sink.codec),
 		pq.WithMaxRowGroupLength(w.sink.rowGroupRows),
 		pq.WithCreatedBy("pipehost"),
 		pq.WithCompressionLevel(w.sink.level),
-	)
+	}
+	// Whole JSON documents are all different: a dictionary of them is
+	// built only to be abandoned at its size limit, and min/max statistics
+	// of kilobyte strings prune nothing. Both cost the writer time
+	// (BenchmarkWriteDocuments) for no reader's gain.
+	for _, f := range w.schema.Fields() {
+		if connector.IsJSON(f) {
+			opts = append(opts, pq.WithDictionaryFor(f.Name, false), pq.WithStatsFor(f.Name, false))
+		}
+	}
+	props := pq.NewWriterProperties(opts...)
 	fw, err := pqarrow.NewFileWriter(w.schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		f.Close()

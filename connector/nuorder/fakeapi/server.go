@@ -29,6 +29,13 @@ type Options struct {
 	// Addr is the loopback address to listen on; empty: a free port on
 	// 127.0.0.1.
 	Addr string
+	// RateLimit, when positive, is the requests per second the fake
+	// answers, with a burst of RateBurst (default 5): above it, it answers
+	// 429 with Retry-After: 1, as an API gateway does. NuOrder's own limit
+	// is undocumented (shared/nuorder-api.md §2: "5 concurrent requests" is
+	// a claim); this lets tests hold the connector to a limit.
+	RateLimit float64
+	RateBurst float64
 	// Prerender, when not empty, is a folder of pre-rendered order
 	// listings (see PrerenderListings), served as files while no order has
 	// changed: benchmarks measure the connector, not the fake's encoder.
@@ -51,6 +58,9 @@ type Server struct {
 	addedCompanies              int
 	w                           writes
 	bodyBytes                   atomic.Int64
+	tooMany                     int       // 429s answered by RateLimit
+	tokens                      float64   // of the RateLimit bucket
+	refilled                    time.Time // when tokens was last topped up
 	// Now is the server's clock, stamped on changed documents.
 	Now func() time.Time
 }
@@ -193,13 +203,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // table. A bad or missing signature gets 401 with NuOrder's error body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == StatsPath {
-		s.mu.Lock()
-		st := Stats{Requests: 0, BodyBytes: s.bodyBytes.Load()}
-		for _, n := range s.counts {
-			st.Requests += n
-		}
-		s.mu.Unlock()
-		writeJSON(w, st)
+		writeJSON(w, s.Stats())
 		return
 	}
 	w.Header().Set("X-Powered-By", "Express")
@@ -222,6 +226,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	if s.opts.RateLimit > 0 && !s.take() {
+		s.tooMany++
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "rate limit exceeded")
+		return
+	}
 	s.counts[pattern]++
 	var fault Fault
 	if f, ok := s.faults[pattern]; ok && f.Skip > 0 {
@@ -297,6 +308,41 @@ type Stats struct {
 	Requests int `json:"requests"`
 	// BodyBytes counts the bytes of their response bodies.
 	BodyBytes int64 `json:"body_bytes"`
+	// TooMany counts the requests refused with 429 by Options.RateLimit
+	// (not counted in Requests).
+	TooMany int `json:"too_many"`
+}
+
+// take takes a token of the rate limit's bucket, refilled at RateLimit per
+// second up to RateBurst; s.mu is held.
+func (s *Server) take() bool {
+	burst := s.opts.RateBurst
+	if burst <= 0 {
+		burst = 5
+	}
+	now := time.Now()
+	if s.refilled.IsZero() {
+		s.tokens = burst
+	} else {
+		s.tokens = min(burst, s.tokens+now.Sub(s.refilled).Seconds()*s.opts.RateLimit)
+	}
+	s.refilled = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
+// Stats returns what the server answered since it started.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{BodyBytes: s.bodyBytes.Load(), TooMany: s.tooMany}
+	for _, n := range s.counts {
+		st.Requests += n
+	}
+	return st
 }
 
 // countingWriter adds the body bytes written through it to n, keeping the

@@ -264,14 +264,23 @@ func TestWarehouseExampleLoadsEveryStreamAndHidesThePassword(t *testing.T) {
 }
 
 // BenchmarkOrdersIntoPostgresVsParquet runs the same orders pipeline (the
-// real binaries, against the fake API) into Parquet and into PostgreSQL, one
-// after the other in each iteration, and reports both rates and their ratio:
+// real binaries, against the fake API serving pre-rendered listings, so
+// that the fake's own encoding does not hide the sinks) into Parquet and
+// into PostgreSQL, one after the other in each iteration, and reports both
+// rates and their ratio:
 //
 //	make build && scripts/with-postgres.sh go test ./pipeline -run '^$' -bench PostgresVsParquet -benchtime 3x
 func BenchmarkOrdersIntoPostgresVsParquet(b *testing.B) {
 	dsn := pgDSN(b)
 	cat := fakeapi.Catalog{Seed: 73, Products: 100, Companies: 50, Orders: 40000}
-	srv := serveFake(b, cat)
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat, Prerender: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	if _, err := srv.PrerenderListings(); err != nil {
+		b.Fatal(err)
+	}
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		b.Fatal(err)

@@ -485,11 +485,7 @@ func value(col arrow.Array, jsonb bool, i int) (any, error) {
 		if c, ok := col.(*array.String); ok {
 			return json.RawMessage(c.Value(i)), nil
 		}
-		b, err := json.Marshal(col.GetOneForMarshal(i))
-		if err != nil {
-			return nil, err
-		}
-		return json.RawMessage(b), nil
+		return json.RawMessage(appendJSON(nil, col, i)), nil
 	}
 	switch c := col.(type) {
 	case *array.String:

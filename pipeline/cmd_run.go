@@ -14,6 +14,7 @@ import (
 
 	"pipehost/connector"
 	"pipehost/pipeline/engine"
+	"pipehost/pipeline/metrics"
 	"pipehost/pipeline/state"
 )
 
@@ -26,7 +27,22 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 	}
 	defer h.Close()
 	results := h.RunAll(ctx, selected, engine.RunOptions{FullRefresh: o.fullRefresh})
-	return summarize(stdout, stderr, results, o.json)
+	code = summarize(stdout, stderr, results, o.json)
+	if o.metricsFile != "" {
+		m := metrics.New()
+		for _, r := range results {
+			m.Observe(r)
+		}
+		if err := m.WriteTextfile(o.metricsFile); err != nil {
+			// The data moved as the summary says; monitoring will not
+			// see it: said, and the run fails, so that cron notices.
+			fmt.Fprintf(stderr, "Error: writing --metrics-file: %v\n", err)
+			if code == exitOK {
+				code = exitFailed
+			}
+		}
+	}
+	return code
 }
 
 // summarize prints the run's table and names every failed pipeline.

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +17,7 @@ import (
 
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/engine"
+	"pipehost/pipeline/metrics"
 )
 
 // cmdServe runs every selected pipeline that has a schedule, on it, until
@@ -47,6 +51,16 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 	}
 	runCtx, interrupt := context.WithCancel(context.Background())
 	defer interrupt()
+	var m *metrics.Registry
+	if o.metricsAddr != "" {
+		m = metrics.New()
+		stop, err := serveMetrics(o.metricsAddr, m, f, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: --metrics-addr %s: %v\n", o.metricsAddr, err)
+			return exitUsage
+		}
+		defer stop()
+	}
 	c := cron.New()
 	var mu sync.Mutex
 	failures := 0
@@ -65,6 +79,9 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 			}
 			defer running.Unlock()
 			startedAt.Store(time.Now().Unix())
+			if m != nil {
+				m.Started(pl.Name)
+			}
 			one := o
 			one.args = []string{pl.Name}
 			h, sel, code := loadSelected(runCtx, one, logger, stderr)
@@ -73,10 +90,16 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 				mu.Lock()
 				failures++
 				mu.Unlock()
+				if m != nil {
+					m.Observe(engine.Result{Pipeline: pl.Name, Err: errors.New("could not start")})
+				}
 				return
 			}
 			defer h.Close()
 			res := h.Run(runCtx, sel[0], engine.RunOptions{})
+			if m != nil {
+				m.Observe(res)
+			}
 			if res.Err != nil {
 				mu.Lock()
 				failures++
@@ -112,3 +135,45 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 	logger.Info("stopped", "failed_runs", failures)
 	return exitOK
 }
+
+// serveMetrics serves m and a health check at addr until stop is called.
+// /healthz answers 200 while the state store answers (the file was loaded
+// before serve got here).
+func serveMetrics(addr string, m *metrics.Registry, f *config.File, logger hclog.Logger) (stop func(), err error) {
+	store, err := openStore(context.Background(), f)
+	if err != nil {
+		return nil, fmt.Errorf("the state store cannot be used: %w", err)
+	}
+	healthy := func(ctx context.Context) error {
+		done := make(chan error, 1)
+		go func() { _, err := store.Get(healthPipeline, healthPipeline); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("the state store does not answer: %w", err)
+			}
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("the state store did not answer within %s", metrics.HealthTimeout)
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	srv := &http.Server{Handler: m.Handler(healthy), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	logger.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		store.Close()
+	}, nil
+}
+
+// healthPipeline is the name /healthz reads from the state store: no
+// pipeline can have it (names start with a letter or digit), so reading it
+// only proves that the store answers.
+const healthPipeline = "_healthz"

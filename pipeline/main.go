@@ -54,6 +54,8 @@ const (
 // options are the settings a command runs with, from its flags.
 type options struct {
 	progress    time.Duration
+	metricsAddr string // serve: where to serve /metrics and /healthz
+	metricsFile string // run: a textfile for node_exporter
 	file        string
 	sandbox     bool
 	fullRefresh bool

@@ -138,6 +138,8 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 	fullRefresh(run, "read every stream from the beginning, replacing what appending pipelines wrote")
 	progress(run)
 	asJSON(run, "the summary")
+	run.Flags().StringVar(&o.metricsFile, "metrics-file", os.Getenv("PIPELINE_METRICS_FILE"),
+		"write the run's metrics to this file in Prometheus' text format, for node_exporter's textfile collector ($PIPELINE_METRICS_FILE)")
 
 	serve := &cobra.Command{Use: "serve [NAME...]", Short: "Run each pipeline on its schedule until stopped",
 		Long:              "serve runs each pipeline that has a schedule on it, until SIGINT or SIGTERM; a second signal interrupts running pipelines.",
@@ -146,6 +148,8 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 		RunE:              do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdServe(ctx, o, l, stderr) })}
 	sandbox(serve)
 	progress(serve)
+	serve.Flags().StringVar(&o.metricsAddr, "metrics-addr", os.Getenv("PIPELINE_METRICS_ADDR"),
+		"serve Prometheus metrics on /metrics and a health check on /healthz at this address, e.g. 127.0.0.1:9464 (default: off; $PIPELINE_METRICS_ADDR)")
 
 	stateCmd := &cobra.Command{Use: "state", Short: "Show or reset the stored checkpoints", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -166,6 +170,12 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 	asJSON(show, "the entries")
 	stateCmd.AddCommand(show, reset)
 
+	history := &cobra.Command{Use: "history [PIPELINE...]", Short: "List the last runs of each pipeline, newest first",
+		Long:    "history lists the last runs (start, duration, rows, status, error) the state store recorded for each pipeline, or those named, newest first. No plugin is started.",
+		Example: "  pipeline history\n  pipeline history orders --json", ValidArgsFunction: names,
+		RunE: do(func(_ context.Context, o options, _ hclog.Logger) int { return cmdHistory(o, stdout, stderr) })}
+	asJSON(history, "the runs")
+
 	version := &cobra.Command{Use: "version", Short: "Print the host's version, Go's, and each configured plugin's",
 		Args: cobra.NoArgs,
 		RunE: do(func(ctx context.Context, o options, l hclog.Logger) int { return cmdVersion(ctx, o, l, stdout) })}
@@ -183,7 +193,7 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 			return nil
 		}}
 
-	root.AddCommand(validate, streams, check, plan, run, serve, stateCmd, version, initCmd)
+	root.AddCommand(validate, streams, check, plan, run, serve, stateCmd, history, version, initCmd)
 	return root
 }
 

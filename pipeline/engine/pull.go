@@ -29,7 +29,10 @@ type Result struct {
 	// Rows is how many rows the sink committed in this run (a failed run
 	// may have committed some before it failed); for a push, how many rows
 	// the connector accepted.
-	Rows     int64
+	Rows int64
+	// RowsRead is how many rows the source gave (for a push, the input
+	// rows, accepted or not).
+	RowsRead int64
 	Duration time.Duration
 	Err      error
 	// DryRun is set for plans: nothing was written.
@@ -244,6 +247,7 @@ func (p *pullRun) settle(err error) {
 	res := p.res
 	if p.prog != nil {
 		p.prog.end()
+		res.RowsRead = p.prog.rows.Load()
 	}
 	if res.Err != nil { // startPull failed: nothing was read
 		if p.stage != nil {

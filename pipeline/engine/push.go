@@ -263,6 +263,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		return err
 	})
 	err = g.Wait()
+	res.RowsRead = prog.rows.Load()
 	if err != nil && readErr != nil && !errors.Is(readErr, context.Canceled) {
 		err = readErr // the read's cause, not the write's view of it
 	}

@@ -45,7 +45,7 @@ func OpenPostgres(ctx context.Context, dsn, schema string) (*Postgres, error) {
 CREATE TABLE IF NOT EXISTS %s (
   pipeline text NOT NULL, stream text NOT NULL, checkpoint bytea, updated_at timestamptz,
   last_run jsonb, reset_at timestamptz, PRIMARY KEY (pipeline, stream));
-ALTER TABLE %[2]s ADD COLUMN IF NOT EXISTS binding jsonb, ADD COLUMN IF NOT EXISTS data_digest text;
+ALTER TABLE %[2]s ADD COLUMN IF NOT EXISTS binding jsonb, ADD COLUMN IF NOT EXISTS data_digest text, ADD COLUMN IF NOT EXISTS runs jsonb;
 CREATE TABLE IF NOT EXISTS %[3]s (one boolean PRIMARY KEY DEFAULT true CHECK (one), id text NOT NULL);
 INSERT INTO %[3]s (id) VALUES ('%[4]s') ON CONFLICT DO NOTHING`, pgx.Identifier{schema}.Sanitize(), p.table,
 		pgx.Identifier{schema, "pipehost_store"}.Sanitize(), newID()))
@@ -79,13 +79,16 @@ func (p *Postgres) Get(pipeline, stream string) (Entry, error) {
 	e := Entry{Pipeline: pipeline, Stream: stream}
 	var cp []byte
 	var updated, reset, allReset *time.Time
-	var last, binding []byte
+	var last, binding, runs []byte
 	var digest *string
-	err := p.pool.QueryRow(ctx, fmt.Sprintf(`SELECT s.checkpoint, s.updated_at, s.last_run, s.reset_at, s.binding, s.data_digest,
+	err := p.pool.QueryRow(ctx, fmt.Sprintf(`SELECT s.checkpoint, s.updated_at, s.last_run, s.reset_at, s.binding, s.data_digest, s.runs,
   (SELECT reset_at FROM %[1]s WHERE pipeline = $1 AND stream = '*')
-FROM (SELECT 1) one LEFT JOIN %[1]s s ON s.pipeline = $1 AND s.stream = $2`, p.table), pipeline, stream).Scan(&cp, &updated, &last, &reset, &binding, &digest, &allReset)
+FROM (SELECT 1) one LEFT JOIN %[1]s s ON s.pipeline = $1 AND s.stream = $2`, p.table), pipeline, stream).Scan(&cp, &updated, &last, &reset, &binding, &digest, &runs, &allReset)
 	if err != nil {
 		return e, p.redact(err)
+	}
+	if runs != nil {
+		json.Unmarshal(runs, &e.Runs)
 	}
 	if binding != nil {
 		var b Binding
@@ -145,8 +148,11 @@ func (p *Postgres) RecordRun(pipeline, stream string, run Run) error {
 	if err != nil {
 		return err
 	}
-	_, err = p.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, stream, last_run) VALUES ($1, $2, $3)
-ON CONFLICT (pipeline, stream) DO UPDATE SET last_run = EXCLUDED.last_run`, p.table), pipeline, stream, b)
+	// runs keeps the last HistoryRuns, newest first.
+	_, err = p.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s (pipeline, stream, last_run, runs) VALUES ($1, $2, $3, jsonb_build_array($3::jsonb))
+ON CONFLICT (pipeline, stream) DO UPDATE SET last_run = EXCLUDED.last_run,
+  runs = (SELECT jsonb_agg(r ORDER BY n) FROM jsonb_array_elements(jsonb_build_array($3::jsonb) || coalesce(%[1]s.runs, '[]'::jsonb)) WITH ORDINALITY AS t(r, n) WHERE n <= %[2]d)`,
+		p.table, HistoryRuns), pipeline, stream, b)
 	return p.redact(err)
 }
 

@@ -38,6 +38,10 @@ type Run struct {
 	Error       string    `json:"error,omitempty"`
 }
 
+// HistoryRuns is how many runs a stream's history keeps: a day of hourly
+// runs and then some, in a few kilobytes.
+const HistoryRuns = 30
+
 // Entry is the state of one stream of one pipeline.
 type Entry struct {
 	Pipeline string `json:"-"`
@@ -48,6 +52,9 @@ type Entry struct {
 	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
 	UpdatedAt  time.Time       `json:"updated_at,omitempty"`
 	LastRun    *Run            `json:"last_run,omitempty"`
+	// Runs are the last HistoryRuns runs, newest first (LastRun is the
+	// first of them). A reset keeps them: they are what happened.
+	Runs []Run `json:"runs,omitempty"`
 	// ResetAt is when `state reset` last forgot this stream: checkpoints a
 	// sink committed before then are ignored too.
 	ResetAt time.Time `json:"reset_at,omitempty"`
@@ -337,7 +344,7 @@ func (l *Local) Get(pipeline, stream string) (Entry, error) {
 	}
 	e := Entry{Pipeline: pipeline, Stream: stream}
 	if got, ok := f.Streams[stream]; ok {
-		e.Checkpoint, e.UpdatedAt, e.LastRun, e.ResetAt = got.Checkpoint, got.UpdatedAt, got.LastRun, got.ResetAt
+		e.Checkpoint, e.UpdatedAt, e.LastRun, e.ResetAt, e.Runs = got.Checkpoint, got.UpdatedAt, got.LastRun, got.ResetAt, got.Runs
 		e.Binding, e.DataDigest = got.Binding, got.DataDigest
 	}
 	if all, ok := f.Streams["*"]; ok && all.ResetAt.After(e.ResetAt) {
@@ -353,7 +360,10 @@ func (l *Local) Commit(pipeline, stream string, cp []byte, meta CommitMeta) erro
 
 // RecordRun implements Store.
 func (l *Local) RecordRun(pipeline, stream string, run Run) error {
-	return l.update(pipeline, stream, func(e *Entry) { e.LastRun = &run })
+	return l.update(pipeline, stream, func(e *Entry) {
+		e.LastRun = &run
+		e.Runs = append([]Run{run}, e.Runs[:min(len(e.Runs), HistoryRuns-1)]...)
+	})
 }
 
 // List implements Store.
@@ -379,7 +389,7 @@ func (l *Local) List(pipeline string) ([]Entry, error) {
 			if stream == "*" || (len(e.Checkpoint) == 0 && e.LastRun == nil) {
 				continue // a reset stream
 			}
-			out = append(out, Entry{Pipeline: name, Stream: stream, Checkpoint: e.Checkpoint, UpdatedAt: e.UpdatedAt, LastRun: e.LastRun, ResetAt: e.ResetAt,
+			out = append(out, Entry{Pipeline: name, Stream: stream, Checkpoint: e.Checkpoint, UpdatedAt: e.UpdatedAt, LastRun: e.LastRun, Runs: e.Runs, ResetAt: e.ResetAt,
 				Binding: e.Binding, DataDigest: e.DataDigest})
 		}
 	}
@@ -407,11 +417,11 @@ func (l *Local) Reset(pipeline, stream string) error {
 		if _, ok := f.Streams[stream]; !ok {
 			return fmt.Errorf("pipeline %s has no state for stream %s", pipeline, stream)
 		}
-		f.Streams[stream] = &Entry{ResetAt: now}
+		f.Streams[stream] = &Entry{ResetAt: now, Runs: f.Streams[stream].Runs}
 		return l.save(f)
 	}
-	for name := range f.Streams {
-		f.Streams[name] = &Entry{ResetAt: now}
+	for name, e := range f.Streams {
+		f.Streams[name] = &Entry{ResetAt: now, Runs: e.Runs}
 	}
 	f.Streams["*"] = &Entry{ResetAt: now}
 	return l.save(f)

@@ -178,3 +178,40 @@ func TestALockFileThatIsASymlinkIsRefused(t *testing.T) {
 		t.Fatalf("the symlink's target became %q", b)
 	}
 }
+
+// TestStoresKeepARunHistory: each store keeps the last HistoryRuns runs of
+// a stream, newest first, and a reset (which forgets the checkpoint) keeps
+// them: they are what happened.
+func TestStoresKeepARunHistory(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			start := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+			for i := 0; i < HistoryRuns+5; i++ {
+				run := Run{StartedAt: start.Add(time.Duration(i) * time.Hour), FinishedAt: start.Add(time.Duration(i)*time.Hour + time.Minute), Status: "ok", Rows: int64(i)}
+				if i%7 == 3 {
+					run.Status, run.Error = "failed", fmt.Sprintf("failure %d", i)
+				}
+				if err := s.RecordRun("hist", "orders", run); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e, err := s.Get("hist", "orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(e.Runs) != HistoryRuns || e.Runs[0].Rows != HistoryRuns+4 || e.Runs[HistoryRuns-1].Rows != 5 {
+				t.Fatalf("%d runs kept, newest %d rows, oldest %d", len(e.Runs), e.Runs[0].Rows, e.Runs[len(e.Runs)-1].Rows)
+			}
+			if e.Runs[0].Rows != e.LastRun.Rows || e.Runs[HistoryRuns+4-31].Error != "failure 31" {
+				t.Fatalf("history %+v", e.Runs[:3])
+			}
+			if err := s.Reset("hist", ""); err != nil {
+				t.Fatal(err)
+			}
+			if e, _ = s.Get("hist", "orders"); len(e.Runs) != HistoryRuns || e.Checkpoint != nil {
+				t.Fatalf("after a reset: %d runs, checkpoint %s", len(e.Runs), e.Checkpoint)
+			}
+		})
+	}
+}

@@ -1,0 +1,112 @@
+// Package metrics exposes what pipeline runs did as Prometheus metrics: for
+// `pipeline serve` on an HTTP endpoint (with /healthz beside it), and for
+// `pipeline run` as a textfile node_exporter's textfile collector reads, the
+// usual way to monitor cron jobs.
+//
+// Every metric is labelled by pipeline. Counters add up across the runs of a
+// process; gauges say how the last run ended and when one last succeeded, so
+// an alert can fire on "no success for 2 hours" whatever the schedule.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"pipehost/pipeline/engine"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "pipehost"
+
+// Registry holds the metrics of one host process.
+type Registry struct {
+	reg         *prometheus.Registry
+	rowsRead    *prometheus.CounterVec
+	rowsWritten *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	runs        *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	lastSuccess *prometheus.GaugeVec
+	lastStatus  *prometheus.GaugeVec
+	running     *prometheus.GaugeVec
+}
+
+// New returns a registry with every metric declared (and the Go runtime's
+// and the process's, as Prometheus clients usually expose).
+func New() *Registry {
+	m := &Registry{reg: prometheus.NewRegistry()}
+	pipeline := []string{"pipeline"}
+	m.rowsRead = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "rows_read_total",
+		Help: "Rows read from the pipeline's source (a connector stream, or an input file for a push)."}, pipeline)
+	m.rowsWritten = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "rows_written_total",
+		Help: "Rows committed into the sink, or accepted by the connector for a push."}, pipeline)
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "rows_rejected_total",
+		Help: "Rows rejected by the mapping or the connector (pushes), listed in the rejects file."}, pipeline)
+	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "runs_total",
+		Help: "Runs ended, by status (ok, failed)."}, []string{"pipeline", "status"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "run_duration_seconds",
+		Help:    "How long runs took, successful or not.",
+		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}}, pipeline)
+	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "last_success_timestamp_seconds",
+		Help: "When the pipeline's last successful run ended (Unix seconds)."}, pipeline)
+	m.lastStatus = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "last_run_success",
+		Help: "1 when the pipeline's last run succeeded, 0 when it failed."}, pipeline)
+	m.running = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "pipeline_running",
+		Help: "1 while a run of the pipeline is going on."}, pipeline)
+	m.reg.MustRegister(m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Started marks a run of pipeline as going on.
+func (m *Registry) Started(pipeline string) { m.running.WithLabelValues(pipeline).Set(1) }
+
+// Observe records how a run ended.
+func (m *Registry) Observe(r engine.Result) {
+	m.running.WithLabelValues(r.Pipeline).Set(0)
+	m.rowsRead.WithLabelValues(r.Pipeline).Add(float64(r.RowsRead))
+	m.rowsWritten.WithLabelValues(r.Pipeline).Add(float64(r.Rows))
+	m.rejected.WithLabelValues(r.Pipeline).Add(float64(r.Rejected()))
+	m.duration.WithLabelValues(r.Pipeline).Observe(r.Duration.Seconds())
+	if r.Err != nil {
+		m.runs.WithLabelValues(r.Pipeline, "failed").Inc()
+		m.lastStatus.WithLabelValues(r.Pipeline).Set(0)
+		return
+	}
+	m.runs.WithLabelValues(r.Pipeline, "ok").Inc()
+	m.lastStatus.WithLabelValues(r.Pipeline).Set(1)
+	m.lastSuccess.WithLabelValues(r.Pipeline).Set(float64(time.Now().Unix()))
+}
+
+// HealthTimeout bounds one /healthz check: a state store that does not
+// answer within it is unhealthy.
+const HealthTimeout = 5 * time.Second
+
+// Handler serves /metrics and /healthz. healthy is asked on every /healthz:
+// nil answers 200 "ok", an error 503 with its text (which must hold no
+// secret).
+func (m *Registry) Handler(healthy func(ctx context.Context) error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), HealthTimeout)
+		defer cancel()
+		if err := healthy(ctx); err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// WriteTextfile writes the metrics in Prometheus' text format to path,
+// atomically (a temporary file renamed into place), for node_exporter's
+// textfile collector.
+func (m *Registry) WriteTextfile(path string) error {
+	return prometheus.WriteToTextfile(path, m.reg)
+}

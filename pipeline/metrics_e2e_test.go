@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// metricValue finds a sample of a metric with a pipeline label in the text
+// format, or -1.
+func metricValue(text, name, pipeline string) float64 {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{[^}]*pipeline="` + regexp.QuoteMeta(pipeline) + `"[^}]*\} (\S+)$`)
+	m := re.FindStringSubmatch(text)
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeExposesMetricsAndHealth: serve --metrics-addr serves Prometheus
+// metrics with the rows of the last run and its success time, and /healthz.
+func TestServeExposesMetricsAndHealth(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from     = connector.numbers.numbers
+  to       = sink.parquet.lake
+  schedule = "@every 1s"
+  options  = { count = 300, batch = 100 }
+}`)
+	dir := filepath.Dir(path)
+	cmd := exec.Command(filepath.Join(binDir, "pipeline"), "serve", "-f", path, "--log-format", "json", "--metrics-addr", "127.0.0.1:0")
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var base string
+	deadline := time.After(30 * time.Second)
+	for base == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("serve ended before it said where its metrics are")
+			}
+			var rec map[string]any
+			if json.Unmarshal([]byte(l), &rec) == nil && rec["@message"] == "serving metrics" {
+				base = strings.TrimSuffix(rec["url"].(string), "/metrics")
+			}
+		case <-deadline:
+			t.Fatal("no 'serving metrics' log line")
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz: %d %q", code, body)
+	}
+	var text string
+	for end := time.Now().Add(30 * time.Second); ; {
+		_, text = get(t, base+"/metrics")
+		if metricValue(text, "pipehost_rows_written_total", "numbers") == 300 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no run's rows in the metrics after 30 s:\n%s", text)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if v := metricValue(text, "pipehost_rows_read_total", "numbers"); v != 300 {
+		t.Fatalf("rows read %v, want 300", v)
+	}
+	last := metricValue(text, "pipehost_last_success_timestamp_seconds", "numbers")
+	if now := float64(time.Now().Unix()); last < now-60 || last > now+1 {
+		t.Fatalf("last success at %v, now is %v", last, now)
+	}
+	if metricValue(text, "pipehost_last_run_success", "numbers") != 1 || metricValue(text, "pipehost_runs_total", "numbers") < 1 {
+		t.Fatalf("last run status or run count missing:\n%s", text)
+	}
+	if !strings.Contains(text, `pipehost_run_duration_seconds_count{pipeline="numbers"}`) {
+		t.Fatal("no run duration histogram")
+	}
+}
+
+// TestRunWritesAMetricsTextfile: run --metrics-file leaves the run's
+// figures where node_exporter's textfile collector reads them.
+func TestRunWritesAMetricsTextfile(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from    = connector.numbers.numbers
+  to      = sink.parquet.lake
+  options = { count = 250 }
+}`)
+	dir := filepath.Dir(path)
+	prom := filepath.Join(dir, "pipehost.prom")
+	r := runPipeline(t, dir, nil, "run", "-f", path, "--metrics-file", prom)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if metricValue(text, "pipehost_rows_written_total", "numbers") != 250 || metricValue(text, "pipehost_last_run_success", "numbers") != 1 {
+		t.Fatalf("textfile:\n%s", text)
+	}
+	// A file that cannot be written fails the run loudly.
+	r = runPipeline(t, dir, nil, "run", "-f", path, "--metrics-file", filepath.Join(dir, "no", "such", "dir", "x.prom"))
+	if r.code == 0 || !strings.Contains(r.stderr, "--metrics-file") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestHistoryListsTheLastRuns: history shows each run the state store
+// recorded, newest first, in text and JSON.
+func TestHistoryListsTheLastRuns(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from    = connector.numbers.numbers
+  to      = sink.parquet.lake
+  options = { count = 40 }
+}
+pipeline "failing" {
+  from    = connector.numbers.numbers
+  to      = sink.parquet.lake
+  options = { count = 40, fail_at = 10 }
+}`)
+	dir := filepath.Dir(path)
+	runPipeline(t, dir, nil, "run", "-f", path)
+	runPipeline(t, dir, nil, "run", "-f", path, "numbers")
+	r := runPipeline(t, dir, nil, "history", "-f", path, "--json")
+	var h struct {
+		Runs []struct {
+			Pipeline string `json:"pipeline"`
+			Status   string `json:"status"`
+			Rows     int64  `json:"rows"`
+			Error    string `json:"error"`
+		} `json:"runs"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &h) != nil {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if len(h.Runs) != 3 || h.Runs[0].Pipeline != "numbers" || h.Runs[0].Rows != 0 || h.Runs[1].Rows != 40 ||
+		h.Runs[2].Pipeline != "failing" || h.Runs[2].Status != "failed" || !strings.Contains(h.Runs[2].Error, "failing at row 10") {
+		t.Fatalf("history %+v", h.Runs)
+	}
+	r = runPipeline(t, dir, nil, "history", "-f", path, "failing")
+	if r.code != 0 || !strings.Contains(r.stdout, "PIPELINE") || !strings.Contains(r.stdout, "failed") || strings.Contains(r.stdout, "numbers  ") {
+		t.Fatalf("exit %d\n%s", r.code, r.stdout)
+	}
+}

@@ -179,6 +179,9 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 		eo.Only = selected
 	}
 	eo.Sandbox, eo.Logger, eo.ProgressEvery = o.sandbox, logger, o.progress
+	if o.progress == 0 {
+		eo.ProgressEvery = -1 // --progress-every 0: no progress lines
+	}
 	eo.Builtins, eo.Linked = builtins, linked
 	if eo.State == nil && !eo.Catalog {
 		store, err := openStore(ctx, f)

@@ -90,7 +90,7 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 		c.Flags().BoolVar(&o.fullRefresh, "full-refresh", false, what)
 	}
 	progress := func(c *cobra.Command) {
-		c.Flags().DurationVar(&o.progress, "progress-every", engine.DefaultProgressEvery, "how often a running pipeline logs its rows and rows/s")
+		c.Flags().DurationVar(&o.progress, "progress-every", engine.DefaultProgressEvery, "how often a running pipeline logs its rows and rows/s (0: never)")
 	}
 	names := pipelineNames(o)
 	asJSON := func(c *cobra.Command, what string) {

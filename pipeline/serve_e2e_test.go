@@ -89,6 +89,11 @@ pipeline "numbers" {
 	if !strings.Contains(r.stderr, `"@message":"progress"`) || !strings.Contains(r.stderr, `"rows_per_s":`) {
 		t.Fatalf("no progress line:\n%.2000s", r.stderr)
 	}
+	// --progress-every 0 switches the line off (the run still logs its end).
+	r = runPipeline(t, filepath.Dir(path), nil, "run", "-f", path, "--progress-every", "0", "--log-format", "json", "--full-refresh")
+	if r.code != 0 || strings.Contains(r.stderr, `"@message":"progress"`) || !strings.Contains(r.stderr, `"@message":"pipeline finished"`) {
+		t.Fatalf("exit %d with --progress-every 0:\n%.2000s", r.code, r.stderr)
+	}
 }
 
 // TestServeSaysWhenATurnIsSkipped: a run still going when its next turn

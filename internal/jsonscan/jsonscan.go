@@ -297,19 +297,10 @@ func Object(v []byte, fn func(key, val []byte) error) error {
 		if err != nil {
 			return fixShort(err, i)
 		}
-		key := v[i+1 : kend-1]
-		if needsUnquote(key) {
-			s, err := unquoteSlow(v[i:kend])
-			if err != nil {
-				return err
-			}
-			key = []byte(s)
+		key, vstart, err := memberKey(v, i, kend)
+		if err != nil {
+			return err
 		}
-		i = skipSpace(v, kend)
-		if i >= len(v) || v[i] != ':' {
-			return syntax(i, "':' expected after object key")
-		}
-		vstart := skipSpace(v, i+1)
 		vend, err := skip(v, vstart, 1)
 		if err != nil {
 			return fixShort(err, vstart)
@@ -330,6 +321,25 @@ func Object(v []byte, fn func(key, val []byte) error) error {
 			return syntax(i, "invalid character %q after object key:value pair", v[i])
 		}
 	}
+}
+
+// memberKey reads the key of the member whose key string spans v[i:kend]:
+// unquoted, and where its value starts (after the colon). The key is v's
+// bytes unless it had escapes.
+func memberKey(v []byte, i, kend int) (key []byte, vstart int, err error) {
+	key = v[i+1 : max(i+1, kend-1)]
+	if needsUnquote(key) {
+		s, err := unquoteSlow(v[i:kend])
+		if err != nil {
+			return nil, 0, err
+		}
+		key = []byte(s)
+	}
+	i = skipSpace(v, kend)
+	if i >= len(v) || v[i] != ':' {
+		return nil, 0, syntax(i, "':' expected after object key")
+	}
+	return key, skipSpace(v, i+1), nil
 }
 
 // Array calls fn with the exact bytes of each element of the array v, in

@@ -88,19 +88,10 @@ func Members(v []byte, fn func(key, val []byte) error) error {
 	i := skipSpace(v, 1)
 	for i < len(v) && v[i] == '"' {
 		kend := endOfString(v, i)
-		key := v[i+1 : max(i+1, kend-1)]
-		if needsUnquote(key) {
-			s, err := unquoteSlow(v[i:kend])
-			if err != nil {
-				return err
-			}
-			key = []byte(s)
+		key, vstart, err := memberKey(v, i, kend)
+		if err != nil {
+			return err
 		}
-		i = skipSpace(v, kend)
-		if i >= len(v) || v[i] != ':' {
-			return syntax(i, "':' expected after object key")
-		}
-		vstart := skipSpace(v, i+1)
 		vend := skipTrusted(v, vstart)
 		if err := fn(key, v[vstart:vend]); err != nil {
 			return err

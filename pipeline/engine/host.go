@@ -40,7 +40,7 @@ type Options struct {
 	// and remembers nothing. The host closes it in Close.
 	State state.Store
 	// ProgressEvery is how often a running pipeline logs its rows and rate
-	// (default DefaultProgressEvery).
+	// (0: DefaultProgressEvery; negative: never).
 	ProgressEvery time.Duration
 	// Builtins are the connectors that run inside the host, by the name a
 	// file refers to them with (config.BuiltinFiles: the files connector),

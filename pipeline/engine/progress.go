@@ -22,7 +22,11 @@ type progress struct {
 
 func startProgress(log hclog.Logger, every time.Duration) *progress {
 	p := &progress{start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
-	if every <= 0 {
+	if every < 0 { // counted, never logged
+		close(p.done)
+		return p
+	}
+	if every == 0 {
 		every = DefaultProgressEvery
 	}
 	go func() {

@@ -1,0 +1,191 @@
+// Package deploy holds the container and cluster files (Dockerfile at the
+// root, Kubernetes manifests, systemd units); its test decodes every
+// manifest strictly with the Kubernetes API types, so a typo in a field
+// name fails CI instead of a deployment.
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"pipehost/pipeline/config"
+)
+
+// objects are the manifests' objects, decoded strictly.
+type objects struct {
+	cronJobs    []*batchv1.CronJob
+	deployments []*appsv1.Deployment
+	configMaps  []*corev1.ConfigMap
+	secrets     []*corev1.Secret
+	services    []*corev1.Service
+}
+
+// strict decodes JSON into v, refusing fields v's type does not have.
+func strict(t *testing.T, where string, doc []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
+}
+
+func load(t *testing.T) objects {
+	t.Helper()
+	files, _ := filepath.Glob("kubernetes/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no manifests in deploy/kubernetes")
+	}
+	var o objects
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n, part := range strings.Split(string(b), "\n---\n") {
+			where := f + " document " + string(rune('1'+n))
+			doc, err := yaml.YAMLToJSONStrict([]byte(part))
+			if err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+			var head struct{ APIVersion, Kind string }
+			json.Unmarshal(doc, &head)
+			switch head.APIVersion + " " + head.Kind {
+			case "batch/v1 CronJob":
+				v := &batchv1.CronJob{}
+				strict(t, where, doc, v)
+				o.cronJobs = append(o.cronJobs, v)
+			case "apps/v1 Deployment":
+				v := &appsv1.Deployment{}
+				strict(t, where, doc, v)
+				o.deployments = append(o.deployments, v)
+			case "v1 ConfigMap":
+				v := &corev1.ConfigMap{}
+				strict(t, where, doc, v)
+				o.configMaps = append(o.configMaps, v)
+			case "v1 Secret":
+				v := &corev1.Secret{}
+				strict(t, where, doc, v)
+				o.secrets = append(o.secrets, v)
+			case "v1 Service":
+				v := &corev1.Service{}
+				strict(t, where, doc, v)
+				o.services = append(o.services, v)
+			default:
+				t.Fatalf("%s: unexpected %s %s", where, head.APIVersion, head.Kind)
+			}
+		}
+	}
+	return o
+}
+
+// TestManifestsDecodeStrictlyAndAgree: every manifest decodes with the
+// Kubernetes API types refusing unknown fields; the pipeline file in the
+// ConfigMap loads; every pipeline a CronJob runs is in it; the jobs cannot
+// overlap, have resources, read the credentials from the Secret and run as
+// non-root; the serve Deployment exposes /metrics and probes /healthz.
+func TestManifestsDecodeStrictlyAndAgree(t *testing.T) {
+	o := load(t)
+	if len(o.cronJobs) < 2 || len(o.deployments) != 1 || len(o.configMaps) != 1 || len(o.secrets) != 1 || len(o.services) != 1 {
+		t.Fatalf("found %d cronjobs, %d deployments, %d configmaps, %d secrets, %d services",
+			len(o.cronJobs), len(o.deployments), len(o.configMaps), len(o.secrets), len(o.services))
+	}
+	// The pods' environment is the Secret: the file must load with it, so
+	// every env() the file reads is a key of the Secret.
+	for k, v := range o.secrets[0].StringData {
+		t.Setenv(k, v)
+	}
+	hcl := filepath.Join(t.TempDir(), "pipeline.hcl")
+	os.WriteFile(hcl, []byte(o.configMaps[0].Data["pipeline.hcl"]), 0o644)
+	file, diags := config.Load(hcl)
+	if diags.HasErrors() {
+		t.Fatalf("the ConfigMap's pipeline.hcl: %s", diags.Error())
+	}
+	if file.StateBackend != "postgres" {
+		t.Fatalf("state backend %q: on a cluster the state must be in PostgreSQL (locks across pods)", file.StateBackend)
+	}
+	secret := o.secrets[0].Name
+	checkPod := func(what string, spec corev1.PodSpec) corev1.Container {
+		if len(spec.Containers) != 1 {
+			t.Fatalf("%s: %d containers", what, len(spec.Containers))
+		}
+		c := spec.Containers[0]
+		if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
+			t.Fatalf("%s: no memory limit or cpu request", what)
+		}
+		if len(c.EnvFrom) == 0 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != secret {
+			t.Fatalf("%s: credentials not from the Secret %s", what, secret)
+		}
+		if sc := spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+			t.Fatalf("%s: not run as non-root", what)
+		}
+		return c
+	}
+	for _, cj := range o.cronJobs {
+		if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+			t.Fatalf("cronjob %s: concurrencyPolicy %q, want Forbid", cj.Name, cj.Spec.ConcurrencyPolicy)
+		}
+		c := checkPod("cronjob "+cj.Name, cj.Spec.JobTemplate.Spec.Template.Spec)
+		if len(c.Args) < 2 || c.Args[0] != "run" {
+			t.Fatalf("cronjob %s runs %v", cj.Name, c.Args)
+		}
+		for _, name := range c.Args[1:] {
+			if file.Pipeline(name) == nil {
+				t.Fatalf("cronjob %s runs pipeline %s, which the ConfigMap's file does not declare", cj.Name, name)
+			}
+		}
+	}
+	d := o.deployments[0]
+	c := checkPod("deployment "+d.Name, d.Spec.Template.Spec)
+	if len(c.Args) == 0 || c.Args[0] != "serve" || !slices.Contains(c.Args, "--metrics-addr") {
+		t.Fatalf("deployment %s runs %v", d.Name, c.Args)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" {
+		t.Fatalf("deployment %s: no /healthz readiness probe", d.Name)
+	}
+	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 9464 {
+		t.Fatalf("deployment %s: ports %v", d.Name, c.Ports)
+	}
+}
+
+// TestAStrayFieldFailsTheManifestTest: the decoding is strict: a misspelt
+// field is an error, not a silently dropped setting.
+func TestAStrayFieldFailsTheManifestTest(t *testing.T) {
+	doc, _ := yaml.YAMLToJSON([]byte("apiVersion: batch/v1\nkind: CronJob\nspec:\n  concurencyPolicy: Forbid\n"))
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&batchv1.CronJob{}); err == nil || !strings.Contains(err.Error(), "concurencyPolicy") {
+		t.Fatalf("a misspelt field decoded: %v", err)
+	}
+}
+
+// TestTheImageIsStaticAndNonRoot: the Dockerfile builds static binaries in
+// one stage and runs them as a non-root user on an empty base, with the
+// plugin beside the host.
+func TestTheImageIsStaticAndNonRoot(t *testing.T) {
+	b, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := string(b)
+	for _, want := range []string{"AS build", "CGO_ENABLED=0", "FROM scratch", "USER 65532", "/usr/local/bin/", "nuorder-plugin", `ENTRYPOINT ["/usr/local/bin/pipeline"]`} {
+		if !strings.Contains(d, want) {
+			t.Fatalf("Dockerfile lacks %q", want)
+		}
+	}
+	for _, unit := range []string{"systemd/pipehost.service", "systemd/pipehost.timer"} {
+		if _, err := os.Stat(unit); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -21,12 +21,16 @@ import (
 // cmdRun runs the selected pipelines once, in file order, and prints the
 // summary; its exit code says how they ended (see summarize).
 func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr io.Writer) int {
+	if o.parallel < 1 {
+		fmt.Fprintf(stderr, "Error: --parallel must be 1 or more, got %d\n", o.parallel)
+		return exitUsage
+	}
 	h, selected, code := loadSelected(ctx, o, logger, stderr)
 	if code != exitOK {
 		return code
 	}
 	defer h.Close()
-	results := h.RunAll(ctx, selected, engine.RunOptions{FullRefresh: o.fullRefresh})
+	results := h.RunAll(ctx, selected, engine.RunOptions{FullRefresh: o.fullRefresh, Parallel: o.parallel})
 	code = summarize(stdout, stderr, results, o.json)
 	if o.metricsFile != "" {
 		m := metrics.New()

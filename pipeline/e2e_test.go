@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -63,28 +64,31 @@ func plugin(name string) string { return filepath.Join(binDir, name+"-plugin") }
 type result struct {
 	code           int
 	stdout, stderr string
+	elapsed        time.Duration
 }
 
 // runPipeline runs bin/pipeline with args in dir, with extra environment.
-func runPipeline(t *testing.T, dir string, env []string, args ...string) result {
+func runPipeline(t testing.TB, dir string, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "pipeline"), args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
 	err := cmd.Run()
+	elapsed := time.Since(start)
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return result{code, out.String(), errb.String()}
+	return result{code, out.String(), errb.String(), elapsed}
 }
 
 // writeFile writes a pipeline file into a new temp dir and returns its path.
-func writeFile(t *testing.T, hcl string) string {
+func writeFile(t testing.TB, hcl string) string {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pipeline.hcl")

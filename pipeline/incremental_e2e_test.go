@@ -19,7 +19,7 @@ import (
 // incrementalFile declares every NuOrder source stream against a fake API,
 // with no cursor lag so that changes the test makes are seen at once, and
 // the fake's warehouses named in the config (NuOrder has no listing).
-func incrementalFile(t *testing.T, baseURL string, cat fakeapi.Catalog) string {
+func incrementalFile(t testing.TB, baseURL string, cat fakeapi.Catalog) string {
 	return writeFile(t, fmt.Sprintf(`
 connector "nuorder" {
   plugin = %q

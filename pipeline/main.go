@@ -56,6 +56,7 @@ type options struct {
 	progress    time.Duration
 	metricsAddr string // serve: where to serve /metrics and /healthz
 	metricsFile string // run: a textfile for node_exporter
+	parallel    int    // run: pipelines at once
 	file        string
 	sandbox     bool
 	fullRefresh bool

@@ -138,6 +138,7 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 	fullRefresh(run, "read every stream from the beginning, replacing what appending pipelines wrote")
 	progress(run)
 	asJSON(run, "the summary")
+	run.Flags().IntVar(&o.parallel, "parallel", 1, "how many pipelines run at once (pipelines sharing one read count once); the summary stays in file order")
 	run.Flags().StringVar(&o.metricsFile, "metrics-file", os.Getenv("PIPELINE_METRICS_FILE"),
 		"write the run's metrics to this file in Prometheus' text format, for node_exporter's textfile collector ($PIPELINE_METRICS_FILE)")
 

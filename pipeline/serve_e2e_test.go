@@ -133,3 +133,36 @@ pipeline "products" {
 		t.Fatalf("no skipped turn logged:\n%s", stderr.String())
 	}
 }
+
+// BenchmarkRunParallel runs the five default NuOrder pipelines (products,
+// locations, companies, orders, order_lines; the last two on one read)
+// through the real binaries against a fake that answers each request after
+// 200 ms (NuOrder builds a whole listing before it answers), with
+// max_in_flight = 10, --parallel 1 and --parallel 3 side by side in each
+// iteration, and reports both times and their ratio:
+//
+//	make build && go test ./pipeline -run '^$' -bench RunParallel -benchtime 2x
+func BenchmarkRunParallel(b *testing.B) {
+	cat := fakeapi.Catalog{Seed: 91, Products: 60, Companies: 60, Orders: 2000}
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat, Latency: 200 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	var took [2]time.Duration
+	for i := 0; i < b.N; i++ {
+		for k, parallel := range []string{"1", "3"} {
+			path := incrementalFile(b, srv.URL(), cat)
+			hcl, _ := os.ReadFile(path)
+			os.WriteFile(path, []byte(strings.Replace(string(hcl), "cursor_lag_seconds = 0", "cursor_lag_seconds = 0\n    max_in_flight = 10", 1)), 0o644)
+			r := runPipeline(b, filepath.Dir(path), credEnv(e2eCreds), "run", "-f", path, "--parallel", parallel, "--log-level", "warn")
+			if r.code != 0 {
+				b.Fatalf("--parallel %s: exit %d\n%s", parallel, r.code, r.stderr)
+			}
+			took[k] += r.elapsed
+		}
+	}
+	b.ReportMetric(took[0].Seconds()/float64(b.N), "s/run-parallel-1")
+	b.ReportMetric(took[1].Seconds()/float64(b.N), "s/run-parallel-3")
+	b.ReportMetric(took[0].Seconds()/took[1].Seconds(), "speedup")
+}

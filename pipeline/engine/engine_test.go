@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -146,5 +147,53 @@ pipeline "locked" {
 	}
 	if e, _ := store.Get("locked", "numbers"); e.LastRun == nil || e.LastRun.Status != "failed" {
 		t.Fatalf("the refused run is not recorded: %+v", e.LastRun)
+	}
+}
+
+// TestRunAllInParallelKeepsFileOrder: with Parallel 3, four pipelines run
+// at once (three at a time), each commits its own rows and checkpoint, and
+// the results come back in the order of the file; once ctx is cancelled,
+// nothing more starts and what did not start says so.
+func TestRunAllInParallelKeepsFileOrder(t *testing.T) {
+	store, _ := state.OpenLocal(t.TempDir())
+	h := host(t, `
+sink "memory" "m" {}
+pipeline "par1" {
+  from    = connector.numbers.numbers
+  to      = sink.memory.m
+  options = { count = 4000, batch = 100 }
+}
+pipeline "par2" {
+  from    = connector.numbers.numbers
+  to      = sink.memory.m
+  options = { count = 10, batch = 100 }
+}
+pipeline "par3" {
+  from    = connector.numbers.numbers
+  to      = sink.memory.m
+  options = { count = 2000, batch = 50 }
+}
+pipeline "par4" {
+  from    = connector.numbers.numbers
+  to      = sink.memory.m
+  options = { count = 300, batch = 100 }
+}`, store)
+	pls := h.File.Pipelines
+	results := h.RunAll(context.Background(), pls, RunOptions{Parallel: 3})
+	want := map[string]int64{"par1": 4000, "par2": 10, "par3": 2000, "par4": 300}
+	for i, r := range results {
+		if r.Pipeline != pls[i].Name || r.Err != nil || r.Rows != want[r.Pipeline] {
+			t.Fatalf("result %d: %s, %d rows, %v", i, r.Pipeline, r.Rows, r.Err)
+		}
+		if e, _ := store.Get(r.Pipeline, "numbers"); string(e.Bytes()) != fmt.Sprint(want[r.Pipeline]) {
+			t.Fatalf("%s: checkpoint %s", r.Pipeline, e.Bytes())
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, r := range h.RunAll(ctx, pls, RunOptions{Parallel: 3}) {
+		if !errors.Is(r.Err, ErrInterrupted) {
+			t.Fatalf("%s after cancel: %v", r.Pipeline, r.Err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"pipehost/connector"
 	"pipehost/pipeline/config"
@@ -20,13 +21,16 @@ import (
 // pipelines reading streams of one connector that it reads in one pass, with
 // the same options, share one read: the listings are downloaded and decoded
 // once, and each pipeline resumes from its own checkpoint and commits into
-// its own sink as it would alone. Once ctx is cancelled, pipelines not yet
-// started are reported as not started (ErrInterrupted). Results are in the
-// order of pls.
+// its own sink as it would alone. With ro.Parallel above 1, up to that many
+// of these runs (a shared read counting as one) go on at once; a
+// connector's request limits hold across them, as they are the connector's.
+// Once ctx is cancelled, pipelines not yet started are reported as not
+// started (ErrInterrupted). Results are in the order of pls.
 func (h *Host) RunAll(ctx context.Context, pls []*config.Pipeline, ro RunOptions) []Result {
 	results := make([]Result, len(pls))
 	done := make([]bool, len(pls))
-	for i, pl := range pls {
+	var groups [][]int
+	for i := range pls {
 		if done[i] {
 			continue
 		}
@@ -39,25 +43,49 @@ func (h *Host) RunAll(ctx context.Context, pls []*config.Pipeline, ro RunOptions
 		for _, k := range group {
 			done[k] = true
 		}
-		if ctx.Err() != nil {
+		groups = append(groups, group)
+	}
+	parallel := max(ro.Parallel, 1)
+	slots := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, group := range groups {
+		started := false
+		select {
+		case slots <- struct{}{}:
+			if started = ctx.Err() == nil; !started {
+				<-slots
+			}
+		case <-ctx.Done():
+		}
+		if !started {
 			for _, k := range group {
 				results[k] = notStarted(pls[k])
 			}
 			continue
 		}
-		if len(group) == 1 {
-			results[i] = h.Run(ctx, pl, ro)
-			continue
-		}
-		members := make([]*config.Pipeline, len(group))
-		for n, k := range group {
-			members[n] = pls[k]
-		}
-		for n, res := range h.runJoint(ctx, members, ro) {
-			results[group[n]] = res
-		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			h.runGroup(ctx, pls, group, ro, results)
+		}()
 	}
+	wg.Wait()
 	return results
+}
+
+// runGroup runs one pipeline, or several on one read, into results.
+func (h *Host) runGroup(ctx context.Context, pls []*config.Pipeline, group []int, ro RunOptions, results []Result) {
+	if len(group) == 1 {
+		results[group[0]] = h.Run(ctx, pls[group[0]], ro)
+		return
+	}
+	members := make([]*config.Pipeline, len(group))
+	for n, k := range group {
+		members[n] = pls[k]
+	}
+	for n, res := range h.runJoint(ctx, members, ro) {
+		results[group[n]] = res
+	}
 }
 
 // notStarted is the result of a pipeline an interrupt kept from starting.

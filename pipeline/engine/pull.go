@@ -77,6 +77,9 @@ type RunOptions struct {
 	// FullRefresh reads the stream from the beginning, ignoring the stored
 	// checkpoint; the checkpoint it ends with replaces the stored one.
 	FullRefresh bool
+	// Parallel is how many pipelines RunAll runs at once (0 or 1: one
+	// after the other).
+	Parallel int
 }
 
 // Run runs one pipeline once. Rows land in the sink in commits, each followed

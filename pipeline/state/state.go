@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -191,7 +192,9 @@ type Store interface {
 
 // Local is the default Store: a folder of JSON files.
 type Local struct {
-	dir  string
+	dir string
+
+	mu   sync.Mutex // guards id and made: pipelines may run at once
 	id   string
 	made bool // the folder and its store-id exist
 }
@@ -216,6 +219,8 @@ func OpenLocal(dir string) (*Local, error) {
 // mkdir makes the folder and writes the store's id, once, before the first
 // write.
 func (l *Local) mkdir() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.made {
 		return nil
 	}
@@ -251,7 +256,11 @@ func newID() string {
 }
 
 // ID implements Store.
-func (l *Local) ID() string { return l.id }
+func (l *Local) ID() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.id
+}
 
 // Close implements Store: a folder holds nothing open.
 func (l *Local) Close() {}

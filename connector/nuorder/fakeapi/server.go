@@ -29,6 +29,10 @@ type Options struct {
 	// Addr is the loopback address to listen on; empty: a free port on
 	// 127.0.0.1.
 	Addr string
+	// Latency, when positive, holds every answer back this long: the
+	// round trip to a NuOrder across the internet, for benchmarks of what
+	// runs in parallel.
+	Latency time.Duration
 	// RateLimit, when positive, is the requests per second the fake
 	// answers, with a burst of RateBurst (default 5): above it, it answers
 	// 429 with Retry-After: 1, as an API gateway does. NuOrder's own limit
@@ -234,6 +238,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.counts[pattern]++
+	latency := s.opts.Latency
 	var fault Fault
 	if f, ok := s.faults[pattern]; ok && f.Skip > 0 {
 		f.Skip--
@@ -246,6 +251,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
+	if latency > 0 {
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if fault.Delay > 0 {
 		select {
 		case <-time.After(fault.Delay):

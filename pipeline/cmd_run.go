@@ -25,12 +25,29 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 		fmt.Fprintf(stderr, "Error: --parallel must be 1 or more, got %d\n", o.parallel)
 		return exitUsage
 	}
+	// On a terminal (and unless JSON was asked for) a live display shows
+	// each running pipeline; log lines are printed above it, as text.
+	// Elsewhere (cron, CI, a file) only log lines are written.
+	var display *liveDisplay
+	if isTerminal(stderr) && !o.json && o.logFormat != "json" {
+		display = newLiveDisplay(stderr)
+		o.logFormat, o.watcher = "text", display
+		if l, err := newLogger(o, display); err == nil {
+			logger = l
+		}
+	}
 	h, selected, code := loadSelected(ctx, o, logger, stderr)
 	if code != exitOK {
+		if display != nil {
+			display.Wait()
+		}
 		return code
 	}
 	defer h.Close()
 	results := h.RunAll(ctx, selected, engine.RunOptions{FullRefresh: o.fullRefresh, Parallel: o.parallel})
+	if display != nil {
+		display.Wait()
+	}
 	code = summarize(stdout, stderr, results, o.json)
 	if o.metricsFile != "" {
 		m := metrics.New()

@@ -57,6 +57,9 @@ type options struct {
 	metricsAddr string // serve: where to serve /metrics and /healthz
 	metricsFile string // run: a textfile for node_exporter
 	parallel    int    // run: pipelines at once
+	// watcher, when not nil, follows runs for a live display (run on a
+	// terminal).
+	watcher     engine.Watcher
 	file        string
 	sandbox     bool
 	fullRefresh bool
@@ -135,6 +138,10 @@ func isTerminal(w io.Writer) bool {
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
+// logTimeFormat stamps log lines to the millisecond, in UTC offset form:
+// what log shippers parse, and fine enough to order a run's lines.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
 	level := hclog.LevelFromString(o.logLevel)
 	if level == hclog.NoLevel {
@@ -152,7 +159,7 @@ func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
 	}
 	return hclog.New(&hclog.LoggerOptions{
 		Name: "pipeline", Level: level, Output: stderr, JSONFormat: jsonFormat,
-		Color: hclog.AutoColor, TimeFormat: time.RFC3339,
+		Color: hclog.AutoColor, TimeFormat: logTimeFormat,
 		// go-plugin reports every clean plugin exit at info level: noise
 		// for a data engineer. Unclean exits are logged as errors still.
 		Exclude: func(level hclog.Level, msg string, _ ...interface{}) bool {
@@ -180,8 +187,8 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 		eo.Only = selected
 	}
 	eo.Sandbox, eo.Logger, eo.ProgressEvery = o.sandbox, logger, o.progress
-	if o.progress == 0 {
-		eo.ProgressEvery = -1 // --progress-every 0: no progress lines
+	if o.progress == 0 || o.watcher != nil {
+		eo.ProgressEvery = -1 // --progress-every 0, or a live display: no progress lines
 	}
 	eo.Builtins, eo.Linked = builtins, linked
 	if eo.State == nil && !eo.Catalog {
@@ -241,7 +248,7 @@ func selectPipelines(f *config.File, args []string) ([]string, error) {
 // loadSelected loads the file for the pipelines named on the command line
 // (all when none is) and returns them in order.
 func loadSelected(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer) (*engine.Host, []*config.Pipeline, int) {
-	eo := engine.Options{}
+	eo := engine.Options{Watcher: o.watcher}
 	if len(o.args) > 0 {
 		eo.Only = o.args
 	}

@@ -87,7 +87,7 @@ func Open(cfg Config) (*Client, error) {
 		SecureConfig:     secure,
 		AutoMTLS:         true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           cfg.Logger.Named(cfg.Name),
+		Logger:           forwarded(cfg.Logger.Named(cfg.Name)),
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
 			grpc.MaxCallSendMsgSize(MaxMessageBytes),

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
 	"pipehost/connector"
@@ -227,5 +228,17 @@ func TestSentinelErrorsCrossTheWireBothWays(t *testing.T) {
 		if got := (&flightConnector{exited: func() bool { return false }}).fromStatus(toStatus(fmt.Errorf("x: %w", s.err))); !errors.Is(got, s.err) {
 			t.Errorf("%v does not survive toStatus then fromStatus: %v", s.err, got)
 		}
+	}
+}
+
+// TestForwardedPluginLinesCarryOneTime: the plugin's own timestamp, which
+// go-plugin adds to each forwarded line, is dropped; the host stamps it.
+func TestForwardedPluginLinesCarryOneTime(t *testing.T) {
+	var buf strings.Builder
+	l := forwarded(hclog.New(&hclog.LoggerOptions{Output: &buf, JSONFormat: true}))
+	l.Named("nuorder").Info("listing read", "timestamp", "2026-11-30T09:00:00.000Z", "rows", 3)
+	line := buf.String()
+	if strings.Contains(line, `"timestamp"`) || !strings.Contains(line, `"@timestamp"`) || !strings.Contains(line, `"rows":3`) {
+		t.Fatalf("forwarded line: %s", line)
 	}
 }

@@ -47,6 +47,8 @@ type Options struct {
 	// each made for the pipeline file's folder. main registers them, as it
 	// registers sinks: the engine knows no connector.
 	Builtins map[string]func(baseDir string) connector.Base
+	// Watcher, when not nil, follows every run as it goes (a live display).
+	Watcher Watcher
 	// Linked are connectors linked into the host binary, by connector
 	// block name: a block naming one runs it in process instead of a
 	// plugin (its plugin attribute and pin are not used). Only builds made

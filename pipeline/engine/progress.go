@@ -12,12 +12,39 @@ import (
 // cron log of an hourly job stays short.
 const DefaultProgressEvery = 10 * time.Second
 
-// progress logs a pipeline's rows and rate every interval while it runs.
+// progress logs a pipeline's rows and rate every interval while it runs,
+// and tells the host's Watcher, if any.
 type progress struct {
 	rows  atomic.Int64
 	start time.Time
 	stop  chan struct{}
 	done  chan struct{}
+	watch RunWatch // nil without a Watcher
+}
+
+// Watcher follows runs as they go, for a live display on a terminal. Its
+// methods may be called from several goroutines at once (pipelines run in
+// parallel, a shared read feeds several).
+type Watcher interface {
+	// Started is called when a pipeline's rows start to flow.
+	Started(pipeline string) RunWatch
+}
+
+// RunWatch follows one run.
+type RunWatch interface {
+	// Rows adds n rows read.
+	Rows(n int64)
+	// Done is called once, with the run's result, when it ended.
+	Done(res Result)
+}
+
+// startProgress starts the progress of a pipeline's run.
+func (h *Host) startProgress(log hclog.Logger, pipeline string) *progress {
+	p := startProgress(log, h.opts.ProgressEvery)
+	if h.opts.Watcher != nil {
+		p.watch = h.opts.Watcher.Started(pipeline)
+	}
+	return p
 }
 
 func startProgress(log hclog.Logger, every time.Duration) *progress {
@@ -47,7 +74,19 @@ func startProgress(log hclog.Logger, every time.Duration) *progress {
 	return p
 }
 
-func (p *progress) add(n int64) { p.rows.Add(n) }
+func (p *progress) add(n int64) {
+	p.rows.Add(n)
+	if p.watch != nil {
+		p.watch.Rows(n)
+	}
+}
+
+// done tells the watcher how the run ended.
+func (p *progress) finished(res Result) {
+	if p != nil && p.watch != nil {
+		p.watch.Done(res)
+	}
+}
 
 func (p *progress) end() {
 	close(p.stop)

@@ -176,7 +176,7 @@ func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions
 		return p
 	}
 	p.log.Info("pipeline started", "from", res.Stream, "to", res.Sink, "resuming", p.checkpoint != nil, "full_refresh", ro.FullRefresh)
-	p.prog = startProgress(p.log, h.opts.ProgressEvery)
+	p.prog = h.startProgress(p.log, pl.Name)
 	p.stage = startWriteStage(ctx, p.w)
 	return p
 }
@@ -243,6 +243,7 @@ func (p *pullRun) finish(err error) Result {
 	if p.end != nil {
 		p.end() // sets the duration, so before the copy
 	}
+	p.prog.finished(*p.res)
 	return *p.res
 }
 

@@ -180,8 +180,9 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		columns[name] = mapping.Column{From: spec.From, Value: spec.Value, Format: spec.Format}
 	}
 
-	prog := startProgress(log, h.opts.ProgressEvery)
+	prog := h.startProgress(log, pl.Name)
 	defer prog.end()
+	defer func() { prog.finished(res) }()
 	// Two halves run at once: the read converts the source's batches onto
 	// the sink stream's schema and hands them over recs; the write sends
 	// them to the connector. The first to fail cancels the other (gctx).

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+// TestATerminalSeesTheLiveDisplayAFileOnlyLogLines: run under a
+// pseudo-terminal shows a line per running pipeline (rows, rows/s, time,
+// then how it ended) and the summary; with output to a file, the same run
+// writes log lines only, with millisecond timestamps, and no display.
+func TestATerminalSeesTheLiveDisplayAFileOnlyLogLines(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "wide" {
+  from    = connector.numbers.numbers
+  to      = sink.parquet.lake
+  options = { count = 300000, batch = 2000, width = 64 }
+}
+pipeline "small" {
+  from    = connector.numbers.numbers
+  to      = sink.parquet.lake
+  options = { count = 500 }
+}`)
+	dir := filepath.Dir(path)
+	cmd := exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", path)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TERM=xterm")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&out, tty); close(copied) }() // ends with EIO when the command exits
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run under a terminal: %v\n%s", err, out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("run under a terminal did not end")
+	}
+	select {
+	case <-copied:
+	case <-time.After(5 * time.Second):
+	}
+	screen := out.String()
+	for _, want := range []string{"wide", "small", "rows/s", "300000 rows", " ok", "PIPELINE", "FROM"} {
+		if !strings.Contains(screen, want) {
+			t.Fatalf("the terminal did not show %q:\n%s", want, screen)
+		}
+	}
+
+	// The same run into files: log lines only.
+	stderr, err := os.Create(filepath.Join(dir, "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd = exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", path, "--full-refresh")
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	var ee *exec.ExitError
+	if err := cmd.Run(); err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(stderr.Name())
+	log := string(b)
+	if strings.Contains(log, "rows/s ") || strings.Contains(log, "\x1b[") || !strings.Contains(log, `"@message":"pipeline finished"`) {
+		t.Fatalf("output to a file:\n%.3000s", log)
+	}
+	if !strings.Contains(log, `"@timestamp":"`) || !strings.Contains(strings.SplitN(strings.SplitN(log, `"@timestamp":"`, 2)[1], `"`, 2)[0], ".") {
+		t.Fatalf("log lines without millisecond timestamps:\n%.600s", log)
+	}
+}

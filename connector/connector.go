@@ -320,3 +320,56 @@ const (
 	LineColumn  = "_line"
 	ErrorColumn = "_error"
 )
+
+// Stats counts a connector's requests to its service since it was
+// configured: per endpoint (a method and a path pattern, never with ids or
+// secrets in it) and status class ("2xx", "4xx", "5xx", or "error" for an
+// answer that never came: a refused connection, a timeout), and the
+// retries among them.
+type Stats struct {
+	Requests map[string]map[string]int64 `json:"requests,omitempty"`
+	Retries  map[string]int64            `json:"retries,omitempty"`
+}
+
+// Totals sums the requests and the retries of every endpoint.
+func (s Stats) Totals() (requests, retries int64) {
+	for _, byClass := range s.Requests {
+		for _, n := range byClass {
+			requests += n
+		}
+	}
+	for _, n := range s.Retries {
+		retries += n
+	}
+	return requests, retries
+}
+
+// Sub is what s counts beyond an earlier snapshot prev of the same
+// connector.
+func (s Stats) Sub(prev Stats) Stats {
+	out := Stats{Requests: map[string]map[string]int64{}, Retries: map[string]int64{}}
+	for e, byClass := range s.Requests {
+		for class, n := range byClass {
+			if d := n - prev.Requests[e][class]; d != 0 {
+				if out.Requests[e] == nil {
+					out.Requests[e] = map[string]int64{}
+				}
+				out.Requests[e][class] = d
+			}
+		}
+	}
+	for e, n := range s.Retries {
+		if d := n - prev.Retries[e]; d != 0 {
+			out.Retries[e] = d
+		}
+	}
+	return out
+}
+
+// StatsReporter is implemented by connectors that count their requests;
+// the host shows them in run summaries and metrics. Stats returns a
+// snapshot that the connector goes on updating: it never errors for lack
+// of a request.
+type StatsReporter interface {
+	Stats(ctx context.Context) (Stats, error)
+}

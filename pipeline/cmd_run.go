@@ -54,6 +54,9 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 		for _, r := range results {
 			m.Observe(r)
 		}
+		for name, st := range h.ConnectorStats() {
+			m.ObserveRequests(name, st)
+		}
 		if err := m.WriteTextfile(o.metricsFile); err != nil {
 			// The data moved as the summary says; monitoring will not
 			// see it: said, and the run fails, so that cron notices.
@@ -100,13 +103,13 @@ func summarize(stdout, stderr io.Writer, results []engine.Result, asJSON bool) i
 		writeJSON(stdout, out)
 	} else {
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PIPELINE\tFROM\tTO\tROWS\tREJECTED\tTIME\tSTATUS")
+		fmt.Fprintln(tw, "PIPELINE\tFROM\tTO\tROWS\tREJECTED\tREQUESTS\tRETRIES\tTIME\tSTATUS")
 		for _, r := range results {
 			status := "ok"
 			if r.Err != nil {
 				status = "FAILED"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected(), r.Duration.Round(time.Millisecond), status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected(), r.Requests, r.Retries, r.Duration.Round(time.Millisecond), status)
 		}
 		tw.Flush()
 		for _, r := range results {

@@ -99,6 +99,9 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 			res := h.Run(runCtx, sel[0], engine.RunOptions{})
 			if m != nil {
 				m.Observe(res)
+				for name, st := range h.ConnectorStats() { // this run's host: its counts are this run's
+					m.ObserveRequests(name, st)
+				}
 			}
 			if res.Err != nil {
 				mu.Lock()

@@ -93,6 +93,9 @@ type resultJSON struct {
 	Error    string `json:"error,omitempty"`
 	Rows     int64  `json:"rows"` // committed (run) or would be accepted (plan of a push)
 	Rejected int64  `json:"rejected"`
+	// Requests and Retries the connector made to its service (run only).
+	Requests int64 `json:"requests"`
+	Retries  int64 `json:"retries"`
 	// DurationMS is how long the run took (run only).
 	DurationMS  int64              `json:"duration_ms,omitempty"`
 	Files       []string           `json:"files,omitempty"`
@@ -104,7 +107,8 @@ type resultJSON struct {
 }
 
 func newResultJSON(r engine.Result) resultJSON {
-	j := resultJSON{Name: r.Pipeline, From: r.Stream, To: r.Sink, Kind: "pull", Status: "ok", Rows: r.Rows, Actions: sortedActions(r)}
+	j := resultJSON{Name: r.Pipeline, From: r.Stream, To: r.Sink, Kind: "pull", Status: "ok", Rows: r.Rows, Actions: sortedActions(r),
+		Requests: r.Requests, Retries: r.Retries}
 	if r.Pull != nil {
 		j.Files = r.Pull.Files
 	}

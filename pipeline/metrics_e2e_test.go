@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pipehost/connector/nuorder/api"
+	"pipehost/connector/nuorder/fakeapi"
 )
 
 // metricValue finds a sample of a metric with a pipeline label in the text
@@ -181,5 +184,44 @@ pipeline "failing" {
 	r = runPipeline(t, dir, nil, "history", "-f", path, "failing")
 	if r.code != 0 || !strings.Contains(r.stdout, "PIPELINE") || !strings.Contains(r.stdout, "failed") || strings.Contains(r.stdout, "numbers  ") {
 		t.Fatalf("exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestRequestsAndRetriesAreCountedByEndpoint: the summary counts each
+// pipeline's requests and retries, and the metrics file has them by
+// endpoint and status class: a listing answered 503 once, then 200.
+func TestRequestsAndRetriesAreCountedByEndpoint(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 95, Products: 5, Companies: 5, Orders: 200}
+	srv := serveFake(t, cat)
+	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{Status: 503, Times: 1})
+	path := incrementalFile(t, srv.URL(), cat)
+	dir := filepath.Dir(path)
+	prom := filepath.Join(dir, "m.prom")
+	r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "--json", "--metrics-file", prom, "orders")
+	var sum struct {
+		Pipelines []struct {
+			Requests int64 `json:"requests"`
+			Retries  int64 `json:"retries"`
+		} `json:"pipelines"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &sum) != nil || len(sum.Pipelines) != 1 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if p := sum.Pipelines[0]; p.Requests != 5 || p.Retries != 1 {
+		t.Fatalf("summary: %d requests, %d retries; want 5 (4 listings, one of them twice) and 1", p.Requests, p.Retries)
+	}
+	b, _ := os.ReadFile(prom)
+	text := string(b)
+	for _, want := range []string{
+		`pipehost_requests_total{class="2xx",connector="nuorder",endpoint="GET /api/orders/{status}/detail"} 4`,
+		`pipehost_requests_total{class="5xx",connector="nuorder",endpoint="GET /api/orders/{status}/detail"} 1`,
+		`pipehost_retries_total{connector="nuorder",endpoint="GET /api/orders/{status}/detail"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("metrics lack %s:\n%s", want, text)
+		}
+	}
+	if srv.Requests(api.OrdersDetail) != 5 {
+		t.Fatalf("the fake answered %d listing requests", srv.Requests(api.OrdersDetail))
 	}
 }

@@ -218,6 +218,15 @@ func (c *flightConnector) Configure(ctx context.Context, req connector.Configure
 	return c.action(ctx, actionConfigure, req, nil)
 }
 
+// Stats implements connector.StatsReporter: the plugin's counts (none
+// when its connector does not count).
+func (c *flightConnector) Stats(ctx context.Context) (connector.Stats, error) {
+	var s connector.Stats
+	return s, c.action(ctx, actionStats, nil, &s)
+}
+
+var _ connector.StatsReporter = (*flightConnector)(nil)
+
 // Check implements connector.Connector.
 func (c *flightConnector) Check(ctx context.Context) error {
 	return c.action(ctx, actionCheck, nil, nil)

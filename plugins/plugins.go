@@ -11,7 +11,7 @@
 //	             reply is Arrow batches, checkpoints riding in app_metadata
 //	DoPut        write a sink stream: the descriptor's cmd is a JSON
 //	             WriteRequest; the reply is PutResults holding row results
-//	DoAction     info, config_schema, configure, check (JSON bodies)
+//	DoAction     info, config_schema, configure, check, stats (JSON bodies)
 //
 // Nothing in this package knows any particular connector.
 package plugins
@@ -63,6 +63,7 @@ const (
 	actionConfigSchema = "config_schema"
 	actionConfigure    = "configure"
 	actionCheck        = "check"
+	actionStats        = "stats"
 )
 
 // PluginDirEnv names a folder the host searches for plugin binaries.

@@ -191,6 +191,11 @@ func (s *flightServer) DoAction(a *flight.Action, out flight.FlightService_DoAct
 	case actionCheck:
 		err = s.impl.Check(ctx)
 		reply = struct{}{}
+	case actionStats:
+		reply = connector.Stats{}
+		if sr, ok := s.impl.(connector.StatsReporter); ok {
+			reply, err = sr.Stats(ctx)
+		}
 	default:
 		return status.Errorf(codes.Unimplemented, "unknown action %q", a.Type)
 	}

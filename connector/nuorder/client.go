@@ -13,11 +13,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dghubble/oauth1"
 	"github.com/hashicorp/go-hclog"
 
+	"pipehost/connector"
 	"pipehost/connector/nuorder/api"
 	"pipehost/internal/jsonscan"
 )
@@ -58,6 +60,9 @@ type Client struct {
 	timeouts Timeouts
 	// pace spaces the starts of requests (max_requests_per_second).
 	pace *pacer
+	// stats counts requests by endpoint and status class (see Stats).
+	statsMu sync.Mutex
+	stats   connector.Stats
 	// maxDocument bounds one element of a listing (0: no bound).
 	maxDocument int64
 
@@ -166,6 +171,7 @@ func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, bo
 			c.logger.Debug("retrying NuOrder request", "method", e.Method, "path", path, "attempt", attempt, "error", lastErr)
 		}
 		err := c.once(ctx, e.Method, url, path, body, read)
+		c.count(e, attempt, err)
 		if err == nil {
 			return nil
 		}
@@ -196,6 +202,51 @@ func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, bo
 		}
 	}
 	return fmt.Errorf("%s %s failed after %d attempts: %w", e.Method, path, c.MaxAttempts, lastErr)
+}
+
+// count records one attempt at e and how it ended, for Stats.
+func (c *Client) count(e api.Endpoint, attempt int, err error) {
+	class := "2xx"
+	var apiErr *APIError
+	switch {
+	case err == nil:
+	case errors.As(err, &apiErr):
+		class = fmt.Sprintf("%dxx", apiErr.Status/100)
+	case errors.Is(err, context.Canceled):
+		return // the run stopped: not the service's answer
+	default:
+		class = "error"
+	}
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	if c.stats.Requests == nil {
+		c.stats = connector.Stats{Requests: map[string]map[string]int64{}, Retries: map[string]int64{}}
+	}
+	key := e.Pattern()
+	if c.stats.Requests[key] == nil {
+		c.stats.Requests[key] = map[string]int64{}
+	}
+	c.stats.Requests[key][class]++
+	if attempt > 1 {
+		c.stats.Retries[key]++
+	}
+}
+
+// Stats returns a copy of the client's request counts.
+func (c *Client) Stats() connector.Stats {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	out := connector.Stats{Requests: map[string]map[string]int64{}, Retries: map[string]int64{}}
+	for e, byClass := range c.stats.Requests {
+		out.Requests[e] = map[string]int64{}
+		for class, n := range byClass {
+			out.Requests[e][class] = n
+		}
+	}
+	for e, n := range c.stats.Retries {
+		out.Retries[e] = n
+	}
+	return out
 }
 
 // notHTML fails when a successful answer is an HTML page (a proxy's or

@@ -393,6 +393,17 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest, in co
 	return connector.WriteSummary{}, fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 }
 
+// Stats implements connector.StatsReporter: the requests the configured
+// client made (none before Configure).
+func (c *Connector) Stats(context.Context) (connector.Stats, error) {
+	if c.client == nil {
+		return connector.Stats{}, nil
+	}
+	return c.client.Stats(), nil
+}
+
+var _ connector.StatsReporter = (*Connector)(nil)
+
 // Close implements connector.Connector: it stops the sandbox, if any.
 func (c *Connector) Close() error {
 	if c.sandbox != nil && c.sandbox.Close != nil {

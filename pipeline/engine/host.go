@@ -77,6 +77,32 @@ type Connector struct {
 	Path string
 }
 
+// stats returns the connector's request counts so far (zero when it does
+// not count them or does not answer within a few seconds).
+func (c *Connector) stats() connector.Stats {
+	sr, ok := c.conn.(connector.StatsReporter)
+	if !ok {
+		return connector.Stats{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := sr.Stats(ctx)
+	if err != nil {
+		return connector.Stats{}
+	}
+	return s
+}
+
+// ConnectorStats returns each started connector's request counts since it
+// was configured, by connector name, for metrics.
+func (h *Host) ConnectorStats() map[string]connector.Stats {
+	out := map[string]connector.Stats{}
+	for name, c := range h.Connectors {
+		out[name] = c.stats()
+	}
+	return out
+}
+
 // reader returns the connector's read half, or an error when its catalog
 // lists source streams it cannot serve.
 func (c *Connector) reader() (connector.Reader, error) {

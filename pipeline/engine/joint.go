@@ -143,7 +143,9 @@ func (h *Host) runJoint(ctx context.Context, pls []*config.Pipeline, ro RunOptio
 				continue
 			}
 			rd, _ := p.c.reader()
+			before := p.c.stats()
 			err := rd.Read(ctx, connector.ReadRequest{Stream: p.st.Name, Checkpoint: p.checkpoint, Options: p.pl.Options}, p.handle)
+			p.res.Requests, p.res.Retries = p.c.stats().Sub(before).Totals()
 			results[i] = p.finish(err)
 		}
 		return results
@@ -163,6 +165,7 @@ func (h *Host) runJoint(ctx context.Context, pls []*config.Pipeline, ro RunOptio
 	h.opts.Logger.Info("one read for several pipelines", "pipelines", strings.Join(names, ", "), "streams", runs[0].st.Name+", "+strings.Join(with, ", "))
 	first := runs[0]
 	rd, _ := first.c.reader()
+	before := first.c.stats()
 	err := rd.Read(ctx, connector.ReadRequest{Stream: first.st.Name, With: with, WithCheckpoints: withCheckpoints,
 		Checkpoint: first.checkpoint, Options: first.pl.Options}, func(b connector.Batch) error {
 		p := first
@@ -173,6 +176,7 @@ func (h *Host) runJoint(ctx context.Context, pls []*config.Pipeline, ro RunOptio
 		}
 		return p.handle(b)
 	})
+	first.res.Requests, first.res.Retries = first.c.stats().Sub(before).Totals() // the shared read's, once
 	for i, p := range runs {
 		results[i] = p.finish(err)
 	}

@@ -33,8 +33,13 @@ type Result struct {
 	// RowsRead is how many rows the source gave (for a push, the input
 	// rows, accepted or not).
 	RowsRead int64
-	Duration time.Duration
-	Err      error
+	// Requests and Retries count what the connector asked its service
+	// during the run (a read shared by several pipelines is counted on
+	// the first of them; with runs in parallel on one connector, each
+	// counts the others' requests made meanwhile too).
+	Requests, Retries int64
+	Duration          time.Duration
+	Err               error
 	// DryRun is set for plans: nothing was written.
 	DryRun bool
 
@@ -95,7 +100,9 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) Resu
 		return p.finish(nil)
 	}
 	rd, _ := p.c.reader() // checked by startPull
+	before := p.c.stats()
 	err := rd.Read(ctx, connector.ReadRequest{Stream: p.st.Name, Checkpoint: p.checkpoint, Options: pl.Options}, p.handle)
+	p.res.Requests, p.res.Retries = p.c.stats().Sub(before).Totals()
 	return p.finish(err)
 }
 

@@ -186,6 +186,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 	// Two halves run at once: the read converts the source's batches onto
 	// the sink stream's schema and hands them over recs; the write sends
 	// them to the connector. The first to fail cancels the other (gctx).
+	before := dst.stats()
 	g, gctx := errgroup.WithContext(ctx)
 	recs := make(chan arrow.Record, 2)
 	var readErr error
@@ -265,6 +266,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 	})
 	err = g.Wait()
 	res.RowsRead = prog.rows.Load()
+	res.Requests, res.Retries = dst.stats().Sub(before).Totals()
 	if err != nil && readErr != nil && !errors.Is(readErr, context.Canceled) {
 		err = readErr // the read's cause, not the write's view of it
 	}

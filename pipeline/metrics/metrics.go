@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"pipehost/connector"
 	"pipehost/pipeline/engine"
 )
 
@@ -33,6 +34,8 @@ type Registry struct {
 	lastSuccess *prometheus.GaugeVec
 	lastStatus  *prometheus.GaugeVec
 	running     *prometheus.GaugeVec
+	requests    *prometheus.CounterVec
+	retries     *prometheus.CounterVec
 }
 
 // New returns a registry with every metric declared (and the Go runtime's
@@ -57,7 +60,12 @@ func New() *Registry {
 		Help: "1 when the pipeline's last run succeeded, 0 when it failed."}, pipeline)
 	m.running = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "pipeline_running",
 		Help: "1 while a run of the pipeline is going on."}, pipeline)
-	m.reg.MustRegister(m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "requests_total",
+		Help: "Requests connectors made to their services, by endpoint and status class (2xx, 4xx, 5xx, error)."},
+		[]string{"connector", "endpoint", "class"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "retries_total",
+		Help: "Requests that were retries of a failed attempt, by endpoint."}, []string{"connector", "endpoint"})
+	m.reg.MustRegister(m.requests, m.retries, m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -80,6 +88,19 @@ func (m *Registry) Observe(r engine.Result) {
 	m.runs.WithLabelValues(r.Pipeline, "ok").Inc()
 	m.lastStatus.WithLabelValues(r.Pipeline).Set(1)
 	m.lastSuccess.WithLabelValues(r.Pipeline).Set(float64(time.Now().Unix()))
+}
+
+// ObserveRequests adds a connector's request counts (what it made since
+// the last time they were observed: callers pass each count once).
+func (m *Registry) ObserveRequests(connectorName string, s connector.Stats) {
+	for e, byClass := range s.Requests {
+		for class, n := range byClass {
+			m.requests.WithLabelValues(connectorName, e, class).Add(float64(n))
+		}
+	}
+	for e, n := range s.Retries {
+		m.retries.WithLabelValues(connectorName, e).Add(float64(n))
+	}
 }
 
 // HealthTimeout bounds one /healthz check: a state store that does not

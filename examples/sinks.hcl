@@ -1,4 +1,4 @@
-# Push ERP/WMS exports into NuOrder: stock levels, shipments and customers.
+# Push ERP/WMS exports into NuOrder: stock levels, shipments, customers and order statuses.
 #
 #   make build && bin/pipeline plan --sandbox -f examples/sinks.hcl   # what would be sent
 #   bin/pipeline run --sandbox -f examples/sinks.hcl                  # send it (to the sandbox)
@@ -71,4 +71,15 @@ pipeline "customers" {
     rep_email      = "Rep Email"
     archived       = "Blocked"
   }
+}
+
+# Order statuses from the ERP: cancellations made there (NuOrder's "remove": cancelled is final,
+# NuOrder locks cancelled orders), orders put back to pending for editing (a "pause"), orders
+# processed or shipped elsewhere. An order already in the status is left alone, and a row this
+# pipeline already sent is not sent again (--full-refresh sends everything).
+pipeline "statuses" {
+  from    = connector.files.csv
+  options = { path = "order_status.csv" }
+  to      = connector.nuorder.order_status
+  columns = { order_number = "Order #", status = "ERP Status" }
 }

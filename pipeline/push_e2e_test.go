@@ -408,3 +408,57 @@ func envConnector(extra string) string {
 }
 `, plugin("nuorder"), extra)
 }
+
+// TestOrderStatusesMoveOnceAndLockedOrdersAreRefused: the example's
+// statuses push moves orders by number (two cancellations, one back to
+// pending, one shipped); run again it sends no request at all; plan sends
+// no write; a cancelled order asked for another status, and an unknown
+// number, are rejected with their reasons.
+func TestOrderStatusesMoveOnceAndLockedOrdersAreRefused(t *testing.T) {
+	srv, env := sandboxFake(t)
+	path := examplesDir(t)
+	dir := filepath.Dir(path)
+	cat := fakeapi.SandboxCatalog
+	writes := func() int {
+		return srv.Requests(api.OrderSetStatusByNumber) + srv.Requests(api.OrderSetStatus)
+	}
+	r := runPipeline(t, dir, env, "plan", "-f", path, "statuses")
+	if r.code != 0 || writes() != 0 || !strings.Contains(r.stdout, "orders to move to cancelled: 2") {
+		t.Fatalf("plan: exit %d, %d writes\n%s%s", r.code, writes(), r.stdout, r.stderr)
+	}
+	r = runPipeline(t, dir, env, "run", "-f", path, "statuses")
+	if r.code != 0 || !strings.Contains(r.stdout, "orders moved to cancelled: 2") {
+		t.Fatalf("run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for i, want := range map[int]string{6: "cancelled", 7: "cancelled", 12: "pending", 3: "shipped"} {
+		if got := srv.Order(i)["status"]; got != want {
+			t.Fatalf("order %v is %v, want %s", cat.Order(i)["order_number"], got, want)
+		}
+	}
+	before := srv.TotalRequests()
+	r = runPipeline(t, dir, env, "run", "-f", path, "statuses")
+	if r.code != 0 || srv.TotalRequests() != before || !strings.Contains(r.stdout, "by an earlier push (not sent)") {
+		t.Fatalf("second run: exit %d, %d requests\n%s%s", r.code, srv.TotalRequests()-before, r.stdout, r.stderr)
+	}
+
+	// A cancelled order cannot move; an unknown number is no order.
+	os.WriteFile(filepath.Join(dir, "order_status.csv"), []byte("Order #,ERP Status\n100006,approved\n999999,cancelled\n100013,on hold\n"), 0o644)
+	r = runPipeline(t, dir, env, "run", "-f", path, "statuses")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "rejects", "statuses-*.csv"))
+	if len(files) != 1 {
+		t.Fatalf("rejects files %v\n%s", files, r.stdout)
+	}
+	rejects := readCSV(t, files[0])
+	text := fmt.Sprint(rejects)
+	for _, want := range []string{"NuOrder locks cancelled orders: it cannot move to approved", "no order 999999", `"on hold" is not one of`} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("rejects lack %q:\n%v", want, rejects)
+		}
+	}
+	if srv.Order(6)["status"] != "cancelled" {
+		t.Fatal("a cancelled order moved")
+	}
+}

@@ -311,6 +311,9 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 		{Name: "fulfillment", Kind: connector.Sink, Schema: FulfillmentSchema,
 			Description: "shipments (tracking numbers, carrier, shipped lines) recorded on orders, which move to shipped",
 			Options:     []string{"record_shipments"}},
+		{Name: "order_status", Kind: connector.Sink, Schema: OrderStatusSchema,
+			Description: "move orders, by _id or number, to a status: processed, shipped, cancelled (final), back to pending or review, ...",
+			Options:     []string{}},
 		{Name: "companies", Kind: connector.Sink, Schema: CompaniesSinkSchema, PrimaryKey: []string{"code"},
 			Description: "create, update or archive (set inactive) companies by code", Options: []string{"method"}},
 	}, nil
@@ -389,6 +392,8 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest, in co
 		return c.writeFulfillment(ctx, req, in, results)
 	case "companies":
 		return c.writeCompanies(ctx, req, in, results)
+	case "order_status":
+		return c.writeOrderStatus(ctx, req, in, results)
 	}
 	return connector.WriteSummary{}, fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 }

@@ -1,0 +1,170 @@
+package nuorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/apache/arrow/go/v15/arrow"
+
+	"pipehost/connector"
+	"pipehost/connector/nuorder/api"
+)
+
+// OrderStatusSchema is the schema of the order_status sink stream: one row
+// per order to move, named by its _id or its number, and the status it must
+// have.
+var OrderStatusSchema = arrow.NewSchema([]arrow.Field{
+	nullable("order_id", str),
+	nullable("order_number", str),
+	{Name: "status", Type: str},
+}, nil)
+
+// orderStatuses are the statuses an order can be moved to: those NuOrder's
+// status routes are recorded with (shared/nuorder-api.md §7.3, §13.4-13.5).
+// "pending" and "review" move an order back for editing (the honest form of
+// "pause"); "cancelled" is how an order is removed, and it is final: NuOrder
+// locks cancelled orders (§7.1).
+var orderStatuses = []string{"approved", "cancelled", "draft", "pending", "processed", "review", "shipped"}
+
+// statusLedger remembers, across pushes, the status each order was last
+// moved to by this pipeline (key "id:..." or "number:..."): a row asking for
+// the status the ledger holds is skipped without a request.
+type statusLedger map[string]string
+
+// writeOrderStatus moves orders to statuses. By number it uses the route
+// production integrations use (PUT /api/order/number/{n}/{status}, §13.5),
+// by id POST /api/order/{id}/{status}. NuOrder's 304 (already in that
+// status) is a no-op; 404 rejects the row (no such order); 409 rejects it as
+// locked (a cancelled order; the status code is our guess, §7.1). A dry run
+// reads each order instead and says what a write would do.
+func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
+	var sum connector.WriteSummary
+	if err := options("order_status", req.Options); err != nil {
+		return sum, err
+	}
+	ledger := statusLedger{}
+	if len(req.Ledger) > 0 {
+		if err := json.Unmarshal(req.Ledger, &ledger); err != nil {
+			return sum, fmt.Errorf("order_status ledger: %w (run with --full-refresh or reset the pipeline's state)", err)
+		}
+	}
+	type target struct {
+		key, id, number, status string
+		rows                    []int64
+	}
+	var targets []*target
+	byKey := map[string]*target{}
+	err := eachInputRow("order_status", OrderStatusSchema, in, results, func(r row, n int64) (string, error) {
+		id, number := r.str("order_id"), r.str("order_number")
+		status := strings.ToLower(strings.TrimSpace(r.str("status")))
+		if id == "" && number == "" {
+			return "no order: give order_id or order_number", nil
+		}
+		if i := sort.SearchStrings(orderStatuses, status); i == len(orderStatuses) || orderStatuses[i] != status {
+			return fmt.Sprintf("status %q is not one of %s", r.str("status"), strings.Join(orderStatuses, ", ")), nil
+		}
+		key := "id:" + id
+		if id == "" {
+			key = "number:" + number
+		}
+		t, ok := byKey[key]
+		switch {
+		case !ok:
+			t = &target{key: key, id: id, number: number, status: status}
+			byKey[key] = t
+			targets = append(targets, t)
+		case t.status != status:
+			return fmt.Sprintf("order %s is asked for status %s and %s in the same input", strings.TrimPrefix(strings.TrimPrefix(key, "id:"), "number:"), t.status, status), nil
+		}
+		t.rows = append(t.rows, n)
+		return "", nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	for _, t := range targets {
+		res := accepted(t.rows)
+		name := t.number
+		if t.id != "" {
+			name = t.id
+		}
+		switch {
+		case ledger[t.key] == t.status:
+			sum.Add("orders already moved to "+t.status+" by an earlier push (not sent)", 1)
+		case req.DryRun:
+			current, err := c.currentStatus(ctx, t.id, t.number)
+			var apiErr *APIError
+			switch {
+			case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
+				res = rejectAll(t.rows, "no order "+name+" in NuOrder")
+			case err != nil:
+				return sum, err
+			case current == t.status:
+				sum.Add("orders already "+t.status, 1)
+			case current == "cancelled":
+				res = rejectAll(t.rows, lockedReason(name, t.status))
+			default:
+				sum.Add("orders to move to "+t.status, 1)
+			}
+		default:
+			e, params := api.OrderSetStatus, []string{t.id, t.status}
+			if t.id == "" {
+				e, params = api.OrderSetStatusByNumber, []string{t.number, t.status}
+			}
+			code, err := c.client.sendStatus(ctx, e, params, nil, nil)
+			var apiErr *APIError
+			switch {
+			case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
+				res = rejectAll(t.rows, "no order "+name+" in NuOrder")
+			case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
+				res = rejectAll(t.rows, lockedReason(name, t.status))
+			case errors.As(err, &apiErr) && apiErr.Status/100 == 4:
+				res = rejectAll(t.rows, apiErr.Error())
+			case err != nil:
+				return sum, err
+			case code == http.StatusNotModified:
+				ledger[t.key] = t.status
+				sum.Add("orders already "+t.status, 1)
+			default:
+				ledger[t.key] = t.status
+				sum.Add("orders moved to "+t.status, 1)
+			}
+		}
+		if err := results(res); err != nil {
+			return sum, err
+		}
+	}
+	if !req.DryRun {
+		b, err := json.Marshal(ledger)
+		if err != nil {
+			return sum, err
+		}
+		sum.Ledger = b
+	}
+	return sum, nil
+}
+
+// lockedReason says why a cancelled order cannot move.
+func lockedReason(order, status string) string {
+	return fmt.Sprintf("order %s is cancelled, and NuOrder locks cancelled orders: it cannot move to %s", order, status)
+}
+
+// currentStatus reads an order's status, by id or else by number.
+func (c *Connector) currentStatus(ctx context.Context, id, number string) (string, error) {
+	e, params := api.OrderByID, []string{id}
+	if id == "" {
+		e, params = api.OrderByNumber, []string{number}
+	}
+	var doc struct {
+		Status flexString `json:"status"`
+	}
+	if err := c.client.getJSON(ctx, e, params, &doc); err != nil {
+		return "", err
+	}
+	return strings.ToLower(doc.Status.v), nil
+}

@@ -51,3 +51,9 @@ pipeline "order_lines" {
   from = connector.nuorder.order_lines
   to   = sink.parquet.lake
 }
+
+# Shipments recorded on those orders; orders, order_lines and shipments run on one read.
+pipeline "shipments" {
+  from = connector.nuorder.shipments
+  to   = sink.parquet.lake
+}

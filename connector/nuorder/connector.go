@@ -302,9 +302,12 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 			Disabled: disabled(c.cfg.SyncCompanies, "sync_companies")},
 		{Name: "orders", Kind: connector.Source, Schema: OrdersSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
 			Description: "orders (approved, then processed, shipped, cancelled) with retailer, addresses, line items, shipments",
-			Options:     orderOptions, ReadsWith: []string{"order_lines"}},
+			Options:     orderOptions, ReadsWith: []string{"order_lines", "shipments"}},
 		{Name: "order_lines", Kind: connector.Source, Schema: OrderLinesSchema, PrimaryKey: []string{"order_id", "line_id", "size"}, CursorField: "modified_on",
-			Description: "the same orders, one row per order x line item x size", Options: orderOptions, ReadsWith: []string{"orders"}},
+			Description: "the same orders, one row per order x line item x size", Options: orderOptions, ReadsWith: []string{"orders", "shipments"}},
+		{Name: "shipments", Kind: connector.Source, Schema: ShipmentsSchema, PrimaryKey: []string{"order_id", "shipment_no"}, CursorField: "modified_on",
+			Description: "the shipments recorded on those orders (type, status, date, carrier, tracking numbers, shipped lines)",
+			Options:     orderOptions, ReadsWith: []string{"orders", "order_lines"}},
 		{Name: "inventory", Kind: connector.Sink, Schema: InventorySchema,
 			Description: "stock levels per SKU and warehouse: immediate, future-dated or prebook replenishments, then an inventory flag refresh",
 			Notice:      noWarehouses, Options: []string{"replace"}},
@@ -373,7 +376,7 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 		return c.readLocations(ctx, req, emit)
 	case "companies":
 		return c.readCompanies(ctx, req, emit)
-	case "orders", "order_lines":
+	case "orders", "order_lines", "shipments":
 		return c.readOrderStreams(ctx, req, []string{req.Stream}, emit)
 	}
 	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)

@@ -2,9 +2,13 @@ package nuorder
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v15/arrow/array"
 
@@ -218,5 +222,70 @@ func BenchmarkOrdersAndLinesDecode(b *testing.B) {
 		if err != nil || rows == 0 {
 			b.Fatal(rows, err)
 		}
+	}
+}
+
+// TestShipmentsStreamEmitsEachShipmentAndThenOnlyNewOnes: a first read
+// emits one row per shipment the listed orders carry; after a shipment is
+// recorded on an order (the fulfillment sink's update), the next read
+// emits that order's shipments only, with carrier and tracking numbers;
+// then nothing.
+func TestShipmentsStreamEmitsEachShipmentAndThenOnlyNewOnes(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 15, Products: 30, Companies: 10, Orders: 300}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	want := 0
+	approved := -1
+	for i := 0; i < cat.Orders; i++ {
+		o := srv.Order(i)
+		st, _ := o["status"].(string)
+		if !slices.Contains(DefaultOrderStatuses, st) {
+			continue
+		}
+		if ships, ok := o["shipments"].([]map[string]any); ok {
+			want += len(ships)
+		} else if ships, ok := o["shipments"].([]any); ok {
+			want += len(ships)
+		}
+		if st == "approved" && approved < 0 {
+			approved = i
+		}
+	}
+	orderIDs, cp := read(t, c, "shipments", nil, nil)
+	if len(orderIDs) != want || want == 0 {
+		t.Fatalf("first read: %d shipment rows, the listed orders carry %d", len(orderIDs), want)
+	}
+	time.Sleep(5 * time.Millisecond)
+	ship := map[string]any{"shipments": []any{map[string]any{"type": "full", "status": "shipped", "carrier": "UPS",
+		"tracking_numbers": []string{"1ZTEST0001"}, "shipment_date": "2026-11-30T08:00:00.000Z", "line_items": []any{}}}}
+	if err := c.client.send(context.Background(), api.OrderUpdate, []string{cat.OrderID(approved)}, ship, nil); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	err := c.Read(context.Background(), connector.ReadRequest{Stream: "shipments", Checkpoint: cp}, func(b connector.Batch) error {
+		if b.Checkpoint != nil {
+			cp = b.Checkpoint
+		}
+		if b.Record == nil {
+			return nil
+		}
+		for i := 0; i < int(b.Record.NumRows()); i++ {
+			row := map[string]any{}
+			for k, f := range b.Record.Schema().Fields() {
+				row[f.Name] = b.Record.Column(k).GetOneForMarshal(i)
+			}
+			rows = append(rows, row)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0]["order_id"] != cat.OrderID(approved) || rows[0]["carrier"] != "UPS" || rows[0]["shipment_no"] != int32(1) ||
+		!strings.Contains(fmt.Sprintf("%s", rows[0]["tracking_numbers"]), "1ZTEST0001") || !strings.Contains(rows[0]["document"].(string), `"1ZTEST0001"`) {
+		t.Fatalf("after recording a shipment: %v", rows)
+	}
+	if again, _ := read(t, c, "shipments", cp, nil); len(again) != 0 {
+		t.Fatalf("%d shipment rows with nothing new", len(again))
 	}
 }

@@ -172,7 +172,7 @@ func decodeValidOrder(v []byte, o *order) error {
 		case 22:
 			return decodeLineItems(val, &o.LineItems)
 		case 23:
-			return slice(val, &o.Shipments, decodeShipment)
+			return decodeShipments(val, &o.Shipments)
 		case 24:
 			return o.CreatedOn.UnmarshalJSON(val)
 		case 25:
@@ -275,8 +275,35 @@ func decodeOrderSize(v []byte, s *orderSize) error {
 	})
 }
 
+// decodeShipments decodes shipments as shipmentList.UnmarshalJSON does: a
+// new slice every time (nil for null), each shipment keeping its own text.
+func decodeShipments(v []byte, dst *shipmentList) error {
+	if jsonscan.IsNull(v) {
+		*dst = nil
+		return nil
+	}
+	if len(v) == 0 || v[0] != '[' {
+		return typeError("array", v)
+	}
+	items := shipmentList{}
+	err := jsonscan.Elements(v, func(val []byte) error {
+		items = append(items, shipment{})
+		s := &items[len(items)-1]
+		if err := decodeShipment(val, s); err != nil {
+			return err
+		}
+		s.raw = val
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*dst = items
+	return nil
+}
+
 func decodeShipment(v []byte, s *shipment) error {
-	return object(v, []string{"type", "status", "shipment_date", "tracking_numbers"}, func(i int, val []byte) error {
+	return object(v, []string{"type", "status", "shipment_date", "tracking_numbers", "carrier"}, func(i int, val []byte) error {
 		switch i {
 		case 0:
 			return s.Type.UnmarshalJSON(val)
@@ -284,6 +311,8 @@ func decodeShipment(v []byte, s *shipment) error {
 			return s.Status.UnmarshalJSON(val)
 		case 2:
 			return s.ShipmentDate.UnmarshalJSON(val)
+		case 4:
+			return s.Carrier.UnmarshalJSON(val)
 		}
 		return slice(val, &s.TrackingNumbers, func(val []byte, f *flexString) error { return f.UnmarshalJSON(val) })
 	})

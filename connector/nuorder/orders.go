@@ -1,6 +1,7 @@
 package nuorder
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,6 +47,31 @@ type lineItem struct {
 	raw json.RawMessage
 }
 
+// shipmentList decodes an order's shipments once, keeping each one's own
+// text for the shipments stream's document column. null leaves none (nil),
+// as a plain slice would.
+type shipmentList []shipment
+
+func (l *shipmentList) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		*l = nil
+		return nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(b, &raws); err != nil {
+		return err
+	}
+	items := make(shipmentList, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &items[i]); err != nil {
+			return err
+		}
+		items[i].raw = raw
+	}
+	*l = items
+	return nil
+}
+
 // lineItems decodes an order's line_items once, keeping each item's own
 // text for order_lines' document column beside its decoded fields.
 type lineItems []lineItem
@@ -68,9 +94,12 @@ func (l *lineItems) UnmarshalJSON(b []byte) error {
 
 // shipment is one shipment recorded on an order.
 type shipment struct {
+	// raw is the shipment as NuOrder sent it (see shipmentList).
+	raw             json.RawMessage
 	Type            flexString   `json:"type"`
 	Status          flexString   `json:"status"`
 	ShipmentDate    flexString   `json:"shipment_date"`
+	Carrier         flexString   `json:"carrier"`
 	TrackingNumbers []flexString `json:"tracking_numbers"`
 }
 
@@ -102,14 +131,14 @@ type order struct {
 		OriginalTotal   flexNumber `json:"original_total"`
 		DiscountedTotal flexNumber `json:"discounted_total"`
 	} `json:"order_discounts"`
-	PaymentStatus flexString `json:"payment_status"`
-	Edited        flexBool   `json:"edited"`
-	EditedOn      flexString `json:"edited_on"`
-	Notes         flexString `json:"notes"`
-	LineItems     lineItems  `json:"line_items"`
-	Shipments     []shipment `json:"shipments"`
-	CreatedOn     flexString `json:"created_on"`
-	ModifiedOn    flexString `json:"modified_on"`
+	PaymentStatus flexString   `json:"payment_status"`
+	Edited        flexBool     `json:"edited"`
+	EditedOn      flexString   `json:"edited_on"`
+	Notes         flexString   `json:"notes"`
+	LineItems     lineItems    `json:"line_items"`
+	Shipments     shipmentList `json:"shipments"`
+	CreatedOn     flexString   `json:"created_on"`
+	ModifiedOn    flexString   `json:"modified_on"`
 }
 
 // orderFilter holds an orders read's options.
@@ -211,6 +240,19 @@ func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequ
 						if err := bt.added(); err != nil {
 							return err
 						}
+					}
+				}
+				return nil
+			})
+		case "shipments":
+			bt := newBatcher(ShipmentsSchema, e)
+			batchers = append(batchers, bt)
+			cols := newShipmentColumns(bt.b)
+			appends = append(appends, func(o *order, _ json.RawMessage) error {
+				for i := range o.Shipments {
+					appendShipment(cols, o, i, extracted)
+					if err := bt.added(); err != nil {
+						return err
 					}
 				}
 				return nil
@@ -419,6 +461,46 @@ func appendOrderLine(c *orderLineColumns, o *order, i int, sz orderSize, extract
 	appendBool(c.prebook, li.Prebook)
 	appendTime(c.modifiedOn, o.ModifiedOn)
 	c.document.Append(string(li.raw))
+	c.extracted.Append(arrow.Timestamp(extracted.UnixMicro()))
+}
+
+// shipmentColumns are the builders of a shipments batch, looked up by name
+// once per batch builder.
+type shipmentColumns struct {
+	strs             [6]*array.StringBuilder // in shipmentStringColumns order
+	no               *array.Int32Builder
+	date, modifiedOn array.Builder
+	tracking         array.Builder
+	document         *array.StringBuilder
+	extracted        *array.TimestampBuilder
+}
+
+var shipmentStringColumns = [6]string{"order_id", "order_number", "order_status", "type", "status", "carrier"}
+
+func newShipmentColumns(b *array.RecordBuilder) *shipmentColumns {
+	c := &shipmentColumns{}
+	for i, name := range shipmentStringColumns {
+		c.strs[i] = column(b, name).(*array.StringBuilder)
+	}
+	c.no = column(b, "shipment_no").(*array.Int32Builder)
+	c.date, c.modifiedOn = column(b, "shipment_date"), column(b, "modified_on")
+	c.tracking = column(b, "tracking_numbers")
+	c.document = column(b, "document").(*array.StringBuilder)
+	c.extracted = column(b, "_extracted_at").(*array.TimestampBuilder)
+	return c
+}
+
+// appendShipment appends shipment i of an order.
+func appendShipment(c *shipmentColumns, o *order, i int, extracted time.Time) {
+	s := &o.Shipments[i]
+	for k, v := range [6]flexString{o.ID, o.OrderNumber, o.Status, s.Type, s.Status, s.Carrier} {
+		appendString(c.strs[k], v)
+	}
+	c.no.Append(int32(i + 1))
+	appendTime(c.date, s.ShipmentDate)
+	appendStrings(c.tracking, s.TrackingNumbers)
+	appendTime(c.modifiedOn, o.ModifiedOn)
+	c.document.Append(string(s.raw))
 	c.extracted.Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 

@@ -249,3 +249,23 @@ var OrderLinesSchema = arrow.NewSchema([]arrow.Field{
 	documentField,
 	extractedField,
 }, nil)
+
+// ShipmentsSchema is the schema of the shipments stream: one row per
+// shipment recorded on an order. The key is (order_id, shipment_no), the
+// shipment's place on the order (shipments are only ever added); the cursor
+// is the order's modified_on. document holds the shipment's JSON, shipped
+// lines and sizes included when NuOrder has them.
+var ShipmentsSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "order_id", Type: str},
+	nullable("order_number", str),
+	nullable("order_status", str),
+	{Name: "shipment_no", Type: int32T},
+	nullable("type", str),
+	nullable("status", str),
+	nullable("shipment_date", tsType),
+	nullable("carrier", str),
+	nullable("tracking_numbers", arrow.ListOf(str)),
+	nullable("modified_on", tsType),
+	documentField,
+	extractedField,
+}, nil)

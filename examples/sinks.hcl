@@ -1,4 +1,4 @@
-# Push ERP/WMS exports into NuOrder: stock levels, shipments, customers and order statuses.
+# Push ERP/WMS exports into NuOrder: stock levels, shipments, customers, new orders and order statuses.
 #
 #   make build && bin/pipeline plan --sandbox -f examples/sinks.hcl   # what would be sent
 #   bin/pipeline run --sandbox -f examples/sinks.hcl                  # send it (to the sandbox)
@@ -82,4 +82,33 @@ pipeline "statuses" {
   options = { path = "order_status.csv" }
   to      = connector.nuorder.order_status
   columns = { order_number = "Order #", status = "ERP Status" }
+}
+
+# Orders taken by phone or EDI, one row per line and size: an order number NuOrder already has is
+# not created again, and an order with a row NuOrder could not take (an unknown UPC, a retailer
+# code no company has, a missing field) is rejected whole, with the row's reason, before anything
+# is sent.
+pipeline "new_orders" {
+  from    = connector.files.csv
+  options = { path = "new_orders.csv" }
+  to      = connector.nuorder.orders
+  columns = {
+    order_number       = "Order No"
+    external_id        = "EDI Ref"
+    currency_code      = "Currency"
+    retailer_code      = "Customer"
+    buyer_email        = "Buyer Email"
+    customer_po_number = "PO"
+    upc                = "UPC"
+    quantity           = "Qty"
+    price              = "Unit Price"
+  }
+  column "ship_start" {
+    from   = "Ship From"
+    format = "%m/%d/%Y"
+  }
+  column "ship_end" {
+    from   = "Ship To"
+    format = "%m/%d/%Y"
+  }
 }

@@ -462,3 +462,101 @@ func TestOrderStatusesMoveOnceAndLockedOrdersAreRefused(t *testing.T) {
 		t.Fatal("a cancelled order moved")
 	}
 }
+
+// TestNewOrdersAreCreatedOnceAndBadOnesRejectedBeforeSending: the
+// example's new_orders push creates the two good orders of three (the third
+// has an unknown UPC and is rejected whole, before anything is sent), with
+// their lines, sizes and retailer; plan creates nothing; run again it
+// creates nothing new; an order number NuOrder already has is left alone.
+func TestNewOrdersAreCreatedOnceAndBadOnesRejectedBeforeSending(t *testing.T) {
+	srv, env := sandboxFake(t)
+	path := examplesDir(t)
+	dir := filepath.Dir(path)
+	r := runPipeline(t, dir, env, "plan", "-f", path, "new_orders")
+	if r.code != 0 || srv.Requests(api.OrderCreate) != 0 || !strings.Contains(r.stdout, "orders to create: 2") {
+		t.Fatalf("plan: exit %d, %d creates\n%s%s", r.code, srv.Requests(api.OrderCreate), r.stdout, r.stderr)
+	}
+	r = runPipeline(t, dir, env, "run", "-f", path, "new_orders")
+	if r.code != 0 || !strings.Contains(r.stdout, "orders created: 2") {
+		t.Fatalf("run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	created := srv.CreatedOrders()
+	if len(created) != 2 || created[0]["order_number"] != "PH-24001" || created[1]["order_number"] != "PH-24002" {
+		t.Fatalf("created %v", created)
+	}
+	lines, _ := created[0]["line_items"].([]any)
+	retailer, _ := created[0]["retailer"].(map[string]any)
+	if len(lines) != 2 || retailer["retailer_code"] != "C010000" || created[0]["external_id"] != "EDI-77001" || created[0]["ship_start"] != "2026-12-01T00:00:00.000Z" {
+		t.Fatalf("order PH-24001 as created: %v", created[0])
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "rejects", "new_orders-*.csv"))
+	if len(files) != 1 || !strings.Contains(fmt.Sprint(readCSV(t, files[0])), "order PH-24003 not created: unknown SKU: upc 999999999999") {
+		t.Fatalf("rejects %v", files)
+	}
+	// Again: the ledger knows both; PH-24003 is still rejected before sending.
+	r = runPipeline(t, dir, env, "run", "-f", path, "new_orders")
+	if r.code != 0 || srv.Requests(api.OrderCreate) != 2 || len(srv.CreatedOrders()) != 2 || !strings.Contains(r.stdout, "by an earlier push (not sent): 2") {
+		t.Fatalf("second run: exit %d, %d creates\n%s%s", r.code, srv.Requests(api.OrderCreate), r.stdout, r.stderr)
+	}
+	// A number NuOrder has (a generated order), asked with --full-refresh
+	// (no ledger): read first, not created.
+	os.WriteFile(filepath.Join(dir, "new_orders.csv"), []byte("Order No,EDI Ref,Currency,Ship From,Ship To,Customer,Buyer Email,PO,UPC,Qty,Unit Price\n"+
+		"100001,EDI-1,USD,12/01/2026,12/31/2026,C010000,b@x.example,,800000000000,1,\n"), 0o644)
+	r = runPipeline(t, dir, env, "run", "-f", path, "--full-refresh", "new_orders")
+	if r.code != 0 || srv.Requests(api.OrderCreate) != 2 || !strings.Contains(r.stdout, "orders already in NuOrder (not created): 1") {
+		t.Fatalf("existing number: exit %d, %d creates\n%s%s", r.code, srv.Requests(api.OrderCreate), r.stdout, r.stderr)
+	}
+}
+
+// TestShipmentsStreamThroughThePlugin: the shipments stream emits the
+// shipments the fake's orders carry; after the fulfillment example records
+// shipments on three orders, the next run emits exactly those shipments;
+// the run after that, nothing.
+func TestShipmentsStreamThroughThePlugin(t *testing.T) {
+	srv, env := sandboxFake(t)
+	push := examplesDir(t)
+	cat := fakeapi.SandboxCatalog
+	want := 0
+	for i := 0; i < cat.Orders; i++ {
+		o := srv.Order(i)
+		if st, _ := o["status"].(string); st == "approved" || st == "processed" || st == "shipped" || st == "cancelled" {
+			if ships, ok := o["shipments"].([]map[string]any); ok {
+				want += len(ships)
+			} else if ships, ok := o["shipments"].([]any); ok {
+				want += len(ships)
+			}
+		}
+	}
+	path := nuorderFile(t, srv.URL(), `
+pipeline "shipments" {
+  from = connector.nuorder.shipments
+  to   = sink.parquet.lake
+}`)
+	dir := filepath.Dir(path)
+	out := filepath.Join(dir, "out", "shipments")
+	run := func() []string {
+		before := fileSet(out)
+		time.Sleep(5 * time.Millisecond)
+		r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		return idsIn(t, newFiles(t, out, before), "order_number")
+	}
+	if first := run(); len(first) != want || want == 0 {
+		t.Fatalf("first run: %d shipments, the fake's orders carry %d", len(first), want)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if r := runPipeline(t, filepath.Dir(push), env, "run", "-f", push, "shipments"); r.code != 0 {
+		t.Fatalf("fulfillment push: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	second := run()
+	// The example records one shipment on 100001, two on 100004 and one
+	// (with its lines) on 100006.
+	if strings.Join(second, ",") != "100001,100004,100004,100006" {
+		t.Fatalf("after the example recorded shipments, the run emitted shipments of %v", second)
+	}
+	if third := run(); len(third) != 0 {
+		t.Fatalf("nothing changed, yet %v", third)
+	}
+}

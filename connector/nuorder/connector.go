@@ -314,6 +314,9 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 		{Name: "fulfillment", Kind: connector.Sink, Schema: FulfillmentSchema,
 			Description: "shipments (tracking numbers, carrier, shipped lines) recorded on orders, which move to shipped",
 			Options:     []string{"record_shipments"}},
+		{Name: "orders", Kind: connector.Sink, Schema: OrdersSinkSchema, PrimaryKey: []string{"order_number"},
+			Description: "create orders (phone, EDI, ERP) from one row per line and size; an order number NuOrder has is not created again",
+			Options:     []string{}},
 		{Name: "order_status", Kind: connector.Sink, Schema: OrderStatusSchema,
 			Description: "move orders, by _id or number, to a status: processed, shipped, cancelled (final), back to pending or review, ...",
 			Options:     []string{}},
@@ -397,6 +400,8 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest, in co
 		return c.writeCompanies(ctx, req, in, results)
 	case "order_status":
 		return c.writeOrderStatus(ctx, req, in, results)
+	case "orders":
+		return c.writeOrders(ctx, req, in, results)
 	}
 	return connector.WriteSummary{}, fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 }

@@ -25,6 +25,7 @@ var errNoWarehouses = errors.New("no NuOrder warehouse is known: NuOrder has no 
 // skuRef is a SKU (product size) and the product it belongs to.
 type skuRef struct {
 	productID, skuID string
+	size, upc        string // as the product lists them
 }
 
 // catalogIndex resolves the ways an ERP names SKUs and warehouses to
@@ -61,7 +62,7 @@ func (c *Connector) buildIndex(ctx context.Context) (*catalogIndex, error) {
 				if !s.ID.ok {
 					continue
 				}
-				ref := skuRef{p.ID.v, s.ID.v}
+				ref := skuRef{p.ID.v, s.ID.v, s.Size.v, s.UPC.v}
 				ix.bySKU[s.ID.v] = ref
 				if s.UPC.ok && s.UPC.v != "" && s.UPC.v != "N/A" {
 					ix.byUPC[s.UPC.v] = ref

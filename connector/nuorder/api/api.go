@@ -157,6 +157,12 @@ var (
 	OrderSetStatusByNumber = Endpoint{"PUT", "/api/order/number/{number}/{status}", Used,
 		"set an order's status by order number"}
 
+	// OrderCreate creates an order (S3's README, S5, S9; §7.3). Required
+	// fields per S9: order_number, external_id, currency_code, ship_start,
+	// ship_end, retailer {retailer_code, buyer_email}, line_items. The
+	// answer to a taken order number is not recorded.
+	OrderCreate = Endpoint{"PUT", "/api/order/new", Used, "create an order"}
+
 	// CompanyForce creates or updates a company in one request (S4, an ERP
 	// integration's push; INFERRED: matched by code, shared/nuorder-api.md
 	// §13.6). The companies sink stream uses it with method = "force".
@@ -175,7 +181,7 @@ var (
 
 // All lists every endpoint above, for documentation and for the fake API.
 var All = []Endpoint{ProductByID, ProductList, ProductSeasonList, CompanyCodes, CompanyByCode, CompanyByID, OrdersDetail,
-	Replenishments, ReplenishmentsDelete, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, OrderSetStatusByNumber, CompanyForce, CompanyCreate, CompanyUpdate}
+	Replenishments, ReplenishmentsDelete, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, OrderSetStatusByNumber, OrderCreate, CompanyForce, CompanyCreate, CompanyUpdate}
 
 // Error is the body NuOrder sends with an error status:
 // {"code": <http status>, "message": "<text>"} (confirmed by S10 and the

@@ -77,9 +77,26 @@ func (s *Server) Company(i int) map[string]any {
 	return s.changeOf(s.companies, i).apply(s.catalog().Company(i))
 }
 
-// Order is order i as the server now serves it.
+// Order is order i as the server now serves it: generated, or created
+// through the API (i from Catalog.Orders on).
 func (s *Server) Order(i int) map[string]any {
+	if i >= s.opts.Catalog.Orders {
+		s.mu.Lock()
+		doc := make(map[string]any, len(s.w.orderDocs[i]))
+		for k, v := range s.w.orderDocs[i] {
+			doc[k] = v
+		}
+		s.mu.Unlock()
+		return s.changeOf(s.orders, i).apply(doc)
+	}
 	return s.changeOf(s.orders, i).apply(s.opts.Catalog.Order(i))
+}
+
+// orderCount is how many orders exist: generated and created.
+func (s *Server) orderCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.Catalog.Orders + len(s.w.orderDocs)
 }
 
 // catalog is the generated catalog, counting companies added since start.
@@ -97,6 +114,12 @@ func (s *Server) orderStatus(i int) string {
 		return ""
 	} else if ch != nil && ch.status != "" {
 		return ch.status
+	}
+	if i >= s.opts.Catalog.Orders {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		st, _ := s.w.orderDocs[i]["status"].(string)
+		return st
 	}
 	return s.opts.Catalog.OrderStatus(i)
 }
@@ -263,7 +286,7 @@ func (s *Server) ordersDetail(w http.ResponseWriter, r *http.Request) {
 	if s.servePrerendered(w, status) {
 		return
 	}
-	streamArray(w, s.opts.Catalog.Orders, func(i int) any {
+	streamArray(w, s.orderCount(), func(i int) any {
 		if s.orderStatus(i) != status {
 			return nil
 		}

@@ -88,7 +88,7 @@ func (s *Server) servePrerendered(w http.ResponseWriter, status string) bool {
 		return false
 	}
 	s.mu.Lock()
-	changed := len(s.orders) > 0
+	changed := len(s.orders) > 0 || len(s.w.orderDocs) > 0
 	s.mu.Unlock()
 	if changed {
 		return false

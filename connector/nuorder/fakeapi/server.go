@@ -141,6 +141,7 @@ func New(opts Options) *Server {
 		api.OrderUpdate:            s.updateOrder,
 		api.OrderSetStatus:         s.setOrderStatus,
 		api.OrderSetStatusByNumber: s.setOrderStatus,
+		api.OrderCreate:            s.createOrder,
 		api.CompanyCreate:          s.createCompany,
 		api.CompanyForce:           s.forceCompany,
 		api.CompanyUpdate:          s.updateCompany,

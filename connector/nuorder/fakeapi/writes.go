@@ -28,10 +28,16 @@ type writes struct {
 	// companyDocs are companies created or updated through the API, whole.
 	companyDocs map[int]map[string]any
 	codeIndex   map[string]int
+	// orderDocs are orders created through the API (index Catalog.Orders
+	// and up), whole; orderNumbers and orderIDs find them.
+	orderDocs    map[int]map[string]any
+	orderNumbers map[string]int
+	orderIDs     map[string]int
 }
 
 func newWrites() writes {
-	return writes{replenishments: map[string]map[string][]Replenishment{}, companyDocs: map[int]map[string]any{}, codeIndex: map[string]int{}}
+	return writes{replenishments: map[string]map[string][]Replenishment{}, companyDocs: map[int]map[string]any{}, codeIndex: map[string]int{},
+		orderDocs: map[int]map[string]any{}, orderNumbers: map[string]int{}, orderIDs: map[string]int{}}
 }
 
 // Replenishments returns what the fake holds for a warehouse, by SKU id.
@@ -206,12 +212,16 @@ func (s *Server) orderIndex(w http.ResponseWriter, r *http.Request) (int, bool) 
 		i  int
 		ok bool
 	)
+	s.mu.Lock()
 	if n := r.PathValue("number"); n != "" {
-		v, err := strconv.Atoi(n)
-		i, ok = v-100000, err == nil && v >= 100000 && v-100000 < s.opts.Catalog.Orders
-	} else {
+		if i, ok = s.w.orderNumbers[n]; !ok {
+			v, err := strconv.Atoi(n)
+			i, ok = v-100000, err == nil && v >= 100000 && v-100000 < s.opts.Catalog.Orders
+		}
+	} else if i, ok = s.w.orderIDs[r.PathValue("id")]; !ok {
 		i, ok = s.opts.Catalog.OrderIndex(r.PathValue("id"), s.opts.Catalog.Orders)
 	}
+	s.mu.Unlock()
 	if ok && s.orderStatus(i) == "" {
 		ok = false // deleted
 	}
@@ -416,4 +426,70 @@ func (s *Server) CompanyByCode(code string) (map[string]any, bool) {
 		return nil, false
 	}
 	return s.Company(i), true
+}
+
+// createOrder serves PUT /api/order/new. The fields it requires are the
+// ones S9 sends (shared/nuorder-api.md §7.3); an order number that exists
+// answers 409 (assumed: no recording shows NuOrder's answer), a retailer
+// code no company has 400. The order is created as pending (assumed too:
+// an order that arrives by API waits for approval like one a rep enters).
+func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
+	var doc map[string]any
+	if !decodeBody(w, r, &doc) {
+		return
+	}
+	var missing []string
+	for _, k := range []string{"order_number", "external_id", "currency_code", "ship_start", "ship_end"} {
+		if v, _ := doc[k].(string); v == "" {
+			missing = append(missing, k)
+		}
+	}
+	retailer, _ := doc["retailer"].(map[string]any)
+	code, _ := retailer["retailer_code"].(string)
+	if email, _ := retailer["buyer_email"].(string); code == "" || email == "" {
+		missing = append(missing, "retailer.retailer_code", "retailer.buyer_email")
+	}
+	if lines, _ := doc["line_items"].([]any); len(lines) == 0 {
+		missing = append(missing, "line_items")
+	}
+	if len(missing) > 0 {
+		writeError(w, http.StatusBadRequest, "missing required fields: "+strings.Join(missing, ", "))
+		return
+	}
+	if _, ok := s.companyByCodeIndex(code); !ok {
+		writeError(w, http.StatusBadRequest, "retailer not found: "+code)
+		return
+	}
+	number := doc["order_number"].(string)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, taken := s.w.orderNumbers[number]; taken {
+		writeError(w, http.StatusConflict, "order number already exists: "+number)
+		return
+	}
+	if v, err := strconv.Atoi(number); err == nil && v >= 100000 && v-100000 < s.opts.Catalog.Orders {
+		writeError(w, http.StatusConflict, "order number already exists: "+number)
+		return
+	}
+	i := s.opts.Catalog.Orders + len(s.w.orderDocs)
+	now := isoMillis(s.Now().UTC().Truncate(time.Millisecond))
+	id := s.opts.Catalog.OrderID(i)
+	doc["_id"], doc["status"], doc["created_on"], doc["modified_on"], doc["shipments"] = id, "pending", now, now, []any{}
+	s.w.orderDocs[i] = doc
+	s.w.orderNumbers[number] = i
+	s.w.orderIDs[id] = i
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	json.NewEncoder(w).Encode(doc)
+}
+
+// CreatedOrders returns the orders created through the API, in order.
+func (s *Server) CreatedOrders() []map[string]any {
+	s.mu.Lock()
+	n := len(s.w.orderDocs)
+	s.mu.Unlock()
+	out := make([]map[string]any, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, s.Order(s.opts.Catalog.Orders+i))
+	}
+	return out
 }

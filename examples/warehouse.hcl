@@ -51,3 +51,11 @@ pipeline "order_lines" {
   to   = sink.postgres.warehouse
   mode = "merge"
 }
+
+# The shipments NuOrder holds on those orders (what 3PLs need), read on the same pass as orders
+# and order_lines; merge keeps one row per (order_id, shipment_no).
+pipeline "shipments" {
+  from = connector.nuorder.shipments
+  to   = sink.postgres.warehouse
+  mode = "merge"
+}

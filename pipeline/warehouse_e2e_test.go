@@ -250,7 +250,7 @@ func TestWarehouseExampleLoadsEveryStreamAndHidesThePassword(t *testing.T) {
 		}
 	}
 	cat := fakeapi.SandboxCatalog
-	for table, min := range map[string]int{"companies": cat.Companies, "products": 200, "locations": 3, "orders": 400, "order_lines": 1000} {
+	for table, min := range map[string]int{"companies": cat.Companies, "products": 200, "locations": 3, "orders": 400, "order_lines": 1000, "shipments": 20} {
 		if n := count(t, conn, "SELECT count(*) FROM "+schema+"."+table); n < min {
 			t.Fatalf("%s: %d rows", table, n)
 		}

@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"math"
 	"sort"
+
+	"pipehost/connector"
 )
 
 // inventoryLedger is what an inventory push remembers of the pushes before
@@ -101,4 +103,31 @@ func (l inventoryLedger) next(tried map[string]map[string]bool, sent map[string]
 	}
 	b, _ := json.Marshal(out)
 	return b
+}
+
+// readJSONLedger decodes a push's JSON ledger into v (left as is when the
+// push has none). A ledger that does not decode fails the push, saying how
+// to start over.
+func readJSONLedger(stream string, raw []byte, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%s ledger: %w (run with --full-refresh or reset the pipeline's state)", stream, err)
+	}
+	return nil
+}
+
+// keepJSONLedger puts v into the summary as the ledger the host keeps,
+// unless the write was a dry run (which must change nothing).
+func keepJSONLedger(req connector.WriteRequest, sum *connector.WriteSummary, v any) error {
+	if req.DryRun {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	sum.Ledger = b
+	return nil
 }

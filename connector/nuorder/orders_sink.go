@@ -72,10 +72,8 @@ func (c *Connector) writeOrders(ctx context.Context, req connector.WriteRequest,
 		return sum, err
 	}
 	ledger := ordersLedger{}
-	if len(req.Ledger) > 0 {
-		if err := json.Unmarshal(req.Ledger, &ledger); err != nil {
-			return sum, fmt.Errorf("orders ledger: %w (run with --full-refresh or reset the pipeline's state)", err)
-		}
+	if err := readJSONLedger("orders", req.Ledger, &ledger); err != nil {
+		return sum, err
 	}
 	var ix *catalogIndex
 	orders := map[string]*newOrder{}
@@ -195,14 +193,7 @@ func (c *Connector) writeOrders(ctx context.Context, req connector.WriteRequest,
 			return sum, err
 		}
 	}
-	if !req.DryRun {
-		b, err := json.Marshal(ledger)
-		if err != nil {
-			return sum, err
-		}
-		sum.Ledger = b
-	}
-	return sum, nil
+	return sum, keepJSONLedger(req, &sum, ledger)
 }
 
 // check says what a row lacks, or that it disagrees with the order's first

@@ -2,7 +2,6 @@ package nuorder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -48,10 +47,8 @@ func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteReq
 		return sum, err
 	}
 	ledger := statusLedger{}
-	if len(req.Ledger) > 0 {
-		if err := json.Unmarshal(req.Ledger, &ledger); err != nil {
-			return sum, fmt.Errorf("order_status ledger: %w (run with --full-refresh or reset the pipeline's state)", err)
-		}
+	if err := readJSONLedger("order_status", req.Ledger, &ledger); err != nil {
+		return sum, err
 	}
 	type target struct {
 		key, id, number, status string
@@ -139,14 +136,7 @@ func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteReq
 			return sum, err
 		}
 	}
-	if !req.DryRun {
-		b, err := json.Marshal(ledger)
-		if err != nil {
-			return sum, err
-		}
-		sum.Ledger = b
-	}
-	return sum, nil
+	return sum, keepJSONLedger(req, &sum, ledger)
 }
 
 // lockedReason says why a cancelled order cannot move.

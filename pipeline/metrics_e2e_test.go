@@ -42,25 +42,19 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestServeExposesMetricsAndHealth: serve --metrics-addr serves Prometheus
-// metrics with the rows of the last run and its success time, and /healthz.
-func TestServeExposesMetricsAndHealth(t *testing.T) {
-	path := numbersFile(t, `
-pipeline "numbers" {
-  from     = connector.numbers.numbers
-  to       = sink.parquet.lake
-  schedule = "@every 1s"
-  options  = { count = 300, batch = 100 }
-}`)
-	dir := filepath.Dir(path)
+// serveWithMetrics starts serve --metrics-addr on a free port and returns
+// the process and the base URL of its metrics server. The process gets
+// SIGTERM when the test ends.
+func serveWithMetrics(t *testing.T, path string, env []string) (*exec.Cmd, string) {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "pipeline"), "serve", "-f", path, "--log-format", "json", "--metrics-addr", "127.0.0.1:0")
-	cmd.Dir = dir
-	cmd.Env = os.Environ()
+	cmd.Dir = filepath.Dir(path)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
 	lines := make(chan string, 100)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -89,6 +83,20 @@ pipeline "numbers" {
 		for range lines {
 		}
 	}()
+	return cmd, base
+}
+
+// TestServeExposesMetricsAndHealth: serve --metrics-addr serves Prometheus
+// metrics with the rows of the last run and its success time, and /healthz.
+func TestServeExposesMetricsAndHealth(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from     = connector.numbers.numbers
+  to       = sink.parquet.lake
+  schedule = "@every 1s"
+  options  = { count = 300, batch = 100 }
+}`)
+	_, base := serveWithMetrics(t, path, nil)
 	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", code, body)
 	}
@@ -223,5 +231,37 @@ func TestRequestsAndRetriesAreCountedByEndpoint(t *testing.T) {
 	}
 	if srv.Requests(api.OrdersDetail) != 5 {
 		t.Fatalf("the fake answered %d listing requests", srv.Requests(api.OrdersDetail))
+	}
+}
+
+// TestAKilledPluginCountsAsARestart: a plugin killed in the middle of a
+// scheduled run fails that run, is counted in pipehost_plugin_restarts_total
+// under its connector, and the next turn runs with a fresh plugin.
+func TestAKilledPluginCountsAsARestart(t *testing.T) {
+	srv := startFake(t, 5)
+	srv.InjectFault(api.ProductList, fakeapi.Fault{Delay: time.Minute, Times: 1})
+	path := nuorderFile(t, srv.URL(), `
+pipeline "products" {
+  from     = connector.nuorder.products
+  to       = sink.parquet.lake
+  schedule = "@every 1s"
+}`)
+	cmd, base := serveWithMetrics(t, path, credEnv(e2eCreds))
+	var plugins []int
+	waitFor(t, "the run to reach NuOrder", func() bool {
+		plugins = childrenOf(cmd.Process.Pid)
+		return srv.Requests(api.ProductList) > 0 && len(plugins) > 0
+	})
+	for _, pid := range plugins {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	var text string
+	waitFor(t, "the restart and a good run in the metrics", func() bool {
+		_, text = get(t, base+"/metrics")
+		return metricValue(text, "pipehost_last_run_success", "products") == 1
+	})
+	if !strings.Contains(text, `pipehost_plugin_restarts_total{connector="nuorder"} 1`) ||
+		!strings.Contains(text, `pipehost_runs_total{pipeline="products",status="failed"} 1`) {
+		t.Fatalf("metrics after the kill:\n%s", text)
 	}
 }

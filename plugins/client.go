@@ -113,7 +113,7 @@ func Open(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("connector %s: plugin %s: %w", cfg.Name, cfg.Path, err)
 	}
 	fc := raw.(*flightConnector)
-	fc.exited, fc.name = pc.Exited, cfg.Name+" ("+cfg.Path+")"
+	fc.exited, fc.name, fc.connector = pc.Exited, cfg.Name+" ("+cfg.Path+")", cfg.Name
 	return &Client{flightConnector: fc, name: cfg.Name, pc: pc}, nil
 }
 
@@ -139,10 +139,11 @@ func fileSHA256(path string) ([]byte, error) {
 // flightConnector is the connector.Connector a plugin's Flight service looks
 // like from the host.
 type flightConnector struct {
-	fc     flight.Client
-	mem    memory.Allocator
-	exited func() bool
-	name   string // connector and binary, for messages
+	fc        flight.Client
+	mem       memory.Allocator
+	exited    func() bool
+	name      string // connector and binary, for messages
+	connector string // the connector's name
 
 	mu      sync.Mutex
 	schemas map[string]*arrow.Schema // of sink streams, for writes
@@ -170,7 +171,7 @@ func (c *flightConnector) fromStatus(err error) error {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if c.exited() {
-			return fmt.Errorf("connector plugin %s exited unexpectedly (its last log lines are above)", c.name)
+			return &ExitedError{Connector: c.connector, Binary: c.name}
 		}
 	}
 	return re

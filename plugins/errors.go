@@ -74,3 +74,14 @@ func sentinelStatus(err error) (*remoteError, *status.Status) {
 	}
 	return re, st
 }
+
+// ExitedError is a plugin process that exited in the middle of a call (it
+// crashed, or was killed). Its message names the connector and the binary.
+type ExitedError struct {
+	Connector string // the connector block's name
+	Binary    string // "nuorder (bin/nuorder-plugin)"
+}
+
+func (e *ExitedError) Error() string {
+	return "connector plugin " + e.Binary + " exited unexpectedly (its last log lines are above)"
+}

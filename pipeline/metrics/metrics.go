@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"pipehost/connector"
 	"pipehost/pipeline/engine"
+	"pipehost/plugins"
 )
 
 // Namespace prefixes every metric name.
@@ -36,6 +38,7 @@ type Registry struct {
 	running     *prometheus.GaugeVec
 	requests    *prometheus.CounterVec
 	retries     *prometheus.CounterVec
+	restarts    *prometheus.CounterVec
 }
 
 // New returns a registry with every metric declared (and the Go runtime's
@@ -65,7 +68,10 @@ func New() *Registry {
 		[]string{"connector", "endpoint", "class"})
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "retries_total",
 		Help: "Requests that were retries of a failed attempt, by endpoint."}, []string{"connector", "endpoint"})
-	m.reg.MustRegister(m.requests, m.retries, m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
+	m.restarts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "plugin_restarts_total",
+		Help: "Plugin processes that exited in the middle of a run (crashed or killed); the next run starts a fresh one."},
+		[]string{"connector"})
+	m.reg.MustRegister(m.restarts, m.requests, m.retries, m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -81,6 +87,10 @@ func (m *Registry) Observe(r engine.Result) {
 	m.rejected.WithLabelValues(r.Pipeline).Add(float64(r.Rejected()))
 	m.duration.WithLabelValues(r.Pipeline).Observe(r.Duration.Seconds())
 	if r.Err != nil {
+		var exited *plugins.ExitedError
+		if errors.As(r.Err, &exited) {
+			m.restarts.WithLabelValues(exited.Connector).Inc()
+		}
 		m.runs.WithLabelValues(r.Pipeline, "failed").Inc()
 		m.lastStatus.WithLabelValues(r.Pipeline).Set(0)
 		return

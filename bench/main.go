@@ -128,14 +128,13 @@ func (f *fake) stats() fakeapi.Stats {
 
 // run is one measured process.
 type run struct {
-	wall           time.Duration
-	cpu            time.Duration // host and plugin
-	pluginCPU      time.Duration
-	hostRSS        int64 // bytes
-	pluginRSS      int64
-	requests       int
-	bodyBytes      int64
-	stdout, stderr string
+	wall      time.Duration
+	cpu       time.Duration // host and plugin
+	pluginCPU time.Duration
+	hostRSS   int64 // bytes
+	pluginRSS int64
+	requests  int
+	bodyBytes int64
 }
 
 func benchSize(bin, work string, orders int, separate bool) error {
@@ -291,8 +290,7 @@ pipeline "order_lines" {
 	// has reaped it (maxrss is then the larger of the two): each process is
 	// measured on its own from /proc instead, every 50 ms while it runs.
 	r := run{wall: wall, hostRSS: sm.hostRSS, pluginRSS: sm.pluginRSS, cpu: sm.hostCPU + sm.pluginCPU, pluginCPU: sm.pluginCPU,
-		requests: after.Requests - before.Requests, bodyBytes: after.BodyBytes - before.BodyBytes,
-		stdout: stdout.String(), stderr: stderr.String()}
+		requests: after.Requests - before.Requests, bodyBytes: after.BodyBytes - before.BodyBytes}
 	if err != nil {
 		return r, fmt.Errorf("%v\n%s%s", err, stdout.String(), stderr.String())
 	}

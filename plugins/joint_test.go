@@ -20,7 +20,7 @@ var twinSchema = arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.Primitive
 
 // twins has two source streams read in one pass: evens and odds of 1..100,
 // in batches of 10 numbers, a checkpoint after each.
-type twins struct{ reads atomic.Int64 }
+type twins struct{ reads, catalogs atomic.Int64 }
 
 func (*twins) Info(context.Context) (connector.Info, error) {
 	return connector.Info{Name: "twins"}, nil
@@ -31,7 +31,8 @@ func (*twins) ConfigSchema(context.Context) (connector.ConfigSchema, error) {
 func (*twins) Configure(context.Context, connector.ConfigureRequest) error { return nil }
 func (*twins) Check(context.Context) error                                 { return nil }
 func (*twins) Close() error                                                { return nil }
-func (*twins) Streams(context.Context) ([]connector.Stream, error) {
+func (t *twins) Streams(context.Context) ([]connector.Stream, error) {
+	t.catalogs.Add(1)
 	return []connector.Stream{
 		{Name: "evens", Kind: connector.Source, Schema: twinSchema, ReadsWith: []string{"odds"}},
 		{Name: "odds", Kind: connector.Source, Schema: twinSchema, ReadsWith: []string{"evens"}},
@@ -119,5 +120,30 @@ func TestJointReadStopsWhenOnePartFails(t *testing.T) {
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("read ended with %v, want the emit's error", err)
+	}
+}
+
+// TestTheCatalogIsListedOncePerConfiguration: the plugin resolves each
+// read's stream against a catalog it lists once, not once per read;
+// Configure (which may change it) lists it again.
+func TestTheCatalogIsListedOncePerConfiguration(t *testing.T) {
+	c, impl := dialTwins(t)
+	read := func() {
+		if err := c.Read(context.Background(), connector.ReadRequest{Stream: "evens"}, func(connector.Batch) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	read()
+	read()
+	if n := impl.catalogs.Load(); n != 1 {
+		t.Fatalf("three reads listed the catalog %d times", n)
+	}
+	if err := c.Configure(context.Background(), connector.ConfigureRequest{Config: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	if n := impl.catalogs.Load(); n != 2 {
+		t.Fatalf("after Configure the catalog was listed %d times in all, want 2", n)
 	}
 }

@@ -54,9 +54,9 @@ func (c *Connector) buildIndex(ctx context.Context) (*catalogIndex, error) {
 	}
 	for _, l := range c.productListings() {
 		_, err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
-			var p product
-			if err := json.Unmarshal(doc, &p); err != nil {
-				return fmt.Errorf("product document: %w", err)
+			p, err := decodeProduct(doc)
+			if err != nil {
+				return err
 			}
 			for _, s := range p.Sizes {
 				if !s.ID.ok {

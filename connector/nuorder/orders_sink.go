@@ -259,7 +259,7 @@ func (o *newOrder) document() map[string]any {
 
 // orderExists reads an order by number: true when NuOrder has it.
 func (c *Connector) orderExists(ctx context.Context, number string) (bool, error) {
-	err := c.client.getJSON(ctx, api.OrderByNumber, []string{number}, &json.RawMessage{})
+	err := c.getOrder(ctx, "", number, &json.RawMessage{})
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
 		return false, nil

@@ -144,16 +144,21 @@ func lockedReason(order, status string) string {
 	return fmt.Sprintf("order %s is cancelled, and NuOrder locks cancelled orders: it cannot move to %s", order, status)
 }
 
-// currentStatus reads an order's status, by id or else by number.
-func (c *Connector) currentStatus(ctx context.Context, id, number string) (string, error) {
+// getOrder reads an order by id, or else by number, into v.
+func (c *Connector) getOrder(ctx context.Context, id, number string, v any) error {
 	e, params := api.OrderByID, []string{id}
 	if id == "" {
 		e, params = api.OrderByNumber, []string{number}
 	}
+	return c.client.getJSON(ctx, e, params, v)
+}
+
+// currentStatus reads an order's status, by id or else by number.
+func (c *Connector) currentStatus(ctx context.Context, id, number string) (string, error) {
 	var doc struct {
 		Status flexString `json:"status"`
 	}
-	if err := c.client.getJSON(ctx, e, params, &doc); err != nil {
+	if err := c.getOrder(ctx, id, number, &doc); err != nil {
 		return "", err
 	}
 	return strings.ToLower(doc.Status.v), nil

@@ -142,11 +142,7 @@ func (h *Host) runJoint(ctx context.Context, pls []*config.Pipeline, ro RunOptio
 				results[i] = p.finish(nil)
 				continue
 			}
-			rd, _ := p.c.reader()
-			before := p.c.stats()
-			err := rd.Read(ctx, connector.ReadRequest{Stream: p.st.Name, Checkpoint: p.checkpoint, Options: p.pl.Options}, p.handle)
-			p.res.Requests, p.res.Retries = p.c.stats().Sub(before).Totals()
-			results[i] = p.finish(err)
+			results[i] = p.readAlone(ctx)
 		}
 		return results
 	}

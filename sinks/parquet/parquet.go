@@ -29,14 +29,9 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
-	"github.com/apache/arrow/go/v15/arrow/util"
-	pq "github.com/apache/arrow/go/v15/parquet"
-	"github.com/apache/arrow/go/v15/parquet/compress"
 	"github.com/apache/arrow/go/v15/parquet/file"
-	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/hashicorp/go-hclog"
 
-	"pipehost/connector"
 	"pipehost/sinks"
 	"pipehost/sinks/internal/commitfile"
 )
@@ -73,11 +68,6 @@ var _ sinks.Driver = Driver{}
 // commit, all at once.
 func (Driver) Modes() []string { return []string{sinks.Append, sinks.Overwrite} }
 
-var codecs = map[string]compress.Compression{
-	"zstd": compress.Codecs.Zstd, "snappy": compress.Codecs.Snappy,
-	"gzip": compress.Codecs.Gzip, "none": compress.Codecs.Uncompressed,
-}
-
 // Open implements sinks.Driver.
 func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
 	var c Config
@@ -91,33 +81,9 @@ func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
 // compression or a row group size below 1; the folder is made by the first
 // write, not here.
 func Open(c *Config, env sinks.Env) (*Sink, error) {
-	codec := compress.Codecs.Zstd
-	if c.Compression != nil {
-		var ok bool
-		if codec, ok = codecs[strings.ToLower(*c.Compression)]; !ok {
-			return nil, fmt.Errorf("compression %q is not one of zstd, snappy, gzip, none", *c.Compression)
-		}
-	}
-	rows := int64(50_000)
-	if c.RowGroupRows != nil {
-		if *c.RowGroupRows < 1 {
-			return nil, fmt.Errorf("row_group_rows must be positive, got %d", *c.RowGroupRows)
-		}
-		rows = *c.RowGroupRows
-	}
-	groupBytes := int64(32 << 20)
-	if c.RowGroupMiB != nil {
-		if *c.RowGroupMiB < 1 {
-			return nil, fmt.Errorf("row_group_mib must be positive, got %d", *c.RowGroupMiB)
-		}
-		groupBytes = *c.RowGroupMiB << 20
-	}
-	level := compress.DefaultCompressionLevel
-	if codec == compress.Codecs.Zstd {
-		level = 1
-	}
-	if c.CompressionLevel != nil {
-		level = *c.CompressionLevel
+	format, err := FormatConfig{Compression: c.Compression, RowGroupRows: c.RowGroupRows, RowGroupMiB: c.RowGroupMiB, CompressionLevel: c.CompressionLevel}.Format()
+	if err != nil {
+		return nil, err
 	}
 	dir := c.Path
 	if !filepath.IsAbs(dir) {
@@ -129,31 +95,20 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Sink{dir: dir, codec: codec, level: level, rowGroupRows: rows, rowGroupBytes: groupBytes, log: log}, nil
+	return &Sink{dir: dir, format: format, log: log}, nil
 }
 
 // Sink writes streams as Parquet files under one folder.
 type Sink struct {
-	dir          string
-	codec        compress.Compression
-	rowGroupRows int64
-	// rowGroupBytes cuts a row group once the Arrow size of its rows
-	// reaches it.
-	rowGroupBytes int64
-	level         int
-	log           hclog.Logger
+	dir    string
+	format Format
+	log    hclog.Logger
 }
 
 var (
 	_ sinks.Sink             = (*Sink)(nil)
 	_ sinks.CheckpointReader = (*Sink)(nil)
 	_ sinks.Locator          = (*Sink)(nil)
-)
-
-// Footer keys of the checkpoint a file commits.
-const (
-	pipelineKey   = "pipehost.pipeline"
-	checkpointKey = "pipehost.checkpoint"
 )
 
 // Checkpoint implements sinks.CheckpointReader: the checkpoint in the footer
@@ -236,12 +191,8 @@ type Writer struct {
 	prefix   string
 	seq      int
 
-	tmp  *os.File
-	fw   *pqarrow.FileWriter
-	rows int64
-	// groupBytes is the Arrow size of the rows buffered in the open row
-	// group.
-	groupBytes int64
+	tmp *os.File
+	enc *Encoder
 }
 
 var _ sinks.Writer = (*Writer)(nil)
@@ -251,29 +202,13 @@ func (w *Writer) start() error {
 	if err != nil {
 		return err
 	}
-	opts := []pq.WriterProperty{
-		pq.WithCompression(w.sink.codec),
-		pq.WithMaxRowGroupLength(w.sink.rowGroupRows),
-		pq.WithCreatedBy("pipehost"),
-		pq.WithCompressionLevel(w.sink.level),
-	}
-	// Whole JSON documents are all different: a dictionary of them is
-	// built only to be abandoned at its size limit, and min/max statistics
-	// of kilobyte strings prune nothing. Both cost the writer time
-	// (BenchmarkWriteDocuments) for no reader's gain.
-	for _, f := range w.schema.Fields() {
-		if connector.IsJSON(f) {
-			opts = append(opts, pq.WithDictionaryFor(f.Name, false), pq.WithStatsFor(f.Name, false))
-		}
-	}
-	props := pq.NewWriterProperties(opts...)
-	fw, err := pqarrow.NewFileWriter(w.schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	enc, err := w.sink.format.NewEncoder(f, w.schema)
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return err
 	}
-	w.tmp, w.fw, w.rows, w.groupBytes = f, fw, 0, 0
+	w.tmp, w.enc = f, enc
 	return nil
 }
 
@@ -282,24 +217,12 @@ func (w *Writer) Write(_ context.Context, rec arrow.Record) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
-	if w.fw == nil {
+	if w.enc == nil {
 		if err := w.start(); err != nil {
 			return err
 		}
 	}
-	// Row groups are also cut by size, so that wide rows (whole order
-	// documents) do not hold hundreds of MB before they are written. The
-	// cut is made before a write, so a file never ends in an empty group.
-	if w.groupBytes >= w.sink.rowGroupBytes {
-		w.fw.NewBufferedRowGroup()
-		w.groupBytes = 0
-	}
-	if err := w.fw.WriteBuffered(rec); err != nil {
-		return fmt.Errorf("writing parquet: %w", err)
-	}
-	w.rows += rec.NumRows()
-	w.groupBytes += util.TotalRecordSize(rec)
-	return nil
+	return w.enc.Write(rec)
 }
 
 // Commit implements sinks.Writer: the open file is finished, synced and
@@ -340,19 +263,16 @@ func (s *Sink) pipelineOf(path string) string {
 
 // commitFile finishes the open file, syncs it and renames it into w.dir.
 func (w *Writer) commitFile(c sinks.Commit) (sinks.CommitInfo, error) {
-	if w.fw == nil {
+	if w.enc == nil {
 		return sinks.CommitInfo{Location: w.dir}, nil
 	}
-	fw, f, rows := w.fw, w.tmp, w.rows
-	w.fw, w.tmp, w.rows = nil, nil, 0
-	fw.AppendKeyValueMetadata(pipelineKey, w.pipeline) // whose file it is, for overwrites
-	if c.Checkpoint != nil {
-		fw.AppendKeyValueMetadata(checkpointKey, base64.StdEncoding.EncodeToString(c.Checkpoint))
-	}
-	// FileWriter.Close writes the footer and closes f.
-	if err := fw.Close(); err != nil {
+	enc, f := w.enc, w.tmp
+	w.enc, w.tmp = nil, nil
+	rows := enc.Rows()
+	// Finish writes the footer and closes f.
+	if err := enc.Finish(w.pipeline, c.Checkpoint); err != nil {
 		os.Remove(f.Name())
-		return sinks.CommitInfo{}, fmt.Errorf("finishing parquet file: %w", err)
+		return sinks.CommitInfo{}, err
 	}
 	if err := commitfile.Sync(f.Name()); err != nil {
 		os.Remove(f.Name())
@@ -376,12 +296,12 @@ func (w *Writer) Abort() error {
 	if w.replace != nil {
 		defer func() { w.replace.Abandon(); w.replace, w.dir = nil, w.live }()
 	}
-	if w.fw == nil {
+	if w.enc == nil {
 		return nil
 	}
 	name := w.tmp.Name()
-	w.fw.Close() // also closes the file
-	w.fw, w.tmp = nil, nil
+	w.enc.Abort() // also closes the file
+	w.enc, w.tmp = nil, nil
 	if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

@@ -1,0 +1,161 @@
+package parquet
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/util"
+	pq "github.com/apache/arrow/go/v15/parquet"
+	"github.com/apache/arrow/go/v15/parquet/compress"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+
+	"pipehost/connector"
+)
+
+// FormatConfig is the file-format part of a sink block that writes Parquet
+// files: this sink's and the object-storage sink's. Nil fields take the
+// defaults Format documents.
+type FormatConfig struct {
+	// Compression is zstd (default), snappy, gzip or none.
+	Compression *string
+	// RowGroupRows caps the rows of one row group (default 50,000).
+	RowGroupRows *int64
+	// RowGroupMiB caps a row group by the in-memory size of its rows
+	// (default 32).
+	RowGroupMiB *int64
+	// CompressionLevel is the codec's level (default: zstd 1, other codecs
+	// their library's default).
+	CompressionLevel *int
+}
+
+// Format is how a Parquet file is written: codec, level, row group limits.
+// Its zero value is not usable; FormatConfig.Format makes one.
+type Format struct {
+	codec         compress.Compression
+	level         int
+	rowGroupRows  int64
+	rowGroupBytes int64
+}
+
+var codecs = map[string]compress.Compression{
+	"zstd": compress.Codecs.Zstd, "snappy": compress.Codecs.Snappy,
+	"gzip": compress.Codecs.Gzip, "none": compress.Codecs.Uncompressed,
+}
+
+// Format validates c and fills in the defaults. It errors on an unknown
+// compression and on a row group limit below 1.
+func (c FormatConfig) Format() (Format, error) {
+	f := Format{codec: compress.Codecs.Zstd, rowGroupRows: 50_000, rowGroupBytes: 32 << 20}
+	if c.Compression != nil {
+		var ok bool
+		if f.codec, ok = codecs[strings.ToLower(*c.Compression)]; !ok {
+			return Format{}, fmt.Errorf("compression %q is not one of zstd, snappy, gzip, none", *c.Compression)
+		}
+	}
+	if c.RowGroupRows != nil {
+		if *c.RowGroupRows < 1 {
+			return Format{}, fmt.Errorf("row_group_rows must be positive, got %d", *c.RowGroupRows)
+		}
+		f.rowGroupRows = *c.RowGroupRows
+	}
+	if c.RowGroupMiB != nil {
+		if *c.RowGroupMiB < 1 {
+			return Format{}, fmt.Errorf("row_group_mib must be positive, got %d", *c.RowGroupMiB)
+		}
+		f.rowGroupBytes = *c.RowGroupMiB << 20
+	}
+	f.level = compress.DefaultCompressionLevel
+	if f.codec == compress.Codecs.Zstd {
+		f.level = 1
+	}
+	if c.CompressionLevel != nil {
+		f.level = *c.CompressionLevel
+	}
+	return f, nil
+}
+
+// Footer keys of the checkpoint a file commits.
+const (
+	pipelineKey   = "pipehost.pipeline"
+	checkpointKey = "pipehost.checkpoint"
+)
+
+// Encoder writes one Parquet file of one schema to an io.Writer. It is used
+// by one goroutine at a time.
+type Encoder struct {
+	fw     *pqarrow.FileWriter
+	format Format
+	rows   int64
+	// groupBytes is the Arrow size of the rows buffered in the open row
+	// group.
+	groupBytes int64
+}
+
+// NewEncoder starts a file on w. Whole JSON document columns
+// (connector.IsJSON) get neither a dictionary nor statistics. When w is an
+// io.Closer, Finish and Abort close it.
+func (f Format) NewEncoder(w io.Writer, schema *arrow.Schema) (*Encoder, error) {
+	opts := []pq.WriterProperty{
+		pq.WithCompression(f.codec),
+		pq.WithMaxRowGroupLength(f.rowGroupRows),
+		pq.WithCreatedBy("pipehost"),
+		pq.WithCompressionLevel(f.level),
+	}
+	// Whole JSON documents are all different: a dictionary of them is
+	// built only to be abandoned at its size limit, and min/max statistics
+	// of kilobyte strings prune nothing. Both cost the writer time
+	// (BenchmarkWriteDocuments) for no reader's gain.
+	for _, fld := range schema.Fields() {
+		if connector.IsJSON(fld) {
+			opts = append(opts, pq.WithDictionaryFor(fld.Name, false), pq.WithStatsFor(fld.Name, false))
+		}
+	}
+	fw, err := pqarrow.NewFileWriter(schema, w, pq.NewWriterProperties(opts...), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		return nil, err
+	}
+	return &Encoder{fw: fw, format: f}, nil
+}
+
+// Write adds rec's rows. Row groups are cut by rows and by the Arrow size of
+// the rows they buffer, so wide rows (whole order documents) do not hold
+// hundreds of MB before they are written; the cut is made before a write,
+// so a file never ends in an empty group.
+func (e *Encoder) Write(rec arrow.Record) error {
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if e.groupBytes >= e.format.rowGroupBytes {
+		e.fw.NewBufferedRowGroup()
+		e.groupBytes = 0
+	}
+	if err := e.fw.WriteBuffered(rec); err != nil {
+		return fmt.Errorf("writing parquet: %w", err)
+	}
+	e.rows += rec.NumRows()
+	e.groupBytes += util.TotalRecordSize(rec)
+	return nil
+}
+
+// Rows is the number of rows written so far.
+func (e *Encoder) Rows() int64 { return e.rows }
+
+// Finish writes the footer, with pipeline (whose file it is) and, when not
+// nil, the checkpoint the file commits, and closes the writer.
+func (e *Encoder) Finish(pipeline string, checkpoint []byte) error {
+	e.fw.AppendKeyValueMetadata(pipelineKey, pipeline)
+	if checkpoint != nil {
+		e.fw.AppendKeyValueMetadata(checkpointKey, base64.StdEncoding.EncodeToString(checkpoint))
+	}
+	if err := e.fw.Close(); err != nil {
+		return fmt.Errorf("finishing parquet file: %w", err)
+	}
+	return nil
+}
+
+// Abort closes the writer without caring for the file, which the caller
+// discards.
+func (e *Encoder) Abort() { e.fw.Close() }

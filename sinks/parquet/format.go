@@ -13,6 +13,9 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"pipehost/connector"
+	// Every Parquet file the host writes compresses its pages with pooled
+	// zstd encoders (see the package).
+	_ "pipehost/sinks/parquet/internal/zstdpool"
 )
 
 // FormatConfig is the file-format part of a sink block that writes Parquet
@@ -125,19 +128,38 @@ func (f Format) NewEncoder(w io.Writer, schema *arrow.Schema) (*Encoder, error) 
 // hundreds of MB before they are written; the cut is made before a write,
 // so a file never ends in an empty group.
 func (e *Encoder) Write(rec arrow.Record) error {
+	return e.WriteSized(rec, util.TotalRecordSize(rec))
+}
+
+// WriteSized is Write for a caller that knows rec's Arrow size: a slice of
+// a larger record, whose buffers Arrow would count whole.
+func (e *Encoder) WriteSized(rec arrow.Record, size int64) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
 	if e.groupBytes >= e.format.rowGroupBytes {
-		e.fw.NewBufferedRowGroup()
-		e.groupBytes = 0
+		e.CutRowGroup()
 	}
 	if err := e.fw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("writing parquet: %w", err)
 	}
 	e.rows += rec.NumRows()
-	e.groupBytes += util.TotalRecordSize(rec)
+	e.groupBytes += size
 	return nil
+}
+
+// Buffered is the Arrow size of the rows held in the open row group, which
+// the next cut writes out and frees.
+func (e *Encoder) Buffered() int64 { return e.groupBytes }
+
+// CutRowGroup writes the open row group out, freeing what it buffered; the
+// next write starts a new one. With nothing buffered it does nothing.
+func (e *Encoder) CutRowGroup() {
+	if e.groupBytes == 0 {
+		return
+	}
+	e.fw.NewBufferedRowGroup()
+	e.groupBytes = 0
 }
 
 // Rows is the number of rows written so far.
@@ -159,3 +181,8 @@ func (e *Encoder) Finish(pipeline string, checkpoint []byte) error {
 // Abort closes the writer without caring for the file, which the caller
 // discards.
 func (e *Encoder) Abort() { e.fw.Close() }
+
+// RowGroupBytes is the Arrow size at which a row group is cut: also the
+// budget a writer filling several files at once keeps their buffered rows
+// within.
+func (f Format) RowGroupBytes() int64 { return f.rowGroupBytes }

@@ -1,8 +1,9 @@
 # make run   builds the binaries and runs pipeline.hcl against the built-in sandbox,
 #            writing Parquet under data/
 # make test  runs every test (unit and end-to-end), with a throwaway PostgreSQL
-#            server on loopback (scripts/with-postgres.sh; set PIPEHOST_TEST_PG_DSN to use another)
-#            and DuckDB (scripts/with-duckdb.sh) to read the Parquet files back
+#            server on loopback (scripts/with-postgres.sh; set PIPEHOST_TEST_PG_DSN to use another),
+#            a throwaway S3-compatible server (scripts/with-s3.sh, versitygw) and DuckDB
+#            (scripts/with-duckdb.sh) to read the Parquet files back
 
 GO      ?= go
 BIN     := bin
@@ -22,7 +23,7 @@ run: build
 test:
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	scripts/with-postgres.sh scripts/with-duckdb.sh $(GO) test -count=1 -timeout 30m ./...
+	scripts/with-postgres.sh scripts/with-s3.sh scripts/with-duckdb.sh $(GO) test -count=1 -timeout 30m ./...
 
 clean:
 	rm -rf $(BIN) data

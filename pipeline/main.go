@@ -36,6 +36,7 @@ import (
 	_ "pipehost/sinks/jsonl"
 	_ "pipehost/sinks/parquet"
 	_ "pipehost/sinks/postgres"
+	_ "pipehost/sinks/s3"
 )
 
 // exit codes

@@ -236,3 +236,35 @@ pipeline "order_lines" {
 	}
 	t.Logf("DuckDB: %v orders in %v date partitions, %v order lines", res[0].Rows[0]["n"], res[2].Rows[0]["dates"], res[3].Rows[0]["n"])
 }
+
+// TestObjectStorageExampleRunsAgainstTheSandbox: examples/lake-s3.hcl, with
+// its bucket and endpoint from the environment as its comment says, loads
+// every stream of the sandbox; a second run adds nothing.
+func TestObjectStorageExampleRunsAgainstTheSandbox(t *testing.T) {
+	lake := newS3Lake(t)
+	src, err := os.ReadFile("../examples/lake-s3.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, strings.Replace(string(src), `"../bin/nuorder-plugin"`, fmt.Sprintf("%q", plugin("nuorder")), 1))
+	env := append([]string{"LAKE_BUCKET=" + lake.bucket, "LAKE_ENDPOINT=" + lake.endpoint}, lake.env...)
+	for _, args := range [][]string{{"validate", "--sandbox"}, {"plan", "--sandbox"}, {"run", "--sandbox"}} {
+		if r := runPipeline(t, filepath.Dir(path), env, append(args, "-f", path)...); r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	for _, stream := range []string{"companies", "products", "locations", "orders", "order_lines", "shipments"} {
+		if n := len(lake.keys(t, "nuorder/"+stream+"/")); n == 0 {
+			t.Fatalf("no object for %s", stream)
+		}
+	}
+	dated := lake.keys(t, "nuorder/orders/created_on_date=")
+	before := len(lake.keys(t, "nuorder/"))
+	if r := runPipeline(t, filepath.Dir(path), env, "run", "--sandbox", "-f", path); r.code != 0 {
+		t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)
+	}
+	if after := len(lake.keys(t, "nuorder/")); after != before {
+		t.Fatalf("the second run added %d objects", after-before)
+	}
+	t.Logf("%d objects, %d of them orders in date folders", before, len(dated))
+}

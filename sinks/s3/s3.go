@@ -80,8 +80,8 @@ type Config struct {
 	// else us-east-1 (which S3-compatible servers usually accept).
 	Region *string `hcl:"region,optional"`
 	// Endpoint is the URL of an S3-compatible server
-	// ("http://127.0.0.1:7070", "https://storage.googleapis.com"). Default:
-	// AWS S3.
+	// ("http://127.0.0.1:7070", "https://storage.googleapis.com"). Default
+	// (or empty): AWS S3.
 	Endpoint *string `hcl:"endpoint,optional"`
 	// PathStyle addresses the bucket in the path (endpoint/bucket/key)
 	// rather than the host name. Default: true with an endpoint (what
@@ -131,7 +131,7 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 	if c.Bucket == "" || strings.ContainsAny(c.Bucket, "/ ") {
 		return nil, fmt.Errorf("bucket %q is not a bucket name (no slashes: put the folder in prefix)", c.Bucket)
 	}
-	s := &Sink{bucket: c.Bucket, format: format, log: env.Logger, cfg: *c}
+	s := &Sink{bucket: c.Bucket, format: format, log: env.Logger}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
@@ -139,6 +139,13 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 		p := strings.Trim(*c.Prefix, "/")
 		if p != "" {
 			s.prefix = p + "/"
+		}
+	}
+	// An empty endpoint, region or profile is unset, so that a block can
+	// take them from env("...", "").
+	for _, p := range []**string{&c.Endpoint, &c.Region, &c.Profile} {
+		if *p != nil && **p == "" {
+			*p = nil
 		}
 	}
 	if c.Endpoint != nil {
@@ -151,6 +158,7 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 		}
 		s.endpoint = u.String()
 	}
+	s.cfg = *c
 	if c.PartitionBy != nil && *c.PartitionBy == "" {
 		return nil, errors.New("partition_by is empty: name a timestamp or date column, or leave it out")
 	}

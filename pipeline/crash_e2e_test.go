@@ -21,22 +21,53 @@ import (
 //
 //	PIPEHOST_CRASH_TRIALS=25 go test ./pipeline -run RandomCrashes -v
 func TestRandomCrashesLoseAndRepeatNothing(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 127, Products: 20, Companies: 20, Orders: 3000}
+	srv := serveFake(t, cat)
+	randomCrashes(t, cat,
+		func() (string, []string) { return incrementalFile(t, srv.URL(), cat), credEnv(e2eCreds) },
+		func(dir string) []string {
+			files, _ := filepath.Glob(filepath.Join(dir, "out", "orders", "*.parquet"))
+			return idsIn(t, files, "_id")
+		})
+}
+
+// TestRandomCrashesLoseAndRepeatNothingInObjectStorage is the same trials
+// into the S3 sink (date-partitioned) on the test's S3 server.
+func TestRandomCrashesLoseAndRepeatNothingInObjectStorage(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 131, Products: 20, Companies: 20, Orders: 3000}
+	srv := serveFake(t, cat)
+	var lake *s3Lake
+	randomCrashes(t, cat,
+		func() (string, []string) {
+			lake = newS3Lake(t)
+			path := lake.file(t, srv.URL(), cat, `
+pipeline "orders" {
+  from = connector.nuorder.orders
+  to   = sink.s3.lake
+}`)
+			return path, append(credEnv(e2eCreds), lake.env...)
+		},
+		func(string) []string { return lake.orderIDs(t, "orders") })
+}
+
+// randomCrashes runs the trials: for each, setup gives a pipeline file
+// (with an "orders" pipeline) and its environment, and ids lists the order
+// ids in its destination once the run after the kills finished.
+func randomCrashes(t *testing.T, cat fakeapi.Catalog, setup func() (string, []string), ids func(dir string) []string) {
 	trials := 3
 	if v, err := strconv.Atoi(os.Getenv("PIPEHOST_CRASH_TRIALS")); err == nil && v > 0 {
 		trials = v
 	}
-	cat := fakeapi.Catalog{Seed: 127, Products: 20, Companies: 20, Orders: 3000}
-	srv := serveFake(t, cat)
 	want := nonPendingOrders(cat)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	lost, repeated, orphans, kills := 0, 0, 0, 0
 	for trial := 1; trial <= trials; trial++ {
-		path := incrementalFile(t, srv.URL(), cat)
+		path, env := setup()
 		dir := filepath.Dir(path)
 		for k := 0; k < 1+rng.IntN(2); k++ {
 			cmd := exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", path, "orders")
 			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), credEnv(e2eCreds)...)
+			cmd.Env = append(os.Environ(), env...)
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -69,12 +100,11 @@ func TestRandomCrashesLoseAndRepeatNothing(t *testing.T) {
 			}
 			t.Logf("trial %d: killed the %s", trial, victim)
 		}
-		if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "orders"); r.code != 0 {
+		if r := runPipeline(t, dir, env, "run", "-f", path, "orders"); r.code != 0 {
 			t.Fatalf("trial %d: the run after the kills: exit %d\n%s", trial, r.code, r.stderr)
 		}
 		count := map[string]int{}
-		files, _ := filepath.Glob(filepath.Join(dir, "out", "orders", "*.parquet"))
-		for _, id := range idsIn(t, files, "_id") {
+		for _, id := range ids(dir) {
 			count[id]++
 		}
 		for _, id := range want {

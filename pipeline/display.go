@@ -14,14 +14,18 @@ import (
 )
 
 // liveDisplay shows, on a terminal, one line per running pipeline: its
-// rows, rows per second, time so far and, at the end, how it ended. Log
+// rows, rows per second, its connector's requests and retries, time so far
+// and, at the end, how it ended. Log
 // lines written through it are printed above the lines, so the display and
 // the log never tear each other. It implements engine.Watcher.
 type liveDisplay struct {
 	p *mpb.Progress
 }
 
-var _ engine.Watcher = (*liveDisplay)(nil)
+var (
+	_ engine.Watcher      = (*liveDisplay)(nil)
+	_ engine.RequestWatch = (*displayLine)(nil)
+)
 
 // displayRefresh is how often the lines are redrawn: smooth enough to see
 // rows move, rare enough to cost nothing.
@@ -49,9 +53,10 @@ func (d *liveDisplay) Started(pipeline string) engine.RunWatch {
 
 // displayLine is one pipeline's line.
 type displayLine struct {
-	bar   *mpb.Bar
-	start time.Time
-	rows  atomic.Int64
+	bar               *mpb.Bar
+	start             time.Time
+	rows              atomic.Int64
+	requests, retries atomic.Int64
 
 	mu     sync.Mutex
 	status string // "" while running
@@ -67,7 +72,14 @@ func (l *displayLine) text(decor.Statistics) string {
 	}
 	rows := l.rows.Load()
 	rate := float64(rows) / max(took.Seconds(), 0.001)
-	return fmt.Sprintf("%12d rows  %10.0f rows/s  %8s  %s", rows, rate, took.Round(100*time.Millisecond), status)
+	return fmt.Sprintf("%12d rows  %10.0f rows/s  %6d requests  %4d retries  %8s  %s",
+		rows, rate, l.requests.Load(), l.retries.Load(), took.Round(100*time.Millisecond), status)
+}
+
+// Requests implements engine.RequestWatch.
+func (l *displayLine) Requests(requests, retries int64) {
+	l.requests.Store(requests)
+	l.retries.Store(retries)
 }
 
 // Rows implements engine.RunWatch.
@@ -77,6 +89,10 @@ func (l *displayLine) Rows(n int64) { l.rows.Add(n) }
 func (l *displayLine) Done(res engine.Result) {
 	l.mu.Lock()
 	l.status, l.took = "ok", time.Since(l.start)
+	if res.Requests > 0 { // the run's own count (a shared read's is on its first pipeline)
+		l.requests.Store(res.Requests)
+		l.retries.Store(res.Retries)
+	}
 	if res.Err != nil {
 		l.status = "FAILED"
 	}

@@ -7,9 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"pipehost/connector/nuorder/api"
+	"pipehost/connector/nuorder/fakeapi"
 
 	"github.com/creack/pty"
 )
@@ -84,5 +88,37 @@ pipeline "small" {
 	}
 	if !strings.Contains(log, `"@timestamp":"`) || !strings.Contains(strings.SplitN(strings.SplitN(log, `"@timestamp":"`, 2)[1], `"`, 2)[0], ".") {
 		t.Fatalf("log lines without millisecond timestamps:\n%.600s", log)
+	}
+}
+
+// TestTheLiveDisplayShowsRequestsAsTheyHappen: on a terminal, a NuOrder read
+// whose second listing is slow shows its requests while it still runs, not
+// only at the end.
+func TestTheLiveDisplayShowsRequestsAsTheyHappen(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 41, Products: 10, Companies: 10, Orders: 200}
+	srv := serveFake(t, cat)
+	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{Skip: 1, Delay: 3 * time.Second, Times: 1})
+	path := incrementalFile(t, srv.URL(), cat)
+	cmd := exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", path, "orders")
+	cmd.Dir = filepath.Dir(path)
+	cmd.Env = append(append(os.Environ(), "TERM=xterm"), credEnv(e2eCreds)...)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&out, tty); close(copied) }()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run under a terminal: %v\n%s", err, out.String())
+	}
+	select {
+	case <-copied:
+	case <-time.After(5 * time.Second):
+	}
+	live := regexp.MustCompile(`\b([1-9][0-9]*) requests +[0-9]+ retries +[0-9.]+s +running`)
+	if !live.MatchString(out.String()) {
+		t.Fatalf("no frame showed requests while the run was running:\n%s", out.String())
 	}
 }

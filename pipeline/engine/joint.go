@@ -162,6 +162,9 @@ func (h *Host) runJoint(ctx context.Context, pls []*config.Pipeline, ro RunOptio
 	first := runs[0]
 	rd, _ := first.c.reader()
 	before := first.c.stats()
+	for _, p := range runs {
+		p.prog.watchRequests(first.c, before)
+	}
 	err := rd.Read(ctx, connector.ReadRequest{Stream: first.st.Name, With: with, WithCheckpoints: withCheckpoints,
 		Checkpoint: first.checkpoint, Options: first.pl.Options}, func(b connector.Batch) error {
 		p := first

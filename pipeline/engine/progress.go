@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"pipehost/connector"
 )
 
 // DefaultProgressEvery is how often a running pipeline reports its progress
@@ -36,6 +38,43 @@ type RunWatch interface {
 	Rows(n int64)
 	// Done is called once, with the run's result, when it ended.
 	Done(res Result)
+}
+
+// RequestWatch is implemented by a RunWatch that also shows the requests
+// and retries of the run's connector so far (the display on a terminal).
+// Requests is called about once a second while the run reads, with totals
+// since it started; pipelines running at once on one connector each see
+// the connector's totals.
+type RequestWatch interface {
+	Requests(requests, retries int64)
+}
+
+// requestPoll is how often a watched run asks its connector for its
+// counts: one small call over the plugin, invisible next to the read.
+const requestPoll = time.Second
+
+// watchRequests tells the watch, if it shows requests, c's counts since
+// before, until the progress ends.
+func (p *progress) watchRequests(c *Connector, before connector.Stats) {
+	if p == nil {
+		return
+	}
+	rw, ok := p.watch.(RequestWatch)
+	if !ok {
+		return
+	}
+	go func() {
+		t := time.NewTicker(requestPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				rw.Requests(c.stats().Sub(before).Totals())
+			}
+		}
+	}()
 }
 
 // startProgress starts the progress of a pipeline's run.

@@ -107,6 +107,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) Resu
 func (p *pullRun) readAlone(ctx context.Context) Result {
 	rd, _ := p.c.reader() // checked by startPull
 	before := p.c.stats()
+	p.prog.watchRequests(p.c, before)
 	err := rd.Read(ctx, connector.ReadRequest{Stream: p.st.Name, Checkpoint: p.checkpoint, Options: p.pl.Options}, p.handle)
 	p.res.Requests, p.res.Retries = p.c.stats().Sub(before).Totals()
 	return p.finish(err)

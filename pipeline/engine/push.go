@@ -187,6 +187,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 	// the sink stream's schema and hands them over recs; the write sends
 	// them to the connector. The first to fail cancels the other (gctx).
 	before := dst.stats()
+	prog.watchRequests(dst, before)
 	g, gctx := errgroup.WithContext(ctx)
 	recs := make(chan arrow.Record, 2)
 	var readErr error

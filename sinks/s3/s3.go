@@ -93,11 +93,16 @@ type Config struct {
 	// one UTC date of it, under <column>_date=YYYY-MM-DD/ (Hive style; rows
 	// without a value under <column>_date=__HIVE_DEFAULT_PARTITION__/).
 	PartitionBy *string `hcl:"partition_by,optional"`
-	// The Parquet file format, as in the parquet sink.
-	Compression      *string `hcl:"compression,optional"`
-	CompressionLevel *int    `hcl:"compression_level,optional"`
-	RowGroupRows     *int64  `hcl:"row_group_rows,optional"`
-	RowGroupMiB      *int64  `hcl:"row_group_mib,optional"`
+	// Compression is zstd (default), snappy, gzip or none, as in the
+	// parquet sink.
+	Compression *string `hcl:"compression,optional"`
+	// CompressionLevel is the codec's level (default: zstd 1).
+	CompressionLevel *int `hcl:"compression_level,optional"`
+	// RowGroupRows caps the rows of one row group (default 50,000).
+	RowGroupRows *int64 `hcl:"row_group_rows,optional"`
+	// RowGroupMiB caps a row group by the in-memory size of its rows
+	// (default 32): it bounds the sink's memory.
+	RowGroupMiB *int64 `hcl:"row_group_mib,optional"`
 }
 
 // Driver opens object-storage sinks.

@@ -227,7 +227,12 @@ func (s *flightServer) DoGet(t *flight.Ticket, out flight.FlightService_DoGetSer
 	if !ok {
 		return toStatus(fmt.Errorf("%w %q: the connector has no source streams", connector.ErrUnknownStream, part))
 	}
-	w := flight.NewRecordWriter(out, ipc.WithSchema(st.Schema), ipc.WithAllocator(s.mem))
+	// Batches cross LZ4-compressed: order documents are JSON text that
+	// shrinks several times, and fewer bytes through gRPC and TLS cost
+	// less than LZ4 does (make bench, 100k, side by side: plugin run 17.0
+	// and 16.6 s against 18.6 and 17.1 s, CPU 31.2 and 30.9 s against 34.0
+	// and 31.9 s). The host's reader decompresses on its own.
+	w := flight.NewRecordWriter(out, ipc.WithSchema(st.Schema), ipc.WithAllocator(s.mem), ipc.WithLZ4())
 	empty := emptyRecord(st.Schema, s.mem)
 	defer empty.Release()
 	send := func(b connector.Batch) error {

@@ -152,45 +152,60 @@ func (st *store) commit(ctx context.Context, r *record) error {
 // crowding a small server or the host's two cores.
 const inFlight = 8
 
-// rollForward puts the files of a committed record in place: each staged
-// file not yet at its key is copied there, then the staged copy deleted. It
-// is idempotent, so a crash in the middle is finished by the next call.
-// fresh says the record was just put by this writer, whose files cannot be
-// in place yet: they are copied without asking.
-func (st *store) rollForward(ctx context.Context, r *record, fresh bool) error {
+// rollForward puts the files of a committed record in place: each file
+// whose staged copy is in staged (all of them when staged is nil: a commit
+// this writer just made) is copied to its key, then the staged copy is
+// deleted. A staged copy is deleted only after its copy succeeded, so a
+// file whose staged copy is gone is in place: finishing a record costs one
+// listing (staged), not a request per file. It is idempotent, so a crash in
+// the middle is finished by the next call.
+func (st *store) rollForward(ctx context.Context, r *record, staged map[string]time.Time) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(inFlight)
 	for _, f := range r.Files {
-		g.Go(func() error { return st.putInPlace(gctx, r, f, fresh) })
+		if _, ok := staged[f.Staged]; staged != nil && !ok {
+			continue
+		}
+		g.Go(func() error { return st.putInPlace(gctx, r, f) })
 	}
 	return g.Wait()
 }
 
-// putInPlace copies one staged file of a committed record to its key,
-// unless it is there, and deletes the staged copy.
-func (st *store) putInPlace(ctx context.Context, r *record, f object, fresh bool) error {
-	there := false
-	if !fresh {
-		_, err := st.c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(st.s.bucket), Key: aws.String(f.Key)})
-		switch {
-		case err == nil:
-			there = true
-		case !isNotFound(err):
-			return fmt.Errorf("checking %s: %w", st.url(f.Key), explain(err))
+// putInPlace copies one staged file of a committed record to its key and
+// deletes the staged copy.
+func (st *store) putInPlace(ctx context.Context, r *record, f object) error {
+	err := st.copy(ctx, f)
+	if isNotFound(err) {
+		// Another writer finished it since the listing, or the objects
+		// were removed by hand: only the second loses rows.
+		if _, herr := st.c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(st.s.bucket), Key: aws.String(f.Key)}); herr == nil {
+			return nil
 		}
+		return fmt.Errorf("commit %d of pipeline %s names %s, which is neither in place nor staged at %s: the commit's rows are lost from this prefix; run with --full-refresh into a new prefix, or remove the commit record to read them again",
+			r.Seq, st.pipeline, st.url(f.Key), st.url(f.Staged))
 	}
-	if !there {
-		err := st.copy(ctx, f)
-		if isNotFound(err) {
-			return fmt.Errorf("commit %d of pipeline %s names %s, which is neither in place nor staged at %s: the commit's rows are lost from this prefix; run with --full-refresh into a new prefix, or remove the commit record to read them again",
-				r.Seq, st.pipeline, st.url(f.Key), st.url(f.Staged))
-		}
-		if err != nil {
-			return fmt.Errorf("putting %s in place: %w", st.url(f.Key), explain(err))
-		}
+	if err != nil {
+		return fmt.Errorf("putting %s in place: %w", st.url(f.Key), explain(err))
 	}
 	st.deleteObject(ctx, f.Staged)
 	return nil
+}
+
+// stagedObjects lists the stream's staged objects, with when each was
+// uploaded.
+func (st *store) stagedObjects(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	p := awss3.NewListObjectsV2Paginator(st.c, &awss3.ListObjectsV2Input{Bucket: aws.String(st.s.bucket), Prefix: aws.String(st.stagingPrefix())})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing the staged files under %s: %w", st.url(st.stagingPrefix()), explain(err))
+		}
+		for _, o := range page.Contents {
+			out[aws.ToString(o.Key)] = aws.ToTime(o.LastModified)
+		}
+	}
+	return out, nil
 }
 
 // maxCopy is the largest object one CopyObject copies (S3's limit); larger
@@ -257,24 +272,16 @@ func copySource(bucket, key string) string {
 // record would otherwise name a deleted file.
 const staleAfter = 24 * time.Hour
 
-// removeStale deletes the stream's staged objects and multipart uploads
-// older than staleAfter: what killed runs left. Failures are logged only:
-// they cost space, not correctness.
-func (st *store) removeStale(ctx context.Context) {
+// removeStale deletes, of the staged objects listed, those older than
+// staleAfter, and the stream's multipart uploads as old: what killed runs
+// left. Failures are logged only: they cost space, not correctness.
+func (st *store) removeStale(ctx context.Context, staged map[string]time.Time) {
 	cutoff := time.Now().Add(-staleAfter)
-	p := awss3.NewListObjectsV2Paginator(st.c, &awss3.ListObjectsV2Input{Bucket: aws.String(st.s.bucket), Prefix: aws.String(st.stagingPrefix())})
 	removed := 0
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			st.s.log.Warn("could not list staged files to remove stale ones", "prefix", st.url(st.stagingPrefix()), "error", explain(err))
-			return
-		}
-		for _, o := range page.Contents {
-			if o.LastModified != nil && o.LastModified.Before(cutoff) {
-				if _, err := st.c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(st.s.bucket), Key: o.Key}); err == nil {
-					removed++
-				}
+	for key, at := range staged {
+		if at.Before(cutoff) {
+			if _, err := st.c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(st.s.bucket), Key: aws.String(key)}); err == nil {
+				removed++
 			}
 		}
 	}

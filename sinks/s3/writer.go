@@ -50,14 +50,21 @@ func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) 
 	if err != nil {
 		return nil, err
 	}
+	staged, err := store.stagedObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
 	seq := int64(0)
 	if head != nil {
-		if err := store.rollForward(ctx, head, false); err != nil {
+		if err := store.rollForward(ctx, head, staged); err != nil {
 			return nil, err
 		}
 		seq = head.Seq
+		for _, f := range head.Files {
+			delete(staged, f.Staged) // in place now, deleted or not
+		}
 	}
-	store.removeStale(ctx)
+	store.removeStale(ctx, staged)
 	spool, lock, err := startSpool(s.spool)
 	if err != nil {
 		return nil, fmt.Errorf("making the local spool folder: %w", err)
@@ -350,7 +357,7 @@ func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, 
 	}
 	w.seq = rec.Seq
 	w.discardSpool()
-	if err := w.store.rollForward(ctx, rec, true); err != nil {
+	if err := w.store.rollForward(ctx, rec, nil); err != nil {
 		return sinks.CommitInfo{}, fmt.Errorf("the rows are committed, but putting them in place failed (the next run finishes it): %w", err)
 	}
 	if len(rec.Files) == 1 {

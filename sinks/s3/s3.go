@@ -50,6 +50,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -58,6 +59,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/logging"
@@ -169,6 +171,7 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 	}
 	s.spool = filepath.Join(os.TempDir(), "pipehost-s3-spool")
 	s.multipartAbove, s.partSize, s.maxCopy = multipartAbove, partSize, maxCopy
+	s.answerTimeout = answerTimeout
 	return s, nil
 }
 
@@ -196,8 +199,9 @@ type Sink struct {
 	// spool is the local folder where files are written before upload.
 	spool string
 	// multipartAbove, partSize and maxCopy are the upload and copy
-	// constants; tests lower them.
+	// constants, answerTimeout the wait for an answer; tests lower them.
 	multipartAbove, partSize, maxCopy int64
+	answerTimeout                     time.Duration
 
 	once   sync.Once
 	client *awss3.Client
@@ -217,6 +221,14 @@ var (
 // slow start and short enough that a forgotten variable fails the run
 // instead of hanging it.
 const credentialsTimeout = 15 * time.Second
+
+// answerTimeout bounds the wait for a server's answer to a request once
+// the request is sent (a response's headers; an upload's body is not
+// counted). Without it a server that accepts and then says nothing would
+// hang the run with no end. S3 answers a long copy with its headers at
+// once and the result later, so a minute is generous; the SDK retries a
+// timed-out request (3 attempts in all), then the run fails naming it.
+const answerTimeout = time.Minute
 
 // s3 returns the client, made once: the AWS configuration is loaded and the
 // credentials retrieved (so a missing one fails here, with what to set).
@@ -241,6 +253,9 @@ func (s *Sink) s3(ctx context.Context) (*awss3.Client, error) {
 		// to the host's log at debug level, not to stderr unannounced.
 		opts = append(opts, awsconfig.WithLogger(logging.LoggerFunc(func(_ logging.Classification, format string, v ...any) {
 			s.log.Debug("aws sdk: " + fmt.Sprintf(format, v...))
+		})))
+		opts = append(opts, awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.ResponseHeaderTimeout = s.answerTimeout
 		})))
 		cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 		if err != nil {

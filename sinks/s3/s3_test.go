@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sort"
 	"strings"
@@ -476,4 +477,36 @@ func TestBadBlocksAreRefusedBeforeAnyRequest(t *testing.T) {
 	if err := s.CheckStream("_pipehost"); err == nil {
 		t.Fatal("a stream named _pipehost accepted")
 	}
+}
+
+// TestASilentServerFailsTheRunInsteadOfHangingIt: a server that accepts
+// connections and never answers fails the stream's start within its
+// answer timeout (lowered here) and the SDK's retries, naming the request.
+func TestASilentServerFailsTheRunInsteadOfHangingIt(t *testing.T) {
+	server(t) // the credentials
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c) // reads the request, never answers
+		}
+	}()
+	ep := "http://" + ln.Addr().String()
+	s := newSink(t, "silent", ep, nil)
+	s.answerTimeout = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Open(ctx, sinks.Stream{Pipeline: "orders", Name: "orders", Schema: schema})
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "ListObjectsV2") {
+		t.Fatalf("after %v: %v (context: %v)", time.Since(start), err, ctx.Err())
+	}
+	t.Logf("a silent server failed the start in %v: %v", time.Since(start).Round(time.Millisecond), err)
 }

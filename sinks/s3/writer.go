@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"syscall"
@@ -488,7 +487,7 @@ func (p *partitioner) value(rec arrow.Record, i int64) string {
 }
 
 // dir is the folder of a partition value.
-func (p *partitioner) dir(value string) string { return path.Join(p.name + "=" + value) }
+func (p *partitioner) dir(value string) string { return p.name + "=" + value }
 
 // group maps each partition value of rec to its runs of consecutive rows,
 // [start, end) pairs, and lists the values in order of first appearance.

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,5 +153,35 @@ func TestInitWritesAFileThatRuns(t *testing.T) {
 	missing := writeFile(t, "connector \"nosuch\" {}\n")
 	if r := runPipeline(t, filepath.Dir(missing), nil, "validate", "-f", missing); r.code != 2 || !strings.Contains(r.stderr, "no plugin nosuch-plugin found (looked in") {
 		t.Fatalf("a plugin that cannot be found: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestProfilesOfTheHostAndItsPluginsAreWritten: with PIPEHOST_CPUPROFILE
+// set, a run writes the host's CPU profile there and each plugin's beside
+// it (NAME.CONNECTOR), though a plugin gets none of the host's environment
+// otherwise; each is a gzipped pprof profile naming its own binary.
+func TestProfilesOfTheHostAndItsPluginsAreWritten(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lake")
+	if r := runPipeline(t, t.TempDir(), nil, "init", dir); r.code != 0 {
+		t.Fatalf("init: exit %d\n%s", r.code, r.stderr)
+	}
+	prof := filepath.Join(dir, "host.prof")
+	if r := runPipeline(t, dir, []string{"PIPEHOST_CPUPROFILE=" + prof}, "run", "--sandbox", "orders"); r.code != 0 {
+		t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
+	}
+	for path, binary := range map[string]string{prof: "pipeline", prof + ".nuorder": "nuorder-plugin"} {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatalf("no profile: %v", err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatalf("%s is not a gzipped profile: %v", path, err)
+		}
+		raw, err := io.ReadAll(zr)
+		f.Close()
+		if err != nil || !bytes.Contains(raw, []byte(string(os.PathSeparator)+binary)) {
+			t.Fatalf("%s: %d bytes, error %v, does not name %s", path, len(raw), err, binary)
+		}
 	}
 }

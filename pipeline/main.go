@@ -30,6 +30,7 @@ import (
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/engine"
 	"pipehost/pipeline/state"
+	"pipehost/plugins"
 
 	// Destinations, registered by import.
 	_ "pipehost/sinks/csv"
@@ -112,8 +113,8 @@ func main() {
 
 // cpuProfileEnv names a file the host writes a CPU profile of the whole
 // command into (go tool pprof reads it), for finding where a run spends
-// its time.
-const cpuProfileEnv = "PIPEHOST_CPUPROFILE"
+// its time; each plugin writes its own beside it (plugins.CPUProfileEnv).
+const cpuProfileEnv = plugins.CPUProfileEnv
 
 // startProfile starts a CPU profile into path (none when empty) and
 // returns what stops it.

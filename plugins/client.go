@@ -78,10 +78,16 @@ func Open(cfg Config) (*Client, error) {
 		// go-plugin hashes the binary right before it starts the process.
 		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
+	cmd := exec.Command(cfg.Path)
+	if prof := os.Getenv(CPUProfileEnv); prof != "" {
+		// The one variable the clean environment lets through: where the
+		// plugin writes its own profile, beside the host's.
+		cmd.Env = []string{CPUProfileEnv + "=" + prof + "." + cfg.Name}
+	}
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {pluginName: &grpcPlugin{}}},
-		Cmd:              exec.Command(cfg.Path),
+		Cmd:              cmd,
 		SkipHostEnv:      true,
 		StartTimeout:     HandshakeTimeout,
 		SecureConfig:     secure,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -73,6 +74,7 @@ func Serve(c connector.Base, opts ...ServeOption) error {
 		cfg.logger = Logger("connector")
 	}
 	go exitWithHost(cfg.logger, os.Getppid(), hostWatchInterval)
+	defer startCPUProfile(cfg.logger, os.Getenv(CPUProfileEnv))()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
@@ -87,6 +89,33 @@ func Serve(c connector.Base, opts ...ServeOption) error {
 		Logger: cfg.logger,
 	})
 	return nil
+}
+
+// CPUProfileEnv names a file a process writes a CPU profile of its whole
+// life into (go tool pprof reads it). Set for the host, the host passes it
+// on to each plugin it starts with the connector's name appended
+// (host.prof.nuorder), the one variable of the host's environment a plugin
+// gets; the plugin's profile is complete when the host stops it gracefully
+// (the end of a run).
+const CPUProfileEnv = "PIPEHOST_CPUPROFILE"
+
+// startCPUProfile starts a CPU profile into path (none when empty) and
+// returns what stops it; a profile that cannot start is logged, not fatal.
+func startCPUProfile(logger hclog.Logger, path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		logger.Warn("no CPU profile", "error", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		logger.Warn("no CPU profile", "error", err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // hostWatchInterval is how often a plugin checks that its host is alive. A

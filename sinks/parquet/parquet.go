@@ -56,6 +56,11 @@ type Config struct {
 	// own default on order documents (BenchmarkWriteDocuments) for files a
 	// little larger; other codecs their library default.
 	CompressionLevel *int `hcl:"compression_level,optional"`
+	// Dictionary dictionary-encodes string columns too (default false:
+	// plain strings under zstd make files about as small, and the writer
+	// spends 14% less CPU on orders; see Format). Numbers, timestamps and
+	// dates are dictionary-encoded either way.
+	Dictionary *bool `hcl:"dictionary,optional"`
 }
 
 // Driver opens Parquet sinks.
@@ -81,7 +86,7 @@ func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
 // compression or a row group size below 1; the folder is made by the first
 // write, not here.
 func Open(c *Config, env sinks.Env) (*Sink, error) {
-	format, err := FormatConfig{Compression: c.Compression, RowGroupRows: c.RowGroupRows, RowGroupMiB: c.RowGroupMiB, CompressionLevel: c.CompressionLevel}.Format()
+	format, err := FormatConfig{Compression: c.Compression, RowGroupRows: c.RowGroupRows, RowGroupMiB: c.RowGroupMiB, CompressionLevel: c.CompressionLevel, Dictionary: c.Dictionary}.Format()
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/apache/arrow/go/v15/parquet/file"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"pipehost/sinks"
 	"pipehost/sinks/internal/commitfile"
@@ -265,4 +266,92 @@ func TestRowGroupsAreCutBySize(t *testing.T) {
 			t.Fatalf("row group %d is empty", i)
 		}
 	}
+}
+
+// TestStringColumnsAreWrittenPlainUnlessADictionaryIsAsked: by default a
+// string column's chunk has no dictionary page while an integer column's
+// has one and a JSON document's has none; with dictionary = true the string
+// column has one too. Both files read back the same values.
+func TestStringColumnsAreWrittenPlainUnlessADictionaryIsAsked(t *testing.T) {
+	for _, dict := range []bool{false, true} {
+		base := t.TempDir()
+		cfg := &Config{Path: "lake"}
+		if dict {
+			cfg.Dictionary = &dict
+		}
+		s, err := Open(cfg, sinks.Env{BaseDir: base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		rec := lines(1, 3000)[0]
+		w, err := s.Open(ctx, sinks.Stream{Name: "order_lines", Schema: rec.Schema()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		info, err := w.Commit(ctx, sinks.Commit{Final: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := file.OpenParquetFile(info.Location, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rg := r.MetaData().RowGroup(0)
+		has := map[string]bool{}
+		for i := 0; i < rg.NumColumns(); i++ {
+			cc, err := rg.ColumnChunk(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			has[cc.PathInSchema().String()] = cc.HasDictionaryPage()
+		}
+		r.Close()
+		want := map[string]bool{"order_id": dict, "season": dict, "quantity": true, "document": false}
+		for col, w := range want {
+			if has[col] != w {
+				t.Errorf("dictionary = %v: column %s has a dictionary page: %v, want %v (all: %v)", dict, col, has[col], w, has)
+			}
+		}
+		got := readBack(t, info.Location)
+		if len(got) != 3000 || got[2999] != rec.Column(0).(*array.String).Value(2999)+"|"+rec.Column(1).(*array.String).Value(2999) {
+			t.Fatalf("dictionary = %v: read back %d rows, last %q", dict, len(got), got[len(got)-1])
+		}
+	}
+}
+
+// readBack reads a file's order_id and season columns as "id|season" rows.
+func readBack(t *testing.T, path string) []string {
+	t.Helper()
+	r, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	var out []string
+	for _, a := range tbl.Column(0).Data().Chunks() {
+		for i := 0; i < a.Len(); i++ {
+			out = append(out, a.(*array.String).Value(i))
+		}
+	}
+	k := 0
+	for _, a := range tbl.Column(1).Data().Chunks() {
+		for i := 0; i < a.Len(); i++ {
+			out[k] += "|" + a.(*array.String).Value(i)
+			k++
+		}
+	}
+	return out
 }

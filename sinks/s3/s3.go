@@ -105,6 +105,9 @@ type Config struct {
 	// RowGroupMiB caps a row group by the in-memory size of its rows
 	// (default 32): it bounds the sink's memory.
 	RowGroupMiB *int64 `hcl:"row_group_mib,optional"`
+	// Dictionary dictionary-encodes string columns too (default false), as
+	// in the parquet sink.
+	Dictionary *bool `hcl:"dictionary,optional"`
 }
 
 // Driver opens object-storage sinks.
@@ -131,7 +134,7 @@ func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
 // malformed bucket, an endpoint that is not an http(s) URL, and a bad
 // Parquet format setting.
 func Open(c *Config, env sinks.Env) (*Sink, error) {
-	format, err := parquet.FormatConfig{Compression: c.Compression, RowGroupRows: c.RowGroupRows, RowGroupMiB: c.RowGroupMiB, CompressionLevel: c.CompressionLevel}.Format()
+	format, err := parquet.FormatConfig{Compression: c.Compression, RowGroupRows: c.RowGroupRows, RowGroupMiB: c.RowGroupMiB, CompressionLevel: c.CompressionLevel, Dictionary: c.Dictionary}.Format()
 	if err != nil {
 		return nil, err
 	}

@@ -398,7 +398,7 @@ func appendOrder(c *orderColumns, o *order, raw json.RawMessage, extracted time.
 	}
 	appendTime(c.createdOn, o.CreatedOn)
 	appendTime(c.modifiedOn, o.ModifiedOn)
-	c.document.Append(string(raw))
+	c.document.BinaryBuilder.Append(raw) // the bytes, without a string copy
 	c.extracted.Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
@@ -460,7 +460,7 @@ func appendOrderLine(c *orderLineColumns, o *order, i int, sz orderSize, extract
 	appendTime(c.shipEnd, end)
 	appendBool(c.prebook, li.Prebook)
 	appendTime(c.modifiedOn, o.ModifiedOn)
-	c.document.Append(string(li.raw))
+	c.document.BinaryBuilder.Append(li.raw) // the bytes, without a string copy
 	c.extracted.Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 
@@ -500,7 +500,7 @@ func appendShipment(c *shipmentColumns, o *order, i int, extracted time.Time) {
 	appendTime(c.date, s.ShipmentDate)
 	appendStrings(c.tracking, s.TrackingNumbers)
 	appendTime(c.modifiedOn, o.ModifiedOn)
-	c.document.Append(string(s.raw))
+	c.document.BinaryBuilder.Append(s.raw) // the bytes, without a string copy
 	c.extracted.Append(arrow.Timestamp(extracted.UnixMicro()))
 }
 

@@ -155,7 +155,7 @@ func appendProduct(b *array.RecordBuilder, p *product, raw json.RawMessage, extr
 	appendStrings(col("warehouse_ids"), whIDs)
 	appendTime(col("created_on"), p.CreatedOn)
 	appendTime(col("modified_on"), p.ModifiedOn)
-	col("document").(*array.StringBuilder).Append(string(raw))
+	col("document").(*array.StringBuilder).BinaryBuilder.Append(raw) // the bytes, without a string copy
 	col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 	return nil
 }
@@ -310,7 +310,7 @@ func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest
 		appendInt32(col("sort"), r.w.Sort)
 		appendTime(col("created_on"), r.w.CreatedOn)
 		appendTime(col("modified_on"), r.w.ModifiedOn)
-		col("document").(*array.StringBuilder).Append(string(r.raw))
+		col("document").(*array.StringBuilder).BinaryBuilder.Append(r.raw) // the bytes, without a string copy
 		col("_extracted_at").(*array.TimestampBuilder).Append(arrow.Timestamp(extracted.UnixMicro()))
 		if err := bt.added(); err != nil {
 			return err

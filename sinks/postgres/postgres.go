@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -180,7 +181,25 @@ func (s *Sink) connect(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, s.red.Err(fmt.Errorf("connecting to PostgreSQL: %w", err))
 	}
+	preferLZ4(ctx, conn)
 	return conn, nil
+}
+
+// preferLZ4 makes the session compress the values it stores out of line
+// (order documents of a few KB) with LZ4 instead of pglz, where the server
+// can (PostgreSQL 14 or later, built with LZ4, as Debian's and the official
+// images are): the server's pglz compression of every document took a
+// large share of a load, and rows/s rose 31% with LZ4
+// (BenchmarkOrdersIntoPostgresVsParquet). Readers need nothing: each value
+// records its method. Elsewhere the server's default stays; the setting is
+// the session's, so the server and its other clients are left alone.
+func preferLZ4(ctx context.Context, conn *pgx.Conn) {
+	major, _, _ := strings.Cut(conn.PgConn().ParameterStatus("server_version"), ".")
+	if n, err := strconv.Atoi(major); err != nil || n < 14 {
+		return
+	}
+	// A server built without LZ4 refuses the value; its default stays.
+	conn.Exec(ctx, "SET default_toast_compression = 'lz4'")
 }
 
 // checkpointTable holds one checkpoint per pipeline and stream, written in

@@ -324,3 +324,37 @@ func TestAServerThatNeverAnswersFailsTheConnect(t *testing.T) {
 		t.Fatalf("after %v: %v", time.Since(start), err)
 	}
 }
+
+// TestLargeDocumentsAreStoredWithLZ4: a document large enough to be
+// compressed is stored with LZ4 where the server offers it (PostgreSQL 14+
+// built with it, as the test server is); elsewhere the test is skipped.
+func TestLargeDocumentsAreStoredWithLZ4(t *testing.T) {
+	s, conn := freshSchema(t)
+	var offered bool
+	if err := conn.QueryRow(context.Background(), `SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'`).Scan(&offered); err != nil || !offered {
+		t.Skipf("the server offers no LZ4 compression (%v)", err)
+	}
+	docSchema := arrow.NewSchema([]arrow.Field{
+		{Name: "_id", Type: arrow.BinaryTypes.String},
+		{Name: "document", Type: arrow.BinaryTypes.String, Metadata: jsonMeta},
+	}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, docSchema)
+	defer b.Release()
+	b.Field(0).(*array.StringBuilder).Append("o1")
+	b.Field(1).(*array.StringBuilder).Append(`{"line_items":[` + strings.Repeat(`{"style_number":"ST-00042","color":"navy","quantity":3},`, 200) + `{}]}`)
+	rec := b.NewRecord()
+	defer rec.Release()
+	w := open(t, s, sinks.Append, docSchema)
+	if err := w.Write(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(context.Background(), sinks.Commit{Checkpoint: []byte("1"), Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	var method string
+	var styles int
+	err := conn.QueryRow(context.Background(), fmt.Sprintf(`SELECT coalesce(pg_column_compression(document), 'none'), jsonb_array_length(document->'line_items') FROM %s`, s.qualified("orders"))).Scan(&method, &styles)
+	if err != nil || method != "lz4" || styles != 201 {
+		t.Fatalf("document stored with %q, %d line items (%v); want lz4, 201", method, styles, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -170,4 +171,24 @@ func FuzzTrustedNeverPanics(f *testing.F) {
 		Members([]byte(s), func(k, v []byte) error { Elements(v, func([]byte) error { return nil }); return nil })
 		Elements([]byte(s), func(v []byte) error { Members(v, func(k, v []byte) error { return nil }); return nil })
 	})
+}
+
+// BenchmarkValue validates an order-like document of ~4 KB: mostly string
+// values (names, notes, addresses, ids), some numbers and nesting.
+//
+//	go test ./internal/jsonscan -run '^$' -bench Value
+func BenchmarkValue(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"_id":"65a1f0c2e4b0a1b2c3d4e5f6","order_number":"SO-2026-000042","notes":"Please ship with the spring delivery; the buyer asked for \"rush\" labels.","line_items":[`)
+	for i := 0; sb.Len() < 4000; i++ {
+		fmt.Fprintf(&sb, `{"product":{"_id":"65a1f0c2e4b0%012d","style_number":"ST-%05d","name":"Relaxed linen shirt, long sleeve","color":"heather grey","season":"SS27"},"sizes":[{"size":"M","upc":"0400000%05d","quantity":%d,"price":"49.50"}],"warehouse":"main"},`, i, i, i, i%24)
+	}
+	sb.WriteString(`{}],"total":1234.5}`)
+	doc := []byte(sb.String())
+	b.SetBytes(int64(len(doc)))
+	for i := 0; i < b.N; i++ {
+		if _, err := Value(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

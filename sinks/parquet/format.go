@@ -32,8 +32,8 @@ type FormatConfig struct {
 	// CompressionLevel is the codec's level (default: zstd 1, other codecs
 	// their library's default).
 	CompressionLevel *int
-	// Dictionary dictionary-encodes string columns (default false; other
-	// columns always are, JSON documents never).
+	// Dictionary dictionary-encodes top-level string columns (default
+	// false; other columns always are, JSON documents never).
 	Dictionary *bool
 }
 
@@ -105,8 +105,9 @@ type Encoder struct {
 }
 
 // NewEncoder starts a file on w. Whole JSON document columns
-// (connector.IsJSON) get neither a dictionary nor statistics; other string
-// columns get a dictionary only when the format asks for one. When w is an
+// (connector.IsJSON) get neither a dictionary nor statistics; other
+// top-level string columns get a dictionary only when the format asks for
+// one. When w is an
 // io.Closer, Finish and Abort close it.
 func (f Format) NewEncoder(w io.Writer, schema *arrow.Schema) (*Encoder, error) {
 	opts := []pq.WriterProperty{
@@ -120,7 +121,7 @@ func (f Format) NewEncoder(w io.Writer, schema *arrow.Schema) (*Encoder, error) 
 	// of kilobyte strings prune nothing. Both cost the writer time
 	// (BenchmarkWriteDocuments) for no reader's gain.
 	//
-	// Other string columns are written plain unless asked: arrow-go v15's
+	// Other top-level string columns are written plain unless asked: arrow-go v15's
 	// dictionary encoder boxes every value it hashes, which cost the host
 	// 14% of its CPU on orders and order lines (make bench), while zstd
 	// compresses plain repeated strings as well (order lines 4% smaller,

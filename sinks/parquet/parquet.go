@@ -56,10 +56,11 @@ type Config struct {
 	// own default on order documents (BenchmarkWriteDocuments) for files a
 	// little larger; other codecs their library default.
 	CompressionLevel *int `hcl:"compression_level,optional"`
-	// Dictionary dictionary-encodes string columns too (default false:
-	// plain strings under zstd make files about as small, and the writer
-	// spends 14% less CPU on orders; see Format). Numbers, timestamps and
-	// dates are dictionary-encoded either way.
+	// Dictionary dictionary-encodes top-level string columns too (default
+	// false: plain strings under zstd make files about as small, and the
+	// writer spends 14% less CPU on orders; see Format). Numbers, timestamps,
+	// dates and values in lists and structs are dictionary-encoded either
+	// way.
 	Dictionary *bool `hcl:"dictionary,optional"`
 }
 

@@ -105,8 +105,8 @@ type Config struct {
 	// RowGroupMiB caps a row group by the in-memory size of its rows
 	// (default 32): it bounds the sink's memory.
 	RowGroupMiB *int64 `hcl:"row_group_mib,optional"`
-	// Dictionary dictionary-encodes string columns too (default false), as
-	// in the parquet sink.
+	// Dictionary dictionary-encodes top-level string columns too (default
+	// false), as in the parquet sink.
 	Dictionary *bool `hcl:"dictionary,optional"`
 }
 

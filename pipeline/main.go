@@ -16,7 +16,6 @@ import (
 	"os/signal"
 	"path"
 	"runtime/debug"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -105,7 +104,10 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
-	stop := startProfile(os.Getenv(cpuProfileEnv))
+	stop, err := plugins.StartCPUProfile(os.Getenv(cpuProfileEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Warning: %s: %v\n", cpuProfileEnv, err)
+	}
 	code := execute(os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -115,25 +117,6 @@ func main() {
 // command into (go tool pprof reads it), for finding where a run spends
 // its time; each plugin writes its own beside it (plugins.CPUProfileEnv).
 const cpuProfileEnv = plugins.CPUProfileEnv
-
-// startProfile starts a CPU profile into path (none when empty) and
-// returns what stops it.
-func startProfile(path string) func() {
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Warning: %s: %v\n", cpuProfileEnv, err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintf(os.Stderr, "Warning: %s: %v\n", cpuProfileEnv, err)
-		f.Close()
-		return func() {}
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
-}
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)

@@ -74,7 +74,11 @@ func Serve(c connector.Base, opts ...ServeOption) error {
 		cfg.logger = Logger("connector")
 	}
 	go exitWithHost(cfg.logger, os.Getppid(), hostWatchInterval)
-	defer startCPUProfile(cfg.logger, os.Getenv(CPUProfileEnv))()
+	stop, err := StartCPUProfile(os.Getenv(CPUProfileEnv))
+	if err != nil {
+		cfg.logger.Warn("no CPU profile", "error", err) // a diagnosis aid: the plugin serves anyway
+	}
+	defer stop()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
@@ -99,23 +103,23 @@ func Serve(c connector.Base, opts ...ServeOption) error {
 // (the end of a run).
 const CPUProfileEnv = "PIPEHOST_CPUPROFILE"
 
-// startCPUProfile starts a CPU profile into path (none when empty) and
-// returns what stops it; a profile that cannot start is logged, not fatal.
-func startCPUProfile(logger hclog.Logger, path string) func() {
+// StartCPUProfile starts a CPU profile of this process into path and
+// returns what stops it (and closes the file). With path empty it does
+// nothing; it errors when the file cannot be created or a profile is
+// already running, and then nothing needs stopping.
+func StartCPUProfile(path string) (stop func(), err error) {
 	if path == "" {
-		return func() {}
+		return func() {}, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		logger.Warn("no CPU profile", "error", err)
-		return func() {}
+		return func() {}, err
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		logger.Warn("no CPU profile", "error", err)
 		f.Close()
-		return func() {}
+		return func() {}, err
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // hostWatchInterval is how often a plugin checks that its host is alive. A

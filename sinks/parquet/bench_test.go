@@ -55,10 +55,7 @@ func documents(batches, rows int) []arrow.Record {
 //	go test ./sinks/parquet -run '^$' -bench WriteDocuments -benchmem
 func BenchmarkWriteDocuments(b *testing.B) {
 	recs := documents(20, 1000)
-	var size int64
-	for _, r := range recs {
-		size += util.TotalRecordSize(r)
-	}
+	size := arrowBytes(recs)
 	for _, codec := range []string{"zstd", "snappy"} {
 		b.Run(codec, func(b *testing.B) {
 			b.SetBytes(size)
@@ -66,21 +63,8 @@ func BenchmarkWriteDocuments(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ctx := context.Background()
 			for i := 0; i < b.N; i++ {
-				w, err := s.Open(ctx, sinks.Stream{Pipeline: "bench", Name: "orders", Schema: docSchema})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, r := range recs {
-					if err := w.Write(ctx, r); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if _, err := w.Commit(ctx, sinks.Commit{Final: true}); err != nil {
-					b.Fatal(err)
-				}
-				w.Abort()
+				commitFile(b, s, "orders", recs)
 			}
 		})
 	}
@@ -137,10 +121,7 @@ func lines(batches, rows int) []arrow.Record {
 //	go test ./sinks/parquet -run '^$' -bench WriteOrderLines -count 3
 func BenchmarkWriteOrderLines(b *testing.B) {
 	recs := lines(50, 2000)
-	var size int64
-	for _, r := range recs {
-		size += util.TotalRecordSize(r)
-	}
+	size := arrowBytes(recs)
 	for _, dict := range []bool{true, false} {
 		b.Run(fmt.Sprintf("dictionary=%v", dict), func(b *testing.B) {
 			b.SetBytes(size)
@@ -148,23 +129,9 @@ func BenchmarkWriteOrderLines(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ctx := context.Background()
 			var fileBytes int64
 			for i := 0; i < b.N; i++ {
-				w, err := s.Open(ctx, sinks.Stream{Pipeline: "bench", Name: "order_lines", Schema: lineSchema})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, r := range recs {
-					if err := w.Write(ctx, r); err != nil {
-						b.Fatal(err)
-					}
-				}
-				info, err := w.Commit(ctx, sinks.Commit{Final: true})
-				if err != nil {
-					b.Fatal(err)
-				}
-				w.Abort()
+				info := commitFile(b, s, "order_lines", recs)
 				if fi, err := os.Stat(info.Location); err == nil {
 					fileBytes = fi.Size()
 				}
@@ -172,4 +139,35 @@ func BenchmarkWriteOrderLines(b *testing.B) {
 			b.ReportMetric(float64(fileBytes), "file-bytes")
 		})
 	}
+}
+
+// commitFile writes recs (all of one schema) into one file of stream that
+// its final commit makes visible, and returns where it went.
+func commitFile(tb testing.TB, s *Sink, stream string, recs []arrow.Record) sinks.CommitInfo {
+	tb.Helper()
+	ctx := context.Background()
+	w, err := s.Open(ctx, sinks.Stream{Pipeline: "bench", Name: stream, Schema: recs[0].Schema()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer w.Abort()
+	for _, r := range recs {
+		if err := w.Write(ctx, r); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	info, err := w.Commit(ctx, sinks.Commit{Final: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return info
+}
+
+// arrowBytes is the Arrow size of recs: what a benchmark's MB/s counts.
+func arrowBytes(recs []arrow.Record) int64 {
+	var n int64
+	for _, r := range recs {
+		n += util.TotalRecordSize(r)
+	}
+	return n
 }

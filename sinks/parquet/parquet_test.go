@@ -237,21 +237,10 @@ func TestRowGroupsAreCutBySize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	w, err := s.Open(ctx, sinks.Stream{Name: "orders", Schema: docSchema})
-	if err != nil {
-		t.Fatal(err)
-	}
 	recs := documents(10, 100) // 10 batches of 100 rows of ~4 KB: ~4 MB
+	info := commitFile(t, s, "orders", recs)
 	for _, r := range recs {
-		if err := w.Write(ctx, r); err != nil {
-			t.Fatal(err)
-		}
 		r.Release()
-	}
-	info, err := w.Commit(ctx, sinks.Commit{Final: true})
-	if err != nil {
-		t.Fatal(err)
 	}
 	r, err := file.OpenParquetFile(info.Location, false)
 	if err != nil {
@@ -283,19 +272,8 @@ func TestStringColumnsAreWrittenPlainUnlessADictionaryIsAsked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := context.Background()
 		rec := lines(1, 3000)[0]
-		w, err := s.Open(ctx, sinks.Stream{Name: "order_lines", Schema: rec.Schema()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Write(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-		info, err := w.Commit(ctx, sinks.Commit{Final: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := commitFile(t, s, "order_lines", []arrow.Record{rec})
 		r, err := file.OpenParquetFile(info.Location, false)
 		if err != nil {
 			t.Fatal(err)
@@ -309,14 +287,14 @@ func TestStringColumnsAreWrittenPlainUnlessADictionaryIsAsked(t *testing.T) {
 			}
 			has[cc.PathInSchema().String()] = cc.HasDictionaryPage()
 		}
-		r.Close()
 		want := map[string]bool{"order_id": dict, "season": dict, "quantity": true, "document": false}
 		for col, w := range want {
 			if has[col] != w {
 				t.Errorf("dictionary = %v: column %s has a dictionary page: %v, want %v (all: %v)", dict, col, has[col], w, has)
 			}
 		}
-		got := readBack(t, info.Location)
+		got := readBack(t, r)
+		r.Close()
 		if len(got) != 3000 || got[2999] != rec.Column(0).(*array.String).Value(2999)+"|"+rec.Column(1).(*array.String).Value(2999) {
 			t.Fatalf("dictionary = %v: read back %d rows, last %q", dict, len(got), got[len(got)-1])
 		}
@@ -324,13 +302,8 @@ func TestStringColumnsAreWrittenPlainUnlessADictionaryIsAsked(t *testing.T) {
 }
 
 // readBack reads a file's order_id and season columns as "id|season" rows.
-func readBack(t *testing.T, path string) []string {
+func readBack(t *testing.T, r *file.Reader) []string {
 	t.Helper()
-	r, err := file.OpenParquetFile(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
 	if err != nil {
 		t.Fatal(err)

@@ -60,8 +60,11 @@ type options struct {
 	parallel    int    // run: pipelines at once
 	// watcher, when not nil, follows runs for a live display (run on a
 	// terminal).
-	watcher     engine.Watcher
-	file        string
+	watcher engine.Watcher
+	file    string
+	// command is how the user ran the host (invocation), for the
+	// commands that messages suggest.
+	command     string
 	sandbox     bool
 	fullRefresh bool
 	logLevel    string
@@ -176,6 +179,7 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 		eo.ProgressEvery = -1 // --progress-every 0, or a live display: no progress lines
 	}
 	eo.Builtins, eo.Linked = builtins, linked
+	eo.Command = o.command
 	if eo.State == nil && !eo.Catalog {
 		store, err := openStore(ctx, f)
 		if err != nil {

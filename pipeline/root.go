@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -71,8 +72,9 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 	// do wraps a command's function: it sets up the logger and the signal
 	// context every command shares, and records the exit code.
 	do := func(fn func(ctx context.Context, o options, logger hclog.Logger) int) func(*cobra.Command, []string) error {
-		return func(_ *cobra.Command, args []string) error {
+		return func(cmd *cobra.Command, args []string) error {
 			o.args = args
+			o.command = invocation(cmd)
 			logger, err := newLogger(*o, stderr)
 			if err != nil {
 				return err
@@ -236,4 +238,34 @@ func pipelineNames(o *options) func(*cobra.Command, []string, string) ([]string,
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// invocation is how the user ran the host, for the commands messages
+// suggest: the program as typed, and the global flags given on the command
+// line (the file, the log settings), each quoted for a POSIX shell, so a
+// suggested command pasted as printed acts on the same file and state.
+func invocation(cmd *cobra.Command) string {
+	prog := "pipeline"
+	if len(os.Args) > 0 && strings.ContainsRune(os.Args[0], filepath.Separator) {
+		prog = os.Args[0]
+	}
+	parts := []string{shellQuote(prog)}
+	for _, name := range []string{"file", "log-level", "log-format"} {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+			flag := "--" + name
+			if name == "file" {
+				flag = "-f"
+			}
+			parts = append(parts, flag, shellQuote(f.Value.String()))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

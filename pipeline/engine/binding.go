@@ -103,9 +103,27 @@ func unwrap(stored []byte) (cp []byte, e envelope) {
 	return e.Bytes, e
 }
 
-// mismatch is the refusal of a run whose state describes other data.
-func mismatch(pipeline, what string, stored, now *state.Binding) error {
-	return fmt.Errorf("%w: %s; its checkpoint was written %s, but this run is %s. Resuming would skip or repeat rows. "+
-		"Start over with `pipeline state reset %s`, or read everything again with `pipeline run --full-refresh %s`",
-		ErrStateMismatch, what, stored, now, pipeline, pipeline)
+// mismatch is the refusal of a run whose state describes other data. The
+// ways out it names, run as printed, leave the destination holding only
+// this run's source's rows: a full refresh replaces the rows where the sink
+// can; where it cannot, the rows must be removed first.
+func (h *Host) mismatch(pl *config.Pipeline, what string, stored, now *state.Binding) error {
+	out := h.Command()
+	way := fmt.Sprintf("Replace them with this source's rows with `%s run --full-refresh %s`, or start over with `%s state reset %s` (the next run then replaces them)",
+		out, pl.Name, out, pl.Name)
+	if !supportsMode(h.drivers[pl.To.Type+"."+pl.To.Name], sinks.Overwrite) {
+		way = fmt.Sprintf("%s cannot replace rows: remove what pipeline %s wrote into %s (its data files and commit records), then start over with `%s state reset %s`",
+			pl.To, pl.Name, now.Destination, out, pl.Name)
+	}
+	return fmt.Errorf("%w: %s; its checkpoint was written %s, but this run is %s. Resuming would skip or repeat rows, and appending would mix two sources. %s",
+		ErrStateMismatch, what, stored, now, way)
+}
+
+// Command is how the user runs the host, for the commands messages
+// suggest: Options.Command, or "pipeline".
+func (h *Host) Command() string {
+	if h.opts.Command != "" {
+		return h.opts.Command
+	}
+	return "pipeline"
 }

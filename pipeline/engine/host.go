@@ -55,6 +55,11 @@ type Options struct {
 	// for measuring the plugin boundary (the benchmark's in-process host)
 	// link any.
 	Linked map[string]func(logger hclog.Logger) connector.Base
+	// Command is how the user ran the host, with the global flags that
+	// pick the same file and state ("bin/pipeline -f nightly.hcl"), so a
+	// command a message suggests works when pasted as printed. Empty:
+	// "pipeline".
+	Command string
 	// Catalog asks only for the connectors' catalogs: configs are decoded
 	// without insisting on required attributes, and connectors are not
 	// configured, so `pipeline streams` works without credentials.

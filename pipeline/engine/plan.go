@@ -37,6 +37,11 @@ func (h *Host) Plan(ctx context.Context, pl *config.Pipeline, ro RunOptions) (re
 		}
 		if cp != nil {
 			from = "after checkpoint " + state.Describe(cp)
+		} else if replace, err := h.heldSinceBeforeReset(ctx, pl, st.Name, h.sinks[pl.To.Type+"."+pl.To.Name]); err != nil {
+			res.Err = err
+			return res, ""
+		} else if replace {
+			from = "from the beginning, replacing the rows " + binding.Destination + " holds (the state was reset)"
 		}
 	}
 	return res, from

@@ -165,14 +165,28 @@ func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions
 		p.storeID = h.opts.State.ID()
 	}
 	// An overwrite replaces everything: it always reads in full.
+	replace := ro.FullRefresh
 	if !ro.FullRefresh && pl.Mode != sinks.Overwrite {
 		if p.checkpoint, err = h.resumeFrom(ctx, pl, p.st.Name, sk, p.binding, true); err != nil {
 			res.Err = err
 			return p
 		}
+		// After `state reset`, the rows the destination still holds from
+		// before it are replaced, as --full-refresh does: reading
+		// everything again beside them would hold two sources' rows, or
+		// every row twice.
+		if p.checkpoint == nil {
+			if replace, err = h.heldSinceBeforeReset(ctx, pl, p.st.Name, sk); err != nil {
+				res.Err = err
+				return p
+			}
+			if replace {
+				p.log.Info("the state was reset: this run replaces the rows the destination holds", "destination", p.binding.Destination)
+			}
+		}
 	}
 	p.mode = pl.Mode
-	if ro.FullRefresh && p.mode == sinks.Append {
+	if replace && p.mode == sinks.Append {
 		// A full refresh replaces what the appends accumulated, at its
 		// final commit, where the sink can; elsewhere it would add a
 		// second copy of every row, so it is refused.
@@ -180,7 +194,12 @@ func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions
 			p.mode = sinks.Overwrite
 		} else if cr, ok := sk.(sinks.CheckpointReader); ok {
 			if held, _, _ := cr.Checkpoint(ctx, pl.Name, p.st.Name); held != nil {
-				res.Err = fmt.Errorf("--full-refresh into %s would add a second copy of the rows it holds: remove them first (the next run then reads everything again, without --full-refresh)", p.binding.Destination)
+				what := "--full-refresh"
+				if !ro.FullRefresh {
+					what = "a run after `state reset`"
+				}
+				res.Err = fmt.Errorf("%s into %s would add a second copy of the rows it holds, and %s cannot replace them: remove pipeline %s's files from it first (the next run then reads everything again)",
+					what, p.binding.Destination, pl.To, pl.Name)
 				return p
 			}
 		}
@@ -220,7 +239,9 @@ func (p *pullRun) commit(cp []byte, final bool) error {
 	}
 	res.Rows += info.Rows
 	p.pending = 0
-	if cp != nil && p.h.opts.State != nil {
+	// An overwrite's rows become visible at its final commit only: a
+	// checkpoint stored before it would describe rows a crash discards.
+	if cp != nil && p.h.opts.State != nil && (final || p.mode != sinks.Overwrite) {
 		p.stateMu.Lock()
 		err := p.h.opts.State.Commit(p.pl.Name, p.st.Name, cp, state.CommitMeta{Binding: p.binding, Rows: info.Rows > 0})
 		p.stateMu.Unlock()
@@ -323,7 +344,7 @@ func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream strin
 	}
 	cp := entry.Bytes()
 	if cp != nil && entry.Binding != nil && *entry.Binding != *binding {
-		return nil, mismatch(pl.Name, "the state of pipeline "+pl.Name+" belongs to other data", entry.Binding, binding)
+		return nil, h.mismatch(pl, "the state of pipeline "+pl.Name+" belongs to other data", entry.Binding, binding)
 	}
 	cr, ok := sk.(sinks.CheckpointReader)
 	if !ok {
@@ -340,7 +361,7 @@ func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream strin
 	if scp != nil && env.Version == 1 {
 		found := &state.Binding{Source: env.Source, Destination: binding.Destination}
 		if env.Source != binding.Source {
-			return nil, mismatch(pl.Name, binding.Destination+" holds rows of other data", found, binding)
+			return nil, h.mismatch(pl, binding.Destination+" holds rows of other data", found, binding)
 		}
 		known := cp != nil && (state.Digest(scp) == entry.DataDigest || state.Digest(scp) == state.Digest(cp))
 		if storeID != "" && env.State != storeID && !known {
@@ -372,6 +393,28 @@ func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream strin
 		return scp, nil
 	}
 	return cp, nil
+}
+
+// heldSinceBeforeReset says whether the pipeline's stream was reset (and
+// has committed nothing since) while the sink still holds rows committed
+// before the reset.
+func (h *Host) heldSinceBeforeReset(ctx context.Context, pl *config.Pipeline, stream string, sk sinks.Sink) (bool, error) {
+	if h.opts.State == nil {
+		return false, nil
+	}
+	entry, err := h.opts.State.Get(pl.Name, stream)
+	if err != nil {
+		return false, fmt.Errorf("reading state: %w", err)
+	}
+	cr, ok := sk.(sinks.CheckpointReader)
+	if entry.ResetAt.IsZero() || entry.Bytes() != nil || !ok {
+		return false, nil
+	}
+	held, at, err := cr.Checkpoint(ctx, pl.Name, stream)
+	if err != nil {
+		return false, fmt.Errorf("reading the checkpoint stored in %s: %w", pl.To, err)
+	}
+	return held != nil && !at.After(entry.ResetAt), nil
 }
 
 // failpoint says whether the test failpoint name is armed through the

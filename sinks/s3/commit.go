@@ -31,6 +31,10 @@ type record struct {
 	Rows        int64     `json:"rows"`
 	Checkpoint  []byte    `json:"checkpoint,omitempty"`
 	CommittedAt time.Time `json:"committed_at"`
+	// Replace is set on the record of an overwrite: once its files are in
+	// place, every other object of the stream's data prefix, and the
+	// pipeline's older records, are removed (replace).
+	Replace bool `json:"replace,omitempty"`
 }
 
 // object is one data object of a commit.
@@ -189,6 +193,46 @@ func (st *store) putInPlace(ctx context.Context, r *record, f object) error {
 	}
 	st.deleteObject(ctx, f.Staged)
 	return nil
+}
+
+// replace removes what a replacing record replaces: every object under the
+// stream's data prefix that r does not name, then the pipeline's older
+// commit records. It is idempotent, so a crash in the middle is finished by
+// the next writer's Open. Readers that list the prefix meanwhile may see
+// old and new objects together for that moment.
+func (st *store) replace(ctx context.Context, r *record) error {
+	keep := map[string]bool{}
+	for _, f := range r.Files {
+		keep[f.Key] = true
+	}
+	var gone []string
+	for _, prefix := range []string{st.dataPrefix(), st.recordsPrefix()} {
+		p := awss3.NewListObjectsV2Paginator(st.c, &awss3.ListObjectsV2Input{Bucket: aws.String(st.s.bucket), Prefix: aws.String(prefix)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("listing %s: %w", st.url(prefix), explain(err))
+			}
+			for _, o := range page.Contents {
+				k := aws.ToString(o.Key)
+				if !keep[k] && k != st.recordKey(r.Seq) {
+					gone = append(gone, k)
+				}
+			}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(inFlight)
+	for _, k := range gone {
+		g.Go(func() error {
+			_, err := st.c.DeleteObject(gctx, &awss3.DeleteObjectInput{Bucket: aws.String(st.s.bucket), Key: aws.String(k)})
+			if err != nil && !isNotFound(err) {
+				return fmt.Errorf("removing %s: %w", st.url(k), explain(err))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // stagedObjects lists the stream's staged objects, with when each was

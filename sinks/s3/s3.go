@@ -115,10 +115,12 @@ type Driver struct{}
 
 var _ sinks.Driver = Driver{}
 
-// Modes implements sinks.Driver: commits append files. An overwrite would
-// need readers to see the old and the new files swap at once, which S3
-// cannot give without a table format on top; it is refused at validate.
-func (Driver) Modes() []string { return []string{sinks.Append} }
+// Modes implements sinks.Driver: commits append files; an overwrite (and
+// --full-refresh) stages its files until its final commit, whose one record
+// names them all and replaces every other object of the stream's prefix.
+// S3 cannot swap a prefix at once: a reader listing it while the old
+// objects are removed may see both for that moment.
+func (Driver) Modes() []string { return []string{sinks.Append, sinks.Overwrite} }
 
 // Open implements sinks.Driver.
 func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {

@@ -510,3 +510,88 @@ func TestASilentServerFailsTheRunInsteadOfHangingIt(t *testing.T) {
 	}
 	t.Logf("a silent server failed the start in %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
+
+// TestAnOverwriteReplacesThePrefixAtItsFinalCommit: an overwrite's commits
+// before its last only stage their files, so the old objects stay what
+// readers see; the final commit's one record replaces every other object
+// of the stream's prefix and the pipeline's older records. An aborted
+// overwrite leaves the old objects and nothing staged.
+func TestAnOverwriteReplacesThePrefixAtItsFinalCommit(t *testing.T) {
+	b, c, ep := bucket(t)
+	s := newSink(t, b, ep, func(c *Config) { p := "created_on"; c.PartitionBy = &p })
+	ctx := context.Background()
+	open := func(mode string) sinks.Writer {
+		w, err := s.Open(ctx, sinks.Stream{Pipeline: "orders", Name: "orders", Schema: schema, Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	all := func() []int64 {
+		var ns []int64
+		for _, k := range keys(t, c, b, "lake/nuorder/orders/") {
+			ns = append(ns, column(t, c, b, k)...)
+		}
+		sort.Slice(ns, func(i, j int) bool { return ns[i] < ns[j] })
+		return ns
+	}
+	w := open(sinks.Append)
+	write(t, w, 0, 300)
+	if _, err := w.Commit(ctx, sinks.Commit{Checkpoint: []byte(`{"cursor":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, 300, 400)
+	if _, err := w.Commit(ctx, sinks.Commit{Checkpoint: []byte(`{"cursor":2}`), Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+
+	// An aborted overwrite: the old rows, nothing staged.
+	w = open(sinks.Overwrite)
+	write(t, w, 1000, 1050)
+	if info, err := w.Commit(ctx, sinks.Commit{Checkpoint: []byte(`{"cursor":9}`)}); err != nil || info.Rows != 0 {
+		t.Fatalf("an overwrite's first commit: %+v %v", info, err)
+	}
+	if ns := all(); len(ns) != 400 {
+		t.Fatalf("an unfinished overwrite shows %d rows, want the old 400", len(ns))
+	}
+	w.Abort()
+	if ks := keys(t, c, b, "lake/nuorder/_pipehost/staging/"); len(ks) != 0 {
+		t.Fatalf("an aborted overwrite left staged objects: %v", ks)
+	}
+	if cp, _, _ := s.Checkpoint(ctx, "orders", "orders"); string(cp) != `{"cursor":2}` {
+		t.Fatalf("checkpoint after an aborted overwrite: %s", cp)
+	}
+
+	// A finished one: only its rows, one record.
+	w = open(sinks.Overwrite)
+	write(t, w, 5000, 5100)
+	if _, err := w.Commit(ctx, sinks.Commit{Checkpoint: []byte(`{"cursor":"a"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, 5100, 5150)
+	info, err := w.Commit(ctx, sinks.Commit{Checkpoint: []byte(`{"cursor":"b"}`), Final: true})
+	if err != nil || info.Rows != 150 {
+		t.Fatalf("final commit: %+v %v", info, err)
+	}
+	w.Abort()
+	ns := all()
+	if len(ns) != 150 || ns[0] != 5000 || ns[149] != 5149 {
+		t.Fatalf("after the overwrite the prefix holds %d rows (%v...), want 5000..5149", len(ns), ns[:min(3, len(ns))])
+	}
+	if recs := keys(t, c, b, "lake/nuorder/_pipehost/commits/orders/orders/"); len(recs) != 1 {
+		t.Fatalf("commit records after the overwrite: %v", recs)
+	}
+	if cp, _, _ := s.Checkpoint(ctx, "orders", "orders"); string(cp) != `{"cursor":"b"}` {
+		t.Fatalf("checkpoint after the overwrite: %s", cp)
+	}
+	// An overwrite that reads nothing empties the prefix.
+	w = open(sinks.Overwrite)
+	if _, err := w.Commit(ctx, sinks.Commit{Checkpoint: []byte(`{"cursor":"c"}`), Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+	if ns := all(); len(ns) != 0 {
+		t.Fatalf("an empty overwrite left %d rows", len(ns))
+	}
+}

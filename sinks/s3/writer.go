@@ -30,8 +30,8 @@ import (
 // be reached or refuses the credentials, and when the partition column is
 // missing or not a timestamp or date.
 func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) {
-	if st.Mode != "" && st.Mode != sinks.Append {
-		return nil, fmt.Errorf("the s3 sink appends only; mode %q is not supported", st.Mode)
+	if st.Mode != "" && st.Mode != sinks.Append && st.Mode != sinks.Overwrite {
+		return nil, fmt.Errorf("the s3 sink appends or overwrites; mode %q is not supported", st.Mode)
 	}
 	var part *partitioner
 	if s.cfg.PartitionBy != nil {
@@ -58,6 +58,11 @@ func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) 
 		if err := store.rollForward(ctx, head, staged); err != nil {
 			return nil, err
 		}
+		if head.Replace {
+			if err := store.replace(ctx, head); err != nil {
+				return nil, err
+			}
+		}
 		seq = head.Seq
 		for _, f := range head.Files {
 			delete(staged, f.Staged) // in place now, deleted or not
@@ -72,6 +77,7 @@ func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) 
 	rand.Read(token)
 	return &Writer{
 		sink: s, store: store, schema: st.Schema, part: part, seq: seq, spool: spool, lock: lock,
+		overwrite: st.Mode == sinks.Overwrite,
 		parts: map[string]*partSpool{},
 		run:   fmt.Sprintf("part-%s-%s", time.Now().UTC().Format("20060102T150405.000Z"), hex.EncodeToString(token)),
 	}, nil
@@ -107,6 +113,13 @@ type Writer struct {
 	parts map[string]*partSpool // partitioned: value → its IPC spool
 	lru   []string              // partition values with an open spool, least recently used first
 	done  []*spoolFile          // finished Parquet files waiting for the commit
+
+	// overwrite: the run replaces the stream's objects. Its commits before
+	// the final one only stage their files (held); the final commit puts
+	// one record naming them all, which replaces everything else.
+	overwrite bool
+	held      []object
+	heldRows  int64
 }
 
 var _ sinks.Writer = (*Writer)(nil)
@@ -319,10 +332,11 @@ func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, 
 	}
 	w.lru = nil
 	loc := w.sink.Location(w.store.stream)
-	if len(w.done) == 0 {
+	replacing := w.overwrite && c.Final
+	if len(w.done) == 0 && !replacing {
 		return sinks.CommitInfo{Location: loc}, nil
 	}
-	rec := &record{Pipeline: w.store.pipeline, Stream: w.store.stream, Seq: w.seq + 1, Checkpoint: c.Checkpoint}
+	rec := &record{Pipeline: w.store.pipeline, Stream: w.store.stream, Seq: w.seq + 1, Checkpoint: c.Checkpoint, Replace: replacing}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(inFlight)
 	for _, f := range w.done {
@@ -338,6 +352,18 @@ func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, 
 		w.unstage(rec)
 		return sinks.CommitInfo{}, err
 	}
+	if w.overwrite && !c.Final {
+		// Staged, not committed: an overwrite becomes visible whole at
+		// its final commit, so a crash before it leaves the old objects.
+		w.held = append(w.held, rec.Files...)
+		w.heldRows += rec.Rows
+		w.discardSpool()
+		return sinks.CommitInfo{Location: loc}, nil
+	}
+	if replacing {
+		rec.Files = append(w.held, rec.Files...)
+		rec.Rows += w.heldRows
+	}
 	rec.CommittedAt = time.Now().UTC()
 	if err := w.store.commit(ctx, rec); err != nil {
 		// Only a refused put is known not to have landed. After any other
@@ -347,8 +373,10 @@ func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, 
 		if errors.Is(err, ErrConcurrentCommit) {
 			w.unstage(rec)
 		}
+		w.held, w.heldRows = nil, 0
 		return sinks.CommitInfo{}, err
 	}
+	w.held, w.heldRows = nil, 0
 	if os.Getenv("PIPEHOST_FAILPOINT") == "after-s3-commit-record" {
 		w.sink.log.Warn("failpoint after-s3-commit-record: committed, files not yet in place; waiting to be killed")
 		<-ctx.Done()
@@ -358,6 +386,11 @@ func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, 
 	w.discardSpool()
 	if err := w.store.rollForward(ctx, rec, nil); err != nil {
 		return sinks.CommitInfo{}, fmt.Errorf("the rows are committed, but putting them in place failed (the next run finishes it): %w", err)
+	}
+	if rec.Replace {
+		if err := w.store.replace(ctx, rec); err != nil {
+			return sinks.CommitInfo{}, fmt.Errorf("the rows are committed, but removing the objects they replace failed (the next run finishes it): %w", err)
+		}
 	}
 	if len(rec.Files) == 1 {
 		loc = w.store.url(rec.Files[0].Key)
@@ -382,9 +415,14 @@ func (w *Writer) discardSpool() {
 	w.done = nil
 }
 
-// Abort implements sinks.Writer: the local files are removed; nothing was
-// staged outside a commit, so nothing is left in the bucket.
+// Abort implements sinks.Writer: the local files are removed, and the files
+// an overwrite staged for its final commit are deleted, so nothing of the
+// writer is left in the bucket.
 func (w *Writer) Abort() error {
+	if len(w.held) > 0 {
+		w.unstage(&record{Files: w.held})
+		w.held, w.heldRows = nil, 0
+	}
 	if w.one != nil {
 		w.one.enc.Abort()
 		os.Remove(w.one.path)

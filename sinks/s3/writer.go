@@ -78,8 +78,8 @@ func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) 
 	return &Writer{
 		sink: s, store: store, schema: st.Schema, part: part, seq: seq, spool: spool, lock: lock,
 		overwrite: st.Mode == sinks.Overwrite,
-		parts: map[string]*partSpool{},
-		run:   fmt.Sprintf("part-%s-%s", time.Now().UTC().Format("20060102T150405.000Z"), hex.EncodeToString(token)),
+		parts:     map[string]*partSpool{},
+		run:       fmt.Sprintf("part-%s-%s", time.Now().UTC().Format("20060102T150405.000Z"), hex.EncodeToString(token)),
 	}, nil
 }
 

@@ -102,11 +102,13 @@ type Stream struct {
 	// cannot look up). The host shows it as a warning wherever a pipeline
 	// uses the stream (validate, plan); using the stream is still allowed.
 	Notice string `json:"notice,omitempty"`
-	// Options, when not nil, are the option keys a read of the stream (a
-	// source) or a write to it (a sink, `to_options`) accepts; the host
-	// refuses others at validate time, where the pipeline is written. nil:
-	// the connector does not say, and checks them itself when reading.
-	Options []string `json:"options"` // no omitempty: [] (none) is not null (does not say)
+	// Options, when not nil, are the options a read of the stream (a
+	// source) or a write to it (a sink, `to_options`) accepts, each with
+	// the kind and values it allows; the host refuses other names and
+	// values that do not fit at validate time, where the pipeline is
+	// written (CheckOptions). nil: the connector does not say, and checks
+	// them itself when reading.
+	Options []Option `json:"options"` // no omitempty: [] (none) is not null (does not say)
 	// ReadsWith names the other source streams a read of this one can
 	// emit in the same pass, from the same responses (NuOrder's orders and
 	// order_lines): the host then reads them once (ReadRequest.With)

@@ -12,7 +12,8 @@
 #   FROM read_parquet('s3://acme-lake/nuorder/orders/**/*.parquet', hive_partitioning = true) GROUP BY 1;
 
 connector "nuorder" {
-  plugin = "../bin/nuorder-plugin"
+  # No plugin path: the host finds nuorder-plugin beside its own binary (make build puts both in
+  # bin/), in $PIPELINE_PLUGIN_DIR, ~/.pipehost/plugins or on PATH.
   config {
     base_url        = env("NUORDER_BASE_URL", "https://next.nuorder.com")
     consumer_key    = env("NUORDER_CONSUMER_KEY")

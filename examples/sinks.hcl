@@ -8,7 +8,8 @@
 # NuOrder refuses go to rejects/<pipeline>-<time>.csv with their row, line and reason.
 
 connector "nuorder" {
-  plugin = "../bin/nuorder-plugin"
+  # No plugin path: the host finds nuorder-plugin beside its own binary (make build puts both in
+  # bin/), in $PIPELINE_PLUGIN_DIR, ~/.pipehost/plugins or on PATH.
   config {
     base_url        = env("NUORDER_BASE_URL", "https://next.nuorder.com")
     consumer_key    = env("NUORDER_CONSUMER_KEY")

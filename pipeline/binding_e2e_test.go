@@ -146,8 +146,11 @@ func TestALakeIsReadableStateIsPrivate(t *testing.T) {
 			t.Fatalf("%s is %v, want %v", f, fi.Mode().Perm(), os.FileMode(0o666&^mask))
 		}
 	}
-	states, _ := filepath.Glob(filepath.Join(dir, ".pipeline-state", "*"))
-	for _, f := range append(states, filepath.Join(dir, ".pipeline-state")) {
+	states, _ := filepath.Glob(filepath.Join(dir, ".pipeline-state", "*", "*"))
+	if len(states) == 0 {
+		t.Fatal("no state file was written")
+	}
+	for _, f := range append(states, filepath.Join(dir, ".pipeline-state"), filepath.Join(dir, ".pipeline-state", "pipeline")) {
 		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm()&0o077 != 0 {
 			t.Fatalf("%s is readable by others (%v)", f, fi.Mode().Perm())
 		}

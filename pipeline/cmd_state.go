@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -39,11 +40,16 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 		if len(args) == 1 {
 			name = args[0]
 		}
-		entries, err := store.List(name)
+		if name != "" && f.Pipeline(name) == nil {
+			fmt.Fprintf(stderr, "Error: %s declares no pipeline %q\n", o.file, name)
+			return exitUsage
+		}
+		all, err := store.List(name)
 		if err != nil {
 			fmt.Fprintf(stderr, "Error: %v\n", err)
 			return exitFailed
 		}
+		entries := inFileOrder(f, all)
 		if o.json {
 			writeJSON(stdout, newStateJSON(entries))
 			return exitOK
@@ -57,7 +63,10 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 		for _, e := range entries {
 			cp, updated, last := "-", "-", "-"
 			if len(e.Checkpoint) > 0 {
-				cp = state.Describe(e.Bytes())
+				cp = state.Summary(e.Bytes())
+				if o.rawCheckpoints {
+					cp = state.Describe(e.Bytes())
+				}
 			}
 			if !e.UpdatedAt.IsZero() {
 				updated = e.UpdatedAt.Format(time.RFC3339)
@@ -96,9 +105,27 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	if stream == "" {
-		fmt.Fprintf(stdout, "Reset the state of pipeline %s: its next run reads every stream from the beginning.\n", args[0])
+		fmt.Fprintf(stdout, "Reset the state of pipeline %s: its next run reads every stream from the beginning and replaces the rows its destination holds.\n", args[0])
 	} else {
-		fmt.Fprintf(stdout, "Reset the state of stream %s of pipeline %s.\n", stream, args[0])
+		fmt.Fprintf(stdout, "Reset the state of stream %s of pipeline %s: its next run reads it from the beginning and replaces the rows its destination holds.\n", stream, args[0])
 	}
 	return exitOK
+}
+
+// inFileOrder keeps the entries of the pipelines the file declares, in the
+// file's order (a state store may hold other files' pipelines: a shared
+// PostgreSQL store, or a folder from before each file had its own).
+func inFileOrder(f *config.File, entries []state.Entry) []state.Entry {
+	rank := map[string]int{}
+	for i, pl := range f.Pipelines {
+		rank[pl.Name] = i
+	}
+	var out []state.Entry
+	for _, e := range entries {
+		if _, ok := rank[e.Pipeline]; ok {
+			out = append(out, e)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].Pipeline] < rank[out[j].Pipeline] })
+	return out
 }

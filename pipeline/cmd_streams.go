@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"pipehost/connector"
 	"strings"
 	"text/tabwriter"
 
@@ -57,6 +58,9 @@ func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, std
 			if st.Notice != "" {
 				fmt.Fprintf(tw, "  NOTICE: %s\n", st.Notice)
 			}
+			for _, opt := range st.Options {
+				fmt.Fprintf(tw, "  option %s\t%s\n", opt.Name, describeOption(opt))
+			}
 			for _, fld := range st.Schema.Fields() {
 				null := ""
 				if !fld.Nullable {
@@ -69,4 +73,26 @@ func cmdStreams(ctx context.Context, o options, logger hclog.Logger, stdout, std
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// describeOption says in one line what an option takes: its kind, allowed
+// values, default and description.
+func describeOption(o connector.Option) string {
+	kind := o.Kind
+	if kind == "" {
+		kind = connector.OptionString
+	}
+	var parts []string
+	if len(o.Allowed) > 0 {
+		parts = append(parts, kind+" of "+strings.Join(o.Allowed, ", "))
+	} else {
+		parts = append(parts, kind)
+	}
+	if o.Default != "" {
+		parts = append(parts, "default "+o.Default)
+	}
+	if o.Description != "" {
+		parts = append(parts, o.Description)
+	}
+	return strings.Join(parts, "; ")
 }

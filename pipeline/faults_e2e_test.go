@@ -19,7 +19,7 @@ import (
 // state folder ("" when none).
 func storedCheckpoint(t *testing.T, dir, pipeline, stream string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, ".pipeline-state", pipeline+".json"))
+	b, err := os.ReadFile(filepath.Join(dir, ".pipeline-state", "pipeline", pipeline+".json"))
 	if err != nil {
 		return ""
 	}

@@ -193,7 +193,7 @@ func TestAKilledRunLosesNoOrderWhenRerun(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	stateFile := filepath.Join(dir, ".pipeline-state", "orders.json")
+	stateFile := filepath.Join(dir, ".pipeline-state", "pipeline", "orders.json")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, _ := os.ReadFile(stateFile)

@@ -147,15 +147,19 @@ type connectorJSON struct {
 }
 
 type streamJSON struct {
-	Name        string       `json:"name"`
-	Kind        string       `json:"kind"` // "source" or "sink"
-	Description string       `json:"description,omitempty"`
-	PrimaryKey  []string     `json:"primary_key"`
-	CursorField string       `json:"cursor_field,omitempty"`
-	Disabled    string       `json:"disabled,omitempty"`
-	Notice      string       `json:"notice,omitempty"`
-	Options     []string     `json:"options"`
-	Columns     []columnJSON `json:"columns"`
+	Name        string   `json:"name"`
+	Kind        string   `json:"kind"` // "source" or "sink"
+	Description string   `json:"description,omitempty"`
+	PrimaryKey  []string `json:"primary_key"`
+	CursorField string   `json:"cursor_field,omitempty"`
+	Disabled    string   `json:"disabled,omitempty"`
+	Notice      string   `json:"notice,omitempty"`
+	// Options are the names of the options the stream takes (null: it
+	// does not say); OptionSpecs describe each: kind, allowed values,
+	// default.
+	Options     []string           `json:"options"`
+	OptionSpecs []connector.Option `json:"option_specs,omitempty"`
+	Columns     []columnJSON       `json:"columns"`
 }
 
 type columnJSON struct {
@@ -166,7 +170,10 @@ type columnJSON struct {
 
 func newStreamJSON(st connector.Stream) streamJSON {
 	j := streamJSON{Name: st.Name, Kind: string(st.Kind), Description: st.Description, PrimaryKey: st.PrimaryKey,
-		CursorField: st.CursorField, Disabled: st.Disabled, Notice: st.Notice, Options: st.Options, Columns: []columnJSON{}}
+		CursorField: st.CursorField, Disabled: st.Disabled, Notice: st.Notice, OptionSpecs: st.Options, Columns: []columnJSON{}}
+	if st.Options != nil {
+		j.Options = connector.OptionNames(st.Options)
+	}
 	if j.PrimaryKey == nil {
 		j.PrimaryKey = []string{}
 	}

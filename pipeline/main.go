@@ -74,6 +74,8 @@ type options struct {
 	// (see jsonout.go); diagnostics then go into it, not to stderr.
 	json  bool
 	diags *hcl.Diagnostics
+	// rawCheckpoints: state show prints whole checkpoints, not summaries.
+	rawCheckpoints bool
 }
 
 // builtins are the connectors the host runs itself.
@@ -262,7 +264,11 @@ func openStore(ctx context.Context, f *config.File) (state.Store, error) {
 	if f.StateBackend == "postgres" {
 		return state.OpenPostgres(ctx, f.StateDSN, f.StateSchema)
 	}
-	return state.OpenLocal(f.StateDir)
+	var names []string
+	for _, pl := range f.Pipelines {
+		names = append(names, pl.Name)
+	}
+	return state.OpenLocalAdopting(f.StateDir, f.SharedStateDir, names)
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM.

@@ -97,7 +97,14 @@ func (l *s3Lake) download(t *testing.T, prefix string) string {
 // values, sorted.
 func (l *s3Lake) orderIDs(t *testing.T, stream string) []string {
 	t.Helper()
-	dir := l.download(t, "lake/"+stream+"/")
+	return l.idsUnder(t, "lake/"+stream+"/")
+}
+
+// idsUnder downloads the Parquet objects under prefix and returns their _id
+// values, sorted.
+func (l *s3Lake) idsUnder(t *testing.T, prefix string) []string {
+	t.Helper()
+	dir := l.download(t, prefix)
 	var files []string
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && strings.HasSuffix(p, ".parquet") {
@@ -246,7 +253,7 @@ func TestObjectStorageExampleRunsAgainstTheSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := writeFile(t, strings.Replace(string(src), `"../bin/nuorder-plugin"`, fmt.Sprintf("%q", plugin("nuorder")), 1))
+	path := writeFile(t, string(src))
 	env := append([]string{"LAKE_BUCKET=" + lake.bucket, "LAKE_ENDPOINT=" + lake.endpoint}, lake.env...)
 	for _, args := range [][]string{{"validate", "--sandbox"}, {"plan", "--sandbox"}, {"run", "--sandbox"}} {
 		if r := runPipeline(t, filepath.Dir(path), env, append(args, "-f", path)...); r.code != 0 {

@@ -171,6 +171,7 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 			return cmdState(o, stdout, stderr)
 		})}
 	asJSON(show, "the entries")
+	show.Flags().BoolVar(&o.rawCheckpoints, "checkpoints", false, "print each checkpoint as stored (long values cut short), not a one-line summary")
 	stateCmd.AddCommand(show, reset)
 
 	history := &cobra.Command{Use: "history [PIPELINE...]", Short: "List the last runs of each pipeline, newest first",

@@ -109,7 +109,7 @@ pipeline "stock" {
 		check(p, b)
 		return nil
 	})
-	for _, want := range []string{".pipeline-state/products.json", "lake/products", "flat/companies/.pipehost-companies_csv.json", "events/orders", "rejects"} {
+	for _, want := range []string{".pipeline-state/pipeline/products.json", "lake/products", "flat/companies/.pipehost-companies_csv.json", "events/orders", "rejects"} {
 		if _, err := os.Stat(filepath.Join(dir, want)); err != nil {
 			t.Fatalf("%s was not written, so not scanned", want)
 		}

@@ -92,9 +92,9 @@ func (c *Connector) Configure(context.Context, connector.ConfigureRequest) error
 func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 	return []connector.Stream{
 		{Name: "csv", Kind: connector.Source, Description: "a CSV file with a header row (options: path, delimiter, header)",
-			Options: []string{"path", "delimiter", "header"}},
-		{Name: "jsonl", Kind: connector.Source, Description: "a JSON-lines file (options: path)", Options: []string{"path"}},
-		{Name: "parquet", Kind: connector.Source, Description: "a Parquet file (options: path)", Options: []string{"path"}},
+			Options: csvOptions},
+		{Name: "jsonl", Kind: connector.Source, Description: "a JSON-lines file (options: path)", Options: []connector.Option{pathOption}},
+		{Name: "parquet", Kind: connector.Source, Description: "a Parquet file (options: path)", Options: []connector.Option{pathOption}},
 	}, nil
 }
 
@@ -116,18 +116,13 @@ func (c *Connector) Path(opts map[string]string) (string, error) {
 	return p, nil
 }
 
-func checkOptions(stream string, opts map[string]string, known ...string) error {
-	for k := range opts {
-		ok := false
-		for _, n := range known {
-			ok = ok || k == n
-		}
-		if !ok {
-			return fmt.Errorf("files.%s: unknown option %s (known: %s)", stream, k, strings.Join(known, ", "))
-		}
-	}
-	return nil
-}
+// The files connector's options.
+var (
+	pathOption = connector.Option{Name: "path", Description: "the input file, relative to the pipeline file (required)"}
+	csvOptions = []connector.Option{pathOption,
+		{Name: "delimiter", Default: ",", Description: "the field separator, one character"},
+		{Name: "header", Kind: connector.OptionBool, Default: "true", Description: "the first row names the columns (false: columns c1, c2, ...)"}}
+)
 
 // Read implements connector.Reader. It emits no checkpoint: a file is
 // read whole each time.
@@ -138,17 +133,17 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 	}
 	switch req.Stream {
 	case "csv":
-		if err := checkOptions("csv", req.Options, "path", "delimiter", "header"); err != nil {
+		if err := connector.CheckOptions("files.csv", csvOptions, req.Options); err != nil {
 			return err
 		}
 		return readCSV(ctx, path, req.Options, emit)
 	case "jsonl":
-		if err := checkOptions("jsonl", req.Options, "path"); err != nil {
+		if err := connector.CheckOptions("files.jsonl", []connector.Option{pathOption}, req.Options); err != nil {
 			return err
 		}
 		return readJSONL(ctx, path, emit)
 	case "parquet":
-		if err := checkOptions("parquet", req.Options, "path"); err != nil {
+		if err := connector.CheckOptions("files.parquet", []connector.Option{pathOption}, req.Options); err != nil {
 			return err
 		}
 		return readParquet(ctx, path, emit)

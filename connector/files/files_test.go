@@ -76,7 +76,7 @@ func TestCSVErrorsPointAtTheFile(t *testing.T) {
 		t.Fatalf("a ragged record: %v %v %v", cols, pos, err)
 	}
 	_, _, err = readAll(t, dir, "csv", map[string]string{"path": "bad.csv", "sep": ";"})
-	if err == nil || !strings.Contains(err.Error(), "unknown option sep") {
+	if err == nil || !strings.Contains(err.Error(), `no option "sep"`) {
 		t.Fatalf("unknown option: %v", err)
 	}
 	_, _, err = readAll(t, dir, "csv", map[string]string{})

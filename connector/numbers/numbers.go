@@ -86,7 +86,7 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 	return []connector.Stream{
 		{Name: "numbers", Kind: connector.Source, Schema: Schema, PrimaryKey: []string{"n"}, CursorField: "n",
-			Description: "numbered rows", Options: []string{"count", "batch", "width", "fail_at"}},
+			Description: "numbered rows", Options: []connector.Option{{Name: "count", Kind: connector.OptionInteger}, {Name: "batch", Kind: connector.OptionInteger}, {Name: "width", Kind: connector.OptionInteger}, {Name: "fail_at", Kind: connector.OptionInteger}}},
 		{Name: "environment", Kind: connector.Source, Schema: EnvironmentSchema, PrimaryKey: []string{"name"},
 			Description: "names of the environment variables the connector sees"},
 		{Name: "ledger", Kind: connector.Sink, Schema: LedgerSchema, PrimaryKey: []string{"n"},

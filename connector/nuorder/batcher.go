@@ -1,10 +1,6 @@
 package nuorder
 
 import (
-	"fmt"
-	"sort"
-	"strings"
-
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
@@ -85,25 +81,3 @@ func (bt *batcher) flush(cp []byte) error {
 }
 
 func (bt *batcher) release() { bt.b.Release() }
-
-// options checks a read's options against the names a stream knows.
-func options(stream string, opts map[string]string, known ...string) error {
-	var unknown []string
-	for k := range opts {
-		found := false
-		for _, n := range known {
-			found = found || k == n
-		}
-		if !found {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	sort.Strings(unknown)
-	if len(known) == 0 {
-		return fmt.Errorf("stream %s takes no options, got %s", stream, strings.Join(unknown, ", "))
-	}
-	return fmt.Errorf("stream %s: unknown option %s (known: %s)", stream, strings.Join(unknown, ", "), strings.Join(known, ", "))
-}

@@ -126,7 +126,7 @@ func appendCompany(b *array.RecordBuilder, co *company, raw json.RawMessage, ext
 // whose modified_on (or created_on) lies in the window. Each company is one
 // row, however it changed.
 func (c *Connector) readCompanies(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	if err := options("companies", req.Options); err != nil {
+	if err := connector.CheckOptions("companies", nil, req.Options); err != nil {
 		return err
 	}
 	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())

@@ -90,9 +90,13 @@ func firstMatches(cur, want any) bool {
 // reads the company first: it is created when the code is unknown, updated
 // with the fields that differ, or left alone when nothing differs, so running
 // the same input twice changes nothing the second time.
+// companiesMethod is the companies sink stream's option.
+var companiesMethod = connector.Option{Name: "method", Allowed: []string{"read", "force"}, Default: "read",
+	Description: "read each company by code and send only what changed (read), or one upsert request per row (force)"}
+
 func (c *Connector) writeCompanies(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
 	var sum connector.WriteSummary
-	if err := options("companies", req.Options, "method"); err != nil {
+	if err := connector.CheckOptions("companies", []connector.Option{companiesMethod}, req.Options); err != nil {
 		return sum, err
 	}
 	upsert := c.upsertCompany

@@ -50,9 +50,13 @@ func trackingKey(v string) (string, []string) {
 // order already carries is not added again, so running the same input twice
 // leaves each shipment once; the update sends the order's whole shipments
 // array, so a retried request cannot add one twice either.
+// recordShipments is the fulfillment stream's option.
+var recordShipments = connector.Option{Name: "record_shipments", Kind: connector.OptionBool, Default: "true",
+	Description: "record each shipment on its order (true), or only move the orders to shipped (false)"}
+
 func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
 	var sum connector.WriteSummary
-	if err := options("fulfillment", req.Options, "record_shipments"); err != nil {
+	if err := connector.CheckOptions("fulfillment", []connector.Option{recordShipments}, req.Options); err != nil {
 		return sum, err
 	}
 	if v, ok := req.Options["record_shipments"]; ok {

@@ -158,9 +158,13 @@ const replenishmentBatch = 500
 // writeInventory consolidates stock rows by warehouse, SKU and date, pushes
 // them with one bulk replenishment request per warehouse and batch, then
 // refreshes the inventory flags of the products touched, in batches.
+// inventoryReplace is the inventory stream's option.
+var inventoryReplace = connector.Option{Name: "replace", Kind: connector.OptionBool, Default: "true",
+	Description: "a pushed SKU's replenishments replace what NuOrder held for it in that warehouse (true), or are added (false)"}
+
 func (c *Connector) writeInventory(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
 	var sum connector.WriteSummary
-	if err := options("inventory", req.Options, "replace"); err != nil {
+	if err := connector.CheckOptions("inventory", []connector.Option{inventoryReplace}, req.Options); err != nil {
 		return sum, err
 	}
 	replace := true

@@ -148,14 +148,21 @@ type orderFilter struct {
 }
 
 // orderOptions are the options of the orders streams.
-var orderOptions = []string{"statuses", "approved_from", "approved_to"}
+var orderOptions = []connector.Option{
+	{Name: "statuses", Kind: connector.OptionList, Allowed: orderStatuses, Default: strings.Join(DefaultOrderStatuses, ","),
+		Description: "the status listings read, comma-separated"},
+	{Name: "approved_from", Kind: connector.OptionDate,
+		Description: "keep orders created on or after this date (YYYY-MM-DD; NuOrder documents carry no approval date)"},
+	{Name: "approved_to", Kind: connector.OptionDate,
+		Description: "keep orders created on or before this date (YYYY-MM-DD)"},
+}
 
 // parseOrderOptions reads statuses ("approved,processed"), approved_from and
 // approved_to (YYYY-MM-DD, compared with the order's created_on: NuOrder
 // documents carry no approval date).
 func parseOrderOptions(stream string, opts map[string]string) (orderFilter, error) {
 	f := orderFilter{statuses: DefaultOrderStatuses}
-	if err := options(stream, opts, orderOptions...); err != nil {
+	if err := connector.CheckOptions(stream, orderOptions, opts); err != nil {
 		return f, err
 	}
 	if v := strings.TrimSpace(opts["statuses"]); v != "" {

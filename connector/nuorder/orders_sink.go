@@ -68,7 +68,7 @@ type newLine struct {
 // nothing.
 func (c *Connector) writeOrders(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
 	var sum connector.WriteSummary
-	if err := options("orders", req.Options); err != nil {
+	if err := connector.CheckOptions("orders", nil, req.Options); err != nil {
 		return sum, err
 	}
 	ledger := ordersLedger{}

@@ -43,7 +43,7 @@ type statusLedger map[string]string
 // reads each order instead and says what a write would do.
 func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteRequest, in connector.RecordIterator, results connector.ResultFunc) (connector.WriteSummary, error) {
 	var sum connector.WriteSummary
-	if err := options("order_status", req.Options); err != nil {
+	if err := connector.CheckOptions("order_status", nil, req.Options); err != nil {
 		return sum, err
 	}
 	ledger := statusLedger{}

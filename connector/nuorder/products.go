@@ -184,7 +184,7 @@ type listing struct {
 // product modified since, active or not, so a deactivation reaches the
 // destination.
 func (c *Connector) readProducts(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	if err := options("products", req.Options); err != nil {
+	if err := connector.CheckOptions("products", nil, req.Options); err != nil {
 		return err
 	}
 	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
@@ -239,7 +239,7 @@ func (c *Connector) readProducts(ctx context.Context, req connector.ReadRequest,
 // configured list changed since the checkpoint. A product's document of a
 // warehouse wins over the config's.
 func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	if err := options("locations", req.Options); err != nil {
+	if err := connector.CheckOptions("locations", nil, req.Options); err != nil {
 		return err
 	}
 	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())

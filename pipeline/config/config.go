@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/robfig/cron/v3"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -34,8 +35,14 @@ type File struct {
 	Sinks      []*Sink
 	Pipelines  []*Pipeline
 	// StateDir is the folder of the local state store: the `state` block's
-	// path, resolved against Dir, or Dir/.pipeline-state.
+	// path, resolved against Dir, or Dir/.pipeline-state/STEM, STEM being
+	// the file's name without its extension, so each pipeline file has its
+	// own state and pipeline names may repeat across files.
 	StateDir string
+	// SharedStateDir is Dir/.pipeline-state when StateDir is the default:
+	// the folder every file of Dir shared before each had its own, whose
+	// state a file's store adopts (state.OpenLocalAdopting).
+	SharedStateDir string
 	// StateBackend is "local" (default) or "postgres"; StateDSN and
 	// StateSchema configure the latter. StateDSNRange locates the DSN, a
 	// secret never printed.
@@ -99,6 +106,9 @@ type Pipeline struct {
 	// OptionsRange locates them.
 	Options      map[string]string
 	OptionsRange *hcl.Range
+	// OptionRanges locate each option's value (in `options` or
+	// `to_options`), for diagnostics that point at the one at fault.
+	OptionRanges, ToOptionRanges map[string]hcl.Range
 	// ToOptions are handed to a connector sink stream's write (the
 	// `to_options` attribute); ToOptionsRange locates it.
 	ToOptions      map[string]string
@@ -179,8 +189,9 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 
 var stateSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "backend"}, {Name: "dsn"}, {Name: "schema"}}}
 
-// DefaultStateDir is the state folder, relative to the pipeline file, when
-// the file has no state block.
+// DefaultStateDir is the folder, relative to the pipeline file, that holds
+// each file's state folder (named after the file) when the file has no
+// state block.
 const DefaultStateDir = ".pipeline-state"
 
 var connectorSchema = &hcl.BodySchema{
@@ -268,7 +279,8 @@ func checkNesting(src []byte, path string) *hcl.Diagnostic {
 func Load(path string) (*File, hcl.Diagnostics) {
 	p := hclparse.NewParser()
 	f := &File{Path: path, Dir: filepath.Dir(path), Parser: p}
-	f.StateDir = filepath.Join(f.Dir, DefaultStateDir)
+	f.SharedStateDir = filepath.Join(f.Dir, DefaultStateDir)
+	f.StateDir = filepath.Join(f.SharedStateDir, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)))
 	src, err := readLimited(path, MaxFileBytes)
 	if err != nil {
 		return f, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read pipeline file", Detail: err.Error()}}
@@ -313,7 +325,7 @@ func Load(path string) (*File, hcl.Diagnostics) {
 					dir = filepath.Join(f.Dir, dir)
 				}
 				if dir != "" {
-					f.StateDir = dir
+					f.StateDir, f.SharedStateDir = dir, ""
 				}
 			}
 			f.StateBackend = "local"
@@ -430,12 +442,12 @@ func loadPipeline(b *hcl.Block, ectx *hcl.EvalContext) (*Pipeline, hcl.Diagnosti
 	if a, ok := content.Attributes["options"]; ok {
 		opts, d := evalOptions(a, ectx)
 		diags = append(diags, d...)
-		pl.Options, pl.OptionsRange = opts, a.Range.Ptr()
+		pl.Options, pl.OptionsRange, pl.OptionRanges = opts, a.Range.Ptr(), itemRanges(a)
 	}
 	if a, ok := content.Attributes["to_options"]; ok {
 		opts, d := evalOptions(a, ectx)
 		diags = append(diags, d...)
-		pl.ToOptions, pl.ToOptionsRange = opts, a.Range.Ptr()
+		pl.ToOptions, pl.ToOptionsRange, pl.ToOptionRanges = opts, a.Range.Ptr(), itemRanges(a)
 	}
 	if a, ok := content.Attributes["rejects"]; ok {
 		diags = append(diags, evalString(a, ectx, &pl.Rejects)...)
@@ -543,6 +555,25 @@ func parseRef(expr hcl.Expression, want string) (Ref, hcl.Diagnostics) {
 		return bad(fmt.Sprintf("%q cannot be used here: expected %s.", parts[0], expected))
 	}
 	return r, nil
+}
+
+// itemRanges locates the value of each item of a literal object (an
+// options map written as { key = value }), by key; nil for other
+// expressions.
+func itemRanges(a *hcl.Attribute) map[string]hcl.Range {
+	obj, ok := a.Expr.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		return nil
+	}
+	out := map[string]hcl.Range{}
+	for _, item := range obj.Items {
+		k, diags := item.KeyExpr.Value(nil)
+		if diags.HasErrors() || k.IsNull() || !k.IsKnown() || k.Type() != cty.String {
+			continue
+		}
+		out[k.AsString()] = item.ValueExpr.Range()
+	}
+	return out
 }
 
 // evalOptions evaluates an options map; values become strings.

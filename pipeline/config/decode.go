@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hcldec"
@@ -162,15 +161,10 @@ func writeSnippet(w io.Writer, src []byte, r hcl.Range) {
 }
 
 // Suggest returns the candidate closest to name, for "did you mean" hints, or
-// "" when none is close.
+// "" when none is close (connector.Closest: one rule for the host and the
+// connectors).
 func Suggest(name string, candidates []string) string {
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if d := levenshtein.Distance(strings.ToLower(name), strings.ToLower(c), nil); d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	return best
+	return connector.Closest(name, candidates)
 }
 
 // secretLooking returns the ranges of the attributes, in a body and its

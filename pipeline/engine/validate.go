@@ -1,8 +1,8 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -43,7 +43,7 @@ func (h *Host) checkPipeline(pl *config.Pipeline) hcl.Diagnostics {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stream cannot be read",
 			Detail: fmt.Sprintf("%s is a %s stream: it can only be written to.", pl.From, st.Kind), Subject: pl.From.Range.Ptr()})
 	}
-	diags = append(diags, checkOptions(pl.Options, st, pl.From.String(), "options", pl.OptionsRange)...)
+	diags = append(diags, checkOptions(pl.Options, st, pl.From.String(), "options", pl.OptionsRange, pl.OptionRanges)...)
 	if st.Notice != "" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Stream " + pl.From.String() + " needs configuring",
 			Detail: st.Notice + ".", Subject: pl.From.Range.Ptr()})
@@ -118,7 +118,7 @@ func (h *Host) checkPush(pl *config.Pipeline) hcl.Diagnostics {
 		cols = append(cols, f.Name)
 	}
 	var diags hcl.Diagnostics
-	diags = append(diags, checkOptions(pl.ToOptions, st, pl.To.String(), "to_options", pl.ToOptionsRange)...)
+	diags = append(diags, checkOptions(pl.ToOptions, st, pl.To.String(), "to_options", pl.ToOptionsRange, pl.ToOptionRanges)...)
 	if st.Notice != "" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Stream " + c.Name + "." + st.Name + " needs configuring",
 			Detail: st.Notice + ".", Subject: pl.To.Range.Ptr()})
@@ -142,31 +142,34 @@ func (h *Host) checkPush(pl *config.Pipeline) hcl.Diagnostics {
 	return diags
 }
 
-// checkOptions refuses option keys a stream does not declare (when it
-// declares its options), where the pipeline sets them.
-func checkOptions(opts map[string]string, st connector.Stream, stream, attr string, at *hcl.Range) hcl.Diagnostics {
+// checkOptions refuses, where the pipeline sets them, option names a stream
+// does not declare and values that do not fit their declaration (when the
+// stream declares its options). The diagnostic points at the option's value
+// when the file writes the options as a literal map, else at the attribute.
+func checkOptions(opts map[string]string, st connector.Stream, stream, attr string, at *hcl.Range, items map[string]hcl.Range) hcl.Diagnostics {
 	if st.Options == nil || len(opts) == 0 {
 		return nil
 	}
-	var diags hcl.Diagnostics
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var diags hcl.Diagnostics
 	for _, k := range keys {
-		if slices.Contains(st.Options, k) {
+		err := connector.CheckOptions(stream, st.Options, map[string]string{k: opts[k]})
+		if err == nil {
 			continue
 		}
-		known := "none"
-		if len(st.Options) > 0 {
-			known = strings.Join(st.Options, ", ")
+		summary, subject := "Invalid option value", at
+		var oe *connector.OptionError
+		if errors.As(err, &oe) && oe.Unknown {
+			summary = "Unknown option"
 		}
-		detail := fmt.Sprintf("Stream %s takes no option %q (its %s: %s).", stream, k, attr, known)
-		if s := config.Suggest(k, st.Options); s != "" {
-			detail = fmt.Sprintf("Stream %s takes no option %q. Did you mean %q? (its %s: %s).", stream, k, s, attr, known)
+		if r, ok := items[k]; ok {
+			subject = &r
 		}
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown option", Detail: detail, Subject: at})
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: strings.Replace(fmt.Sprintf("In %s: %s.", attr, err), "?.", "?", 1), Subject: subject})
 	}
 	return diags
 }

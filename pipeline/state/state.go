@@ -197,6 +197,13 @@ type Local struct {
 	mu   sync.Mutex // guards id and made: pipelines may run at once
 	id   string
 	made bool // the folder and its store-id exist
+
+	// shared, when set, is the folder the pipelines' state was in before
+	// dir existed (one folder shared by every pipeline file of a folder):
+	// until the first write it is read in dir's place, and the first write
+	// copies the state files of adopt into dir.
+	shared string
+	adopt  []string
 }
 
 var _ Store = (*Local)(nil)
@@ -216,8 +223,31 @@ func OpenLocal(dir string) (*Local, error) {
 	return &Local{dir: dir, id: strings.TrimSpace(string(b)), made: true}, nil
 }
 
+// OpenLocalAdopting returns the store kept in dir, as OpenLocal does; when
+// dir holds no store yet and shared does (the folder every pipeline file of
+// a folder shared, before each file had its own), it carries on from
+// shared: its id (which the sinks' commits name), and the state of the
+// pipelines named, read from shared until the first write copies it into
+// dir. shared itself is never changed, so other files adopt their own
+// pipelines from it in turn.
+func OpenLocalAdopting(dir, shared string, pipelines []string) (*Local, error) {
+	l, err := OpenLocal(dir)
+	if err != nil || l.made || shared == "" {
+		return l, err
+	}
+	b, err := os.ReadFile(filepath.Join(shared, "store-id"))
+	if errors.Is(err, os.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	l.id, l.shared, l.adopt = strings.TrimSpace(string(b)), shared, pipelines
+	return l, nil
+}
+
 // mkdir makes the folder and writes the store's id, once, before the first
-// write.
+// write; a store adopting a shared folder's state copies it in first.
 func (l *Local) mkdir() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -226,6 +256,19 @@ func (l *Local) mkdir() error {
 	}
 	if err := os.MkdirAll(l.dir, 0o700); err != nil {
 		return fmt.Errorf("state folder: %w", err)
+	}
+	for _, name := range l.adopt {
+		from := filepath.Join(l.shared, url.PathEscape(name)+".json")
+		b, err := os.ReadFile(from)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			err = writeFileAtomic(l.path(name, ".json"), b)
+		}
+		if err != nil {
+			return fmt.Errorf("state folder: carrying over %s: %w", from, err)
+		}
 	}
 	idPath := filepath.Join(l.dir, "store-id")
 	fh, err := os.OpenFile(idPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -278,7 +321,13 @@ func (l *Local) path(pipeline, ext string) string {
 
 func (l *Local) load(pipeline string) (*file, error) {
 	f := &file{Version: 1, Pipeline: pipeline, Streams: map[string]*Entry{}}
-	b, err := os.ReadFile(l.path(pipeline, ".json"))
+	path := l.path(pipeline, ".json")
+	l.mu.Lock()
+	if !l.made && l.shared != "" {
+		path = filepath.Join(l.shared, url.PathEscape(pipeline)+".json")
+	}
+	l.mu.Unlock()
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return f, nil
 	}
@@ -286,7 +335,7 @@ func (l *Local) load(pipeline string) (*file, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(b, f); err != nil {
-		return nil, fmt.Errorf("state file %s is damaged: %w (fix it or remove it with `pipeline state reset %s`)", l.path(pipeline, ".json"), err, pipeline)
+		return nil, fmt.Errorf("state file %s is damaged: %w (fix it, or remove it to start the pipeline over)", path, err)
 	}
 	if f.Streams == nil {
 		f.Streams = map[string]*Entry{}
@@ -303,13 +352,19 @@ func (l *Local) save(f *file) error {
 	if err != nil {
 		return err
 	}
-	final := l.path(f.Pipeline, ".json")
-	tmp, err := os.CreateTemp(l.dir, ".state-*.tmp")
+	return writeFileAtomic(l.path(f.Pipeline, ".json"), append(b, '\n'))
+}
+
+// writeFileAtomic replaces the file at final with b: written aside, synced,
+// renamed, and the folder synced, so a crash leaves the old file or the new.
+func writeFileAtomic(final string, b []byte) error {
+	dir := filepath.Dir(final)
+	tmp, err := os.CreateTemp(dir, ".state-*.tmp")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -323,7 +378,7 @@ func (l *Local) save(f *file) error {
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return err
 	}
-	d, err := os.Open(l.dir)
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
@@ -381,7 +436,13 @@ func (l *Local) List(pipeline string) ([]Entry, error) {
 	if pipeline != "" {
 		names = []string{pipeline}
 	} else {
-		matches, _ := filepath.Glob(filepath.Join(l.dir, "*.json"))
+		dir := l.dir
+		l.mu.Lock()
+		if !l.made && l.shared != "" {
+			dir = l.shared
+		}
+		l.mu.Unlock()
+		matches, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 		for _, m := range matches {
 			if name, err := url.PathUnescape(strings.TrimSuffix(filepath.Base(m), ".json")); err == nil {
 				names = append(names, name)
@@ -503,4 +564,39 @@ func Describe(cp []byte) string {
 	}
 	b, _ := json.Marshal(cut(v))
 	return string(b)
+}
+
+// Summary describes a checkpoint in one short line for people: the short
+// scalar members of a JSON object as name=value, and each longer or nested
+// member by its size only (the orders stream's encoded id sets), in the
+// object's member order sorted by name. Other checkpoints are Describe'd.
+func Summary(cp []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(cp, &m) != nil || len(m) == 0 {
+		return Describe(cp)
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		v := m[k]
+		var scalar any
+		if json.Unmarshal(v, &scalar) == nil {
+			switch x := scalar.(type) {
+			case string:
+				if len(x) <= 40 && utf8.ValidString(x) && !strings.ContainsAny(x, "\n\r\t") {
+					parts = append(parts, k+"="+x)
+					continue
+				}
+			case float64, bool, nil:
+				parts = append(parts, k+"="+string(v))
+				continue
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s=(%d bytes)", k, len(v)))
+	}
+	return strings.Join(parts, " ")
 }

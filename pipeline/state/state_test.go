@@ -215,3 +215,57 @@ func TestStoresKeepARunHistory(t *testing.T) {
 		})
 	}
 }
+
+// TestAFileAdoptsItsPipelinesFromTheSharedFolder: a folder every pipeline
+// file shared (before each had its own) is read in place of the file's own
+// until the first write, which copies the file's pipelines (and the store's
+// id, which sinks' commits name) into its own folder; the shared folder is
+// left as it was, for the other files.
+func TestAFileAdoptsItsPipelinesFromTheSharedFolder(t *testing.T) {
+	root := t.TempDir()
+	shared := filepath.Join(root, ".pipeline-state")
+	old, err := OpenLocal(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pl := range []string{"orders", "stock"} {
+		if err := old.Commit(pl, pl, []byte(`{"cursor":"`+pl+`"}`), CommitMeta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	own := filepath.Join(shared, "warehouse")
+	s, err := OpenLocalAdopting(own, shared, []string{"orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ID() != old.ID() {
+		t.Fatalf("id %s, want the shared folder's %s", s.ID(), old.ID())
+	}
+	if e, _ := s.Get("orders", "orders"); string(e.Bytes()) != `{"cursor":"orders"}` {
+		t.Fatalf("before any write: %s", e.Bytes())
+	}
+	if _, err := os.Stat(own); !os.IsNotExist(err) {
+		t.Fatal("reading made the file's folder")
+	}
+	if err := s.RecordRun("orders", "orders", Run{Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := s.Get("orders", "orders"); string(e.Bytes()) != `{"cursor":"orders"}` || e.LastRun == nil {
+		t.Fatalf("after the first write: %s %+v", e.Bytes(), e.LastRun)
+	}
+	if e, _ := s.Get("stock", "stock"); e.Bytes() != nil {
+		t.Fatalf("another file's pipeline was adopted: %s", e.Bytes())
+	}
+	again, _ := OpenLocal(own)
+	if again.ID() != old.ID() {
+		t.Fatalf("the file's folder has id %s, want %s", again.ID(), old.ID())
+	}
+	if e, _ := old.Get("orders", "orders"); e.LastRun != nil {
+		t.Fatal("the shared folder was changed")
+	}
+	// A folder of the new kind only: nothing to adopt.
+	fresh, _ := OpenLocalAdopting(filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "none"), []string{"orders"})
+	if e, _ := fresh.Get("orders", "orders"); e.Bytes() != nil {
+		t.Fatal("a fresh store has state")
+	}
+}

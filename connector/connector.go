@@ -285,6 +285,13 @@ var ErrUnknownStream = errors.New("unknown stream")
 // ErrNotConfigured is returned (wrapped) by calls that need Configure first.
 var ErrNotConfigured = errors.New("connector is not configured")
 
+// ErrServiceUnreachable is returned (wrapped) when requests to the
+// connector's service exhausted their attempts without an answer (no
+// connection, or none within the response timeout). The host then fails the
+// connector's remaining pipelines of the run at once, saying why, instead
+// of waiting as long again for each.
+var ErrServiceUnreachable = errors.New("the service did not answer")
+
 // FindStream returns the stream of a catalog with that name and kind. A
 // source and a sink stream may share a name (NuOrder's companies are both
 // read and written); the kind tells them apart.

@@ -26,6 +26,8 @@ var sentinels = []struct {
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{connector.ErrUnknownStream, codes.NotFound},
 	{connector.ErrNotConfigured, codes.FailedPrecondition},
+	// Not Unavailable: that code means the plugin's own connection broke.
+	{connector.ErrServiceUnreachable, codes.Aborted},
 }
 
 // toStatus turns a connector error into a gRPC status whose message is the

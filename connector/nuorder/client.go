@@ -162,8 +162,13 @@ func (c *Client) do(ctx context.Context, e api.Endpoint, params []string, read f
 func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, body []byte, read func(status int, r io.Reader) error) error {
 	url := e.URL(c.base, params...)
 	path := e.URL("", params...)
+	attempts := c.MaxAttempts
+	if l, ok := ctx.Value(limitsKey{}).(requestLimits); ok && l.attempts < attempts {
+		attempts = l.attempts
+	}
 	var lastErr error
-	for attempt := 1; attempt <= c.MaxAttempts; attempt++ {
+	answered := false // some attempt got an answer (a status, a body)
+	for attempt := 1; attempt <= attempts; attempt++ {
 		if attempt > 1 {
 			if err := sleepCtx(ctx, c.backoff(attempt, lastErr)); err != nil {
 				return err
@@ -190,18 +195,39 @@ func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, bo
 			return fmt.Errorf("%s %s: NuOrder answered %d and asked to come back after %v, longer than the %v this client waits between attempts (retry_max_wait_seconds): run again later",
 				e.Method, path, ra.Status, ra.after.Round(time.Second), c.MaxBackoff)
 		case errors.As(err, &rErr):
-			lastErr = rErr.err
+			lastErr, answered = rErr.err, true
 		case errors.As(err, &apiErr):
-			lastErr = err
+			lastErr, answered = err, true
 		default:
 			var bodyErr *bodyError
 			if errors.As(err, &bodyErr) {
 				return bodyErr.err
 			}
-			lastErr = err // transport error: connection refused, reset, EOF
+			// A transport error (connection refused, reset) or no answer
+			// within the response timeout.
+			lastErr = err
 		}
 	}
-	return fmt.Errorf("%s %s failed after %d attempts: %w", e.Method, path, c.MaxAttempts, lastErr)
+	if !answered {
+		// No answer at all, every time: the service is down or unreachable.
+		return fmt.Errorf("%s %s failed after %d attempts: %w (%w)", e.Method, path, attempts, lastErr, connector.ErrServiceUnreachable)
+	}
+	return fmt.Errorf("%s %s failed after %d attempts: %w", e.Method, path, attempts, lastErr)
+}
+
+// limitsKey keys the requestLimits of a context.
+type limitsKey struct{}
+
+// requestLimits tighten the client's limits for the requests made with a
+// context (check's): a shorter response timeout and fewer attempts.
+type requestLimits struct {
+	response time.Duration
+	attempts int
+}
+
+// withLimits returns ctx carrying tighter request limits.
+func withLimits(ctx context.Context, response time.Duration, attempts int) context.Context {
+	return context.WithValue(ctx, limitsKey{}, requestLimits{response: response, attempts: attempts})
 }
 
 // count records one attempt at e and how it ended, for Stats.
@@ -344,8 +370,12 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	noAnswer := &timeoutError{method: method, path: path, what: "sent no answer to", attr: "response_timeout_seconds", after: c.timeouts.Response}
-	timer := time.AfterFunc(c.timeouts.Response, func() { cancel(noAnswer) })
+	response, attr := c.timeouts.Response, "response_timeout_seconds"
+	if l, ok := ctx.Value(limitsKey{}).(requestLimits); ok && l.response < response {
+		response, attr = l.response, "check's own limit; runs wait response_timeout_seconds"
+	}
+	noAnswer := &timeoutError{method: method, path: path, what: "sent no answer to", attr: attr, after: response}
+	timer := time.AfterFunc(response, func() { cancel(noAnswer) })
 	resp, err := c.http.Do(req)
 	timer.Stop()
 	if err != nil {

@@ -331,6 +331,9 @@ func (c *Connector) Check(ctx context.Context) error {
 	if c.client == nil {
 		return connector.ErrNotConfigured
 	}
+	// A silent NuOrder is reported within a minute, whatever the run's
+	// timeouts: at most CheckAttempts tries of CheckResponseTimeout each.
+	ctx = withLimits(ctx, CheckResponseTimeout, CheckAttempts)
 	e, params := api.ProductList, []string(nil)
 	if len(c.cfg.Seasons) > 0 {
 		e, params = api.ProductSeasonList, c.cfg.Seasons[:1]
@@ -342,6 +345,16 @@ func (c *Connector) Check(ctx context.Context) error {
 	}
 	return err
 }
+
+// Check's own limits: a check is a question to answer quickly, so it waits
+// less than a run, whose requests may be slow under load (the run's
+// response_timeout_seconds is 120 by default). Two tries of 15 s, a second
+// or so apart, report a silent NuOrder in about 31 s; a slow but living
+// one starts the products listing well within 15 s.
+const (
+	CheckResponseTimeout = 15 * time.Second
+	CheckAttempts        = 2
+)
 
 // Read implements connector.Connector.
 func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -48,6 +49,11 @@ func (h *Host) RunAll(ctx context.Context, pls []*config.Pipeline, ro RunOptions
 	parallel := max(ro.Parallel, 1)
 	slots := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
+	// silent holds, by connector, the first failure of this run that
+	// found its service unreachable: the connector's pipelines that have
+	// not started yet fail at once with it instead of waiting as long.
+	var silentMu sync.Mutex
+	silent := map[string]error{}
 	for _, group := range groups {
 		started := false
 		select {
@@ -66,7 +72,32 @@ func (h *Host) RunAll(ctx context.Context, pls []*config.Pipeline, ro RunOptions
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
+			silentMu.Lock()
+			var cause error
+			for _, name := range connectorsOf(pls[group[0]]) {
+				if cause == nil {
+					cause = silent[name]
+				}
+			}
+			silentMu.Unlock()
+			if cause != nil {
+				for _, k := range group {
+					results[k] = notRun(pls[k], cause)
+				}
+				return
+			}
 			h.runGroup(ctx, pls, group, ro, results)
+			for _, k := range group {
+				if err := results[k].Err; errors.Is(err, connector.ErrServiceUnreachable) {
+					silentMu.Lock()
+					for _, name := range connectorsOf(pls[k]) {
+						if silent[name] == nil {
+							silent[name] = fmt.Errorf("pipeline %s found it unreachable earlier in this run: %w", pls[k].Name, err)
+						}
+					}
+					silentMu.Unlock()
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -97,6 +128,27 @@ func notStarted(pl *config.Pipeline) Result {
 		r.Pull = &PullResult{}
 	}
 	return r
+}
+
+// notRun is the result of a pipeline not run because its connector's
+// service did not answer another pipeline of the run (cause).
+func notRun(pl *config.Pipeline, cause error) Result {
+	r := notStarted(pl)
+	r.Err = fmt.Errorf("not run: %w", cause)
+	return r
+}
+
+// connectorsOf names the plugin connectors a pipeline talks to: the one it
+// reads, and the one it writes into.
+func connectorsOf(pl *config.Pipeline) []string {
+	var out []string
+	if pl.From.Kind == "connector" {
+		out = append(out, pl.From.Name)
+	}
+	if pl.To.Kind == "connector" {
+		out = append(out, pl.To.Name)
+	}
+	return out
 }
 
 // readTogether says whether pipeline j can join the read of group: both

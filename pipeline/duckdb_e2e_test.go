@@ -143,3 +143,83 @@ func TestDuckDBReadsEveryColumnOfEveryStream(t *testing.T) {
 	}
 	t.Logf("DuckDB answered %d queries over every file of 5 streams", len(queries))
 }
+
+// TestTheLatestVersionQueryFollowsStatusChanges: orders change status
+// between runs (NuOrder leaves modified_on alone), one of them twice; the
+// query examples/latest_orders.sql ships returns, for every order, the
+// status NuOrder shows now. The README's former query (ORDER BY
+// modified_on DESC) tied the versions.
+func TestTheLatestVersionQueryFollowsStatusChanges(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 29, Products: 20, Companies: 10, Orders: 300}
+	srv := serveFake(t, cat)
+	path := incrementalFile(t, srv.URL(), cat)
+	dir := filepath.Dir(path)
+	run := func() {
+		t.Helper()
+		if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "orders"); r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+	}
+	run()
+	var approved []int
+	for i := 0; i < cat.Orders && len(approved) < 6; i++ {
+		if cat.OrderStatus(i) == "approved" {
+			approved = append(approved, i)
+		}
+	}
+	if len(approved) < 6 {
+		t.Fatal("the catalog has too few approved orders")
+	}
+	want := map[string]string{}
+	for n, st := range []string{"processed", "processed", "shipped", "cancelled", "processed", "shipped"} {
+		srv.SetOrderStatus(approved[n], st)
+		want[cat.OrderID(approved[n])] = st
+	}
+	run()
+	srv.SetOrderStatus(approved[0], "shipped") // processed, then shipped
+	want[cat.OrderID(approved[0])] = "shipped"
+	srv.SetOrderStatus(approved[1], "cancelled")
+	want[cat.OrderID(approved[1])] = "cancelled"
+	run()
+
+	sql := mustRead(t, "../examples/latest_orders.sql")
+	glob := filepath.Join(dir, "out", "orders", "*.parquet")
+	if !strings.Contains(sql, "'data/orders/*.parquet'") {
+		t.Fatal("examples/latest_orders.sql no longer reads data/orders")
+	}
+	sql = strings.Replace(sql, "'data/orders/*.parquet'", "'"+glob+"'", 1)
+	res := duckdb(t, []string{
+		"SELECT _id, status FROM (" + strings.TrimSuffix(strings.TrimSpace(stripComments(sql)), ";") + ")",
+		"SELECT count(*) AS versions FROM read_parquet('" + glob + "') WHERE _id = '" + cat.OrderID(approved[0]) + "'",
+	})
+	if res[0].Error != "" || res[1].Error != "" {
+		t.Fatalf("DuckDB: %s %s", res[0].Error, res[1].Error)
+	}
+	if v := res[1].Rows[0]["versions"]; v != "3" {
+		t.Fatalf("order %s has %v versions in the lake, want 3", cat.OrderID(approved[0]), v)
+	}
+	seen := 0
+	for _, row := range res[0].Rows {
+		id, _ := row["_id"].(string)
+		if st, ok := want[id]; ok {
+			seen++
+			if row["status"] != st {
+				t.Fatalf("the latest version of order %s says %v, NuOrder says %s", id, row["status"], st)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Fatalf("the query returned %d of the %d changed orders", seen, len(want))
+	}
+}
+
+// stripComments drops SQL line comments.
+func stripComments(sql string) string {
+	var out []string
+	for _, l := range strings.Split(sql, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -8,7 +8,7 @@ package csv
 import (
 	"bufio"
 	"encoding/csv"
-	"encoding/json"
+	"pipehost/sinks/internal/jsonvalue"
 	"strconv"
 	"time"
 
@@ -70,9 +70,7 @@ func Cell(col arrow.Array, i int) string {
 	case *array.Date32:
 		return c.Value(i).ToTime().Format("2006-01-02")
 	}
-	b, err := json.Marshal(col.GetOneForMarshal(i))
-	if err != nil {
-		return col.ValueStr(i)
-	}
-	return string(b)
+	// Lists and structs as JSON, with the one spelling every sink uses
+	// (timestamps inside them RFC 3339 UTC, like the top-level ones).
+	return string(jsonvalue.Append(nil, col, i))
 }

@@ -8,6 +8,7 @@ package jsonl
 import (
 	"bufio"
 	"encoding/json"
+	"pipehost/sinks/internal/jsonvalue"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -59,7 +60,9 @@ func (encoder) Row(w *bufio.Writer, rec arrow.Record, i int) error {
 				v, err = json.Marshal(cc.Value(i).ToTime(cc.DataType().(*arrow.TimestampType).Unit).UTC().Format(time.RFC3339Nano))
 			}
 		default:
-			v, err = json.Marshal(col.GetOneForMarshal(i))
+			// Lists, structs, numbers: the one spelling every sink uses
+			// (timestamps inside lists and structs RFC 3339 UTC).
+			v = jsonvalue.Append(nil, col, i)
 		}
 		if err != nil {
 			return err

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"pipehost/sinks/internal/jsonvalue"
 	"regexp"
 	"strconv"
 	"strings"
@@ -504,7 +505,7 @@ func value(col arrow.Array, jsonb bool, i int) (any, error) {
 		if c, ok := col.(*array.String); ok {
 			return json.RawMessage(c.Value(i)), nil
 		}
-		return json.RawMessage(appendJSON(nil, col, i)), nil
+		return json.RawMessage(jsonvalue.Append(nil, col, i)), nil
 	}
 	switch c := col.(type) {
 	case *array.String:

@@ -1,8 +1,9 @@
-package postgres
+package jsonvalue
 
 import (
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"testing"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 // TestAppendJSONMatchesArrowsMarshalling: the direct encoder writes, for
 // nested values of every type an orders table holds (nulls, escapes and
 // invalid UTF-8 included), the document Arrow's own GetOneForMarshal +
-// json.Marshal writes: the same JSON once parsed, so the same jsonb.
+// json.Marshal writes (the same JSON once parsed, so the same jsonb), with
+// one difference on purpose: timestamps carry their zone, in RFC 3339 UTC,
+// where Arrow writes "2026-11-30 08:37:01.123456".
 func TestAppendJSONMatchesArrowsMarshalling(t *testing.T) {
 	item := arrow.StructOf(
 		arrow.Field{Name: "id", Type: arrow.BinaryTypes.String, Nullable: true},
@@ -70,7 +73,8 @@ func TestAppendJSONMatchesArrowsMarshalling(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gotJSON := appendJSON(nil, arr, i)
+		wantJSON = arrowTimestamp.ReplaceAll(wantJSON, []byte(`"${1}T${2}Z"`))
+		gotJSON := Append(nil, arr, i)
 		var want, got any
 		if err := json.Unmarshal(wantJSON, &want); err != nil {
 			t.Fatal(err)
@@ -81,5 +85,19 @@ func TestAppendJSONMatchesArrowsMarshalling(t *testing.T) {
 		if !reflect.DeepEqual(want, got) {
 			t.Fatalf("row %d:\narrow  %s\ndirect %s", i, wantJSON, gotJSON)
 		}
+	}
+}
+
+// arrowTimestamp matches a timestamp as Arrow marshals it, without a zone.
+var arrowTimestamp = regexp.MustCompile(`"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)"`)
+
+func TestTimestampsAreRFC3339UTC(t *testing.T) {
+	b := array.NewTimestampBuilder(memory.DefaultAllocator, &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"})
+	defer b.Release()
+	b.Append(arrow.Timestamp(time.Date(2025, 1, 11, 17, 58, 0, 0, time.UTC).UnixMicro()))
+	arr := b.NewArray()
+	defer arr.Release()
+	if got := string(Append(nil, arr, 0)); got != `"2025-01-11T17:58:00Z"` {
+		t.Fatalf("got %s", got)
 	}
 }

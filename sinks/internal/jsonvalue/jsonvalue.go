@@ -1,23 +1,31 @@
-package postgres
+// Package jsonvalue writes Arrow values as JSON, the one spelling every
+// sink that writes JSON uses for nested values (PostgreSQL's jsonb, JSON
+// lines, CSV cells of lists and structs): the document Arrow's
+// GetOneForMarshal + json.Marshal gives, written straight from the arrays,
+// except timestamps, which are RFC 3339 in UTC ("2025-01-11T17:58:00Z"), as
+// the sinks write top-level timestamps, instead of Arrow's zoneless
+// "2025-01-11 17:58:00".
+package jsonvalue
 
 import (
 	"encoding/json"
 	"math"
 	"math/big"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 )
 
-// appendJSON appends value i of arr as JSON, for a jsonb column: the same
-// document arrow's GetOneForMarshal + json.Marshal gives (decimals and
-// timestamps as the same strings), written straight from the arrays. Nested
-// values (line items, addresses) are most of what an orders table holds,
-// and going through maps and reflection for each of them made COPY four
-// times slower than the Parquet sink (BenchmarkOrdersIntoPostgresVsParquet).
-func appendJSON(b []byte, arr arrow.Array, i int) []byte {
+// Append appends value i of arr as JSON: the document Arrow's
+// GetOneForMarshal + json.Marshal gives (decimals as the same strings), but
+// timestamps as RFC 3339 UTC strings. Nested values (line items, addresses)
+// are most of what an orders table holds, and going through maps and
+// reflection for each of them made PostgreSQL's COPY four times slower than
+// the Parquet sink (BenchmarkOrdersIntoPostgresVsParquet).
+func Append(b []byte, arr arrow.Array, i int) []byte {
 	if arr.IsNull(i) {
 		return append(b, "null"...)
 	}
@@ -41,7 +49,7 @@ func appendJSON(b []byte, arr arrow.Array, i int) []byte {
 		return appendJSONString(b, f.Text('g', int(typ.Precision)))
 	case *array.Timestamp:
 		t := a.Value(i).ToTime(a.DataType().(*arrow.TimestampType).Unit)
-		return appendJSONString(b, t.Format("2006-01-02 15:04:05.999999999"))
+		return appendJSONString(b, t.UTC().Format(time.RFC3339Nano))
 	case *array.Struct:
 		typ := a.DataType().(*arrow.StructType)
 		b = append(b, '{')
@@ -51,7 +59,7 @@ func appendJSON(b []byte, arr arrow.Array, i int) []byte {
 			}
 			b = appendJSONString(b, typ.Field(j).Name)
 			b = append(b, ':')
-			b = appendJSON(b, a.Field(j), i)
+			b = Append(b, a.Field(j), i)
 		}
 		return append(b, '}')
 	case *array.List:
@@ -62,7 +70,7 @@ func appendJSON(b []byte, arr arrow.Array, i int) []byte {
 			if k > start {
 				b = append(b, ',')
 			}
-			b = appendJSON(b, values, int(k))
+			b = Append(b, values, int(k))
 		}
 		return append(b, ']')
 	}
@@ -72,6 +80,9 @@ func appendJSON(b []byte, arr arrow.Array, i int) []byte {
 	}
 	return append(b, v...)
 }
+
+// AppendString appends s as a JSON string, as encoding/json writes it.
+func AppendString(b []byte, s string) []byte { return appendJSONString(b, s) }
 
 // appendJSONString appends s as a JSON string; invalid UTF-8 becomes
 // U+FFFD, as encoding/json does.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -261,5 +262,38 @@ pipeline "flat" {
 	bad := writeFile(t, strings.Replace(readFileString(t, path), `to   = sink.parquet.lake`, "to   = sink.parquet.lake\n  options = { statuses = \"approved\" }", 1))
 	if r := runPipeline(t, filepath.Dir(bad), credEnv(e2eCreds), "validate", "-f", bad); r.code != 2 || !strings.Contains(r.stderr, `no option "statuses"`) {
 		t.Fatalf("an option products does not take: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestRunJSONNamesTheFilesAsTheyAreAfterTheCommit: a full refresh commits
+// into a hidden folder that is swapped in at its final commit; run --json
+// names every file where it is after the run (it named the hidden folder's
+// paths, gone by then).
+func TestRunJSONNamesTheFilesAsTheyAreAfterTheCommit(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 31, Products: 10, Companies: 5, Orders: 300}
+	srv := serveFake(t, cat)
+	path := incrementalFile(t, srv.URL(), cat)
+	dir := filepath.Dir(path)
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "orders"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	r := runPipeline(t, dir, credEnv(e2eCreds), "run", "--json", "--full-refresh", "-f", path, "orders")
+	var doc struct {
+		Pipelines []struct {
+			Name  string   `json:"name"`
+			Files []string `json:"files"`
+		} `json:"pipelines"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &doc) != nil || len(doc.Pipelines) != 1 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	files := doc.Pipelines[0].Files
+	if len(files) < 2 {
+		t.Fatalf("the full refresh committed %d files, want several (one per status listing)", len(files))
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("run --json names %s: %v", f, err)
+		}
 	}
 }

@@ -126,10 +126,20 @@ func (f Format) NewEncoder(w io.Writer, schema *arrow.Schema) (*Encoder, error) 
 	// 14% of its CPU on orders and order lines (make bench), while zstd
 	// compresses plain repeated strings as well (order lines 4% smaller,
 	// orders 1% larger).
+	//
+	// Statistics are written for top-level columns only. Readers prune on
+	// those; for a column inside a list or struct that is null in every
+	// row of a row group, arrow-go v15 writes min INT64_MAX and max
+	// INT64_MIN flagged as set, which DuckDB's parquet_metadata() refuses
+	// ("Date out of range") for orders' nested timestamps.
+	opts = append(opts, pq.WithStats(false))
 	for _, fld := range schema.Fields() {
+		if !connector.IsJSON(fld) && fld.Type.ID() != arrow.LIST && fld.Type.ID() != arrow.STRUCT && fld.Type.ID() != arrow.LARGE_LIST && fld.Type.ID() != arrow.MAP {
+			opts = append(opts, pq.WithStatsFor(fld.Name, true))
+		}
 		switch {
 		case connector.IsJSON(fld):
-			opts = append(opts, pq.WithDictionaryFor(fld.Name, false), pq.WithStatsFor(fld.Name, false))
+			opts = append(opts, pq.WithDictionaryFor(fld.Name, false))
 		case !f.dictionary && (fld.Type.ID() == arrow.STRING || fld.Type.ID() == arrow.LARGE_STRING):
 			opts = append(opts, pq.WithDictionaryFor(fld.Name, false))
 		}

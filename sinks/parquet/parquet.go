@@ -293,7 +293,13 @@ func (w *Writer) commitFile(c sinks.Commit) (sinks.CommitInfo, error) {
 	if err := commitfile.Sync(w.dir); err != nil {
 		return sinks.CommitInfo{}, err
 	}
-	return sinks.CommitInfo{Rows: rows, Location: final}, nil
+	loc := final
+	if w.replace != nil {
+		// An overwrite's files are swapped into the stream's folder at its
+		// final commit: name them where they will be read.
+		loc = filepath.Join(w.live, filepath.Base(final))
+	}
+	return sinks.CommitInfo{Rows: rows, Location: loc}, nil
 }
 
 // Abort implements sinks.Writer: the unfinished file is removed, and an

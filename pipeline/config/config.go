@@ -407,8 +407,10 @@ func evalString(a *hcl.Attribute, ectx *hcl.EvalContext, into *string) hcl.Diagn
 	v, err := convert.Convert(v, cty.String)
 	if err != nil || v.IsNull() {
 		msg := "a string is required"
-		if err == nil {
-			msg = "the value is null (an env() variable that is not set?)"
+		if name, unset := UnsetEnv(a.Expr); unset {
+			msg = fmt.Sprintf("%s = env(%q), but %s is not set. Set it, or give a default: env(%q, \"...\").", a.Name, name, name, name)
+		} else if err == nil {
+			msg = "the value is null"
 		}
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value for " + a.Name, Detail: msg, Subject: a.Expr.Range().Ptr()}}
 	}

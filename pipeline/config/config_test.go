@@ -145,9 +145,10 @@ connector "c" {
 	if !strings.Contains(buf.String(), "p.hcl:5:14") || !strings.Contains(buf.String(), "requires secret") {
 		t.Fatalf("diagnostic:\n%s", buf.String())
 	}
-	// The sensitive attribute's line is not printed.
-	if strings.Contains(buf.String(), "CFG_TEST_UNSET") {
-		t.Fatalf("sensitive line printed:\n%s", buf.String())
+	// The sensitive attribute's line is not printed; the variable it reads
+	// is named (a name, not a secret).
+	if strings.Contains(buf.String(), "secret = env(") || !strings.Contains(buf.String(), `reads env("CFG_TEST_UNSET"), but CFG_TEST_UNSET is not set`) {
+		t.Fatalf("sensitive line printed, or the variable not named:\n%s", buf.String())
 	}
 	if _, diags := DecodeConnectorConfig(f.Connector("c"), schema, true); diags.HasErrors() {
 		t.Fatalf("sandbox mode: %v", diags)
@@ -235,5 +236,42 @@ state {
 `)
 	if !strings.Contains(out, "p.hcl:3:") || strings.Contains(out, "Secr3tPW") {
 		t.Fatalf("diagnostic:\n%s", out)
+	}
+}
+
+// TestAnUnsetVariableIsNamedWhereverItIsRead: a sink attribute and the
+// state block's dsn that read an unset variable are reported with the
+// attribute, the variable and the line (the sink said "Unsuitable value
+// type ... null value is not allowed").
+func TestAnUnsetVariableIsNamedWhereverItIsRead(t *testing.T) {
+	f, out := load(t, `
+sink "postgres" "wh" {
+  dsn = env("CFG_TEST_UNSET_DSN")
+}
+`)
+	if out != "" {
+		t.Fatal(out)
+	}
+	var into struct {
+		DSN string `hcl:"dsn,attr"`
+	}
+	diags := DecodeSinkConfig(f.Sink("postgres", "wh"), &into)
+	var buf bytes.Buffer
+	WriteDiagnostics(&buf, f, diags, nil, false)
+	for _, want := range []string{"p.hcl:3:9", "Environment variable not set", `dsn = env("CFG_TEST_UNSET_DSN"), but CFG_TEST_UNSET_DSN is not set`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Fatalf("sink: no %q in\n%s", want, buf.String())
+		}
+	}
+	_, out = load(t, `
+state {
+  backend = "postgres"
+  dsn     = env("CFG_TEST_UNSET_STATE")
+}
+`)
+	for _, want := range []string{"p.hcl:4:13", `dsn = env("CFG_TEST_UNSET_STATE"), but CFG_TEST_UNSET_STATE is not set`} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("state: no %q in\n%s", want, out)
+		}
 	}
 }

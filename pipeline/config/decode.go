@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -44,9 +45,13 @@ func DecodeConnectorConfig(c *Connector, schema connector.ConfigSchema, sandbox 
 			if !a.Required || !val.GetAttr(a.Name).IsNull() {
 				continue
 			}
+			expr := content.Attributes[a.Name].Expr
+			detail := fmt.Sprintf("Connector %s requires %s, but it evaluated to null. (With --sandbox the connector uses demo credentials instead.)", c.Name, a.Name)
+			if v, unset := UnsetEnv(expr); unset {
+				detail = fmt.Sprintf("Connector %s requires %s, which reads env(%q), but %s is not set. Set it (with --sandbox the connector uses demo credentials instead).", c.Name, a.Name, v, v)
+			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing value for required attribute",
-				Detail:  fmt.Sprintf("Connector %s requires %s, but it evaluated to null: the environment variable it reads is probably not set. (With --sandbox the connector uses demo credentials instead.)", c.Name, a.Name),
-				Subject: content.Attributes[a.Name].Expr.Range().Ptr()})
+				Detail: detail, Subject: expr.Range().Ptr()})
 		}
 		if diags.HasErrors() {
 			return nil, diags
@@ -59,9 +64,51 @@ func DecodeConnectorConfig(c *Connector, schema connector.ConfigSchema, sandbox 
 	return raw, diags
 }
 
-// DecodeSinkConfig decodes a sink block into the driver's config struct.
+// DecodeSinkConfig decodes a sink block into the driver's config struct. An
+// attribute refused because it reads an environment variable that is not
+// set is reported as that: the attribute, the variable, where.
 func DecodeSinkConfig(s *Sink, into any) hcl.Diagnostics {
-	return gohcl.DecodeBody(s.Body, EvalContext(), into)
+	diags := gohcl.DecodeBody(s.Body, EvalContext(), into)
+	if !diags.HasErrors() {
+		return diags
+	}
+	body, ok := s.Body.(*hclsyntax.Body)
+	if !ok {
+		return diags
+	}
+	for i, d := range diags {
+		for name, a := range body.Attributes {
+			v, unset := UnsetEnv(a.Expr)
+			if !unset || d.Subject == nil || !a.SrcRange.Overlaps(*d.Subject) {
+				continue
+			}
+			diags[i] = &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Environment variable not set",
+				Detail:  fmt.Sprintf("Sink %s.%s: %s = env(%q), but %s is not set. Set it, or give a default: env(%q, \"...\").", s.Type, s.Name, name, v, v, v),
+				Subject: a.Expr.Range().Ptr()}
+		}
+	}
+	return diags
+}
+
+// UnsetEnv says whether expr is a call env("NAME") without a default whose
+// variable is not set, and names the variable: the cause of a null value
+// that diagnostics can then name.
+func UnsetEnv(expr hcl.Expression) (string, bool) {
+	if t, ok := expr.(*hclsyntax.TemplateWrapExpr); ok {
+		expr = t.Wrapped
+	}
+	call, ok := expr.(*hclsyntax.FunctionCallExpr)
+	if !ok || call.Name != "env" || len(call.Args) != 1 {
+		return "", false
+	}
+	v, diags := call.Args[0].Value(nil)
+	if diags.HasErrors() || v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
+		return "", false
+	}
+	if _, set := os.LookupEnv(v.AsString()); set {
+		return "", false
+	}
+	return v.AsString(), true
 }
 
 // SensitiveAttributes returns the ranges of the attributes of c's config

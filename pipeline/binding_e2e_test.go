@@ -297,3 +297,52 @@ func TestRunJSONNamesTheFilesAsTheyAreAfterTheCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestStateMovesFromAFolderToPostgres: a team moving from a laptop's state
+// folder to PostgreSQL state exports the folder's state and imports it
+// into the PostgreSQL store; the next run there resumes (0 rows, no
+// refusal: the lake's commits name the old store, and the imported state
+// vouches for them), and state show shows the same checkpoints.
+func TestStateMovesFromAFolderToPostgres(t *testing.T) {
+	schema, _ := pgSchema(t)
+	cat := fakeapi.Catalog{Seed: 31, Products: 20, Companies: 10, Orders: 200}
+	srv := serveFake(t, cat)
+	laptop := incrementalFile(t, srv.URL(), cat)
+	dir := filepath.Dir(laptop)
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", laptop); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	k8s := filepath.Join(dir, "k8s.hcl")
+	os.WriteFile(k8s, []byte(fmt.Sprintf("state {\n  backend = \"postgres\"\n  dsn = env(\"E2E_DSN\")\n  schema = %q\n}\n", schema)+mustRead(t, laptop)), 0o644)
+	env := append(credEnv(e2eCreds), "E2E_DSN="+pgDSN(t))
+	exp := runPipeline(t, dir, nil, "state", "export", "-f", laptop)
+	if exp.code != 0 {
+		t.Fatalf("export: exit %d\n%s", exp.code, exp.stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "state.json"), []byte(exp.stdout), 0o600)
+	if r := runPipeline(t, dir, env, "state", "import", "state.json", "-f", "k8s.hcl"); r.code != 0 || !strings.Contains(r.stdout, "Imported the state of") {
+		t.Fatalf("import: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	before := runPipeline(t, dir, nil, "state", "show", "-f", laptop)
+	after := runPipeline(t, dir, env, "state", "show", "-f", "k8s.hcl")
+	if before.stdout != after.stdout || !strings.Contains(after.stdout, "orders") {
+		t.Fatalf("state show differs after the move:\n%s\n%s%s", before.stdout, after.stdout, after.stderr)
+	}
+	r := runPipeline(t, dir, env, "run", "-f", "k8s.hcl")
+	if r.code != 0 {
+		t.Fatalf("the first run on PostgreSQL state: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, pl := range []string{"products", "companies", "orders", "order_lines"} {
+		if n := rowsOf(t, r.stdout, pl); n != 0 {
+			t.Fatalf("%s read %d rows again after the move", pl, n)
+		}
+	}
+	// Importing again over state that has moved on is refused, unless asked.
+	srv.UpdateProducts(nil, 2)
+	if r := runPipeline(t, dir, env, "run", "-f", "k8s.hcl", "products"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runPipeline(t, dir, env, "state", "import", "state.json", "-f", "k8s.hcl"); r.code == 0 || !strings.Contains(r.stderr, "--replace") {
+		t.Fatalf("a conflicting import: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -76,6 +76,8 @@ type options struct {
 	diags *hcl.Diagnostics
 	// rawCheckpoints: state show prints whole checkpoints, not summaries.
 	rawCheckpoints bool
+	// replace: state import replaces the state a stream already has.
+	replace bool
 }
 
 // builtins are the connectors the host runs itself.

@@ -156,7 +156,7 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 
 	stateCmd := &cobra.Command{Use: "state", Short: "Show or reset the stored checkpoints", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return errors.New("state needs a subcommand: show or reset")
+			return errors.New("state needs a subcommand: show, reset, export or import")
 		}}
 	show := &cobra.Command{Use: "show [PIPELINE]", Short: "Show the stored checkpoints and last runs",
 		Example: "  pipeline state show\n  pipeline state show orders", Args: cobra.MaximumNArgs(1), ValidArgsFunction: names,
@@ -170,9 +170,24 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 			o.args = append([]string{"reset"}, o.args...)
 			return cmdState(o, stdout, stderr)
 		})}
+	export := &cobra.Command{Use: "export [PIPELINE...]", Short: "Write the state of the file's pipelines (all, or those named) as JSON on stdout",
+		Long:    "export writes every checkpoint, push ledger, binding and run of the file's pipelines as one JSON document, for state import into another store (a folder to PostgreSQL, say).",
+		Example: "  pipeline state export > state.json\n  pipeline -f k8s.hcl state import state.json", ValidArgsFunction: names,
+		RunE: do(func(_ context.Context, o options, _ hclog.Logger) int {
+			o.args = append([]string{"export"}, o.args...)
+			return cmdState(o, stdout, stderr)
+		})}
+	imp := &cobra.Command{Use: "import FILE", Short: "Read a state export into this file's state store (- reads stdin)",
+		Long:    "import stores the exported entries of the pipelines this file declares, each under its pipeline's lock. A stream that already has other state is a conflict and nothing is imported, unless --replace.",
+		Example: "  pipeline state export | pipeline -f k8s.hcl state import -", Args: cobra.ExactArgs(1),
+		RunE: do(func(_ context.Context, o options, _ hclog.Logger) int {
+			o.args = append([]string{"import"}, o.args...)
+			return cmdState(o, stdout, stderr)
+		})}
+	imp.Flags().BoolVar(&o.replace, "replace", false, "replace the state a stream already has here")
 	asJSON(show, "the entries")
 	show.Flags().BoolVar(&o.rawCheckpoints, "checkpoints", false, "print each checkpoint as stored (long values cut short), not a one-line summary")
-	stateCmd.AddCommand(show, reset)
+	stateCmd.AddCommand(show, reset, export, imp)
 
 	history := &cobra.Command{Use: "history [PIPELINE...]", Short: "List the last runs of each pipeline, newest first",
 		Long:    "history lists the last runs (start, duration, rows, status, error) the state store recorded for each pipeline, or those named, newest first. No plugin is started.",

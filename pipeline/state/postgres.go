@@ -156,6 +156,41 @@ ON CONFLICT (pipeline, stream) DO UPDATE SET last_run = EXCLUDED.last_run,
 	return p.redact(err)
 }
 
+// Put implements Store.
+func (p *Postgres) Put(e Entry) error {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	var binding, last, runs []byte
+	if e.Binding != nil {
+		binding, _ = json.Marshal(e.Binding)
+	}
+	if e.LastRun == nil && len(e.Runs) > 0 {
+		e.LastRun = &e.Runs[0]
+	}
+	if e.LastRun != nil {
+		last, _ = json.Marshal(e.LastRun)
+	}
+	if e.Runs != nil {
+		runs, _ = json.Marshal(e.Runs)
+	}
+	nullTime := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	var digest *string
+	if e.DataDigest != "" {
+		digest = &e.DataDigest
+	}
+	_, err := p.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, stream, checkpoint, updated_at, last_run, reset_at, binding, data_digest, runs)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (pipeline, stream) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, updated_at = EXCLUDED.updated_at, last_run = EXCLUDED.last_run,
+  reset_at = EXCLUDED.reset_at, binding = EXCLUDED.binding, data_digest = EXCLUDED.data_digest, runs = EXCLUDED.runs`, p.table),
+		e.Pipeline, e.Stream, e.Bytes(), nullTime(e.UpdatedAt), last, nullTime(e.ResetAt), binding, digest, runs)
+	return p.redact(err)
+}
+
 // List implements Store.
 func (p *Postgres) List(pipeline string) ([]Entry, error) {
 	ctx, cancel := p.ctx()

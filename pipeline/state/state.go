@@ -188,6 +188,10 @@ type Store interface {
 	// Lock takes the pipeline's run lock, or fails at once naming the
 	// holder when another run has it. The returned func releases it.
 	Lock(pipeline string) (func(), error)
+	// Put replaces a stream's entry whole (checkpoint, binding, digest,
+	// runs, reset time), as `state import` moves it from another store.
+	// Call it with the pipeline's lock held.
+	Put(e Entry) error
 }
 
 // Local is the default Store: a folder of JSON files.
@@ -494,6 +498,21 @@ func (l *Local) Reset(pipeline, stream string) error {
 		f.Streams[name] = &Entry{ResetAt: now, Runs: e.Runs}
 	}
 	f.Streams["*"] = &Entry{ResetAt: now}
+	return l.save(f)
+}
+
+// Put implements Store.
+func (l *Local) Put(e Entry) error {
+	f, err := l.load(e.Pipeline)
+	if err != nil {
+		return err
+	}
+	cp := e
+	cp.Pipeline, cp.Stream = "", ""
+	if len(cp.Runs) > 0 && cp.LastRun == nil {
+		cp.LastRun = &cp.Runs[0]
+	}
+	f.Streams[e.Stream] = &cp
 	return l.save(f)
 }
 

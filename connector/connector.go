@@ -75,6 +75,10 @@ type ConfigureRequest struct {
 	// Sandbox asks the connector to run against its own built-in sandbox
 	// (fake API with demo data) instead of the real service.
 	Sandbox bool `json:"sandbox,omitempty"`
+	// SandboxDir, with Sandbox, is a folder the host keeps with its state
+	// (empty: none) where the sandbox may remember what it was sent
+	// between runs, so a second sandbox push meets what the first left.
+	SandboxDir string `json:"sandbox_dir,omitempty"`
 }
 
 // Stream describes one stream of a connector's catalog.

@@ -135,7 +135,7 @@ func CheckOptions(stream string, declared []Option, given map[string]string) err
 		}
 		if i < 0 {
 			if len(declared) == 0 {
-				return &OptionError{Name: k, Unknown: true, msg: fmt.Sprintf("stream %s takes no options, got %s", stream, k)}
+				return &OptionError{Name: k, Unknown: true, msg: fmt.Sprintf("stream %s takes no option %q (it takes none)", stream, k)}
 			}
 			hint := ""
 			if s := Closest(k, OptionNames(declared)); s != "" {

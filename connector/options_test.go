@@ -38,7 +38,7 @@ func TestOptionsAreCheckedByKindAndAllowedValues(t *testing.T) {
 			t.Errorf("%v: %v does not name the stream", tc.opts, err)
 		}
 	}
-	if err := CheckOptions("products", []Option{}, map[string]string{"x": "1"}); err == nil || !strings.Contains(err.Error(), "takes no options") {
+	if err := CheckOptions("products", []Option{}, map[string]string{"x": "1"}); err == nil || !strings.Contains(err.Error(), `takes no option "x" (it takes none)`) {
 		t.Errorf("a stream without options: %v", err)
 	}
 }

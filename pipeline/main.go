@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -184,6 +185,11 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 	}
 	eo.Builtins, eo.Linked = builtins, linked
 	eo.Command = o.command
+	if f.StateBackend != "postgres" {
+		// The sandbox remembers what it was sent beside the file's state
+		// (with PostgreSQL state, each run's sandbox starts afresh).
+		eo.SandboxDir = filepath.Join(f.StateDir, "sandbox")
+	}
 	if eo.State == nil && !eo.Catalog {
 		store, err := openStore(ctx, f)
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -556,5 +557,46 @@ pipeline "shipments" {
 	}
 	if third := run(); len(third) != 0 {
 		t.Fatalf("nothing changed, yet %v", third)
+	}
+}
+
+// TestTheSandboxRemembersWhatItWasSent: the sandbox keeps what it is sent
+// with the file's state, so a second sandbox push of the same customers
+// meets the companies the first created, archived and updated (all
+// unchanged, nothing sent), as a second push to NuOrder would; before, each
+// run's sandbox started afresh and the second push created them again.
+func TestTheSandboxRemembersWhatItWasSent(t *testing.T) {
+	path := examplesDir(t)
+	dir := filepath.Dir(path)
+	actions := func() map[string]int {
+		t.Helper()
+		r := runPipeline(t, dir, nil, "run", "--sandbox", "--json", "-f", path, "customers")
+		var doc struct {
+			Pipelines []struct {
+				Actions []struct {
+					What  string `json:"what"`
+					Count int    `json:"count"`
+				} `json:"actions"`
+			} `json:"pipelines"`
+		}
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &doc) != nil || len(doc.Pipelines) != 1 {
+			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		out := map[string]int{}
+		for _, a := range doc.Pipelines[0].Actions {
+			out[a.What] = a.Count
+		}
+		return out
+	}
+	first := actions()
+	if first["companies created"] == 0 {
+		t.Fatalf("the first push created nothing: %v", first)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".pipeline-state", "sinks", "sandbox", "nuorder", "nuorder-sandbox.json")); err != nil {
+		t.Fatalf("the sandbox's memory is not kept with the state: %v", err)
+	}
+	second := actions()
+	if second["companies created"] != 0 || second["companies unchanged"] != 4 {
+		t.Fatalf("the second push: %v, want the 4 companies unchanged", second)
 	}
 }

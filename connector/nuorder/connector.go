@@ -34,8 +34,10 @@ const DefaultBaseURL = "https://next.nuorder.com"
 // Sandbox starts the stand-in NuOrder the connector uses in sandbox mode
 // (--sandbox): a server with demo data, the credentials it accepts and the
 // brand's warehouses. The plugin's main package supplies it (the fake API);
-// the connector itself carries no test code.
-type Sandbox func() (SandboxEnv, error)
+// the connector itself carries no test code. dir, when not empty, is a
+// folder where the sandbox keeps what it is sent between runs
+// (ConfigureRequest.SandboxDir).
+type Sandbox func(dir string) (SandboxEnv, error)
 
 // SandboxEnv is a started sandbox.
 type SandboxEnv struct {
@@ -203,7 +205,7 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 		if c.startSandbox == nil {
 			return errors.New("nuorder: this build has no sandbox")
 		}
-		sb, err := c.startSandbox()
+		sb, err := c.startSandbox(req.SandboxDir)
 		if err != nil {
 			return fmt.Errorf("starting the NuOrder sandbox: %w", err)
 		}

@@ -14,6 +14,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -55,6 +56,10 @@ type Options struct {
 	// for measuring the plugin boundary (the benchmark's in-process host)
 	// link any.
 	Linked map[string]func(logger hclog.Logger) connector.Base
+	// SandboxDir, with Sandbox, is the folder (kept with the state) in
+	// which each connector's sandbox remembers what it was sent, in a
+	// folder named after the connector block; empty: sandboxes forget.
+	SandboxDir string
 	// Command is how the user ran the host, with the global flags that
 	// pick the same file and state ("bin/pipeline -f nightly.hcl"), so a
 	// command a message suggests works when pasted as printed. Empty:
@@ -277,7 +282,11 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 			h.opts.Logger.Debug("connector not configured for the catalog", "connector", c.Name, "error", err)
 		}
 	} else {
-		if err := client.Configure(ctx, connector.ConfigureRequest{Config: raw, Sandbox: h.opts.Sandbox}); err != nil {
+		req := connector.ConfigureRequest{Config: raw, Sandbox: h.opts.Sandbox}
+		if h.opts.Sandbox && h.opts.SandboxDir != "" {
+			req.SandboxDir = filepath.Join(h.opts.SandboxDir, c.Name)
+		}
+		if err := client.Configure(ctx, req); err != nil {
 			return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Connector " + c.Name + " refused its config",
 				Detail: err.Error(), Subject: c.ConfigRange.Ptr()})
 		}

@@ -44,6 +44,10 @@ type Options struct {
 	// listings (see PrerenderListings), served as files while no order has
 	// changed: benchmarks measure the connector, not the fake's encoder.
 	Prerender string
+	// Changed, when set, is called after every request that may have
+	// changed what the fake holds (a write answered 2xx), outside its
+	// lock: the sandbox saves a Snapshot there.
+	Changed func()
 }
 
 // Server is a running fake NuOrder API.
@@ -307,7 +311,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fault.StallAfterBytes > 0 {
 		w = &dropWriter{ResponseWriter: w, left: fault.StallAfterBytes, stall: r.Context().Done()}
 	}
-	s.mux.ServeHTTP(w, r)
+	if s.opts.Changed == nil || r.Method == http.MethodGet {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	s.mux.ServeHTTP(sw, r)
+	if sw.status >= 200 && sw.status < 300 {
+		s.opts.Changed()
+	}
 }
 
 // StatsPath is the fake's own endpoint (not NuOrder's, and needing no

@@ -17,7 +17,7 @@ import (
 func cmdHistory(o options, stdout, stderr io.Writer) int {
 	f, diags := config.Load(o.file)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(stderr, f, diags, nil, isTerminal(stderr))
+		config.WriteDiagnostics(stderr, f, diags, nil, colorful(stderr))
 		return exitUsage
 	}
 	selected := f.Pipelines

@@ -25,11 +25,12 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 		fmt.Fprintf(stderr, "Error: --parallel must be 1 or more, got %d\n", o.parallel)
 		return exitUsage
 	}
-	// On a terminal (and unless JSON was asked for) a live display shows
+	// On a terminal that can move its cursor (not TERM=dumb), and unless
+	// JSON was asked for, a live display shows
 	// each running pipeline; log lines are printed above it, as text.
 	// Elsewhere (cron, CI, a file) only log lines are written.
 	var display *liveDisplay
-	if isTerminal(stderr) && !o.json && o.logFormat != "json" {
+	if isTerminal(stderr) && !dumbTerminal() && !o.json && o.logFormat != "json" {
 		display = newLiveDisplay(stderr)
 		o.logFormat, o.watcher = "text", display
 		if l, err := newLogger(o, display); err == nil {
@@ -109,7 +110,7 @@ func summarize(stdout, stderr io.Writer, results []engine.Result, asJSON bool) i
 			if r.Err != nil {
 				status = "FAILED"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected(), r.Requests, r.Retries, r.Duration.Round(time.Millisecond), status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.Pipeline, r.Stream, r.Sink, r.Rows, r.Rejected(), r.Requests, r.Retries, engine.FormatDuration(r.Duration), status)
 		}
 		tw.Flush()
 		for _, r := range results {

@@ -30,7 +30,7 @@ import (
 func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer) int {
 	f, diags := config.Load(o.file)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(stderr, f, diags, nil, isTerminal(stderr))
+		config.WriteDiagnostics(stderr, f, diags, nil, colorful(stderr))
 		return exitUsage
 	}
 	// Validate everything once, as `validate` would, before scheduling.

@@ -73,7 +73,7 @@ func (l *displayLine) text(decor.Statistics) string {
 	rows := l.rows.Load()
 	rate := float64(rows) / max(took.Seconds(), 0.001)
 	return fmt.Sprintf("%12d rows  %10.0f rows/s  %6d requests  %4d retries  %8s  %s",
-		rows, rate, l.requests.Load(), l.retries.Load(), took.Round(100*time.Millisecond), status)
+		rows, rate, l.requests.Load(), l.retries.Load(), engine.FormatDuration(took), status)
 }
 
 // Requests implements engine.RequestWatch.
@@ -88,11 +88,15 @@ func (l *displayLine) Rows(n int64) { l.rows.Add(n) }
 // Done implements engine.RunWatch: the line shows the end and stays.
 func (l *displayLine) Done(res engine.Result) {
 	l.mu.Lock()
-	l.status, l.took = "ok", time.Since(l.start)
-	if res.Requests > 0 { // the run's own count (a shared read's is on its first pipeline)
-		l.requests.Store(res.Requests)
-		l.retries.Store(res.Retries)
+	// The run's own figures, as the summary table shows them: its
+	// duration, and its requests (a read shared by several pipelines
+	// counts on the first of them; the others show 0, as in the table).
+	l.status, l.took = "ok", res.Duration
+	if res.Duration == 0 {
+		l.took = time.Since(l.start)
 	}
+	l.requests.Store(res.Requests)
+	l.retries.Store(res.Retries)
 	if res.Err != nil {
 		l.status = "FAILED"
 	}

@@ -97,7 +97,7 @@ func (o options) report(stderr io.Writer, f *config.File, diags hcl.Diagnostics,
 		*o.diags = append(*o.diags, diags...)
 		return
 	}
-	config.WriteDiagnostics(stderr, f, diags, sensitive, isTerminal(stderr))
+	config.WriteDiagnostics(stderr, f, diags, sensitive, colorful(stderr))
 }
 
 // defaultMemoryLimit is the host's soft memory limit unless GOMEMLIMIT
@@ -131,6 +131,25 @@ func isTerminal(w io.Writer) bool {
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
+// dumbTerminal says whether the terminal cannot move its cursor (TERM=dumb:
+// Emacs shells, some CI consoles): no live display there, only log lines.
+func dumbTerminal() bool { return os.Getenv("TERM") == "dumb" }
+
+// colorful says whether w may be written in colour: a terminal, not dumb,
+// and NO_COLOR unset (no-color.org).
+func colorful(w io.Writer) bool {
+	return isTerminal(w) && !dumbTerminal() && os.Getenv("NO_COLOR") == ""
+}
+
+// logColor is the log lines' colour setting: hclog's own choice on a
+// terminal that may show colour, none otherwise.
+func logColor(w io.Writer) hclog.ColorOption {
+	if colorful(w) {
+		return hclog.AutoColor
+	}
+	return hclog.ColorOff
+}
+
 // logTimeFormat stamps log lines to the millisecond, in UTC offset form:
 // what log shippers parse, and fine enough to order a run's lines.
 const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
@@ -152,7 +171,7 @@ func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
 	}
 	return hclog.New(&hclog.LoggerOptions{
 		Name: "pipeline", Level: level, Output: stderr, JSONFormat: jsonFormat,
-		Color: hclog.AutoColor, TimeFormat: logTimeFormat,
+		Color: logColor(stderr), TimeFormat: logTimeFormat,
 		// go-plugin reports every clean plugin exit at info level: noise
 		// for a data engineer. Unclean exits are logged as errors still.
 		Exclude: func(level hclog.Level, msg string, _ ...interface{}) bool {

@@ -106,7 +106,7 @@ func startProgress(log hclog.Logger, every time.Duration) *progress {
 			case <-t.C:
 				rows := p.rows.Load()
 				elapsed := time.Since(p.start)
-				log.Info("progress", "rows", rows, "rows_per_s", int64(float64(rows)/elapsed.Seconds()), "elapsed", elapsed.Round(time.Second).String())
+				log.Info("progress", "rows", rows, "rows_per_s", int64(float64(rows)/elapsed.Seconds()), "elapsed", FormatDuration(elapsed))
 			}
 		}
 	}()
@@ -130,4 +130,18 @@ func (p *progress) finished(res Result) {
 func (p *progress) end() {
 	close(p.stop)
 	<-p.done
+}
+
+// FormatDuration is the one way the host prints a duration (the summary
+// table, the live display, log lines): milliseconds under a second
+// ("173ms"), tenths of a second under a minute ("12.3s"), whole seconds
+// above ("2m3s").
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }

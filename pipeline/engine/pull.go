@@ -317,7 +317,7 @@ func (p *pullRun) settle(err error) {
 		p.log.Error(msg, "error", res.Err)
 		return
 	}
-	p.log.Info("pipeline finished", "rows", res.Rows, "files", len(res.Pull.Files), "duration", time.Since(p.start).Round(time.Millisecond).String())
+	p.log.Info("pipeline finished", "rows", res.Rows, "files", len(res.Pull.Files), "duration", FormatDuration(time.Since(p.start)))
 }
 
 // resumeFrom returns the checkpoint a run resumes after: the state store's,

@@ -287,6 +287,6 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 		}
 	}
 	log.Info("pipeline finished", "accepted", res.Rows, "rejected", res.Push.Rejected, "rejects_file", res.Push.RejectsFile,
-		"duration", time.Since(start).Round(time.Millisecond).String())
+		"duration", FormatDuration(time.Since(start)))
 	return res
 }

@@ -404,7 +404,7 @@ func TestValidateAcceptsTheDefaultPipelineFile(t *testing.T) {
 	}
 	// Without --sandbox and without credentials, the missing ones are named.
 	r = runPipeline(t, filepath.Dir(path), []string{"NUORDER_CONSUMER_KEY=", "NUORDER_CONSUMER_SECRET="}, "validate", "-f", path)
-	if r.code == 0 || !strings.Contains(r.stderr, "requires token, but it evaluated to null") {
+	if r.code == 0 || !strings.Contains(r.stderr, `requires token, which reads env("NUORDER_TOKEN"), but NUORDER_TOKEN is not set`) {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 }

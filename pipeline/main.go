@@ -141,6 +141,15 @@ func colorful(w io.Writer) bool {
 	return isTerminal(w) && !dumbTerminal() && os.Getenv("NO_COLOR") == ""
 }
 
+// didYouMean is "; did you mean X?" for the candidate closest to value, or
+// "" when none is close.
+func didYouMean(value string, candidates ...string) string {
+	if s := config.Suggest(value, candidates); s != "" {
+		return fmt.Sprintf("; did you mean %q?", s)
+	}
+	return ""
+}
+
 // logColor is the log lines' colour setting: hclog's own choice on a
 // terminal that may show colour, none otherwise.
 func logColor(w io.Writer) hclog.ColorOption {
@@ -157,7 +166,7 @@ const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
 func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
 	level := hclog.LevelFromString(o.logLevel)
 	if level == hclog.NoLevel {
-		return nil, fmt.Errorf("--log-level %q is not one of trace, debug, info, warn, error", o.logLevel)
+		return nil, fmt.Errorf("--log-level %q is not one of trace, debug, info, warn, error%s", o.logLevel, didYouMean(o.logLevel, "trace", "debug", "info", "warn", "error"))
 	}
 	jsonFormat := !isTerminal(stderr)
 	switch o.logFormat {
@@ -167,7 +176,7 @@ func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
 	case "text":
 		jsonFormat = false
 	default:
-		return nil, fmt.Errorf("--log-format %q is not text or json", o.logFormat)
+		return nil, fmt.Errorf("--log-format %q is not text or json%s", o.logFormat, didYouMean(o.logFormat, "text", "json"))
 	}
 	return hclog.New(&hclog.LoggerOptions{
 		Name: "pipeline", Level: level, Output: stderr, JSONFormat: jsonFormat,

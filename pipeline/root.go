@@ -13,9 +13,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/engine"
+	"pipehost/sinks"
 )
 
 // Version is the host's version, printed by `pipeline version`.
@@ -29,6 +31,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr, &code)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
+		err = suggestCommand(root, err)
 		fmt.Fprintf(stderr, "Error: %v\nRun 'pipeline --help' for the commands, 'pipeline COMMAND --help' for one.\n", err)
 		return exitUsage
 	}
@@ -43,7 +46,9 @@ func newRoot(stdout, stderr io.Writer, code *int) *cobra.Command {
 		Short: "Run data pipelines declared in an HCL file",
 		Long: `pipeline runs the pipelines declared in an HCL file (./pipeline.hcl unless -f names another):
 each connector runs as a plugin process, and each pipeline moves a connector's stream into a sink
-(Parquet, CSV, JSON lines, PostgreSQL) or pushes a file into a connector's sink stream.`,
+or pushes a file into a connector's sink stream.
+
+Sinks in this build: ` + strings.Join(sinks.Names(), ", ") + ` (sink "NAME" "label" { ... }).`,
 		Example: `  pipeline validate
   pipeline run --sandbox
   pipeline -f nightly.hcl run orders order_lines
@@ -63,7 +68,7 @@ each connector runs as a plugin process, and each pipeline moves a connector's s
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	root.SetFlagErrorFunc(suggestFlag)
 	pf := root.PersistentFlags()
 	pf.StringVarP(&o.file, "file", "f", envOr("PIPELINE_FILE", defaultFile), "the pipeline file ($PIPELINE_FILE)")
 	pf.StringVar(&o.logLevel, "log-level", envOr("PIPELINE_LOG_LEVEL", "info"), "trace, debug, info, warn or error ($PIPELINE_LOG_LEVEL)")
@@ -284,4 +289,44 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// suggestFlag adds the closest flag the command takes to an unknown flag's
+// error ("unknown flag: --full-refres; did you mean --full-refresh?").
+func suggestFlag(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	const unknown = "unknown flag: --"
+	if !strings.HasPrefix(msg, unknown) {
+		return err
+	}
+	name := strings.SplitN(strings.TrimPrefix(msg, unknown), "=", 2)[0]
+	var names []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	if s := config.Suggest(name, names); s != "" {
+		return fmt.Errorf("%w; did you mean --%s?", err, s)
+	}
+	return err
+}
+
+// suggestCommand adds the closest command to an unknown command's error.
+func suggestCommand(root *cobra.Command, err error) error {
+	var name, parent string
+	if _, scanErr := fmt.Sscanf(err.Error(), "unknown command %q for %q", &name, &parent); scanErr != nil {
+		return err
+	}
+	cmd := root
+	if words := strings.Fields(parent); len(words) > 1 {
+		if c, _, findErr := root.Find(words[1:]); findErr == nil {
+			cmd = c
+		}
+	}
+	var names []string
+	for _, c := range cmd.Commands() {
+		names = append(names, c.Name())
+	}
+	if s := config.Suggest(name, names); s != "" {
+		return fmt.Errorf("%w; did you mean %q?", err, s)
+	}
+	return err
 }

@@ -111,6 +111,23 @@ type StreamChecker interface {
 	CheckStream(stream string) error
 }
 
+// AttributeError is a sink block's attribute whose value the driver
+// refuses; the host points its diagnostic at that attribute in the file.
+type AttributeError struct {
+	Attribute string
+	Err       error
+}
+
+func (e *AttributeError) Error() string { return e.Err.Error() }
+func (e *AttributeError) Unwrap() error { return e.Err }
+
+// BadAttribute returns an AttributeError for attr: a driver's Open uses it
+// for a value it refuses, so the user is shown that attribute, not the
+// whole block.
+func BadAttribute(attr, format string, args ...any) error {
+	return &AttributeError{Attribute: attr, Err: fmt.Errorf(format, args...)}
+}
+
 // SensitiveAttributes is implemented by drivers whose config holds secrets
 // (a DSN with a password): those attributes are never printed.
 type SensitiveAttributes interface {

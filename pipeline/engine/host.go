@@ -13,7 +13,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"path/filepath"
 	"strings"
 	"time"
@@ -326,7 +328,14 @@ func (h *Host) openSink(s *config.Sink) (sinks.Sink, hcl.Diagnostics) {
 		return nil, decodeDiags // with their places in the file
 	}
 	if err != nil {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot open sink " + s.Key(), Detail: err.Error(), Subject: s.DeclRange.Ptr()}}
+		subject := s.DeclRange.Ptr()
+		var ae *sinks.AttributeError
+		if body, ok := s.Body.(*hclsyntax.Body); ok && errors.As(err, &ae) {
+			if a, ok := body.Attributes[ae.Attribute]; ok {
+				subject = a.Expr.Range().Ptr()
+			}
+		}
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot open sink " + s.Key(), Detail: err.Error(), Subject: subject}}
 	}
 	return sk, nil
 }

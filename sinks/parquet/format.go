@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"pipehost/sinks"
 	"strings"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -59,18 +60,18 @@ func (c FormatConfig) Format() (Format, error) {
 	if c.Compression != nil {
 		var ok bool
 		if f.codec, ok = codecs[strings.ToLower(*c.Compression)]; !ok {
-			return Format{}, fmt.Errorf("compression %q is not one of zstd, snappy, gzip, none", *c.Compression)
+			return Format{}, sinks.BadAttribute("compression", "compression %q is not one of zstd, snappy, gzip, none", *c.Compression)
 		}
 	}
 	if c.RowGroupRows != nil {
 		if *c.RowGroupRows < 1 {
-			return Format{}, fmt.Errorf("row_group_rows must be positive, got %d", *c.RowGroupRows)
+			return Format{}, sinks.BadAttribute("row_group_rows", "row_group_rows must be positive, got %d", *c.RowGroupRows)
 		}
 		f.rowGroupRows = *c.RowGroupRows
 	}
 	if c.RowGroupMiB != nil {
 		if *c.RowGroupMiB < 1 {
-			return Format{}, fmt.Errorf("row_group_mib must be positive, got %d", *c.RowGroupMiB)
+			return Format{}, sinks.BadAttribute("row_group_mib", "row_group_mib must be positive, got %d", *c.RowGroupMiB)
 		}
 		f.rowGroupBytes = *c.RowGroupMiB << 20
 	}

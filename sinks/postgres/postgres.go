@@ -98,17 +98,17 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 	s.statementTimeout = pgconfig.DefaultStatementTimeout
 	if c.StatementTimeoutSeconds != nil {
 		if *c.StatementTimeoutSeconds < 0 {
-			return nil, fmt.Errorf("statement_timeout_seconds must be 0 (no bound) or more, got %d", *c.StatementTimeoutSeconds)
+			return nil, sinks.BadAttribute("statement_timeout_seconds", "statement_timeout_seconds must be 0 (no bound) or more, got %d", *c.StatementTimeoutSeconds)
 		}
 		s.statementTimeout = time.Duration(*c.StatementTimeoutSeconds) * time.Second
 	}
 	for attr, v := range map[string]string{"schema": s.schema, "table_prefix": s.prefix} {
 		if v != "" && !plainName.MatchString(v) {
-			return nil, fmt.Errorf("%s = %q: use letters, digits and _ only, starting with a letter or _ (names that need quoting are refused)", attr, v)
+			return nil, sinks.BadAttribute(attr, "%s = %q: use letters, digits and _ only, starting with a letter or _ (names that need quoting are refused)", attr, v)
 		}
 	}
 	if len(s.schema) > maxIdent {
-		return nil, fmt.Errorf("schema = %q is %d bytes: PostgreSQL cuts names at %d", s.schema, len(s.schema), maxIdent)
+		return nil, sinks.BadAttribute("schema", "schema = %q is %d bytes: PostgreSQL cuts names at %d", s.schema, len(s.schema), maxIdent)
 	}
 	return s, nil
 }

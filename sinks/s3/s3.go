@@ -48,7 +48,6 @@ package s3
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -141,7 +140,7 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 		return nil, err
 	}
 	if c.Bucket == "" || strings.ContainsAny(c.Bucket, "/ ") {
-		return nil, fmt.Errorf("bucket %q is not a bucket name (no slashes: put the folder in prefix)", c.Bucket)
+		return nil, sinks.BadAttribute("bucket", "bucket %q is not a bucket name (no slashes: put the folder in prefix)", c.Bucket)
 	}
 	s := &Sink{bucket: c.Bucket, format: format, log: env.Logger}
 	if s.log == nil {
@@ -163,16 +162,16 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 	if c.Endpoint != nil {
 		u, err := url.Parse(*c.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("endpoint %q is not an http(s) URL", redactURL(*c.Endpoint))
+			return nil, sinks.BadAttribute("endpoint", "endpoint %q is not an http(s) URL", redactURL(*c.Endpoint))
 		}
 		if u.User != nil {
-			return nil, fmt.Errorf("endpoint %q carries credentials: give them through the AWS environment or a profile", redactURL(*c.Endpoint))
+			return nil, sinks.BadAttribute("endpoint", "endpoint %q carries credentials: give them through the AWS environment or a profile", redactURL(*c.Endpoint))
 		}
 		s.endpoint = u.String()
 	}
 	s.cfg = *c
 	if c.PartitionBy != nil && *c.PartitionBy == "" {
-		return nil, errors.New("partition_by is empty: name a timestamp or date column, or leave it out")
+		return nil, sinks.BadAttribute("partition_by", "partition_by is empty: name a timestamp or date column, or leave it out")
 	}
 	s.spool = filepath.Join(os.TempDir(), "pipehost-s3-spool")
 	s.multipartAbove, s.partSize, s.maxCopy = multipartAbove, partSize, maxCopy

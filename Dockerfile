@@ -15,8 +15,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./pipeline ./plugins/nuorder \
- && mv /out/nuorder /out/nuorder-plugin \
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./pipeline ./plugins/nuorder-plugin \
  && mkdir -p /rootfs/tmp /rootfs/work /rootfs/etc/ssl/certs \
  && chmod 1777 /rootfs/tmp \
  && chown 65532:65532 /rootfs/work \

@@ -14,8 +14,7 @@ BINS    := $(BIN)/pipeline $(BIN)/nuorder-plugin
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./pipeline ./plugins/nuorder
-	@mv -f $(BIN)/nuorder $(BIN)/nuorder-plugin
+	$(GO) build -o $(BIN)/ ./pipeline ./plugins/nuorder-plugin
 
 run: build
 	$(BIN)/pipeline run --sandbox -f pipeline.hcl

@@ -52,6 +52,7 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 	code = summarize(stdout, stderr, results, o.json)
 	if o.metricsFile != "" {
 		m := metrics.New()
+		m.Declare(namesOf(selected), connectorNames(h.File))
 		for _, r := range results {
 			m.Observe(r)
 		}

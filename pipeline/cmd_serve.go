@@ -54,6 +54,7 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 	var m *metrics.Registry
 	if o.metricsAddr != "" {
 		m = metrics.New()
+		m.Declare(namesOf(scheduled), connectorNames(f))
 		stop, err := serveMetrics(o.metricsAddr, m, f, logger)
 		if err != nil {
 			fmt.Fprintf(stderr, "Error: --metrics-addr %s: %v\n", o.metricsAddr, err)
@@ -180,3 +181,21 @@ func serveMetrics(addr string, m *metrics.Registry, f *config.File, logger hclog
 // pipeline can have it (names start with a letter or digit), so reading it
 // only proves that the store answers.
 const healthPipeline = "_healthz"
+
+// namesOf lists the names of pls, in order.
+func namesOf(pls []*config.Pipeline) []string {
+	out := make([]string, len(pls))
+	for i, pl := range pls {
+		out[i] = pl.Name
+	}
+	return out
+}
+
+// connectorNames lists the connector blocks of a file, in order.
+func connectorNames(f *config.File) []string {
+	var out []string
+	for _, c := range f.Connectors {
+		out = append(out, c.Name)
+	}
+	return out
+}

@@ -41,19 +41,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "pipehost/pipeline", "pipehost/plugins/nuorder", "pipehost/plugins/numbers")
+	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "pipehost/pipeline", "pipehost/plugins/nuorder-plugin", "pipehost/plugins/numbers-plugin")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binaries:", err)
 		os.Exit(1)
 	}
-	// go build names a binary after its package folder.
-	for from, to := range map[string]string{"nuorder": "nuorder-plugin", "numbers": "numbers-plugin"} {
-		if err := os.Rename(filepath.Join(dir, from), filepath.Join(dir, to)); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}
+	// go build names a binary after its package folder: the plugins'
+	// folders are named as the host looks for them.
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -1,7 +1,7 @@
 // Package nuorder is the NuOrder connector: an OAuth 1.0a client for
 // NuOrder's REST API and the streams built on it. Which endpoints it calls,
 // and how sure we are of each, is in package api; the fake API it is tested
-// against (and that plugins/nuorder serves as its --sandbox) is package
+// against (and that plugins/nuorder-plugin serves as its --sandbox) is package
 // fakeapi, which this package does not import.
 package nuorder
 

@@ -100,6 +100,25 @@ func (m *Registry) Observe(r engine.Result) {
 	m.lastSuccess.WithLabelValues(r.Pipeline).Set(float64(time.Now().Unix()))
 }
 
+// Declare exports every counter of the pipelines and connectors named at
+// 0 before its first event, so that rate() and increase() see the first
+// run's rows, failures and plugin restarts (a series that first appears at
+// 1 is read as no increase). Request counts, labelled by endpoint, appear
+// with the first request.
+func (m *Registry) Declare(pipelines, connectors []string) {
+	for _, p := range pipelines {
+		m.running.WithLabelValues(p).Set(0)
+		m.rowsRead.WithLabelValues(p)
+		m.rowsWritten.WithLabelValues(p)
+		m.rejected.WithLabelValues(p)
+		m.runs.WithLabelValues(p, "ok")
+		m.runs.WithLabelValues(p, "failed")
+	}
+	for _, c := range connectors {
+		m.restarts.WithLabelValues(c)
+	}
+}
+
 // ObserveRequests adds a connector's request counts (what it made since
 // the last time they were observed: callers pass each count once).
 func (m *Registry) ObserveRequests(connectorName string, s connector.Stats) {

@@ -4,7 +4,7 @@
 #   bin/pipeline run                  # against NuOrder, credentials from the environment
 #
 # Relative paths are resolved from this file's folder. Each run reads what changed since the
-# last one (checkpoints are kept in .pipeline-state/); `--full-refresh` reads everything.
+# last one (checkpoints are kept in .pipeline-state/pipeline/); `--full-refresh` reads everything.
 
 connector "nuorder" {
   plugin = "bin/nuorder-plugin"

@@ -18,7 +18,7 @@ const starterFile = `# Pipelines from NuOrder into Parquet files under data/.
 #   pipeline run --sandbox         # run it against the sandbox: demo data into data/
 #   pipeline run                   # run it against NuOrder, with the credentials below
 #
-# Each run reads what changed since the last one (checkpoints in .pipeline-state/).
+# Each run reads what changed since the last one (checkpoints in .pipeline-state/<file name>/).
 
 connector "nuorder" {
   # plugin = "bin/nuorder-plugin"   # optional: found beside the pipeline binary, in $PIPELINE_PLUGIN_DIR,

@@ -76,11 +76,12 @@ func TestDuckDBReadsEveryColumnOfEveryStream(t *testing.T) {
 	srv := serveFake(t, cat)
 	path := incrementalFile(t, srv.URL(), cat)
 	dir := filepath.Dir(path)
+	os.WriteFile(path, []byte(mustRead(t, path)+"\npipeline \"shipments\" {\n  from = connector.nuorder.shipments\n  to   = sink.parquet.lake\n}\n"), 0o644)
 	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path); r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	var queries, what []string
-	for _, stream := range []string{"products", "locations", "companies", "orders", "order_lines"} {
+	for _, stream := range []string{"products", "locations", "companies", "orders", "order_lines", "shipments"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "out", stream, "*.parquet"))
 		if len(files) == 0 {
 			t.Fatalf("no files for %s", stream)
@@ -149,7 +150,7 @@ func TestDuckDBReadsEveryColumnOfEveryStream(t *testing.T) {
 	if !shapes["null"] || !shapes["empty"] || !shapes["filled"] {
 		t.Fatalf("the orders read did not give null, empty and filled shipments lists: %v", shapes)
 	}
-	t.Logf("DuckDB answered %d queries over every file of 5 streams", len(queries))
+	t.Logf("DuckDB answered %d queries over every file of 6 streams", len(queries))
 }
 
 // TestTheLatestVersionQueryFollowsStatusChanges: orders change status

@@ -600,3 +600,43 @@ func TestTheSandboxRemembersWhatItWasSent(t *testing.T) {
 		t.Fatalf("the second push: %v, want the 4 companies unchanged", second)
 	}
 }
+
+// TestAPushWithWrongCredentialsFails: a 401 on a push stops it with the
+// error (exit 1), as on a pull, for every push stream, instead of turning
+// every row into a reject under an "ok" (order_status and fulfillment
+// without shipments answered exit 0 before).
+func TestAPushWithWrongCredentialsFails(t *testing.T) {
+	path := examplesDir(t)
+	dir := filepath.Dir(path)
+	os.WriteFile(path, []byte(mustRead(t, path)+`
+pipeline "shipped_only" {
+  from       = connector.files.csv
+  options    = { path = "shipments.csv" }
+  to         = connector.nuorder.fulfillment
+  to_options = { record_shipments = false }
+  columns    = { order_number = "Order #", tracking_number = "Tracking" }
+}
+`), 0o644)
+	_, env := sandboxFake(t)
+	for i, e := range env {
+		if strings.HasPrefix(e, "NUORDER_CONSUMER_SECRET=") {
+			env[i] = "NUORDER_CONSUMER_SECRET=wrong-secret-value-789"
+		}
+	}
+	for _, pl := range []string{"stock", "shipments", "shipped_only", "customers", "statuses", "new_orders"} {
+		r := runPipeline(t, dir, env, "run", "--json", "-f", path, pl)
+		if r.code != 1 || !strings.Contains(r.stdout, `"ok": false`) || !strings.Contains(r.stdout+r.stderr, "401") {
+			t.Fatalf("%s with a wrong secret: exit %d\n%s\n%s", pl, r.code, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, "wrong-secret-value-789") {
+			t.Fatalf("%s: the secret was printed", pl)
+		}
+	}
+	// Rows the mapping refuses (bad input) are rejects still; none for the 401.
+	rejects, _ := filepath.Glob(filepath.Join(dir, "rejects", "*"))
+	for _, f := range rejects {
+		if b := mustRead(t, f); strings.Contains(b, "401") || strings.Contains(b, "authentication") {
+			t.Fatalf("rows were turned into rejects for a 401 in %s:\n%s", f, b)
+		}
+	}
+}

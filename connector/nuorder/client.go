@@ -34,6 +34,15 @@ type APIError struct {
 	Message string
 }
 
+// RowLevel says whether NuOrder refused what one request carried (a 4xx
+// for that order, SKU or company: the rows become rejects and the push goes
+// on) rather than the push itself: 401 (credentials) and 403 (permissions)
+// would refuse every row alike, so they fail the push, as they fail a pull,
+// instead of turning every row into a reject under an "ok".
+func (e *APIError) RowLevel() bool {
+	return e.Status/100 == 4 && e.Status != http.StatusUnauthorized && e.Status != http.StatusForbidden
+}
+
 // Error says what NuOrder refused and, for 401, what to check.
 func (e *APIError) Error() string {
 	what := fmt.Sprintf("%s %s", e.Method, e.Path)

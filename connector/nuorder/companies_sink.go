@@ -126,7 +126,7 @@ func (c *Connector) writeCompanies(ctx context.Context, req connector.WriteReque
 			action, err := upsert(ctx, row{rec, i}, req.DryRun)
 			var apiErr *APIError
 			switch {
-			case errors.As(err, &apiErr) && apiErr.Status/100 == 4:
+			case errors.As(err, &apiErr) && apiErr.RowLevel():
 				res.Error = apiErr.Error()
 			case errors.Is(err, errRowInvalid):
 				res.Error = err.Error()

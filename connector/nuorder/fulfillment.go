@@ -138,7 +138,7 @@ func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteReq
 		d, err := lookup(id, number)
 		if err != nil {
 			var apiErr *APIError
-			if errors.Is(err, errRowInvalid) || errors.As(err, &apiErr) && apiErr.Status/100 == 4 {
+			if errors.Is(err, errRowInvalid) || errors.As(err, &apiErr) && apiErr.RowLevel() {
 				return err.Error(), nil
 			}
 			return "", err
@@ -211,7 +211,7 @@ func (c *Connector) writeFulfillment(ctx context.Context, req connector.WriteReq
 				_, err = c.setShipped(ctx, d.id, d.number, d.byNumber)
 			}
 			var apiErr *APIError
-			if errors.As(err, &apiErr) && apiErr.Status/100 == 4 {
+			if errors.As(err, &apiErr) && apiErr.RowLevel() {
 				res = rejectAll(rows, apiErr.Error())
 				added = nil
 			} else if err != nil {
@@ -287,7 +287,7 @@ func (c *Connector) markShipped(ctx context.Context, req connector.WriteRequest,
 			changed, err := c.setShipped(ctx, t.id, t.number, t.id == "")
 			var apiErr *APIError
 			switch {
-			case errors.As(err, &apiErr) && apiErr.Status/100 == 4:
+			case errors.As(err, &apiErr) && apiErr.RowLevel():
 				res = rejectAll(t.rows, apiErr.Error())
 				sum.Add("orders NuOrder refused to mark shipped", 1)
 			case err != nil:

@@ -331,7 +331,7 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 				err := c.client.send(ctx, api.Replenishments, []string{wh}, body, nil)
 				var apiErr *APIError
 				switch {
-				case errors.As(err, &apiErr) && apiErr.Status/100 == 4:
+				case errors.As(err, &apiErr) && apiErr.RowLevel():
 					res = rejectAll(rows, apiErr.Error())
 					sum.Add("replenishment requests refused", 1)
 				case err != nil:
@@ -447,7 +447,7 @@ func (c *Connector) deleteReplenishments(ctx context.Context, wh string, batch [
 		g.Go(func() error {
 			err := c.client.do(gctx, api.ReplenishmentsDelete, []string{wh, sku}, discard)
 			var apiErr *APIError
-			if errors.As(err, &apiErr) && apiErr.Status/100 == 4 {
+			if errors.As(err, &apiErr) && apiErr.RowLevel() {
 				refusedBy[i] = "deleting the SKU's replenishments before replacing them: " + apiErr.Error()
 				return nil
 			}

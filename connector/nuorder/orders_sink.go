@@ -178,7 +178,7 @@ func (c *Connector) writeOrders(ctx context.Context, req connector.WriteRequest,
 				case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
 					ledger[o.number] = true // created meanwhile (by another host)
 					sum.Add("orders already in NuOrder (not created)", 1)
-				case errors.As(err, &apiErr) && apiErr.Status/100 == 4:
+				case errors.As(err, &apiErr) && apiErr.RowLevel():
 					res = rejectAll(o.rows, "order "+o.number+" not created: "+apiErr.Error())
 					sum.Add("orders NuOrder refused", 1)
 				case err != nil:

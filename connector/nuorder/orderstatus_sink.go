@@ -120,7 +120,7 @@ func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteReq
 				res = rejectAll(t.rows, "no order "+name+" in NuOrder")
 			case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
 				res = rejectAll(t.rows, lockedReason(name, t.status))
-			case errors.As(err, &apiErr) && apiErr.Status/100 == 4:
+			case errors.As(err, &apiErr) && apiErr.RowLevel():
 				res = rejectAll(t.rows, apiErr.Error())
 			case err != nil:
 				return sum, err

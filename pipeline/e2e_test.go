@@ -648,3 +648,56 @@ func TestCheckAsksTheServiceOnce(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestARelativePluginPathIsTheFileBesideThePipelineFile: plugin =
+// "./numbers-plugin", run from the pipeline file's folder with -f given
+// relative, starts the file beside the pipeline file, never a binary of the
+// same name on PATH (which ran before); a bare name is looked up in the
+// file's folder first. With a pin, a refused binary's message shows its
+// own hash and the pinned one.
+func TestARelativePluginPathIsTheFileBesideThePipelineFile(t *testing.T) {
+	dir := t.TempDir()
+	decoys := t.TempDir()
+	marker := filepath.Join(decoys, "decoy-ran")
+	os.WriteFile(filepath.Join(decoys, "numbers-plugin"), []byte("#!/bin/sh\ntouch "+marker+"\nexit 1\n"), 0o755)
+	real, err := os.ReadFile(plugin("numbers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "numbers-plugin"), real, 0o755)
+	env := []string{"PATH=" + decoys + string(os.PathListSeparator) + os.Getenv("PATH")}
+	for _, ref := range []string{"./numbers-plugin", "numbers-plugin"} {
+		os.WriteFile(filepath.Join(dir, "p.hcl"), []byte(fmt.Sprintf(`
+connector "numbers" {
+  plugin = %q
+}
+sink "parquet" "lake" {
+  path = "out"
+}
+pipeline "n" {
+  from    = connector.numbers.numbers
+  to      = sink.parquet.lake
+  options = { count = 10 }
+}
+`, ref)), 0o644)
+		if r := runPipeline(t, dir, env, "run", "--full-refresh", "-f", "p.hcl"); r.code != 0 {
+			t.Fatalf("plugin = %q: exit %d\n%s", ref, r.code, r.stderr)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("plugin = %q ran the binary on PATH", ref)
+		}
+	}
+	// A pin the file does not match: both hashes, and they differ.
+	sum := sha256.Sum256([]byte("something else"))
+	os.WriteFile(filepath.Join(dir, "p.hcl"), []byte(fmt.Sprintf(`
+connector "numbers" {
+  plugin = "./numbers-plugin"
+  sha256 = %q
+}
+`, hex.EncodeToString(sum[:]))), 0o644)
+	realSum := sha256.Sum256(real)
+	r := runPipeline(t, dir, env, "validate", "-f", "p.hcl")
+	if r.code == 0 || !strings.Contains(r.stderr, "its sha256 is "+hex.EncodeToString(realSum[:])) || !strings.Contains(r.stderr, "pins "+hex.EncodeToString(sum[:])) {
+		t.Fatalf("a wrong pin: exit %d\n%s", r.code, r.stderr)
+	}
+}

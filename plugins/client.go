@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -75,8 +77,26 @@ func Open(cfg Config) (*Client, error) {
 		if err != nil || len(want) != sha256.Size {
 			return nil, fmt.Errorf("connector %s: sha256 %q is not 64 hex digits", cfg.Name, cfg.SHA256)
 		}
-		// go-plugin hashes the binary right before it starts the process.
+		// Hashed here to say both hashes when they differ; go-plugin
+		// hashes the binary again right before it starts the process.
+		got, err := fileSHA256(cfg.Path)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: plugin binary: %w", cfg.Name, err)
+		}
+		if !bytes.Equal(got, want) {
+			return nil, fmt.Errorf("connector %s: refusing to start plugin %s: its sha256 is %x, but the configuration pins %x",
+				cfg.Name, cfg.Path, got, want)
+		}
 		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+	}
+	if !filepath.IsAbs(cfg.Path) {
+		// exec would look a bare name up on PATH: a plugin is always the
+		// file the configuration names.
+		abs, err := filepath.Abs(cfg.Path)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: plugin binary: %w", cfg.Name, err)
+		}
+		cfg.Path = abs
 	}
 	cmd := exec.Command(cfg.Path)
 	if prof := os.Getenv(CPUProfileEnv); prof != "" {

@@ -74,7 +74,15 @@ const PluginDirEnv = "PIPELINE_PLUGIN_DIR"
 // binary, then in $PIPELINE_PLUGIN_DIR, then in ~/.pipehost/plugins, then on
 // PATH. It returns the path, or an error saying everywhere it looked.
 func Find(name string) (string, error) {
-	file := name + "-plugin"
+	return FindFile(name + "-plugin")
+}
+
+// FindFile looks for a plugin binary by its bare file name (no folder):
+// first in each of dirs (the pipeline file's folder, say), then where Find
+// looks. It returns an absolute path, or an error saying everywhere it
+// looked. A name with a folder in it is not looked up: callers resolve it
+// as a path.
+func FindFile(file string, dirs ...string) (string, error) {
 	var tried []string
 	try := func(dir string) (string, bool) {
 		if dir == "" {
@@ -83,9 +91,15 @@ func Find(name string) (string, error) {
 		p := filepath.Join(dir, file)
 		tried = append(tried, p)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, true
+			abs, err := filepath.Abs(p)
+			return abs, err == nil
 		}
 		return "", false
+	}
+	for _, d := range dirs {
+		if p, ok := try(d); ok {
+			return p, nil
+		}
 	}
 	if exe, err := os.Executable(); err == nil {
 		if p, ok := try(filepath.Dir(exe)); ok {
@@ -101,7 +115,9 @@ func Find(name string) (string, error) {
 		}
 	}
 	if p, err := exec.LookPath(file); err == nil {
-		return p, nil
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, nil
+		}
 	}
 	tried = append(tried, "PATH")
 	return "", fmt.Errorf("no plugin %s found (looked in %s); set plugin = \"path/to/%s\" in the connector block, or put the binary in one of those places",

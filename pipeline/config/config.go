@@ -55,10 +55,14 @@ type File struct {
 // Connector is a `connector "NAME"` block.
 type Connector struct {
 	Name string
-	// Plugin is the plugin binary, resolved against the file's folder;
-	// empty when the block names none (the host then finds NAME-plugin,
-	// see plugins.Find).
+	// Plugin is the plugin binary, an absolute path resolved against the
+	// file's folder; empty when the block names none (the host then finds
+	// NAME-plugin, see plugins.Find) or names a bare file (PluginName).
 	Plugin string
+	// PluginName is the plugin attribute when it is a bare file name (no
+	// folder): the host looks it up in the file's folder, then where
+	// plugins.Find looks. Plugin is empty then.
+	PluginName string
 	// SHA256 pins the plugin binary's checksum when not empty.
 	SHA256 string
 	// Config is the undecoded `config` block body (an empty body when the
@@ -380,8 +384,19 @@ func loadConnector(b *hcl.Block, dir string, ectx *hcl.EvalContext) (*Connector,
 	content, diags := b.Body.Content(connectorSchema)
 	if a, ok := content.Attributes["plugin"]; ok {
 		diags = append(diags, evalString(a, ectx, &c.Plugin)...)
-		if c.Plugin != "" && !filepath.IsAbs(c.Plugin) {
-			c.Plugin = filepath.Join(dir, c.Plugin)
+		switch {
+		case c.Plugin == "":
+		case !strings.ContainsAny(c.Plugin, `/\`):
+			// A bare name is looked up: the file's folder first, then
+			// where plugins.Find looks.
+			c.PluginName, c.Plugin = c.Plugin, ""
+		case !filepath.IsAbs(c.Plugin):
+			// A path is that file, from the pipeline file's folder: never
+			// a binary of the same name found on PATH.
+			abs, err := filepath.Abs(filepath.Join(dir, c.Plugin))
+			if err == nil {
+				c.Plugin = abs
+			}
 		}
 	}
 	if a, ok := content.Attributes["sha256"]; ok {

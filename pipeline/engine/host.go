@@ -243,7 +243,13 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 		client = linked(h.opts.Logger.Named(c.Name))
 	} else {
 		path = c.Plugin
-		if path == "" {
+		if path == "" && c.PluginName != "" {
+			found, err := plugins.FindFile(c.PluginName, h.File.Dir)
+			if err != nil {
+				return nil, fail("Cannot find connector plugin", err)
+			}
+			path = found
+		} else if path == "" {
 			found, err := plugins.Find(c.Name)
 			if err != nil {
 				return nil, fail("Cannot find connector plugin", err)

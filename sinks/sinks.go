@@ -9,6 +9,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -94,6 +95,25 @@ type CheckpointReader interface {
 	// Checkpoint returns the last checkpoint committed with the rows of a
 	// pipeline's stream, and when; nil when there is none.
 	Checkpoint(ctx context.Context, pipeline, stream string) ([]byte, time.Time, error)
+}
+
+// ErrClaimed is returned (wrapped) by Claim when another run, on this host
+// or another, is writing the pipeline's stream into the same destination.
+var ErrClaimed = errors.New("another run is writing this destination")
+
+// Claimer is implemented by sinks that can hold a destination for one run:
+// an exclusive lock at the destination itself (a lock file beside the
+// folder, an advisory lock in PostgreSQL, a lock object in the bucket), so
+// that two hosts with different state stores cannot both check the
+// destination and then both write it. The engine claims before it reads
+// the destination's checkpoint and releases after the run's final commit.
+type Claimer interface {
+	// Claim takes the destination of a pipeline's stream for this run,
+	// recording holder (host, process, state store) for whoever is refused.
+	// It fails at once, wrapping ErrClaimed and naming the holder, when
+	// another run holds it. A claim dies with its process (the kernel, the
+	// server session, or an expiry in object storage).
+	Claim(ctx context.Context, pipeline, stream, holder string) (release func(), err error)
 }
 
 // Locator is implemented by sinks that can name where a stream's rows land

@@ -4,6 +4,7 @@
 package pgconfig
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Redactor removes a DSN and its password from error texts: pgx names the
@@ -70,4 +72,23 @@ func ApplyTimeouts(cfg *pgx.ConnConfig, statement time.Duration) {
 	if _, set := cfg.RuntimeParams["statement_timeout"]; !set && statement > 0 {
 		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(statement.Milliseconds(), 10)
 	}
+}
+
+// ExecDDL runs idempotent DDL (CREATE ... IF NOT EXISTS) and retries it
+// when two sessions create the same object at once: PostgreSQL's IF NOT
+// EXISTS checks, then creates, and the slower of two sessions fails with a
+// unique violation on the catalog (pg_namespace_nspname_index, pg_type)
+// although the object now exists. A retry finds it and does nothing.
+func ExecDDL(ctx context.Context, exec func(ctx context.Context) error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = exec(ctx); err == nil {
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07" && pgErr.Code != "42P06") {
+			return err
+		}
+	}
+	return err
 }

@@ -126,6 +126,8 @@ type pullRun struct {
 	log   hclog.Logger
 	start time.Time
 	end   func() // releases the lock and records the run
+	// release gives the destination's claim back (nil: none taken).
+	release func()
 
 	w          sinks.Writer
 	mode       string
@@ -163,6 +165,18 @@ func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions
 	p.binding = &state.Binding{Source: p.c.Identity, Destination: h.destination(pl, p.st.Name)}
 	if h.opts.State != nil {
 		p.storeID = h.opts.State.ID()
+	}
+	// The destination is claimed before its checkpoint is read and until
+	// the final commit: two hosts with different state stores cannot both
+	// find it in step and both write it.
+	if cl, ok := sk.(sinks.Claimer); ok {
+		if p.release, err = cl.Claim(ctx, pl.Name, p.st.Name, h.holder()); err != nil {
+			if errors.Is(err, sinks.ErrClaimed) {
+				err = fmt.Errorf("%w: %w", state.ErrLocked, err)
+			}
+			res.Err = err
+			return p
+		}
 	}
 	// An overwrite replaces everything: it always reads in full.
 	replace := ro.FullRefresh
@@ -275,6 +289,9 @@ func (p *pullRun) handle(b connector.Batch) error {
 // and records the run.
 func (p *pullRun) finish(err error) Result {
 	p.settle(err)
+	if p.release != nil {
+		p.release()
+	}
 	if p.end != nil {
 		p.end() // sets the duration, so before the copy
 	}
@@ -393,6 +410,17 @@ func (h *Host) resumeFrom(ctx context.Context, pl *config.Pipeline, stream strin
 		return scp, nil
 	}
 	return cp, nil
+}
+
+// holder names this run for a destination's claim: host, process, state
+// store; never a secret.
+func (h *Host) holder() string {
+	host, _ := os.Hostname()
+	id := "none"
+	if h.opts.State != nil {
+		id = h.opts.State.ID()
+	}
+	return fmt.Sprintf("pid %d on %s (state store %s) since %s", os.Getpid(), host, id, time.Now().UTC().Format(time.RFC3339))
 }
 
 // heldSinceBeforeReset says whether the pipeline's stream was reset (and

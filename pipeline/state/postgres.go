@@ -41,14 +41,17 @@ func OpenPostgres(ctx context.Context, dsn, schema string) (*Postgres, error) {
 	if p.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, p.redact(err)
 	}
-	_, err = p.pool.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s;
+	err = pgconfig.ExecDDL(ctx, func(ctx context.Context) error {
+		_, err := p.pool.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s;
 CREATE TABLE IF NOT EXISTS %s (
   pipeline text NOT NULL, stream text NOT NULL, checkpoint bytea, updated_at timestamptz,
   last_run jsonb, reset_at timestamptz, PRIMARY KEY (pipeline, stream));
 ALTER TABLE %[2]s ADD COLUMN IF NOT EXISTS binding jsonb, ADD COLUMN IF NOT EXISTS data_digest text, ADD COLUMN IF NOT EXISTS runs jsonb;
 CREATE TABLE IF NOT EXISTS %[3]s (one boolean PRIMARY KEY DEFAULT true CHECK (one), id text NOT NULL);
 INSERT INTO %[3]s (id) VALUES ('%[4]s') ON CONFLICT DO NOTHING`, pgx.Identifier{schema}.Sanitize(), p.table,
-		pgx.Identifier{schema, "pipehost_store"}.Sanitize(), newID()))
+			pgx.Identifier{schema, "pipehost_store"}.Sanitize(), newID()))
+		return err
+	})
 	if err == nil {
 		err = p.pool.QueryRow(ctx, fmt.Sprintf("SELECT id FROM %s", pgx.Identifier{schema, "pipehost_store"}.Sanitize())).Scan(&p.id)
 	}

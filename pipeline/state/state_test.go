@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,5 +268,42 @@ func TestAFileAdoptsItsPipelinesFromTheSharedFolder(t *testing.T) {
 	fresh, _ := OpenLocalAdopting(filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "none"), []string{"orders"})
 	if e, _ := fresh.Get("orders", "orders"); e.Bytes() != nil {
 		t.Fatal("a fresh store has state")
+	}
+}
+
+// TestHostsOpeningAFreshPostgresStoreAtOnceAllSucceed: eight hosts open the
+// PostgreSQL store on a schema that does not exist yet, at the same moment;
+// each succeeds with the same store id (the slower CREATE SCHEMA IF NOT
+// EXISTS failed with a raw unique violation on pg_namespace before).
+func TestHostsOpeningAFreshPostgresStoreAtOnceAllSucceed(t *testing.T) {
+	dsn := os.Getenv("PIPEHOST_TEST_PG_DSN")
+	if dsn == "" {
+		t.Skip("PIPEHOST_TEST_PG_DSN is not set (make test sets it)")
+	}
+	for round := 0; round < 5; round++ {
+		schema := fmt.Sprintf("race_%d_%d", time.Now().UnixNano(), round)
+		var wg sync.WaitGroup
+		stores := make([]*Postgres, 8)
+		errs := make([]error, 8)
+		for i := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stores[i], errs[i] = OpenPostgres(context.Background(), dsn, schema)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, host %d: %v", round, i, err)
+			}
+			if stores[i].ID() != stores[0].ID() {
+				t.Fatalf("round %d: store ids %s and %s", round, stores[i].ID(), stores[0].ID())
+			}
+		}
+		stores[0].pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		for _, s := range stores {
+			s.Close()
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"pipehost/sinks/internal/jsonvalue"
 	"regexp"
 	"strconv"
@@ -208,11 +209,13 @@ func preferLZ4(ctx context.Context, conn *pgx.Conn) {
 const checkpointTable = "_pipehost_checkpoints"
 
 func (s *Sink) ensureCheckpointTable(ctx context.Context, conn *pgx.Conn) error {
-	_, err := conn.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s;
+	return pgconfig.ExecDDL(ctx, func(ctx context.Context) error {
+		_, err := conn.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s;
 CREATE TABLE IF NOT EXISTS %s (
   pipeline text NOT NULL, stream text NOT NULL, checkpoint bytea, committed_at timestamptz NOT NULL,
   PRIMARY KEY (pipeline, stream))`, ident(s.schema), s.qualified(checkpointTable)))
-	return err
+		return err
+	})
 }
 
 // Checkpoint implements sinks.CheckpointReader.
@@ -270,6 +273,47 @@ func pgType(f arrow.Field) string {
 
 // Open implements sinks.Sink: it connects, creates or evolves the table and
 // prepares the staging table.
+// Claim implements sinks.Claimer with a session advisory lock on the
+// stream's table and the pipeline, held by a connection of its own for the
+// run (PostgreSQL drops it if the host dies). The holding session names
+// the holder in its application_name, which a refused claim reports.
+func (s *Sink) Claim(ctx context.Context, pipeline, stream, holder string) (func(), error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "pipehost-claim\x00%s\x00%s\x00%s", s.schema, s.table(stream), pipeline)
+	key := int64(h.Sum64())
+	name := "pipehost claim: " + holder
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	conn.Exec(ctx, "SELECT set_config('application_name', $1, false)", name)
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&got); err != nil {
+		conn.Close(context.Background())
+		return nil, s.red.Err(fmt.Errorf("claiming %s: %w", s.Location(stream), err))
+	}
+	if !got {
+		var who string
+		conn.QueryRow(ctx, `SELECT coalesce(a.application_name, '') || ' (backend pid ' || a.pid || ', since ' || to_char(a.backend_start, 'YYYY-MM-DD"T"HH24:MI:SSOF') || ')'
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 LIMIT 1`, key).Scan(&who)
+		conn.Close(context.Background())
+		if who == "" {
+			who = "another session"
+		}
+		return nil, fmt.Errorf("%w: %s is held by %s", sinks.ErrClaimed, s.Location(stream), who)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", key)
+		conn.Close(ctx)
+	}, nil
+}
+
 func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
@@ -322,7 +366,12 @@ func (w *Writer) prepare(ctx context.Context) error {
 		pk = ", PRIMARY KEY (" + strings.Join(keys, ", ") + ")"
 	}
 	if existing == nil {
-		if _, err := w.conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (%s%s)", target, strings.Join(defs, ", "), pk)); err != nil {
+		// IF NOT EXISTS, retried: another pipeline into the same table may
+		// create it at the same moment.
+		if err := pgconfig.ExecDDL(ctx, func(ctx context.Context) error {
+			_, err := w.conn.Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s%s)", target, strings.Join(defs, ", "), pk))
+			return err
+		}); err != nil {
 			return fmt.Errorf("creating table %s: %w", target, err)
 		}
 	} else {

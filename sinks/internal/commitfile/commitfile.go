@@ -203,3 +203,36 @@ func Sync(path string) error {
 }
 
 func syncDir(dir string) error { return Sync(dir) }
+
+// Claim takes the lock file .pipehost-claim-<stream>-<pipeline>.lock in
+// root, the folder that holds the stream's folder (not inside it: an
+// overwrite swaps the stream's folder), and writes holder into it. It fails
+// at once when another process holds it, with an error wrapping
+// sinks.ErrClaimed (passed as claimed) that names the holder. The kernel
+// releases the lock if the process dies; on a folder shared between hosts
+// the file system must support flock, as NFSv4 does.
+func Claim(root, stream, pipeline, holder string, claimed error) (func(), error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(root, ".pipehost-claim-"+url.PathEscape(stream)+"-"+url.PathEscape(pipeline)+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o644)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("claim file %s is a symbolic link: refusing to use it (remove it)", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is held by %s (%s)", claimed, root, strings.TrimSpace(string(b)), path)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(holder+"\n"), 0)
+	return func() {
+		f.Truncate(0)
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}

@@ -65,7 +65,14 @@ var (
 	_ sinks.Sink             = (*Sink)(nil)
 	_ sinks.CheckpointReader = (*Sink)(nil)
 	_ sinks.Locator          = (*Sink)(nil)
+	_ sinks.Claimer          = (*Sink)(nil)
 )
+
+// Claim implements sinks.Claimer with a lock file beside the stream's
+// folder (commitfile.Claim).
+func (s *Sink) Claim(_ context.Context, pipeline, stream, holder string) (func(), error) {
+	return commitfile.Claim(s.dir, stream, pipeline, holder, sinks.ErrClaimed)
+}
 
 // Location implements sinks.Locator: the stream's folder.
 func (s *Sink) Location(stream string) string {

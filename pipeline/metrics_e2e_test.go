@@ -118,7 +118,7 @@ pipeline "numbers" {
 	if now := float64(time.Now().Unix()); last < now-60 || last > now+1 {
 		t.Fatalf("last success at %v, now is %v", last, now)
 	}
-	if metricValue(text, "pipehost_last_run_success", "numbers") != 1 || metricValue(text, "pipehost_runs_total", "numbers") < 1 {
+	if metricValue(text, "pipehost_last_run_success", "numbers") != 1 || !regexp.MustCompile(`(?m)^pipehost_runs_total\{pipeline="numbers",status="ok"\} [1-9]`).MatchString(text) {
 		t.Fatalf("last run status or run count missing:\n%s", text)
 	}
 	if !strings.Contains(text, `pipehost_run_duration_seconds_count{pipeline="numbers"}`) {

@@ -640,3 +640,24 @@ pipeline "shipped_only" {
 		}
 	}
 }
+
+// TestALostAnswerToAnOrderCreateIsReadBackNotSentAgain: NuOrder creates the
+// first order, but a proxy loses the answer (502). The connector reads the
+// order back by number before trying again, finds it, and sends no second
+// create: 2 create requests for 2 orders (3 before: the create was retried
+// blind, and only the fake's 409 stopped a second order).
+func TestALostAnswerToAnOrderCreateIsReadBackNotSentAgain(t *testing.T) {
+	srv, env := sandboxFake(t)
+	path := examplesDir(t)
+	srv.InjectFault(api.OrderCreate, fakeapi.Fault{LoseAnswer: 502, Times: 1})
+	r := runPipeline(t, filepath.Dir(path), env, "run", "-f", path, "new_orders")
+	if r.code != 0 || !strings.Contains(r.stdout, "orders created: 2") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if n := srv.Requests(api.OrderCreate); n != 2 || len(srv.CreatedOrders()) != 2 {
+		t.Fatalf("%d create requests, %d orders created; want 2 and 2", n, len(srv.CreatedOrders()))
+	}
+	if srv.Requests(api.OrderByNumber) == 0 {
+		t.Fatal("the order was not read back")
+	}
+}

@@ -518,6 +518,42 @@ func (c *Client) sendStatus(ctx context.Context, e api.Endpoint, params []string
 	return status, err
 }
 
+// create sends a request that is not idempotent (an order or company
+// create: sent twice, it may make two), never retrying it blind: each
+// attempt is sent once, and when its answer is lost (no answer, a dropped
+// connection, a 5xx from a proxy or a 429) exists reads back whether the
+// object is there before another attempt. It returns whether an earlier
+// attempt had created it (its answer lost), or the error.
+func (c *Client) create(ctx context.Context, e api.Endpoint, params []string, body any, exists func(context.Context) (bool, error)) (already bool, err error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return false, err
+	}
+	once := withLimits(ctx, c.timeouts.Response, 1)
+	for attempt := 1; ; attempt++ {
+		err = c.doBody(once, e, params, b, func(_ int, r io.Reader) error { return discard(r) })
+		var apiErr *APIError
+		if err == nil || errors.As(err, &apiErr) && !retryable(apiErr.Status) || ctx.Err() != nil {
+			return false, err
+		}
+		if attempt >= c.MaxAttempts {
+			return false, fmt.Errorf("%s %s: no answer after %d attempts, each read back first: %w", e.Method, e.URL("", params...), attempt, err)
+		}
+		// The answer is lost: the request may have been carried out.
+		there, rerr := exists(ctx)
+		if rerr != nil {
+			return false, fmt.Errorf("%s %s lost its answer (%v), and reading back whether it was carried out failed: %w", e.Method, e.URL("", params...), err, rerr)
+		}
+		if there {
+			c.logger.Info("a create whose answer was lost had been carried out: not sent again", "method", e.Method, "path", e.URL("", params...))
+			return true, nil
+		}
+		if err := sleepCtx(ctx, c.backoff(attempt+1, err)); err != nil {
+			return false, err
+		}
+	}
+}
+
 // getJSON reads one JSON document into v.
 func (c *Client) getJSON(ctx context.Context, e api.Endpoint, params []string, v any) error {
 	return c.do(ctx, e, params, func(r io.Reader) error {

@@ -2,6 +2,7 @@ package nuorder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -206,7 +207,14 @@ func (c *Connector) readThenWriteCompany(ctx context.Context, r row, dryRun, aft
 		if dryRun {
 			return "companies to create", nil
 		}
-		err := c.client.send(ctx, api.CompanyCreate, nil, p, nil)
+		_, err := c.client.create(ctx, api.CompanyCreate, nil, p, func(ctx context.Context) (bool, error) {
+			err := c.client.getJSON(ctx, api.CompanyByCode, []string{code}, &json.RawMessage{})
+			var apiErr *APIError
+			if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+				return false, nil
+			}
+			return err == nil, err
+		})
 		if errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict {
 			// Created meanwhile, or by an earlier attempt of this request
 			// whose answer was lost: update it instead.

@@ -172,9 +172,14 @@ func (c *Connector) writeOrders(ctx context.Context, req connector.WriteRequest,
 			case req.DryRun:
 				sum.Add("orders to create", 1)
 			default:
-				err := c.client.send(ctx, api.OrderCreate, nil, o.document(), nil)
+				already, err := c.client.create(ctx, api.OrderCreate, nil, o.document(), func(ctx context.Context) (bool, error) {
+					return c.orderExists(ctx, o.number)
+				})
 				var apiErr *APIError
 				switch {
+				case err == nil && already:
+					ledger[o.number] = true // our own earlier attempt, whose answer was lost
+					sum.Add("orders created", 1)
 				case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
 					ledger[o.number] = true // created meanwhile (by another host)
 					sum.Add("orders already in NuOrder (not created)", 1)

@@ -112,6 +112,11 @@ type Fault struct {
 	// HugeElement, when positive, answers an array whose one element holds
 	// a string of this many bytes: a document without end.
 	HugeElement int
+	// LoseAnswer, when set, lets the request be carried out (an order is
+	// created) and then answers this status (502, say) in place of the
+	// answer, as a proxy whose upstream connection broke does: the client
+	// cannot know whether its request took effect.
+	LoseAnswer int
 	// Times is how many matching requests get the fault; 0 means all.
 	Times int
 	// Skip lets this many matching requests through unharmed first.
@@ -310,6 +315,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if fault.StallAfterBytes > 0 {
 		w = &dropWriter{ResponseWriter: w, left: fault.StallAfterBytes, stall: r.Context().Done()}
+	}
+	if fault.LoseAnswer != 0 {
+		sw := &statusWriter{ResponseWriter: discardBody{w.Header()}}
+		s.mux.ServeHTTP(sw, r)
+		if sw.status >= 200 && sw.status < 300 && s.opts.Changed != nil {
+			s.opts.Changed()
+		}
+		writeError(w, fault.LoseAnswer, http.StatusText(fault.LoseAnswer))
+		return
 	}
 	if s.opts.Changed == nil || r.Method == http.MethodGet {
 		s.mux.ServeHTTP(w, r)

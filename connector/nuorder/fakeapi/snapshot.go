@@ -115,3 +115,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	}
 	return w.ResponseWriter.Write(b)
 }
+
+// discardBody is a ResponseWriter whose answer goes nowhere (LoseAnswer).
+type discardBody struct{ h http.Header }
+
+func (d discardBody) Header() http.Header         { return d.h }
+func (d discardBody) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardBody) WriteHeader(int)             {}

@@ -661,3 +661,45 @@ func TestALostAnswerToAnOrderCreateIsReadBackNotSentAgain(t *testing.T) {
 		t.Fatal("the order was not read back")
 	}
 }
+
+// TestConflictingStatusesForOneOrderSendNone: rows that ask one order for
+// two statuses (by number twice, or by _id in one row and by number in
+// another) are all rejected before anything is sent for that order; the
+// other orders of the file move. Before, the first status was sent and only
+// the second row rejected, and an order given by _id and by number got
+// both statuses sent.
+func TestConflictingStatusesForOneOrderSendNone(t *testing.T) {
+	srv, env := sandboxFake(t)
+	path := examplesDir(t)
+	dir := filepath.Dir(path)
+	cat := fakeapi.SandboxCatalog
+	var approved []int
+	for i := 0; i < cat.Orders && len(approved) < 3; i++ {
+		if cat.OrderStatus(i) == "approved" {
+			approved = append(approved, i)
+		}
+	}
+	num := func(i int) string { return fmt.Sprint(cat.Order(i)["order_number"]) }
+	os.WriteFile(filepath.Join(dir, "order_status.csv"), []byte("Order #,Order ID,ERP Status\n"+
+		num(approved[0])+",,shipped\n"+num(approved[0])+",,processed\n"+
+		","+cat.OrderID(approved[1])+",processed\n"+num(approved[1])+",,cancelled\n"+
+		num(approved[2])+",,processed\n"), 0o644)
+	os.WriteFile(path, []byte(strings.Replace(mustRead(t, path), `columns = { order_number = "Order #", status = "ERP Status" }`,
+		`columns = { order_number = "Order #", order_id = "Order ID", status = "ERP Status" }`, 1)), 0o644)
+	r := runPipeline(t, dir, env, "run", "-f", path, "statuses")
+	if r.code != 0 || !strings.Contains(r.stdout, "orders with conflicting statuses (none sent): 2") || !strings.Contains(r.stdout, "orders moved to processed: 1") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if n := srv.Requests(api.OrderSetStatusByNumber) + srv.Requests(api.OrderSetStatus); n != 1 {
+		t.Fatalf("%d status requests, want 1 (the order without a conflict)", n)
+	}
+	for _, i := range approved[:2] {
+		if st := srv.Order(i)["status"]; st != "approved" {
+			t.Fatalf("order %s moved to %v", num(i), st)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "rejects", "statuses-*.csv"))
+	if len(files) != 1 || len(readCSV(t, files[0])) != 5 { // header + 4 rows
+		t.Fatalf("rejects %v", files)
+	}
+}

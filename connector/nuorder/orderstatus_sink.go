@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,6 +54,9 @@ func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteReq
 	type target struct {
 		key, id, number, status string
 		rows                    []int64
+		// statuses lists every status the input asks for the order, when
+		// more than one: then none is sent.
+		statuses []string
 	}
 	var targets []*target
 	byKey := map[string]*target{}
@@ -75,14 +79,52 @@ func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteReq
 			t = &target{key: key, id: id, number: number, status: status}
 			byKey[key] = t
 			targets = append(targets, t)
-		case t.status != status:
-			return fmt.Sprintf("order %s is asked for status %s and %s in the same input", strings.TrimPrefix(strings.TrimPrefix(key, "id:"), "number:"), t.status, status), nil
+		case t.status != status && !slices.Contains(t.statuses, status):
+			if len(t.statuses) == 0 {
+				t.statuses = []string{t.status}
+			}
+			t.statuses = append(t.statuses, status)
 		}
 		t.rows = append(t.rows, n)
 		return "", nil
 	})
 	if err != nil {
 		return sum, err
+	}
+	// An order given by _id in some rows and by number in others is one
+	// order: numbers are read back to their _id (only when the input mixes
+	// both), so that its rows are weighed together.
+	if hasID, hasNumber := slices.ContainsFunc(targets, func(t *target) bool { return t.id != "" }), slices.ContainsFunc(targets, func(t *target) bool { return t.id == "" }); hasID && hasNumber {
+		var merged []*target
+		for _, t := range targets {
+			if t.id == "" {
+				var doc struct {
+					ID flexString `json:"_id"`
+				}
+				err := c.getOrder(ctx, "", t.number, &doc)
+				var apiErr *APIError
+				switch {
+				case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
+				case err != nil:
+					return sum, err
+				default:
+					if into, ok := byKey["id:"+doc.ID.v]; ok {
+						into.rows = append(into.rows, t.rows...)
+						for _, st := range append([]string{t.status}, t.statuses...) {
+							if st != into.status && !slices.Contains(into.statuses, st) {
+								if len(into.statuses) == 0 {
+									into.statuses = []string{into.status}
+								}
+								into.statuses = append(into.statuses, st)
+							}
+						}
+						continue
+					}
+				}
+			}
+			merged = append(merged, t)
+		}
+		targets = merged
 	}
 	for _, t := range targets {
 		res := accepted(t.rows)
@@ -91,6 +133,9 @@ func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteReq
 			name = t.id
 		}
 		switch {
+		case len(t.statuses) > 1:
+			res = rejectAll(t.rows, fmt.Sprintf("order %s is asked for statuses %s in the same input: none is sent (give each order one status)", name, strings.Join(t.statuses, " and ")))
+			sum.Add("orders with conflicting statuses (none sent)", 1)
 		case ledger[t.key] == t.status:
 			sum.Add("orders already moved to "+t.status+" by an earlier push (not sent)", 1)
 		case req.DryRun:

@@ -59,17 +59,34 @@ func (a *ArrayReader) fill() (bool, error) {
 		if a.maxElem > 0 && a.end > a.maxElem {
 			return false, fmt.Errorf("%w (%d bytes)", ErrTooLarge, a.maxElem)
 		}
-		grown := make([]byte, a.end, 2*cap(a.buf))
+		// Doubling keeps the rescans of a long element linear in its
+		// size; near the limit the buffer grows only to just past it, so
+		// a refused element costs about the limit in memory, not twice.
+		size := 2 * cap(a.buf)
+		if a.maxElem > 0 && size > a.maxElem+readSize {
+			size = a.maxElem + readSize
+		}
+		grown := make([]byte, a.end, size)
 		copy(grown, a.buf[:a.end])
 		a.buf = grown
 	}
+	// Read until the buffer is full (or the input ends): the element is
+	// scanned again from its start after each fill, so a reader that
+	// hands out small pieces (a gzip stream's 32 KB) must not make that
+	// one rescan per piece, which was quadratic in the element's size.
 	a.buf = a.buf[:cap(a.buf)]
-	n, err := a.r.Read(a.buf[a.end:])
-	a.end += n
+	read := 0
+	var err error
+	for a.end < len(a.buf) && err == nil {
+		var n int
+		n, err = a.r.Read(a.buf[a.end:])
+		a.end += n
+		read += n
+	}
 	a.buf = a.buf[:a.end]
 	if errors.Is(err, io.EOF) {
 		a.eof = true
-		return n > 0, nil
+		return read > 0, nil
 	}
 	if err != nil {
 		return false, err

@@ -102,10 +102,21 @@ type Timeouts struct {
 	// Idle bounds the silence between two reads of a response body: a
 	// listing may take minutes to stream, but never stalls that long.
 	Idle time.Duration
+	// Answer bounds one whole answer, from the request to its last byte:
+	// a body that never ends (spaces after "[", orders without end) fails
+	// there instead of running forever.
+	Answer time.Duration
+	// AnswerBytes bounds one answer's body after decompression (a small
+	// gzip body can expand into gigabytes).
+	AnswerBytes int64
 }
 
 // DefaultTimeouts are the timeouts of a connector whose config sets none.
-var DefaultTimeouts = Timeouts{Connect: 10 * time.Second, Response: 120 * time.Second, Idle: 60 * time.Second}
+// An answer may take 2 hours and hold 16 GiB: the largest listing of a
+// 1M-order account (about 3.7 GB in all statuses) streams in minutes at the
+// plugin's 20-50 MB/s, well within both.
+var DefaultTimeouts = Timeouts{Connect: 10 * time.Second, Response: 120 * time.Second, Idle: 60 * time.Second,
+	Answer: 2 * time.Hour, AnswerBytes: 16 << 30}
 
 // NewClient returns a client for the NuOrder host at base. At most inFlight
 // requests run at once (NuOrder is said to allow 5). Redirects to another
@@ -310,12 +321,23 @@ type idleBody struct {
 	timer *time.Timer
 	idle  time.Duration
 	ctx   context.Context
+	// left counts down the bytes the answer may still hold (after
+	// decompression) of max; past it the read fails with answerTooLarge.
+	left, max    int64
+	method, path string
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
+	if b.max > 0 && b.left <= 0 {
+		return 0, &answerTooLarge{method: b.method, path: b.path, max: b.max}
+	}
+	if b.max > 0 && int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
 	b.timer.Reset(b.idle)
 	n, err := b.ReadCloser.Read(p)
 	b.timer.Stop()
+	b.left -= int64(n)
 	if err != nil {
 		var te *timeoutError
 		if errors.As(context.Cause(b.ctx), &te) {
@@ -323,6 +345,23 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// isEndless says whether err is an answer cut at max_answer_seconds.
+func isEndless(err error) bool {
+	var te *timeoutError
+	return errors.As(err, &te) && te.attr == "max_answer_seconds"
+}
+
+// answerTooLarge is an answer whose body, decompressed, exceeded the
+// answer limit.
+type answerTooLarge struct {
+	method, path string
+	max          int64
+}
+
+func (e *answerTooLarge) Error() string {
+	return fmt.Sprintf("the answer to %s %s is larger than %d MiB once decompressed (max_answer_mib): refusing to read on", e.method, e.path, e.max>>20)
 }
 
 func (b *idleBody) Close() error {
@@ -401,7 +440,11 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 	stalled := &timeoutError{method: method, path: path, what: "stopped sending the answer to", attr: "idle_timeout_seconds", after: c.timeouts.Idle}
 	idle := time.AfterFunc(c.timeouts.Idle, func() { cancel(stalled) })
 	idle.Stop() // started by each read
-	resp.Body = &idleBody{ReadCloser: resp.Body, timer: idle, idle: c.timeouts.Idle, ctx: reqCtx}
+	endless := &timeoutError{method: method, path: path, what: "did not finish the answer to", attr: "max_answer_seconds", after: c.timeouts.Answer}
+	whole := time.AfterFunc(c.timeouts.Answer, func() { cancel(endless) })
+	defer whole.Stop()
+	resp.Body = &idleBody{ReadCloser: resp.Body, timer: idle, idle: c.timeouts.Idle, ctx: reqCtx,
+		left: c.timeouts.AnswerBytes, max: c.timeouts.AnswerBytes, method: method, path: path}
 	if resp.StatusCode == http.StatusNotModified {
 		// NuOrder answers a status change to the status the order already
 		// has with 304 (shared/nuorder-api.md §13.4): done, nothing to read.
@@ -590,6 +633,8 @@ func (c *Client) eachElement(ctx context.Context, e api.Endpoint, params []strin
 				return fmt.Errorf("%s %s: %w", e.Method, e.Path, err)
 			case errors.Is(err, jsonscan.ErrTooLarge):
 				return &documentTooLarge{method: e.Method, path: e.URL("", params...), max: c.maxDocument} // not worth another try
+			case errors.As(err, new(*answerTooLarge)) || isEndless(err):
+				return err // the same answer again would end the same way
 			case err != nil:
 				return &retryError{fmt.Errorf("reading %s after %d elements: %w", e.Path, seen, err)}
 			}

@@ -74,6 +74,9 @@ type Config struct {
 	RetryMaxWait *float64 `json:"retry_max_wait_seconds"`
 	// MaxDocumentMiB bounds one document of a listing.
 	MaxDocumentMiB *float64 `json:"max_document_mib"`
+	// MaxAnswerMiB and MaxAnswerSeconds bound one whole answer.
+	MaxAnswerMiB     *float64 `json:"max_answer_mib"`
+	MaxAnswerSeconds *float64 `json:"max_answer_seconds"`
 	// Warehouses are the brand's NuOrder warehouses. NuOrder has no
 	// warehouse listing and its products carry "warehouses": [] (shared/
 	// nuorder-api.md §6, §13.3), so the user names them.
@@ -128,6 +131,8 @@ var schema = connector.ConfigSchema{Attributes: []connector.Attribute{
 	{Name: "max_retries", Type: json.RawMessage(`"number"`), Description: "retries of a failed request, 0 to 10 (default 4)"},
 	{Name: "retry_max_wait_seconds", Type: json.RawMessage(`"number"`), Description: "longest wait between attempts; a Retry-After longer than this fails at once (default 30)"},
 	{Name: "max_document_mib", Type: json.RawMessage(`"number"`), Description: "the largest single document read, in MiB (default 64)"},
+	{Name: "max_answer_mib", Type: json.RawMessage(`"number"`), Description: "the largest whole answer read, decompressed, in MiB (default 16384)"},
+	{Name: "max_answer_seconds", Type: json.RawMessage(`"number"`), Description: "the longest an answer may take to its last byte (default 7200)"},
 	{Name: "max_in_flight", Type: json.RawMessage(`"number"`), Description: "requests in flight at once (default 5)"},
 	{Name: "max_requests_per_second", Type: json.RawMessage(`"number"`), Description: "requests started per second at most (default: no cap beyond max_in_flight); set it to the tenant's rate limit to be read at that rate without 429s"},
 }}
@@ -259,6 +264,18 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 			return fmt.Errorf("nuorder config: max_retries must be between 0 and 10, got %v", *cfg.MaxRetries)
 		}
 		c.client.MaxAttempts = 1 + int(*cfg.MaxRetries)
+	}
+	if cfg.MaxAnswerMiB != nil {
+		if *cfg.MaxAnswerMiB < 1 || *cfg.MaxAnswerMiB > 1<<20 {
+			return fmt.Errorf("nuorder config: max_answer_mib must be between 1 and 1048576, got %v", *cfg.MaxAnswerMiB)
+		}
+		c.client.timeouts.AnswerBytes = int64(*cfg.MaxAnswerMiB * (1 << 20))
+	}
+	if cfg.MaxAnswerSeconds != nil {
+		if *cfg.MaxAnswerSeconds <= 0 || *cfg.MaxAnswerSeconds > 86400 {
+			return fmt.Errorf("nuorder config: max_answer_seconds must be more than 0 and at most 86400, got %v", *cfg.MaxAnswerSeconds)
+		}
+		c.client.timeouts.Answer = time.Duration(*cfg.MaxAnswerSeconds * float64(time.Second))
 	}
 	if cfg.MaxDocumentMiB != nil {
 		if *cfg.MaxDocumentMiB < 1 || *cfg.MaxDocumentMiB > 4096 {

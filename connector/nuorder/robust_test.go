@@ -168,3 +168,46 @@ func TestRequestsArePacedToTheRateLimit(t *testing.T) {
 		t.Fatalf("%.1f requests/s, below 90%% of the %.0f allowed", achieved, rate)
 	}
 }
+
+// TestEveryAnswerHasAnEnd: answers that would run on forever end at a
+// limit, in seconds, with flat memory, naming the endpoint and the limit,
+// after one request: a 2 MB gzip body expanding into one 512 MiB element
+// (it was scanned again from its start on every read: still at 100% CPU
+// after 90 s at the default limit); "[" then spaces without end, and valid
+// orders without end (they ran on at flat memory, or growing); an answer
+// slower than max_answer_seconds.
+func TestEveryAnswerHasAnEnd(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 139, Products: 5, Companies: 5, Orders: 30}
+	approved := map[string]string{"statuses": "approved"}
+	for _, tc := range []struct {
+		name   string
+		fault  fakeapi.Fault
+		config string
+		want   string
+	}{
+		{"gzip bomb", fakeapi.Fault{GzipElement: 512 << 20}, ``, "max_document_mib"},
+		{"gzip bomb, answer limit", fakeapi.Fault{GzipElement: 512 << 20}, `,"max_document_mib":4096,"max_answer_mib":32`, "max_answer_mib"},
+		{"endless spaces", fakeapi.Fault{Endless: "spaces"}, `,"max_answer_mib":16`, "max_answer_mib"},
+		{"endless orders", fakeapi.Fault{Endless: "orders"}, `,"max_answer_mib":16`, "max_answer_mib"},
+		{"too slow", fakeapi.Fault{Endless: "spaces"}, `,"max_answer_seconds":1.5`, "max_answer_seconds"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startCatalog(t, cat)
+			c := configured(t, srv.URL(), testCreds, `,"cursor_lag_seconds":0`+tc.config)
+			srv.InjectFault(api.OrdersDetail, tc.fault)
+			start := time.Now()
+			var err error
+			peak := maxLiveHeap(func() { err = readErr(t, c, "orders", approved, 60*time.Second) })
+			if err == nil || !strings.Contains(err.Error(), "/api/orders/approved/detail") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v", err)
+			}
+			if n := srv.Requests(api.OrdersDetail); n != 1 {
+				t.Fatalf("%d attempts, want 1", n)
+			}
+			if peak > 200<<20 {
+				t.Fatalf("peak live heap %d MiB", peak>>20)
+			}
+			t.Logf("failed after %v, peak live heap %d MiB: %v", time.Since(start).Round(10*time.Millisecond), peak>>20, err)
+		})
+	}
+}

@@ -7,6 +7,7 @@ package fakeapi
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -117,6 +118,13 @@ type Fault struct {
 	// answer, as a proxy whose upstream connection broke does: the client
 	// cannot know whether its request took effect.
 	LoseAnswer int
+	// GzipElement, when positive, answers like HugeElement, gzip-compressed
+	// (Content-Encoding: gzip): a small body that expands into one element
+	// of this many bytes.
+	GzipElement int
+	// Endless answers a body that never ends, until the client goes away:
+	// "spaces" is "[" then blanks; "orders" is "[" then valid orders.
+	Endless string
 	// Times is how many matching requests get the fault; 0 means all.
 	Times int
 	// Skip lets this many matching requests through unharmed first.
@@ -300,6 +308,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		bw.WriteString(`"}]`)
 		bw.Flush()
+		return
+	}
+	if fault.GzipElement > 0 {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Encoding", "gzip")
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestCompression)
+		zw.Write([]byte(`[{"_id":"000000000000000000000000","notes":"`))
+		chunk := []byte(strings.Repeat("a", 64<<10))
+		for n := 0; n < fault.GzipElement; n += len(chunk) {
+			if _, err := zw.Write(chunk); err != nil {
+				return
+			}
+		}
+		zw.Write([]byte(`"}]`))
+		zw.Close()
+		return
+	}
+	if fault.Endless != "" {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		bw := bufio.NewWriterSize(w, 64<<10)
+		bw.WriteString("[")
+		piece := strings.Repeat(" ", 64<<10)
+		if fault.Endless == "orders" {
+			doc, _ := json.Marshal(s.opts.Catalog.Order(0))
+			piece = strings.Repeat(string(doc)+",", 16)
+		}
+		for r.Context().Err() == nil {
+			if _, err := bw.WriteString(piece); err != nil {
+				return
+			}
+		}
 		return
 	}
 	if fault.RedirectTo != "" {

@@ -182,6 +182,15 @@ type WriteRequest struct {
 	// connector uses it to skip what it already sent; it must stay correct
 	// with a nil Ledger.
 	Ledger []byte `json:"ledger,omitempty"`
+	// Commit, when not nil, durably records ledger as the pipeline's
+	// ledger before it returns: the host writes it into its state store,
+	// as it does WriteSummary.Ledger at the end. A connector calls it as it
+	// sends (after each request that changed the remote service, and
+	// before one it may not repeat blind), so that a push killed midway
+	// and run again sends at most what was in flight at the kill. An error
+	// means the record was not kept: the write must stop with it. Nil for
+	// dry runs, and when the host keeps no state.
+	Commit func(ledger []byte) error `json:"-"`
 }
 
 // WriteSummary says what a write did, or with DryRun would do, in counts a

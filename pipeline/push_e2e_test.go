@@ -4,9 +4,12 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -702,4 +705,110 @@ func TestConflictingStatusesForOneOrderSendNone(t *testing.T) {
 	if len(files) != 1 || len(readCSV(t, files[0])) != 5 { // header + 4 rows
 		t.Fatalf("rejects %v", files)
 	}
+}
+
+// TestAKilledStatusPushSendsNoStatusTwice: a push of 400 statuses is killed
+// (SIGKILL, host and plugin) at a random moment, 10 trials; an operator
+// then moves one order the push had moved to approved in NuOrder; the
+// re-run finishes. The connector records each order before and after its
+// request, and the host stores that before the next: no order receives its
+// status twice, the operator's change is kept, and the one request a kill
+// can leave in flight is read back, not re-sent blind (when NuOrder does not
+// show it, the row is rejected saying so). Before, the record was kept only
+// at the end: the re-run sent every status again and undid the change.
+func TestAKilledStatusPushSendsNoStatusTwice(t *testing.T) {
+	trials := 10
+	if testing.Short() {
+		trials = 2
+	}
+	cat := fakeapi.SandboxCatalog
+	var picked []int
+	for i := 0; i < cat.Orders && len(picked) < 400; i++ {
+		if st := cat.OrderStatus(i); st != "cancelled" && st != "review" {
+			picked = append(picked, i)
+		}
+	}
+	if len(picked) < 400 {
+		t.Fatalf("the catalog has %d orders to move", len(picked))
+	}
+	var csvText strings.Builder
+	csvText.WriteString("Order #,ERP Status\n")
+	for _, i := range picked {
+		fmt.Fprintf(&csvText, "%v,review\n", cat.Order(i)["order_number"])
+	}
+	kept, inFlightRejected := 0, 0
+	for trial := 0; trial < trials; trial++ {
+		srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat, Latency: 3 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := e2eCreds
+		env := []string{"NUORDER_BASE_URL=" + srv.URL(), "NUORDER_CONSUMER_KEY=" + c.ConsumerKey, "NUORDER_CONSUMER_SECRET=" + c.ConsumerSecret,
+			"NUORDER_TOKEN=" + c.Token, "NUORDER_TOKEN_SECRET=" + c.TokenSecret}
+		path := examplesDir(t)
+		dir := filepath.Dir(path)
+		os.WriteFile(filepath.Join(dir, "order_status.csv"), []byte(csvText.String()), 0o644)
+		cmd := exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", path, "statuses")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill once some orders have moved, at a random point of the push.
+		target := 20 + rand.IntN(300)
+		deadline := time.Now().Add(60 * time.Second)
+		for len(srv.StatusSends()) < target && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		// The operator moves an order the push had moved back to approved.
+		sends := srv.StatusSends()
+		changed := -1
+		for _, i := range picked {
+			if sends[i] > 0 && srv.Order(i)["status"] == "review" {
+				changed = i
+				break
+			}
+		}
+		if changed < 0 {
+			t.Fatalf("trial %d: no order had moved at the kill (%d sends)", trial, len(sends))
+		}
+		srv.SetOrderStatus(changed, "approved")
+		r := runPipeline(t, dir, env, "run", "-f", path, "statuses")
+		if r.code != 0 {
+			t.Fatalf("trial %d: the re-run: exit %d\n%s%s", trial, r.code, r.stdout, r.stderr)
+		}
+		for i, n := range srv.StatusSends() {
+			if n > 1 {
+				t.Fatalf("trial %d: order %v received %d status requests", trial, cat.Order(i)["order_number"], n)
+			}
+		}
+		if st := srv.Order(changed)["status"]; st != "approved" {
+			t.Fatalf("trial %d: the operator's change to order %v was undone (%v)", trial, cat.Order(changed)["order_number"], st)
+		}
+		kept++
+		moved, rejected := 0, 0
+		for _, i := range picked {
+			if srv.Order(i)["status"] == "review" {
+				moved++
+			}
+		}
+		if files, _ := filepath.Glob(filepath.Join(dir, "rejects", "statuses-*.csv")); len(files) > 0 {
+			rows := readCSV(t, files[len(files)-1])
+			rejected = len(rows) - 1
+			for _, row := range rows[1:] {
+				if !strings.Contains(strings.Join(row, ","), "was killed while moving order") {
+					t.Fatalf("trial %d: a reject that is not the interrupted request: %v", trial, row)
+				}
+			}
+		}
+		if rejected > 1 || moved+rejected+1 != len(picked) {
+			t.Fatalf("trial %d: %d moved, %d rejected, 1 changed by the operator, of %d", trial, moved, rejected, len(picked))
+		}
+		inFlightRejected += rejected
+		srv.Close()
+	}
+	t.Logf("%d trials: no status sent twice, the operator's change kept each time; %d in-flight requests rejected on re-run for a person to check", kept, inFlightRejected)
 }

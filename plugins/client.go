@@ -387,7 +387,13 @@ func (c *flightConnector) Write(ctx context.Context, req connector.WriteRequest,
 	if err != nil {
 		return sum, err
 	}
-	cmd, err := json.Marshal(req)
+	pc := putCommand{WriteRequest: req}
+	if req.Commit != nil {
+		id := make([]byte, 8)
+		rand.Read(id)
+		pc.ID, pc.Commits = hex.EncodeToString(id), true
+	}
+	cmd, err := json.Marshal(pc)
 	if err != nil {
 		return sum, err
 	}
@@ -424,6 +430,22 @@ func (c *flightConnector) Write(ctx context.Context, req connector.WriteRequest,
 				}
 				if m.Summary != nil {
 					sum = *m.Summary
+				}
+				if m.Ledger != nil && req.Commit != nil {
+					// Stored before the plugin goes on: it waits for this.
+					ack := ledgerAck{ID: pc.ID, Seq: m.Seq}
+					cerr := req.Commit(m.Ledger)
+					if cerr != nil {
+						ack.Error = cerr.Error()
+					}
+					if err := c.action(ctx, actionLedgerAck, ack, nil); err != nil {
+						cancel()
+						return err
+					}
+					if cerr != nil {
+						cancel()
+						return fmt.Errorf("storing the connector's ledger: %w", cerr)
+					}
 				}
 				if len(m.Results) == 0 {
 					continue

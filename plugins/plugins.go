@@ -64,6 +64,7 @@ const (
 	actionConfigure    = "configure"
 	actionCheck        = "check"
 	actionStats        = "stats"
+	actionLedgerAck    = "ledger_ack"
 )
 
 // PluginDirEnv names a folder the host searches for plugin binaries.

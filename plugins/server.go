@@ -166,8 +166,9 @@ type flightServer struct {
 	mem    memory.Allocator
 
 	mu      sync.Mutex
-	catalog []connector.Stream    // nil until listed; reset by Configure
-	joints  map[string]*jointRead // reads of several streams, until every part is claimed
+	catalog []connector.Stream        // nil until listed; reset by Configure
+	joints  map[string]*jointRead     // reads of several streams, until every part is claimed
+	acks    map[string]chan ledgerAck // writes waiting for the host to store a ledger, by write id
 }
 
 var _ flight.FlightServer = (*flightServer)(nil)
@@ -223,6 +224,23 @@ func (s *flightServer) DoAction(a *flight.Action, out flight.FlightService_DoAct
 		reply = struct{}{}
 	case actionCheck:
 		err = s.impl.Check(ctx)
+		reply = struct{}{}
+	case actionLedgerAck:
+		var ack ledgerAck
+		if err := json.Unmarshal(a.Body, &ack); err != nil {
+			return status.Errorf(codes.InvalidArgument, "bad ledger_ack: %v", err)
+		}
+		s.mu.Lock()
+		ch := s.acks[ack.ID]
+		s.mu.Unlock()
+		if ch == nil {
+			return status.Errorf(codes.FailedPrecondition, "no write %q is waiting for a ledger acknowledgement", ack.ID)
+		}
+		select {
+		case ch <- ack:
+		default:
+			return status.Errorf(codes.FailedPrecondition, "write %q was not waiting for ledger %d", ack.ID, ack.Seq)
+		}
 		reply = struct{}{}
 	case actionStats:
 		reply = connector.Stats{}
@@ -431,10 +449,11 @@ func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
 	if desc == nil || len(desc.Cmd) == 0 {
 		return status.Error(codes.InvalidArgument, "a write must start with a descriptor naming the stream")
 	}
-	var req connector.WriteRequest
-	if err := json.Unmarshal(desc.Cmd, &req); err != nil {
+	var cmd putCommand
+	if err := json.Unmarshal(desc.Cmd, &cmd); err != nil {
 		return status.Errorf(codes.InvalidArgument, "bad write descriptor: %v", err)
 	}
+	req := cmd.WriteRequest
 	st, err := s.stream(ctx, req.Stream, connector.Sink)
 	if err != nil {
 		return toStatus(err)
@@ -456,6 +475,42 @@ func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
 		defer mu.Unlock()
 		return in.Send(&flight.PutResult{AppMetadata: body})
 	}
+	if cmd.Commits && cmd.ID != "" {
+		// The host stores each ledger the connector commits and says so
+		// with a ledger_ack action; Commit waits for it, so the connector
+		// sends its next request only once the record is kept.
+		acks := make(chan ledgerAck, 1)
+		s.mu.Lock()
+		if s.acks == nil {
+			s.acks = map[string]chan ledgerAck{}
+		}
+		s.acks[cmd.ID] = acks
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.acks, cmd.ID)
+			s.mu.Unlock()
+		}()
+		seq := int64(0)
+		req.Commit = func(ledger []byte) error {
+			seq++
+			if err := send(putMessage{Ledger: ledger, Seq: seq}); err != nil {
+				return err
+			}
+			select {
+			case a := <-acks:
+				if a.Seq != seq {
+					return fmt.Errorf("the host acknowledged ledger %d, not %d", a.Seq, seq)
+				}
+				if a.Error != "" {
+					return fmt.Errorf("the host could not store the ledger: %s", a.Error)
+				}
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
 	sum, err := sink.Write(ctx, req, recordIter{r}, func(results []connector.RowResult) error {
 		return send(putMessage{Results: results})
 	})
@@ -466,10 +521,31 @@ func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
 }
 
 // putMessage is the app_metadata of a PutResult: row results as they are
-// settled, then, last, the write's summary.
+// settled, ledgers the connector commits on the way (each numbered, each
+// acknowledged by the host with a ledger_ack action before the connector
+// goes on), then, last, the write's summary.
 type putMessage struct {
 	Results []connector.RowResult   `json:"results,omitempty"`
+	Ledger  []byte                  `json:"ledger,omitempty"`
+	Seq     int64                   `json:"seq,omitempty"`
 	Summary *connector.WriteSummary `json:"summary,omitempty"`
+}
+
+// putCommand is a write's descriptor: the request, and, when the host
+// stores ledgers as they are committed (WriteRequest.Commit), the write's id
+// for the acknowledgements.
+type putCommand struct {
+	connector.WriteRequest
+	ID      string `json:"write_id,omitempty"`
+	Commits bool   `json:"commits,omitempty"`
+}
+
+// ledgerAck is the body of the ledger_ack action: the host stored (or, with
+// Error, could not store) ledger Seq of write ID.
+type ledgerAck struct {
+	ID    string `json:"write_id"`
+	Seq   int64  `json:"seq"`
+	Error string `json:"error,omitempty"`
 }
 
 // streams returns the connector's catalog, listed once per configuration

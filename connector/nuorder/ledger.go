@@ -131,3 +131,17 @@ func keepJSONLedger(req connector.WriteRequest, sum *connector.WriteSummary, v a
 	sum.Ledger = b
 	return nil
 }
+
+// commitJSONLedger records v as the ledger so far through req.Commit (the
+// host stores it before the connector sends anything more); nothing for a
+// dry run or a host that keeps no state.
+func commitJSONLedger(req connector.WriteRequest, v any) error {
+	if req.DryRun || req.Commit == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return req.Commit(b)
+}

@@ -192,6 +192,9 @@ func (c *Connector) writeOrders(ctx context.Context, req connector.WriteRequest,
 					ledger[o.number] = true
 					sum.Add("orders created", 1)
 				}
+				if err := commitJSONLedger(req, ledger); err != nil {
+					return sum, err
+				}
 			}
 		}
 		if err := results(res); err != nil {

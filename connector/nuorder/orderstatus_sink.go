@@ -33,8 +33,16 @@ var orderStatuses = []string{"approved", "cancelled", "draft", "pending", "proce
 
 // statusLedger remembers, across pushes, the status each order was last
 // moved to by this pipeline (key "id:..." or "number:..."): a row asking for
-// the status the ledger holds is skipped without a request.
+// the status the ledger holds is skipped without a request. Before each
+// request the entry reads "sending:STATUS" (committed through
+// WriteRequest.Commit, so the host has stored it), and after it STATUS: a
+// push killed midway leaves the one request in flight marked, and its
+// re-run reads that order back instead of sending blind (see
+// interruptedSend).
 type statusLedger map[string]string
+
+// sendingPrefix marks a ledger entry whose request was in flight.
+const sendingPrefix = "sending:"
 
 // writeOrderStatus moves orders to statuses. By number it uses the route
 // production integrations use (PUT /api/order/number/{n}/{status}, §13.5),
@@ -132,6 +140,27 @@ func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteReq
 		if t.id != "" {
 			name = t.id
 		}
+		if was, ok := strings.CutPrefix(ledger[t.key], sendingPrefix); ok && !req.DryRun && len(t.statuses) <= 1 {
+			// An earlier push was killed while sending this order a status.
+			skip, res2, err := c.interruptedSend(ctx, t.id, t.number, name, was, t.status, t.rows)
+			if err != nil {
+				return sum, err
+			}
+			if skip {
+				if res2 == nil {
+					ledger[t.key] = t.status
+					sum.Add("orders already moved to "+t.status+" by an interrupted push (not sent)", 1)
+				} else {
+					delete(ledger, t.key)
+					res = res2
+					sum.Add("orders changed in NuOrder since an interrupted push (not sent)", 1)
+				}
+				if err := results(res); err != nil {
+					return sum, err
+				}
+				continue
+			}
+		}
 		switch {
 		case len(t.statuses) > 1:
 			res = rejectAll(t.rows, fmt.Sprintf("order %s is asked for statuses %s in the same input: none is sent (give each order one status)", name, strings.Join(t.statuses, " and ")))
@@ -158,17 +187,25 @@ func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteReq
 			if t.id == "" {
 				e, params = api.OrderSetStatusByNumber, []string{t.number, t.status}
 			}
+			// Marked as in flight, and stored, before it is sent.
+			ledger[t.key] = sendingPrefix + t.status
+			if err := commitJSONLedger(req, ledger); err != nil {
+				return sum, err
+			}
 			code, err := c.client.sendStatus(ctx, e, params, nil, nil)
 			var apiErr *APIError
 			switch {
 			case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
+				delete(ledger, t.key)
 				res = rejectAll(t.rows, "no order "+name+" in NuOrder")
 			case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
+				delete(ledger, t.key)
 				res = rejectAll(t.rows, lockedReason(name, t.status))
 			case errors.As(err, &apiErr) && apiErr.RowLevel():
+				delete(ledger, t.key)
 				res = rejectAll(t.rows, apiErr.Error())
 			case err != nil:
-				return sum, err
+				return sum, err // the mark stays: the request may have been carried out
 			case code == http.StatusNotModified:
 				ledger[t.key] = t.status
 				sum.Add("orders already "+t.status, 1)
@@ -176,12 +213,41 @@ func (c *Connector) writeOrderStatus(ctx context.Context, req connector.WriteReq
 				ledger[t.key] = t.status
 				sum.Add("orders moved to "+t.status, 1)
 			}
+			if err := commitJSONLedger(req, ledger); err != nil {
+				return sum, err
+			}
 		}
 		if err := results(res); err != nil {
 			return sum, err
 		}
 	}
 	return sum, keepJSONLedger(req, &sum, ledger)
+}
+
+// interruptedSend settles an order whose status request (was) an earlier
+// push had in flight when it was killed, now asked for want: it reads the
+// order back. When NuOrder shows want, nothing is sent (skip, res nil).
+// When the interrupted request was for want and NuOrder shows something
+// else, the request never landed, or someone moved the order since: which
+// one cannot be told, and a stale re-send would undo a change made in
+// NuOrder meanwhile, so the rows are rejected saying so (skip, res); run
+// again with --full-refresh to send it anyway. An order the file now asks
+// another status for is a new instruction (not skipped).
+func (c *Connector) interruptedSend(ctx context.Context, id, number, name, was, want string, rows []int64) (bool, []connector.RowResult, error) {
+	current, err := c.currentStatus(ctx, id, number)
+	var apiErr *APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
+		return false, nil, nil // sent as usual: answered "no order"
+	case err != nil:
+		return false, nil, err
+	case current == want:
+		return true, nil, nil
+	case was == want:
+		return true, rejectAll(rows, fmt.Sprintf("a push was killed while moving order %s to %s, and NuOrder now shows %s: not sent again, in case %s was set since (run with --full-refresh to send it anyway)",
+			name, want, current, current)), nil
+	}
+	return false, nil, nil
 }
 
 // lockedReason says why a cancelled order cannot move.

@@ -246,7 +246,16 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 			}
 		}()
 		var err error
-		sum, err = wr.Write(gctx, connector.WriteRequest{Stream: target.Name, Options: pl.ToOptions, DryRun: dryRun, Ledger: ledger}, it, func(results []connector.RowResult) error {
+		req := connector.WriteRequest{Stream: target.Name, Options: pl.ToOptions, DryRun: dryRun, Ledger: ledger}
+		if !dryRun && h.opts.State != nil {
+			// What the connector records as it sends is stored before it
+			// goes on: a push killed midway resends at most what was in
+			// flight.
+			req.Commit = func(l []byte) error {
+				return h.opts.State.Commit(pl.Name, target.Name, l, state.CommitMeta{})
+			}
+		}
+		sum, err = wr.Write(gctx, req, it, func(results []connector.RowResult) error {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			for _, r := range results {

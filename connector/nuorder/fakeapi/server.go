@@ -66,6 +66,7 @@ type Server struct {
 	orders, companies, products map[int]*change
 	addedCompanies              int
 	w                           writes
+	statusSends                 map[int]int // status requests received, by order
 	bodyBytes                   atomic.Int64
 	tooMany                     int       // 429s answered by RateLimit
 	tokens                      float64   // of the RateLimit bucket

@@ -294,6 +294,12 @@ func (s *Server) setOrderStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unknown status: "+r.PathValue("status"))
 		return
 	}
+	s.mu.Lock()
+	if s.statusSends == nil {
+		s.statusSends = map[int]int{}
+	}
+	s.statusSends[i]++
+	s.mu.Unlock()
 	if status != "cancelled" && s.lockedOrder(w, i) {
 		return
 	}
@@ -491,6 +497,18 @@ func (s *Server) CreatedOrders() []map[string]any {
 	out := make([]map[string]any, 0, n)
 	for i := 0; i < n; i++ {
 		out = append(out, s.Order(s.opts.Catalog.Orders+i))
+	}
+	return out
+}
+
+// StatusSends returns how many status requests each order received, by
+// order index (a test's way to see that no status was sent twice).
+func (s *Server) StatusSends() map[int]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int]int, len(s.statusSends))
+	for i, n := range s.statusSends {
+		out[i] = n
 	}
 	return out
 }

@@ -812,3 +812,102 @@ func TestAKilledStatusPushSendsNoStatusTwice(t *testing.T) {
 	}
 	t.Logf("%d trials: no status sent twice, the operator's change kept each time; %d in-flight requests rejected on re-run for a person to check", kept, inFlightRejected)
 }
+
+// TestAKilledInventoryPushResendsOnlyWhatWasInFlight: an inventory push of
+// every SKU of the sandbox catalog (several bulk requests per warehouse) is
+// killed at a random moment after its first request, 5 trials; an operator
+// then edits a SKU the push had sent; the re-run sends again at most the
+// batch in flight at the kill (before: every SKU), keeps the operator's
+// edit, and refreshes the inventory flags of every product sent, including
+// those the killed push had not refreshed.
+func TestAKilledInventoryPushResendsOnlyWhatWasInFlight(t *testing.T) {
+	trials := 5
+	if testing.Short() {
+		trials = 1
+	}
+	cat := fakeapi.SandboxCatalog
+	whs := cat.Warehouses()
+	var csvText strings.Builder
+	csvText.WriteString("Item UPC,Whse,Avail,ETA,Prebook\n")
+	skus := 0
+	for i := 0; i < cat.Products; i++ {
+		sizes, _ := cat.Product(i)["sizes"].([]map[string]any)
+		for k, s := range sizes {
+			fmt.Fprintf(&csvText, "%v,%s,%d,,N\n", s["upc"], whs[(i+k)%len(whs)].Code, 1+(i*7+k)%40)
+			skus++
+		}
+	}
+	for trial := 0; trial < trials; trial++ {
+		srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat, Latency: 2 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := e2eCreds
+		env := []string{"NUORDER_BASE_URL=" + srv.URL(), "NUORDER_CONSUMER_KEY=" + c.ConsumerKey, "NUORDER_CONSUMER_SECRET=" + c.ConsumerSecret,
+			"NUORDER_TOKEN=" + c.Token, "NUORDER_TOKEN_SECRET=" + c.TokenSecret}
+		path := examplesDir(t)
+		dir := filepath.Dir(path)
+		os.WriteFile(filepath.Join(dir, "stock.csv"), []byte(csvText.String()), 0o644)
+		cmd := exec.Command(filepath.Join(binDir, "pipeline"), "run", "-f", path, "stock")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for srv.Requests(api.Replenishments) < 1 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		before := srv.ReplenishSends()
+		if len(before) == 0 {
+			t.Fatalf("trial %d: nothing was sent before the kill", trial)
+		}
+		// An operator edits a SKU the push had sent.
+		var editedWH, editedSKU string
+		for _, wh := range whs {
+			for sku := range srv.Replenishments(wh.ID) {
+				if before[sku] > 0 && editedSKU == "" {
+					editedWH, editedSKU = wh.ID, sku
+				}
+			}
+		}
+		q := 999.0
+		edit := []fakeapi.Replenishment{{WarehouseID: editedWH, SKUID: editedSKU, DisplayName: "edited in NuOrder", Active: true, PeriodStart: "01/01/2026", Quantity: &q}}
+		srv.SetReplenishments(editedWH, editedSKU, edit)
+		r := runPipeline(t, dir, env, "run", "-f", path, "stock")
+		if r.code != 0 {
+			t.Fatalf("trial %d: the re-run: exit %d\n%s%s", trial, r.code, r.stdout, r.stderr)
+		}
+		after := srv.ReplenishSends()
+		twice := 0
+		for sku, n := range after {
+			if n > 1 {
+				twice++
+			}
+			if n == 0 {
+				t.Fatalf("trial %d: SKU %s never sent", trial, sku)
+			}
+		}
+		if len(after) != skus || twice > 500 {
+			t.Fatalf("trial %d: %d SKUs sent of %d, %d of them twice (one batch of 500 may be in flight)", trial, len(after), skus, twice)
+		}
+		if got := srv.Replenishments(editedWH)[editedSKU]; len(got) != 1 || got[0].DisplayName != "edited in NuOrder" {
+			t.Fatalf("trial %d: the operator's edit of %s was undone: %+v", trial, editedSKU, got)
+		}
+		refreshed := map[string]bool{}
+		for _, ids := range srv.FlagRefreshes() {
+			for _, id := range ids {
+				refreshed[id] = true
+			}
+		}
+		if len(refreshed) != cat.Products {
+			t.Fatalf("trial %d: flags refreshed for %d products of %d", trial, len(refreshed), cat.Products)
+		}
+		t.Logf("trial %d: %d SKUs sent before the kill, %d sent twice (in flight), the edit kept", trial, len(before), twice)
+		srv.Close()
+	}
+}

@@ -256,6 +256,9 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 	}
 	tried, sent, digests := map[string]map[string]bool{}, map[string]map[string][8]byte{}, map[string]map[string][8]byte{}
 	touched := map[string]bool{}
+	for _, id := range ledger.pendingFlags() {
+		touched[id] = true // sent by a push killed before it refreshed them
+	}
 	warehouses := make([]string, 0, len(byWarehouse))
 	for wh := range byWarehouse {
 		warehouses = append(warehouses, wh)
@@ -343,6 +346,13 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 						sent[wh][rp.ref.skuID] = digests[wh][rp.ref.skuID]
 					}
 				}
+				// Stored before the next request: a push killed after it
+				// does not send these SKUs again, and refreshes their flags.
+				if req.Commit != nil {
+					if err := req.Commit(ledger.next(tried, sent, touched)); err != nil {
+						return sum, err
+					}
+				}
 			}
 			sum.Add("replenishment requests", 1)
 			if err := results(res); err != nil {
@@ -373,7 +383,7 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 		sum.Add("products refreshed", int64(end-start))
 	}
 	if !req.DryRun {
-		sum.Ledger = ledger.next(tried, sent)
+		sum.Ledger = ledger.next(tried, sent, nil)
 	}
 	return sum, nil
 }

@@ -75,10 +75,16 @@ func (l inventoryLedger) unchanged(wh, sku string, d [8]byte) bool {
 // the push did not try to send stay; SKUs it sent get their new digest
 // (sent), SKUs whose delete or PUT NuOrder refused get none (their state in
 // NuOrder is unknown, so the next push sends them again).
-func (l inventoryLedger) next(tried map[string]map[string]bool, sent map[string]map[string][8]byte) []byte {
+//
+// flags lists the products whose replenishments were sent but whose
+// inventory flags are not refreshed yet: a push killed between the two
+// leaves them under flagsKey, and the next push refreshes them.
+func (l inventoryLedger) next(tried map[string]map[string]bool, sent map[string]map[string][8]byte, flags map[string]bool) []byte {
 	whs := map[string]bool{}
 	for wh := range l {
-		whs[wh] = true
+		if wh != flagsKey {
+			whs[wh] = true
+		}
 	}
 	for wh := range sent {
 		whs[wh] = true
@@ -101,8 +107,28 @@ func (l inventoryLedger) next(tried map[string]map[string]bool, sent map[string]
 			out[wh] = s.encode()
 		}
 	}
+	if len(flags) > 0 {
+		s := &idSet{}
+		for id := range flags {
+			s.add(id)
+		}
+		out[flagsKey] = s.encode()
+	}
 	b, _ := json.Marshal(out)
 	return b
+}
+
+// flagsKey holds, in an inventory ledger, the products whose inventory
+// flags a killed push left unrefreshed.
+const flagsKey = "_flags_pending"
+
+// pendingFlags returns the products an earlier push left unrefreshed.
+func (l inventoryLedger) pendingFlags() []string {
+	var out []string
+	if s := l[flagsKey]; s != nil {
+		s.each(func(id string) { out = append(out, id) })
+	}
+	return out
 }
 
 // readJSONLedger decodes a push's JSON ledger into v (left as is when the

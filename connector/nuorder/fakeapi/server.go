@@ -66,7 +66,8 @@ type Server struct {
 	orders, companies, products map[int]*change
 	addedCompanies              int
 	w                           writes
-	statusSends                 map[int]int // status requests received, by order
+	statusSends                 map[int]int    // status requests received, by order
+	replenishSends              map[string]int // SKUs sent in replenishment requests, by SKU id
 	bodyBytes                   atomic.Int64
 	tooMany                     int       // 429s answered by RateLimit
 	tokens                      float64   // of the RateLimit bucket

@@ -115,6 +115,14 @@ func (s *Server) replenish(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &body) {
 		return
 	}
+	s.mu.Lock()
+	if s.replenishSends == nil {
+		s.replenishSends = map[string]int{}
+	}
+	for _, rp := range body.Replenishments {
+		s.replenishSends[rp.SKUID]++
+	}
+	s.mu.Unlock()
 	bySKU := map[string][]Replenishment{}
 	for _, rp := range body.Replenishments {
 		if _, _, ok := s.opts.Catalog.SKU(rp.SKUID); !ok {
@@ -511,4 +519,29 @@ func (s *Server) StatusSends() map[int]int {
 		out[i] = n
 	}
 	return out
+}
+
+// ReplenishSends returns how many times each SKU was sent in a bulk
+// replenishment request, by SKU id.
+func (s *Server) ReplenishSends() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.replenishSends))
+	for k, n := range s.replenishSends {
+		out[k] = n
+	}
+	return out
+}
+
+// SetReplenishments replaces what the fake holds for a SKU in a warehouse,
+// as someone editing stock in NuOrder's UI would.
+func (s *Server) SetReplenishments(warehouseID, skuID string, rs []Replenishment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.w.replenishments[warehouseID]
+	if m == nil {
+		m = map[string][]Replenishment{}
+		s.w.replenishments[warehouseID] = m
+	}
+	m[skuID] = rs
 }

@@ -20,6 +20,7 @@ package files
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -484,7 +485,26 @@ func eachLine(path string, fn func(line int64, obj map[string]json.RawMessage) e
 	var line int64
 	for sc.Scan() {
 		line++
-		text := strings.TrimSpace(sc.Text())
+		raw := sc.Bytes()
+		if line == 1 {
+			raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark, as Windows tools write
+		}
+		if !utf8.Valid(raw) {
+			// encoding/json would turn the bytes into U+FFFD and send that.
+			at := 0
+			for at < len(raw) {
+				r, size := utf8.DecodeRune(raw[at:])
+				if r == utf8.RuneError && size == 1 {
+					break
+				}
+				at += size
+			}
+			if err := bad(line, fmt.Sprintf("not valid UTF-8 (byte %d of the line): convert the file to UTF-8", at+1)); err != nil {
+				return err
+			}
+			continue
+		}
+		text := strings.TrimSpace(string(raw))
 		if text == "" {
 			continue
 		}

@@ -173,3 +173,24 @@ func TestAMalformedRecordIsOneBadRow(t *testing.T) {
 		t.Fatalf("a file in another encoding: %v", err)
 	}
 }
+
+// TestJSONLinesWithABOMOrBadUTF8: a file that starts with a byte order mark
+// keeps its first record (it was a reject), and a line whose bytes are not
+// UTF-8 is a reject saying so (encoding/json sent U+FFFD in their place).
+func TestJSONLinesWithABOMOrBadUTF8(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "bom.jsonl", "\ufeff{\"a\":\"first\"}\n{\"a\":\"caf\xe9\"}\n{\"a\":\"third\"}\n")
+	cols, pos, err := readAll(t, dir, "jsonl", map[string]string{"path": "bom.jsonl"})
+	if err != nil || len(pos) != 3 {
+		t.Fatalf("%v %v %v", cols, pos, err)
+	}
+	if cols["a"][0] != "first" || cols[ErrorColumn][0] != "(null)" {
+		t.Fatalf("the first record after a BOM: %q, error %q", cols["a"][0], cols[ErrorColumn][0])
+	}
+	if !strings.Contains(cols[ErrorColumn][1], "not valid UTF-8 (byte 10 of the line)") || strings.Contains(cols["a"][1], "\ufffd") {
+		t.Fatalf("a line that is not UTF-8: %q, error %q", cols["a"][1], cols[ErrorColumn][1])
+	}
+	if cols["a"][2] != "third" {
+		t.Fatalf("the third record: %q", cols["a"][2])
+	}
+}

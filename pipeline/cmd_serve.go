@@ -18,6 +18,7 @@ import (
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/engine"
 	"pipehost/pipeline/metrics"
+	"pipehost/pipeline/state"
 )
 
 // cmdServe runs every selected pipeline that has a schedule, on it, until
@@ -98,6 +99,15 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 			}
 			defer h.Close()
 			res := h.Run(runCtx, sel[0], engine.RunOptions{})
+			if errors.Is(res.Err, state.ErrLocked) {
+				// Another host (or run) has this turn: not a failure of
+				// this one, which has nothing to do.
+				log.Info("turn skipped: the pipeline is running elsewhere", "holder", res.Err.Error())
+				if m != nil {
+					m.Skipped(pl.Name)
+				}
+				return
+			}
 			if m != nil {
 				m.Observe(res)
 				for name, st := range h.ConnectorStats() { // this run's host: its counts are this run's
@@ -165,6 +175,9 @@ func serveMetrics(addr string, m *metrics.Registry, f *config.File, logger hclog
 	if err != nil {
 		store.Close()
 		return nil, err
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil && (host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
+		logger.Warn("metrics and health are served on every network interface: anyone who can reach this host can read pipeline names and row counts; name an address (127.0.0.1:PORT, or the pod's) to keep them in", "addr", addr)
 	}
 	srv := &http.Server{Handler: m.Handler(healthy), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)

@@ -265,3 +265,50 @@ pipeline "products" {
 		t.Fatalf("metrics after the kill:\n%s", text)
 	}
 }
+
+// TestServeSkipsATurnHeldElsewhereWithoutFailing: while another run holds a
+// pipeline's lock (a replica, a manual run), serve's turns of it are
+// skipped and counted as skipped, not as failed runs; once it is free, the
+// next turn runs.
+func TestServeSkipsATurnHeldElsewhereWithoutFailing(t *testing.T) {
+	path := numbersFile(t, `
+pipeline "numbers" {
+  from     = connector.numbers.numbers
+  to       = sink.parquet.lake
+  schedule = "@every 1s"
+  options  = { count = 100 }
+}`)
+	lockDir := filepath.Join(filepath.Dir(path), ".pipeline-state", "pipeline")
+	os.MkdirAll(lockDir, 0o700)
+	lock, err := os.OpenFile(filepath.Join(lockDir, "numbers.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	_, base := serveWithMetrics(t, path, nil)
+	var text string
+	for end := time.Now().Add(20 * time.Second); ; {
+		_, text = get(t, base+"/metrics")
+		if metricValue(text, "pipehost_turns_skipped_total", "numbers") >= 2 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no skipped turn counted:\n%s", text)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if regexp.MustCompile(`(?m)^pipehost_runs_total\{pipeline="numbers",status="failed"\} [1-9]`).MatchString(text) {
+		t.Fatalf("a turn blocked by the lock counted as a failed run:\n%s", text)
+	}
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	for end := time.Now().Add(20 * time.Second); metricValue(text, "pipehost_rows_written_total", "numbers") != 100; {
+		if time.Now().After(end) {
+			t.Fatalf("no run after the lock was freed:\n%s", text)
+		}
+		time.Sleep(200 * time.Millisecond)
+		_, text = get(t, base+"/metrics")
+	}
+}

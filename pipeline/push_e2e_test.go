@@ -911,3 +911,33 @@ func TestAKilledInventoryPushResendsOnlyWhatWasInFlight(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestAConnectorsReasonQuotesAtMostTheStartOfAValue: a 2 MB status cell is
+// refused by the connector, whose reason quotes the value; the rejects file
+// holds the row once and a reason cut to a few hundred bytes (the reason
+// quoted the whole 2 MB before).
+func TestAConnectorsReasonQuotesAtMostTheStartOfAValue(t *testing.T) {
+	_, env := sandboxFake(t)
+	path := examplesDir(t)
+	dir := filepath.Dir(path)
+	huge := strings.Repeat("x", 2<<20)
+	os.WriteFile(filepath.Join(dir, "order_status.csv"), []byte("Order #,ERP Status\n100006,"+huge+"\n"), 0o644)
+	r := runPipeline(t, dir, env, "run", "-f", path, "statuses")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "rejects", "statuses-*.csv"))
+	if len(files) != 1 {
+		t.Fatalf("rejects %v", files)
+	}
+	rows := readCSV(t, files[0])
+	reason := ""
+	for i, h := range rows[0] {
+		if strings.Contains(strings.ToLower(h), "reason") || strings.Contains(strings.ToLower(h), "error") {
+			reason = rows[1][i]
+		}
+	}
+	if len(reason) == 0 || len(reason) > 400 || !strings.Contains(reason, "reason cut") {
+		t.Fatalf("the reason is %d bytes: %.120q", len(reason), reason)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dghubble/oauth1"
 	"github.com/hashicorp/go-hclog"
@@ -467,6 +468,9 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 	return nil
 }
 
+// maxMessage is how much of NuOrder's error message an error quotes.
+const maxMessage = 200
+
 // statusError reads NuOrder's error body.
 func (c *Client) statusError(method, path string, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -474,6 +478,15 @@ func (c *Client) statusError(method, path string, resp *http.Response) error {
 	var apiBody api.Error
 	if json.Unmarshal(body, &apiBody) == nil && apiBody.Message != "" {
 		e.Message = apiBody.Message
+		if len(e.Message) > maxMessage {
+			// NuOrder's messages quote the values they refuse: a reason
+			// (in a rejects file, a log line) quotes at most the start.
+			cut := maxMessage
+			for cut > 0 && !utf8.RuneStart(e.Message[cut]) {
+				cut--
+			}
+			e.Message = fmt.Sprintf("%s… (%d bytes)", e.Message[:cut], len(apiBody.Message))
+		}
 	} else {
 		e.Message = strings.TrimSpace(string(body))
 		if len(e.Message) > 200 {

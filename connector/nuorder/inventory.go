@@ -158,6 +158,11 @@ const replenishmentBatch = 500
 // writeInventory consolidates stock rows by warehouse, SKU and date, pushes
 // them with one bulk replenishment request per warehouse and batch, then
 // refreshes the inventory flags of the products touched, in batches.
+// maxQuantity is the largest quantity sent: 2^53-1, the largest whole
+// number a JavaScript service (NuOrder answers as Express) holds exactly;
+// 1e18 would arrive as another number.
+const maxQuantity = 1<<53 - 1
+
 // inventoryReplace is the inventory stream's option.
 var inventoryReplace = connector.Option{Name: "replace", Kind: connector.OptionBool, Default: "true",
 	Description: "a pushed SKU's replenishments replace what NuOrder held for it in that warehouse (true), or are added (false)"}
@@ -213,6 +218,8 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 			return fmt.Sprintf("quantity is infinite (%v)", qty), nil
 		case qty < 0:
 			return fmt.Sprintf("negative quantity %v", qty), nil
+		case qty > maxQuantity:
+			return fmt.Sprintf("quantity %v is too large: NuOrder (a JavaScript service) holds whole numbers exactly up to %d", qty, int64(maxQuantity)), nil
 		default:
 			rp.quantity = qty
 			rp.kind, rp.date = "immediate", today
@@ -239,10 +246,10 @@ func (c *Connector) writeInventory(ctx context.Context, req connector.WriteReque
 		return sum, err
 	}
 
-	// Quantities that add up beyond a float's range cannot be sent.
+	// Quantities that add up beyond what NuOrder holds exactly cannot be sent.
 	for _, m := range byWarehouse {
 		for key, rp := range m {
-			if math.IsInf(rp.quantity, 0) {
+			if math.IsInf(rp.quantity, 0) || rp.quantity > maxQuantity {
 				if err := results(rejectAll(rp.rows, "quantities of this SKU, warehouse and date add up to a number too large to send")); err != nil {
 					return sum, err
 				}

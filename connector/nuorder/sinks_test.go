@@ -556,9 +556,12 @@ func TestInventoryRejectsNonNumbersAndOverflow(t *testing.T) {
 		{sku(3), nil, nil, nil, wh.Code, 1e308, nil, false},
 		{sku(3), nil, nil, nil, wh.Code, 1e308, nil, false}, // the sum overflows
 		{sku(4), nil, nil, nil, wh.Code, 7.0, nil, false},
+		{sku(5), nil, nil, nil, wh.Code, 1e18, nil, false}, // beyond what NuOrder holds exactly (was accepted)
+		{sku(6), nil, nil, nil, wh.Code, float64(1 << 52), nil, false},
+		{sku(6), nil, nil, nil, wh.Code, float64(1 << 52), nil, false}, // the sum is 2^53
 	}
 	res, _ := write(t, c, "inventory", InventorySchema, rows, false)
-	for i, want := range []string{"not a number", "infinite", "too large", "too large", ""} {
+	for i, want := range []string{"not a number", "infinite", "too large", "too large", "", "too large", "too large", "too large"} {
 		if !strings.Contains(res[i].Error, want) || (want == "") != (res[i].Error == "") {
 			t.Fatalf("row %d: %q, want %q", i, res[i].Error, want)
 		}

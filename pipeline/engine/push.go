@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"golang.org/x/sync/errgroup"
@@ -50,6 +51,7 @@ type rejectsFile struct {
 }
 
 func (p *pushRun) reject(pos mapping.Pos, column, value, reason string) error {
+	reason = shortReason(reason)
 	p.res.Push.Rejected++
 	if len(p.res.Push.RejectSample) < rejectSample {
 		where := fmt.Sprintf("row %d", pos.Row)
@@ -298,4 +300,22 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 	log.Info("pipeline finished", "accepted", res.Rows, "rejected", res.Push.Rejected, "rejects_file", res.Push.RejectsFile,
 		"duration", FormatDuration(time.Since(start)))
 	return res
+}
+
+// maxReason bounds a reject's reason: a connector's reason may quote the
+// value it refuses (a 2 MB status cell), which the rejects file holds once,
+// in its own column, already.
+const maxReason = 300
+
+// shortReason cuts a reason longer than maxReason, at a character boundary,
+// saying how long it was.
+func shortReason(reason string) string {
+	if len(reason) <= maxReason {
+		return reason
+	}
+	cut := maxReason
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (reason cut, %d bytes)", reason[:cut], len(reason))
 }

@@ -39,6 +39,7 @@ type Registry struct {
 	requests    *prometheus.CounterVec
 	retries     *prometheus.CounterVec
 	restarts    *prometheus.CounterVec
+	skipped     *prometheus.CounterVec
 }
 
 // New returns a registry with every metric declared (and the Go runtime's
@@ -68,10 +69,12 @@ func New() *Registry {
 		[]string{"connector", "endpoint", "class"})
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "retries_total",
 		Help: "Requests that were retries of a failed attempt, by endpoint."}, []string{"connector", "endpoint"})
+	m.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "turns_skipped_total",
+		Help: "Scheduled turns not run because the pipeline was running elsewhere (its lock or destination was held)."}, pipeline)
 	m.restarts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "plugin_restarts_total",
 		Help: "Plugin processes that exited in the middle of a run (crashed or killed); the next run starts a fresh one."},
 		[]string{"connector"})
-	m.reg.MustRegister(m.restarts, m.requests, m.retries, m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
+	m.reg.MustRegister(m.restarts, m.skipped, m.requests, m.retries, m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -113,10 +116,18 @@ func (m *Registry) Declare(pipelines, connectors []string) {
 		m.rejected.WithLabelValues(p)
 		m.runs.WithLabelValues(p, "ok")
 		m.runs.WithLabelValues(p, "failed")
+		m.skipped.WithLabelValues(p)
 	}
 	for _, c := range connectors {
 		m.restarts.WithLabelValues(c)
 	}
+}
+
+// Skipped counts a scheduled turn not run because another host or run held
+// the pipeline (serve replicas sharing a state store): not a failure.
+func (m *Registry) Skipped(pipeline string) {
+	m.running.WithLabelValues(pipeline).Set(0)
+	m.skipped.WithLabelValues(pipeline).Inc()
 }
 
 // ObserveRequests adds a connector's request counts (what it made since

@@ -635,6 +635,9 @@ func (c *Client) streamArray(ctx context.Context, e api.Endpoint, params []strin
 func (c *Client) eachElement(ctx context.Context, e api.Endpoint, params []string, keep bool, fn func(json.RawMessage) error) error {
 	done := 0
 	return c.do(ctx, e, params, func(r io.Reader) error {
+		if err := errorIn200(r, e.Method, e.URL("", params...)); err != nil {
+			return err
+		}
 		ar := jsonscan.NewArrayReader(r, int(c.maxDocument))
 		for seen := 0; ; {
 			el, err := ar.Next()
@@ -664,6 +667,28 @@ func (c *Client) eachElement(ctx context.Context, e api.Endpoint, params []strin
 			done = seen
 		}
 	})
+}
+
+// errorIn200 finds NuOrder's error document ({"code": 401, "message": ...})
+// answered with a 200 where a listing was expected, and returns it as the
+// APIError its code says (so a 401 there reads as a 401, and fails the run
+// as one). r is the body's bufio.Reader (once wraps every body in one);
+// nothing is consumed.
+func errorIn200(r io.Reader, method, path string) error {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		return nil
+	}
+	head, _ := br.Peek(4096)
+	trimmed := bytes.TrimLeft(head, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil
+	}
+	var doc api.Error
+	if json.Unmarshal(trimmed, &doc) != nil || doc.Code < 400 || doc.Code > 599 {
+		return nil
+	}
+	return &APIError{Method: method, Path: path, Status: doc.Code, Message: doc.Message + " (answered with HTTP 200)"}
 }
 
 // discard reads and drops a response body.

@@ -2,6 +2,7 @@ package nuorder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -209,5 +210,22 @@ func TestEveryAnswerHasAnEnd(t *testing.T) {
 			}
 			t.Logf("failed after %v, peak live heap %d MiB: %v", time.Since(start).Round(10*time.Millisecond), peak>>20, err)
 		})
+	}
+}
+
+// TestAnErrorAnsweredWith200SaysItsCode: a gateway answering 200 with
+// NuOrder's error document {"code": 401, ...} fails the read as a 401, once
+// (it said "expected a JSON array" before, without the 401).
+func TestAnErrorAnsweredWith200SaysItsCode(t *testing.T) {
+	srv := startCatalog(t, fakeapi.Catalog{Seed: 139, Products: 5, Companies: 5, Orders: 30})
+	c := configured(t, srv.URL(), testCreds, `,"cursor_lag_seconds":0`)
+	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{ErrorIn200: 401})
+	err := readErr(t, c, "orders", map[string]string{"statuses": "approved"}, 10*time.Second)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 401 || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "/api/orders/approved/detail") {
+		t.Fatalf("%v", err)
+	}
+	if n := srv.Requests(api.OrdersDetail); n != 1 {
+		t.Fatalf("%d attempts, want 1", n)
 	}
 }

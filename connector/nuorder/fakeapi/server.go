@@ -120,6 +120,10 @@ type Fault struct {
 	// answer, as a proxy whose upstream connection broke does: the client
 	// cannot know whether its request took effect.
 	LoseAnswer int
+	// ErrorIn200, when set, answers 200 with NuOrder's error document
+	// carrying this code ({"code": 401, "message": ...}), as gateways in
+	// front of an API sometimes do.
+	ErrorIn200 int
 	// GzipElement, when positive, answers like HugeElement, gzip-compressed
 	// (Content-Encoding: gzip): a small body that expands into one element
 	// of this many bytes.
@@ -310,6 +314,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		bw.WriteString(`"}]`)
 		bw.Flush()
+		return
+	}
+	if fault.ErrorIn200 != 0 {
+		writeJSON(w, map[string]any{"code": fault.ErrorIn200, "message": http.StatusText(fault.ErrorIn200)})
 		return
 	}
 	if fault.GzipElement > 0 {

@@ -104,7 +104,9 @@ func Open(cfg Config) (*Client, error) {
 		// plugin writes its own profile, beside the host's.
 		cmd.Env = []string{CPUProfileEnv + "=" + prof + "." + cfg.Name}
 	}
+	tail := &tailWriter{max: 2048}
 	pc := plugin.NewClient(&plugin.ClientConfig{
+		Stderr:           tail,
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {pluginName: &grpcPlugin{}}},
 		Cmd:              cmd,
@@ -130,6 +132,9 @@ func Open(cfg Config) (*Client, error) {
 			}
 			return nil, fmt.Errorf("connector %s: refusing to start plugin %s: its sha256 is %x, but the configuration pins %x",
 				cfg.Name, cfg.Path, got, secure.Checksum)
+		}
+		if last := tail.String(); last != "" {
+			return nil, fmt.Errorf("connector %s: starting plugin %s: %w; it printed: %s", cfg.Name, cfg.Path, err, last)
 		}
 		return nil, fmt.Errorf("connector %s: starting plugin %s: %w", cfg.Name, cfg.Path, err)
 	}
@@ -506,3 +511,29 @@ func (c *flightConnector) Write(ctx context.Context, req connector.WriteRequest,
 
 // Close implements connector.Connector; the process is ended by Client.Close.
 func (c *flightConnector) Close() error { return nil }
+
+// tailWriter keeps the last max bytes written to it: a plugin's stderr, so
+// that a plugin that fails its handshake says why in the host's error (a
+// crash, a missing library), not only in the log.
+type tailWriter struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if len(w.buf) > w.max {
+		w.buf = append(w.buf[:0], w.buf[len(w.buf)-w.max:]...)
+	}
+	return len(p), nil
+}
+
+// String is what was kept, trimmed, on one line.
+func (w *tailWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(strings.Fields(strings.ToValidUTF8(string(w.buf), "?")), " ")
+}

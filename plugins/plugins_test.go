@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -240,5 +242,17 @@ func TestForwardedPluginLinesCarryOneTime(t *testing.T) {
 	line := buf.String()
 	if strings.Contains(line, `"timestamp"`) || !strings.Contains(line, `"@timestamp"`) || !strings.Contains(line, `"rows":3`) {
 		t.Fatalf("forwarded line: %s", line)
+	}
+}
+
+// TestAPluginThatFailsItsHandshakeSaysWhy: a plugin binary that prints its
+// trouble on stderr and exits before the handshake: the host's error quotes
+// what it printed (it was only in the log before).
+func TestAPluginThatFailsItsHandshakeSaysWhy(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "broken-plugin")
+	os.WriteFile(bin, []byte("#!/bin/sh\necho 'error while loading shared libraries: libfoo.so.1' >&2\nexit 127\n"), 0o755)
+	_, err := Open(Config{Name: "broken", Path: bin})
+	if err == nil || !strings.Contains(err.Error(), "libfoo.so.1") {
+		t.Fatalf("%v", err)
 	}
 }

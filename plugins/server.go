@@ -126,7 +126,7 @@ func StartCPUProfile(path string) (stop func(), err error) {
 // host killed with SIGKILL cannot stop its plugins; they notice they were
 // reparented within this interval and exit, rather than living on (holding
 // memory and connections) as orphans.
-const hostWatchInterval = 500 * time.Millisecond
+const hostWatchInterval = 100 * time.Millisecond
 
 // exitWithHost ends the plugin process when its parent, the host, is gone:
 // the parent pid changes when the host dies (the plugin is reparented).

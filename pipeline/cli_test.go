@@ -72,3 +72,13 @@ sink "postgres" "wh" {
 		}
 	}
 }
+
+// TestMetricsOnEveryInterfaceAreNoticed: serve warns when --metrics-addr
+// listens on every interface (":9464" did so without a word).
+func TestMetricsOnEveryInterfaceAreNoticed(t *testing.T) {
+	for addr, want := range map[string]bool{":9464": true, "0.0.0.0:9464": true, "[::]:9464": true, "127.0.0.1:9464": false, "[::1]:0": false, "10.1.2.3:9464": false} {
+		if got := everyInterface(addr); got != want {
+			t.Errorf("%s: %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -176,7 +176,7 @@ func serveMetrics(addr string, m *metrics.Registry, f *config.File, logger hclog
 		store.Close()
 		return nil, err
 	}
-	if host, _, err := net.SplitHostPort(addr); err == nil && (host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
+	if everyInterface(addr) {
 		logger.Warn("metrics and health are served on every network interface: anyone who can reach this host can read pipeline names and row counts; name an address (127.0.0.1:PORT, or the pod's) to keep them in", "addr", addr)
 	}
 	srv := &http.Server{Handler: m.Handler(healthy), ReadHeaderTimeout: 10 * time.Second}
@@ -211,4 +211,15 @@ func connectorNames(f *config.File) []string {
 		out = append(out, c.Name)
 	}
 	return out
+}
+
+// everyInterface says whether a listen address names no host (":9464") or
+// the unspecified one ("0.0.0.0:9464", "[::]:9464"): every interface.
+func everyInterface(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
 }

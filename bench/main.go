@@ -36,7 +36,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/dghubble/oauth1"
@@ -435,9 +434,7 @@ const duckdb = require(%q);
 		return run{}, fmt.Errorf("%v: %s", err, out)
 	}
 	r := run{}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.hostRSS = ru.Maxrss * 1024
-	}
+	r.hostRSS = peakRSS(cmd.ProcessState)
 	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	r.wall = wall
 	return r, nil

@@ -112,8 +112,11 @@ type Claimer interface {
 	// recording holder (host, process, state store) for whoever is refused.
 	// It fails at once, wrapping ErrClaimed and naming the holder, when
 	// another run holds it. A claim dies with its process (the kernel, the
-	// server session, or an expiry in object storage).
-	Claim(ctx context.Context, pipeline, stream, holder string) (release func(), err error)
+	// server session, or an expiry in object storage); one that must wait
+	// to expire and was taken under the same owner (the state store, whose
+	// pipeline lock the caller holds, so its holder is dead) is taken over
+	// at once.
+	Claim(ctx context.Context, pipeline, stream, owner, holder string) (release func(), err error)
 }
 
 // Locator is implemented by sinks that can name where a stream's rows land

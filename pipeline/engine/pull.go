@@ -170,7 +170,7 @@ func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions
 	// the final commit: two hosts with different state stores cannot both
 	// find it in step and both write it.
 	if cl, ok := sk.(sinks.Claimer); ok {
-		if p.release, err = cl.Claim(ctx, pl.Name, p.st.Name, h.holder()); err != nil {
+		if p.release, err = cl.Claim(ctx, pl.Name, p.st.Name, p.storeID, h.holder()); err != nil {
 			if errors.Is(err, sinks.ErrClaimed) {
 				err = fmt.Errorf("%w: %w", state.ErrLocked, err)
 			}

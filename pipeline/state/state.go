@@ -20,11 +20,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"pipehost/internal/filelock"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -525,14 +525,14 @@ func (l *Local) Lock(pipeline string) (func(), error) {
 	path := l.path(pipeline, ".lock")
 	// O_NOFOLLOW: a lock file planted as a symlink must not make the host
 	// truncate what it points at.
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
-	if errors.Is(err, syscall.ELOOP) {
+	f, err := filelock.OpenNoFollow(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if errors.Is(err, filelock.ErrSymlink) {
 		return nil, fmt.Errorf("lock file %s is a symbolic link: refusing to use it (remove it)", path)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := filelock.TryLock(f); err != nil {
 		holder, _ := os.ReadFile(path)
 		f.Close()
 		return nil, fmt.Errorf("pipeline %s is already running (lock %s held by %s): %w", pipeline, path, strings.TrimSpace(string(holder)), ErrLocked)
@@ -541,7 +541,7 @@ func (l *Local) Lock(pipeline string) (func(), error) {
 	fmt.Fprintf(f, "pid %d since %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
 	return func() {
 		f.Truncate(0)
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		filelock.Unlock(f)
 		f.Close()
 	}, nil
 }

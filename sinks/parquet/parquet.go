@@ -120,7 +120,7 @@ var (
 
 // Claim implements sinks.Claimer with a lock file beside the stream's
 // folder (commitfile.Claim).
-func (s *Sink) Claim(_ context.Context, pipeline, stream, holder string) (func(), error) {
+func (s *Sink) Claim(_ context.Context, pipeline, stream, _, holder string) (func(), error) {
 	return commitfile.Claim(s.dir, stream, pipeline, holder, sinks.ErrClaimed)
 }
 

@@ -277,7 +277,7 @@ func pgType(f arrow.Field) string {
 // stream's table and the pipeline, held by a connection of its own for the
 // run (PostgreSQL drops it if the host dies). The holding session names
 // the holder in its application_name, which a refused claim reports.
-func (s *Sink) Claim(ctx context.Context, pipeline, stream, holder string) (func(), error) {
+func (s *Sink) Claim(ctx context.Context, pipeline, stream, _, holder string) (func(), error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return nil, err

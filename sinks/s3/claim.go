@@ -31,6 +31,7 @@ const (
 // claimBody is the lock object's content.
 type claimBody struct {
 	Holder    string    `json:"holder"`
+	Owner     string    `json:"owner,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
@@ -41,7 +42,7 @@ func (st *store) claimKey() string {
 // Claim implements sinks.Claimer with a lock object under
 // P_pipehost/claims/, created with If-None-Match so that of two hosts at the
 // same moment one wins; an expired one (its holder died) is taken over.
-func (s *Sink) Claim(ctx context.Context, pipeline, stream, holder string) (func(), error) {
+func (s *Sink) Claim(ctx context.Context, pipeline, stream, owner, holder string) (func(), error) {
 	c, err := s.s3(ctx)
 	if err != nil {
 		return nil, err
@@ -49,7 +50,7 @@ func (s *Sink) Claim(ctx context.Context, pipeline, stream, holder string) (func
 	st := s.store(c, stream, pipeline)
 	key := st.claimKey()
 	put := func(ifMatch string) (string, error) {
-		b, _ := json.Marshal(claimBody{Holder: holder, ExpiresAt: time.Now().Add(claimTTL).UTC()})
+		b, _ := json.Marshal(claimBody{Holder: holder, Owner: owner, ExpiresAt: time.Now().Add(claimTTL).UTC()})
 		in := &awss3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), Body: bytes.NewReader(b),
 			ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json")}
 		if ifMatch == "" {
@@ -72,13 +73,16 @@ func (s *Sink) Claim(ctx context.Context, pipeline, stream, holder string) (func
 		if gerr != nil {
 			return nil, gerr
 		}
-		if held != nil && time.Now().Before(held.ExpiresAt) {
+		// A claim of the same owner is a dead run's: this run holds the
+		// owner's own lock of the pipeline, which a live one would hold.
+		if held != nil && time.Now().Before(held.ExpiresAt) && (owner == "" || held.Owner != owner) {
 			return nil, fmt.Errorf("%w: %s is held by %s, until %s unless renewed (%s)", sinks.ErrClaimed, s.Location(stream), held.Holder,
 				held.ExpiresAt.Format(time.RFC3339), st.url(key))
 		}
 		// Expired (or gone meanwhile): remove it if it is still that one,
 		// then create ours; of two hosts doing this, one create wins.
 		if held != nil {
+			s.log.Info("taking over a claim its holder left (killed?)", "claim", st.url(key), "holder", held.Holder)
 			c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), IfMatch: aws.String(tag)})
 		}
 		etag, err = put("")
@@ -98,7 +102,7 @@ func (s *Sink) Claim(ctx context.Context, pipeline, stream, holder string) (func
 				return
 			case <-t.C:
 				rctx, cancel := context.WithTimeout(context.Background(), claimRenew)
-				if tag, err := putRenewal(rctx, c, s.bucket, key, holder, etag); err == nil {
+				if tag, err := putRenewal(rctx, c, s.bucket, key, holder, owner, etag); err == nil {
 					etag = tag
 				} else {
 					s.log.Warn("renewing the claim failed; it expires unless a later renewal succeeds", "claim", st.url(key), "error", explain(err))
@@ -118,8 +122,8 @@ func (s *Sink) Claim(ctx context.Context, pipeline, stream, holder string) (func
 
 // putRenewal pushes a claim's expiry forward, if the object is still the
 // one this run put (If-Match), and returns its new ETag.
-func putRenewal(ctx context.Context, c *awss3.Client, bucket, key, holder, etag string) (string, error) {
-	b, _ := json.Marshal(claimBody{Holder: holder, ExpiresAt: time.Now().Add(claimTTL).UTC()})
+func putRenewal(ctx context.Context, c *awss3.Client, bucket, key, holder, owner, etag string) (string, error) {
+	b, _ := json.Marshal(claimBody{Holder: holder, Owner: owner, ExpiresAt: time.Now().Add(claimTTL).UTC()})
 	out, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(b),
 		ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"), IfMatch: aws.String(etag)})
 	if err != nil {

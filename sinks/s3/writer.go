@@ -10,8 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"pipehost/internal/filelock"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -460,7 +460,7 @@ func startSpool(root string) (string, *os.File, error) {
 		if err != nil {
 			continue
 		}
-		if syscall.Flock(int(fh.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		if filelock.TryLock(fh) == nil {
 			os.RemoveAll(d)
 		}
 		fh.Close()
@@ -471,7 +471,7 @@ func startSpool(root string) (string, *os.File, error) {
 	}
 	lock, err := os.Create(filepath.Join(dir, ".lock"))
 	if err == nil {
-		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err = filelock.TryLock(lock)
 	}
 	if err != nil {
 		os.RemoveAll(dir)

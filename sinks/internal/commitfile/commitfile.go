@@ -17,8 +17,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"pipehost/internal/filelock"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -96,11 +96,7 @@ func (f *Folder) Create() (*os.File, error) {
 // shared is the mode of data files and manifests: readable by everyone the
 // umask allows (0644 under the usual 022), like any file a tool writes, so a
 // lake can be read by other users and services. os.CreateTemp makes 0600.
-var shared = func() os.FileMode {
-	mask := syscall.Umask(0)
-	syscall.Umask(mask)
-	return os.FileMode(0o666 &^ mask)
-}()
+var shared = os.FileMode(0o666) &^ filelock.Umask()
 
 // CreateTemp creates a hidden temporary data file (.part-*.tmp) in dir and
 // holds an exclusive lock on it for as long as it is open, so RemoveStale
@@ -115,7 +111,7 @@ func CreateTemp(dir string) (*os.File, error) {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := filelock.TryLock(f); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
@@ -136,7 +132,7 @@ func RemoveStale(dir string) int {
 			if err != nil {
 				continue
 			}
-			if syscall.Flock(int(fh.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil && os.Remove(name) == nil {
+			if filelock.TryLock(fh) == nil && os.Remove(name) == nil {
 				removed++
 			}
 			fh.Close()
@@ -159,7 +155,7 @@ func (f *Folder) Commit(tmpPath, name string, checkpoint []byte) error {
 	if err != nil {
 		return err
 	}
-	syscall.Flock(int(mt.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) // RemoveStale leaves it alone
+	filelock.TryLock(mt) // RemoveStale leaves it alone
 	mt.Chmod(shared)
 	defer os.Remove(mt.Name())
 	if _, err := mt.Write(b); err != nil {
@@ -216,14 +212,14 @@ func Claim(root, stream, pipeline, holder string, claimed error) (func(), error)
 		return nil, err
 	}
 	path := filepath.Join(root, ".pipehost-claim-"+url.PathEscape(stream)+"-"+url.PathEscape(pipeline)+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o644)
-	if errors.Is(err, syscall.ELOOP) {
+	f, err := filelock.OpenNoFollow(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if errors.Is(err, filelock.ErrSymlink) {
 		return nil, fmt.Errorf("claim file %s is a symbolic link: refusing to use it (remove it)", path)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := filelock.TryLock(f); err != nil {
 		b, _ := os.ReadFile(path)
 		f.Close()
 		return nil, fmt.Errorf("%w: %s is held by %s (%s)", claimed, root, strings.TrimSpace(string(b)), path)
@@ -232,7 +228,7 @@ func Claim(root, stream, pipeline, holder string, claimed error) (func(), error)
 	f.WriteAt([]byte(holder+"\n"), 0)
 	return func() {
 		f.Truncate(0)
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		filelock.Unlock(f)
 		f.Close()
 	}, nil
 }

@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"pipehost/internal/filelock"
 	"strings"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Replacement builds the new content of a folder beside it, hidden, and
@@ -42,7 +40,7 @@ func StartReplacement(live string) (*Replacement, error) {
 	}
 	lock, err := os.OpenFile(filepath.Join(staging, ".writer.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err == nil {
-		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err = filelock.TryLock(lock)
 	}
 	if err != nil {
 		os.RemoveAll(staging)
@@ -76,8 +74,8 @@ func (r *Replacement) Finish(keep func(name string) bool) error {
 	if err := Sync(r.staging); err != nil {
 		return err
 	}
-	err = unix.Renameat2(unix.AT_FDCWD, r.staging, unix.AT_FDCWD, r.live, unix.RENAME_EXCHANGE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) {
+	err = filelock.Exchange(r.staging, r.live)
+	if errors.Is(err, filelock.ErrNoExchange) {
 		old := r.staging + ".old"
 		if err = os.Rename(r.live, old); err == nil {
 			err = os.Rename(r.staging, r.live)
@@ -115,7 +113,7 @@ func RemoveStaleReplacements(live string) {
 			}
 			continue
 		}
-		if syscall.Flock(int(fh.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		if filelock.TryLock(fh) == nil {
 			os.RemoveAll(d)
 		}
 		fh.Close()

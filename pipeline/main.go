@@ -81,9 +81,37 @@ type options struct {
 	replace bool
 }
 
-// builtins are the connectors the host runs itself.
-var builtins = map[string]func(string) connector.Base{
-	config.BuiltinFiles: func(dir string) connector.Base { return files.New(dir) },
+// openConnector is the host's one door to connectors (engine.Opener): the
+// built-in files connector for a file that uses it without a block, a
+// connector linked into this binary (the benchmark's in-process build),
+// else the block's plugin: the file it names (a path with a folder,
+// resolved from the pipeline file's folder), a bare name looked up in that
+// folder then where plugins.Find looks, or NAME-plugin found there.
+func openConnector(_ context.Context, name string, block *config.Connector, env engine.OpenEnv) (engine.Opened, error) {
+	if block == nil {
+		if name == config.BuiltinFiles {
+			return engine.Opened{Conn: files.New(env.BaseDir)}, nil
+		}
+		return engine.Opened{}, fmt.Errorf("no built-in connector %q in this host", name)
+	}
+	if l, ok := linked[name]; ok {
+		return engine.Opened{Conn: l(env.Logger.Named(name))}, nil
+	}
+	path, err := block.Plugin, error(nil)
+	switch {
+	case path == "" && block.PluginName != "":
+		path, err = plugins.FindFile(block.PluginName, env.BaseDir)
+	case path == "":
+		path, err = plugins.Find(name)
+	}
+	if err != nil {
+		return engine.Opened{}, err
+	}
+	pc, err := plugins.Open(plugins.Config{Name: name, Path: path, SHA256: block.SHA256, Logger: env.Logger})
+	if err != nil {
+		return engine.Opened{}, err
+	}
+	return engine.Opened{Conn: pc, Path: path}, nil
 }
 
 // linked are connectors linked into this binary in place of their plugins:
@@ -211,7 +239,7 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 	if o.progress == 0 || o.watcher != nil {
 		eo.ProgressEvery = -1 // --progress-every 0, or a live display: no progress lines
 	}
-	eo.Builtins, eo.Linked = builtins, linked
+	eo.Open = openConnector
 	eo.Command = o.command
 	if f.StateBackend != "postgres" {
 		// The sandbox remembers what it was sent beside the file's state

@@ -149,8 +149,11 @@ const BuiltinFiles = "files"
 // connectors the host runs itself.
 var builtins = map[string]bool{BuiltinFiles: true}
 
+// IsBuiltin says whether name is a connector files may use without a block.
+func IsBuiltin(name string) bool { return builtins[name] }
+
 // RegisterBuiltin lets files use name without a connector block: the host
-// runs such a connector itself (engine.Options.Builtins). Call it before
+// runs such a connector itself (its engine.Opener opens it). Call it before
 // loading files, from main or a test.
 func RegisterBuiltin(name string) { builtins[name] = true }
 

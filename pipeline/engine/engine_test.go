@@ -12,7 +12,6 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 
-	"pipehost/connector"
 	"pipehost/connector/numbers"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/state"
@@ -87,7 +86,9 @@ func host(t *testing.T, hcl string, store state.Store) *Host {
 		t.Fatal(diags)
 	}
 	h, diags := Open(context.Background(), f, Options{State: store,
-		Builtins: map[string]func(string) connector.Base{"numbers": func(string) connector.Base { return &numbers.Connector{} }}})
+		Open: func(_ context.Context, name string, block *config.Connector, _ OpenEnv) (Opened, error) {
+			return Opened{Conn: &numbers.Connector{}}, nil
+		}})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}

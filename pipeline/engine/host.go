@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -26,7 +27,6 @@ import (
 	"pipehost/connector"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/state"
-	"pipehost/plugins"
 	"pipehost/sinks"
 )
 
@@ -45,19 +45,14 @@ type Options struct {
 	// ProgressEvery is how often a running pipeline logs its rows and rate
 	// (0: DefaultProgressEvery; negative: never).
 	ProgressEvery time.Duration
-	// Builtins are the connectors that run inside the host, by the name a
-	// file refers to them with (config.BuiltinFiles: the files connector),
-	// each made for the pipeline file's folder. main registers them, as it
-	// registers sinks: the engine knows no connector.
-	Builtins map[string]func(baseDir string) connector.Base
+	// Open is the one door to connectors: the engine calls it for every
+	// connector the selected pipelines use, and closes what it returns.
+	// main wires the plugin transport, the built-in files connector and
+	// in-process builds into it (as Terraform's providers.Factory): the
+	// engine knows none of them. Nil: no connector can be opened.
+	Open Opener
 	// Watcher, when not nil, follows every run as it goes (a live display).
 	Watcher Watcher
-	// Linked are connectors linked into the host binary, by connector
-	// block name: a block naming one runs it in process instead of a
-	// plugin (its plugin attribute and pin are not used). Only builds made
-	// for measuring the plugin boundary (the benchmark's in-process host)
-	// link any.
-	Linked map[string]func(logger hclog.Logger) connector.Base
 	// SandboxDir, with Sandbox, is the folder (kept with the state) in
 	// which each connector's sandbox remembers what it was sent, in a
 	// folder named after the connector block; empty: sandboxes forget.
@@ -71,6 +66,29 @@ type Options struct {
 	// without insisting on required attributes, and connectors are not
 	// configured, so `pipeline streams` works without credentials.
 	Catalog bool
+}
+
+// Opener opens the connector a pipeline file refers to as name: the
+// `connector` block of that name (block not nil: its plugin, pin and
+// config), or a built-in connector the file uses without a block (block
+// nil, config.IsBuiltin). It errors, saying why, when the connector cannot
+// be found or started; the engine reports that at the block.
+type Opener func(ctx context.Context, name string, block *config.Connector, env OpenEnv) (Opened, error)
+
+// OpenEnv is what an Opener is told about where the connector runs.
+type OpenEnv struct {
+	// BaseDir is the pipeline file's folder.
+	BaseDir string
+	// Logger receives the connector's log lines.
+	Logger hclog.Logger
+}
+
+// Opened is a connector an Opener started.
+type Opened struct {
+	Conn connector.Base
+	// Path is the plugin binary that runs it ("" in process), for
+	// messages and version.
+	Path string
 }
 
 // Connector is a started connector with its catalog.
@@ -163,14 +181,18 @@ func Open(ctx context.Context, f *config.File, opts Options) (*Host, hcl.Diagnos
 			h.Connectors[c.Name] = sc
 		}
 	}
-	for name, open := range opts.Builtins {
-		if !used["connector."+name] || f.Connector(name) != nil {
-			continue // not used, or the file declares a plugin of that name
+	for _, name := range h.builtinsUsed(used) {
+		if opts.Open == nil {
+			continue
 		}
-		bc := open(f.Dir)
-		streams, _ := bc.Streams(ctx)
-		info, _ := bc.Info(ctx)
-		h.Connectors[name] = &Connector{Name: name, Info: info, Streams: streams, conn: bc}
+		op, err := opts.Open(ctx, name, nil, OpenEnv{BaseDir: f.Dir, Logger: opts.Logger.Named(name)})
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot start connector " + name, Detail: err.Error()})
+			continue
+		}
+		streams, _ := op.Conn.Streams(ctx)
+		info, _ := op.Conn.Info(ctx)
+		h.Connectors[name] = &Connector{Name: name, Info: info, Streams: streams, conn: op.Conn}
 	}
 	for _, s := range f.Sinks {
 		if !used["sink."+s.Key()] {
@@ -193,6 +215,23 @@ func Open(ctx context.Context, f *config.File, opts Options) (*Host, hcl.Diagnos
 		h.Close()
 	}
 	return h, diags
+}
+
+// builtinsUsed lists the built-in connectors (config.IsBuiltin) the used
+// pipelines refer to without a block of that name, sorted.
+func (h *Host) builtinsUsed(used map[string]bool) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, pl := range h.File.Pipelines {
+		for _, r := range []config.Ref{pl.From, pl.To} {
+			if r.Kind == "connector" && used["connector."+r.Name] && h.File.Connector(r.Name) == nil && config.IsBuiltin(r.Name) && !seen[r.Name] {
+				seen[r.Name] = true
+				out = append(out, r.Name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // used says which blocks the selected pipelines need; with no selection,
@@ -237,31 +276,14 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 	fail := func(summary string, err error) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: err.Error(), Subject: c.DeclRange.Ptr()}}
 	}
-	var client connector.Base
-	path := ""
-	if linked, ok := h.opts.Linked[c.Name]; ok {
-		client = linked(h.opts.Logger.Named(c.Name))
-	} else {
-		path = c.Plugin
-		if path == "" && c.PluginName != "" {
-			found, err := plugins.FindFile(c.PluginName, h.File.Dir)
-			if err != nil {
-				return nil, fail("Cannot find connector plugin", err)
-			}
-			path = found
-		} else if path == "" {
-			found, err := plugins.Find(c.Name)
-			if err != nil {
-				return nil, fail("Cannot find connector plugin", err)
-			}
-			path = found
-		}
-		pc, err := plugins.Open(plugins.Config{Name: c.Name, Path: path, SHA256: c.SHA256, Logger: h.opts.Logger})
-		if err != nil {
-			return nil, fail("Cannot start connector plugin", err)
-		}
-		client = pc
+	if h.opts.Open == nil {
+		return nil, fail("Cannot start connector "+c.Name, errors.New("this host opens no connectors"))
 	}
+	op, err := h.opts.Open(ctx, c.Name, c, OpenEnv{BaseDir: h.File.Dir, Logger: h.opts.Logger})
+	if err != nil {
+		return nil, fail("Cannot start connector "+c.Name, err)
+	}
+	client, path := op.Conn, op.Path
 	sc := &Connector{Name: c.Name, conn: client, Path: path}
 	ok := false
 	defer func() {
@@ -269,7 +291,6 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 			client.Close()
 		}
 	}()
-	var err error
 	if sc.Info, err = client.Info(ctx); err != nil {
 		return nil, fail("Connector plugin does not answer", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"pipehost/internal/failpoint"
 	"sync"
 	"time"
 
@@ -231,7 +232,7 @@ func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions
 // commit commits the rows written so far with cp, then stores cp.
 func (p *pullRun) commit(cp []byte, final bool) error {
 	ctx, res := p.ctx, p.res
-	if p.pending > 0 && failpoint("before-commit") {
+	if p.pending > 0 && failpoint.Armed("before-commit") {
 		p.log.Warn("failpoint before-commit: rows written, not committed; waiting to be killed")
 		<-ctx.Done()
 		return ctx.Err()
@@ -243,7 +244,7 @@ func (p *pullRun) commit(cp []byte, final bool) error {
 	if err != nil {
 		return fmt.Errorf("committing to %s: %w", res.Sink, err)
 	}
-	if info.Rows > 0 && failpoint("after-sink-commit") {
+	if info.Rows > 0 && failpoint.Armed("after-sink-commit") {
 		p.log.Warn("failpoint after-sink-commit: rows committed, state not written; waiting to be killed")
 		<-ctx.Done()
 		return ctx.Err()
@@ -443,11 +444,4 @@ func (h *Host) heldSinceBeforeReset(ctx context.Context, pl *config.Pipeline, st
 		return false, fmt.Errorf("reading the checkpoint stored in %s: %w", pl.To, err)
 	}
 	return held != nil && !at.After(entry.ResetAt), nil
-}
-
-// failpoint says whether the test failpoint name is armed through the
-// PIPEHOST_FAILPOINT environment variable. Tests use it to kill the host at
-// an exact moment; nothing arms it in normal use.
-func failpoint(name string) bool {
-	return os.Getenv("PIPEHOST_FAILPOINT") == name
 }

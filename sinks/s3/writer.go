@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"pipehost/internal/failpoint"
 	"pipehost/internal/filelock"
 	"sort"
 	"time"
@@ -377,7 +378,7 @@ func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, 
 		return sinks.CommitInfo{}, err
 	}
 	w.held, w.heldRows = nil, 0
-	if os.Getenv("PIPEHOST_FAILPOINT") == "after-s3-commit-record" {
+	if failpoint.Armed("after-s3-commit-record") {
 		w.sink.log.Warn("failpoint after-s3-commit-record: committed, files not yet in place; waiting to be killed")
 		<-ctx.Done()
 		return sinks.CommitInfo{}, ctx.Err()

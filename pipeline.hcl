@@ -1,23 +1,25 @@
-# The default pipelines: every NuOrder source stream into Parquet files under data/.
+# Pipelines from NuOrder into Parquet files under data/.
 #
-#   make run                          # against the built-in sandbox (fake NuOrder, demo data)
-#   bin/pipeline run                  # against NuOrder, credentials from the environment
+#   make run                       # (in the repository) build, then run it against the built-in sandbox
+#   pipeline validate --sandbox    # check this file against the built-in sandbox (no account needed)
+#   pipeline run --sandbox         # run it against the sandbox: demo data into data/
+#   pipeline run                   # run it against NuOrder, with the credentials below
 #
-# Relative paths are resolved from this file's folder. Each run reads what changed since the
-# last one (checkpoints are kept in .pipeline-state/pipeline/); `--full-refresh` reads everything.
+# Each run reads what changed since the last one (checkpoints in .pipeline-state/<file name>/).
 
 connector "nuorder" {
-  plugin = "bin/nuorder-plugin"
-  # sha256 = "..."   # pin the plugin binary: any other binary is refused before it starts
+  # plugin = "bin/nuorder-plugin"   # optional: found beside the pipeline binary, in $PIPELINE_PLUGIN_DIR,
+  #                                 # ~/.pipehost/plugins or on PATH when not set
+  # sha256 = "..."                  # pin the plugin binary: any other binary is refused
 
   config {
-    base_url        = env("NUORDER_BASE_URL", "https://next.nuorder.com")
-    consumer_key    = env("NUORDER_CONSUMER_KEY")
-    consumer_secret = env("NUORDER_CONSUMER_SECRET") # sensitive: never printed
+    base_url        = env("NUORDER_BASE_URL", "https://next.nuorder.com") # sandbox: https://sandbox1.nuorder.com
+    consumer_key    = env("NUORDER_CONSUMER_KEY")                          # NuOrder Admin > API Management
+    consumer_secret = env("NUORDER_CONSUMER_SECRET")                       # sensitive: never printed
     token           = env("NUORDER_TOKEN")
     token_secret    = env("NUORDER_TOKEN_SECRET") # sensitive: never printed
-    # NuOrder has no warehouse listing: name the brand's warehouses for the locations stream
-    # (--sandbox uses the sandbox's own).
+
+    # NuOrder has no warehouse listing: name the brand's warehouses (for locations and stock pushes).
     # warehouses = [{ id = "628d4fa01f9aa012b5f1a1a5", code = "MAIN", name = "Main warehouse" }]
   }
 }
@@ -44,7 +46,8 @@ pipeline "companies" {
 pipeline "orders" {
   from = connector.nuorder.orders
   to   = sink.parquet.lake
-  # options = { statuses = "approved,processed,shipped,cancelled", approved_from = "2026-01-01" }
+  # options  = { statuses = "approved,processed,shipped,cancelled", approved_from = "2026-01-01" }
+  # schedule = "@hourly"   # for pipeline serve
 }
 
 pipeline "order_lines" {

@@ -82,3 +82,17 @@ func TestMetricsOnEveryInterfaceAreNoticed(t *testing.T) {
 		}
 	}
 }
+
+// TestInitWritesTheDefaultPipelineFile: pipeline init writes the
+// repository's pipeline.hcl, one text (it was a drifted copy).
+func TestInitWritesTheDefaultPipelineFile(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runInProcess("init", dir); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "pipeline.hcl"))
+	want, _ := os.ReadFile("../pipeline.hcl")
+	if len(want) == 0 || string(got) != string(want) {
+		t.Fatal("init wrote a file that is not pipeline.hcl")
+	}
+}

@@ -1,0 +1,48 @@
+package jsonl
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"pipehost/sinks"
+	"pipehost/sinks/internal/textsink"
+	"pipehost/sinks/sinkstest"
+)
+
+func TestConformance(t *testing.T) {
+	sinkstest.Run(t, sinkstest.Harness{Modes: textsink.Driver{}.Modes(), Open: func(t *testing.T) (sinks.Sink, func(string) []string) {
+		base := t.TempDir()
+		s, err := textsink.Open(&textsink.Config{Path: "out"}, sinks.Env{BaseDir: base}, encoder{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, func(stream string) []string {
+			files, _ := filepath.Glob(filepath.Join(base, "out", stream, "*.jsonl"))
+			var ids []string
+			for _, f := range files {
+				fh, err := os.Open(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sc := bufio.NewScanner(fh)
+				for sc.Scan() {
+					var row struct {
+						ID string `json:"_id"`
+					}
+					if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+						t.Fatal(err)
+					}
+					ids = append(ids, row.ID)
+				}
+				fh.Close()
+			}
+			sort.Strings(ids)
+			return ids
+		}
+	}})
+}

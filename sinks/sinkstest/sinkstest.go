@@ -47,7 +47,9 @@ func Rows(from, to int) arrow.Record {
 	return b.NewRecord()
 }
 
-func id(i int) string { return "r" + string(rune('a'+i/26/26%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i%26)) }
+func id(i int) string {
+	return "r" + string(rune('a'+i/26/26%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i%26))
+}
 
 func ids(from, to int) []string {
 	var out []string

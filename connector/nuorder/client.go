@@ -4,25 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/dghubble/oauth1"
 	"github.com/hashicorp/go-hclog"
 
 	"pipehost/connector"
 	"pipehost/connector/nuorder/api"
-	"pipehost/internal/jsonscan"
 )
 
 // APIError is an error status from NuOrder, with the message of its
@@ -296,105 +292,6 @@ func (c *Client) Stats() connector.Stats {
 	return out
 }
 
-// notHTML fails when a successful answer is an HTML page (a proxy's or
-// CDN's error page served with 200) rather than NuOrder's JSON, quoting its
-// first bytes; the body is left unread otherwise.
-func notHTML(body *bufio.Reader, method, path string) error {
-	head, _ := body.Peek(512)
-	trimmed := bytes.TrimLeft(head, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '<' {
-		return nil
-	}
-	first := trimmed
-	if len(first) > 80 {
-		first = first[:80]
-	}
-	return fmt.Errorf("NuOrder answered %s %s with an HTML page instead of JSON (first bytes: %q)", method, path, first)
-}
-
-// idleBody cancels its request when one read waits longer than idle for
-// NuOrder's next bytes, and the read then fails with the timeoutError that
-// cancelled it. Only time spent waiting on the network counts: a consumer
-// that takes its time between two reads (a slow sink) is not NuOrder's
-// silence.
-type idleBody struct {
-	io.ReadCloser
-	timer *time.Timer
-	idle  time.Duration
-	ctx   context.Context
-	// left counts down the bytes the answer may still hold (after
-	// decompression) of max; past it the read fails with answerTooLarge.
-	left, max    int64
-	method, path string
-}
-
-func (b *idleBody) Read(p []byte) (int, error) {
-	if b.max > 0 && b.left <= 0 {
-		return 0, &answerTooLarge{method: b.method, path: b.path, max: b.max}
-	}
-	if b.max > 0 && int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	b.timer.Reset(b.idle)
-	n, err := b.ReadCloser.Read(p)
-	b.timer.Stop()
-	b.left -= int64(n)
-	if err != nil {
-		var te *timeoutError
-		if errors.As(context.Cause(b.ctx), &te) {
-			return n, te
-		}
-	}
-	return n, err
-}
-
-// isEndless says whether err is an answer cut at max_answer_seconds.
-func isEndless(err error) bool {
-	var te *timeoutError
-	return errors.As(err, &te) && te.attr == "max_answer_seconds"
-}
-
-// answerTooLarge is an answer whose body, decompressed, exceeded the
-// answer limit.
-type answerTooLarge struct {
-	method, path string
-	max          int64
-}
-
-func (e *answerTooLarge) Error() string {
-	return fmt.Sprintf("the answer to %s %s is larger than %d MiB once decompressed (max_answer_mib): refusing to read on", e.method, e.path, e.max>>20)
-}
-
-func (b *idleBody) Close() error {
-	b.timer.Stop()
-	return b.ReadCloser.Close()
-}
-
-// DefaultMaxDocument is the largest single document (one element of a
-// listing) the client holds: NuOrder's orders are kilobytes; an element
-// that never ends must not grow the plugin without bound.
-const DefaultMaxDocument = 64 << 20
-
-// documentTooLarge is an element of a listing beyond the document limit.
-type documentTooLarge struct {
-	method, path string
-	max          int64
-}
-
-func (e *documentTooLarge) Error() string {
-	return fmt.Sprintf("an element of %s %s is larger than %d MiB (max_document_mib): refusing to hold it", e.method, e.path, e.max>>20)
-}
-
-// retryError marks a failure in the middle of a body that read can resume.
-type retryError struct{ err error }
-
-func (e *retryError) Error() string { return e.err.Error() }
-
-// bodyError marks a failure of read that must not be retried.
-type bodyError struct{ err error }
-
-func (e *bodyError) Error() string { return e.err.Error() }
-
 func (c *Client) once(ctx context.Context, method, url, path string, body []byte, read func(status int, r io.Reader) error) error {
 	select {
 	case c.sem <- struct{}{}:
@@ -468,53 +365,6 @@ func (c *Client) once(ctx context.Context, method, url, path string, body []byte
 	return nil
 }
 
-// maxMessage is how much of NuOrder's error message an error quotes.
-const maxMessage = 200
-
-// statusError reads NuOrder's error body.
-func (c *Client) statusError(method, path string, resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	e := &APIError{Method: method, Path: path, Status: resp.StatusCode}
-	var apiBody api.Error
-	if json.Unmarshal(body, &apiBody) == nil && apiBody.Message != "" {
-		e.Message = apiBody.Message
-		if len(e.Message) > maxMessage {
-			// NuOrder's messages quote the values they refuse: a reason
-			// (in a rejects file, a log line) quotes at most the start.
-			cut := maxMessage
-			for cut > 0 && !utf8.RuneStart(e.Message[cut]) {
-				cut--
-			}
-			e.Message = fmt.Sprintf("%s… (%d bytes)", e.Message[:cut], len(apiBody.Message))
-		}
-	} else {
-		e.Message = strings.TrimSpace(string(body))
-		if len(e.Message) > 200 {
-			e.Message = e.Message[:200] + "..."
-		}
-		if e.Message == "" {
-			e.Message = "(empty body)"
-		}
-	}
-	if ra := resp.Header.Get("Retry-After"); ra != "" {
-		if secs, err := strconv.Atoi(ra); err == nil {
-			return &retryAfterError{APIError: e, after: time.Duration(secs) * time.Second}
-		}
-		if t, err := http.ParseTime(ra); err == nil {
-			return &retryAfterError{APIError: e, after: time.Until(t)}
-		}
-	}
-	return e
-}
-
-// retryAfterError is an APIError whose response said when to come back.
-type retryAfterError struct {
-	*APIError
-	after time.Duration
-}
-
-func (e *retryAfterError) Unwrap() error { return e.APIError }
-
 // backoff is the delay before the given attempt: Retry-After when the server
 // sent one, else exponential with full jitter.
 func (c *Client) backoff(attempt int, lastErr error) time.Duration {
@@ -541,158 +391,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// send makes a write request with a JSON body (none when body is nil) and
-// decodes the answer into out when out is not nil.
-func (c *Client) send(ctx context.Context, e api.Endpoint, params []string, body, out any) error {
-	_, err := c.sendStatus(ctx, e, params, body, out)
-	return err
-}
-
-// sendStatus is send that also returns the success status NuOrder answered
-// (200, 201; 304 is a no-op and decodes nothing).
-func (c *Client) sendStatus(ctx context.Context, e api.Endpoint, params []string, body, out any) (int, error) {
-	var b []byte // nil body: none is sent
-	if body != nil {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			return 0, err
-		}
-	}
-	status := http.StatusNotModified // once reads no body for a 304
-	err := c.doBody(ctx, e, params, b, func(st int, r io.Reader) error {
-		status = st
-		if out == nil {
-			return discard(r)
-		}
-		if err := json.NewDecoder(r).Decode(out); err != nil {
-			return &retryError{fmt.Errorf("decoding the answer of %s: %w", e.Path, err)}
-		}
-		return nil
-	})
-	return status, err
-}
-
-// create sends a request that is not idempotent (an order or company
-// create: sent twice, it may make two), never retrying it blind: each
-// attempt is sent once, and when its answer is lost (no answer, a dropped
-// connection, a 5xx from a proxy or a 429) exists reads back whether the
-// object is there before another attempt. It returns whether an earlier
-// attempt had created it (its answer lost), or the error.
-func (c *Client) create(ctx context.Context, e api.Endpoint, params []string, body any, exists func(context.Context) (bool, error)) (already bool, err error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return false, err
-	}
-	once := withLimits(ctx, c.timeouts.Response, 1)
-	for attempt := 1; ; attempt++ {
-		err = c.doBody(once, e, params, b, func(_ int, r io.Reader) error { return discard(r) })
-		var apiErr *APIError
-		if err == nil || errors.As(err, &apiErr) && !retryable(apiErr.Status) || ctx.Err() != nil {
-			return false, err
-		}
-		if attempt >= c.MaxAttempts {
-			return false, fmt.Errorf("%s %s: no answer after %d attempts, each read back first: %w", e.Method, e.URL("", params...), attempt, err)
-		}
-		// The answer is lost: the request may have been carried out.
-		there, rerr := exists(ctx)
-		if rerr != nil {
-			return false, fmt.Errorf("%s %s lost its answer (%v), and reading back whether it was carried out failed: %w", e.Method, e.URL("", params...), err, rerr)
-		}
-		if there {
-			c.logger.Info("a create whose answer was lost had been carried out: not sent again", "method", e.Method, "path", e.URL("", params...))
-			return true, nil
-		}
-		if err := sleepCtx(ctx, c.backoff(attempt+1, err)); err != nil {
-			return false, err
-		}
-	}
-}
-
-// getJSON reads one JSON document into v.
-func (c *Client) getJSON(ctx context.Context, e api.Endpoint, params []string, v any) error {
-	return c.do(ctx, e, params, func(r io.Reader) error {
-		if err := json.NewDecoder(r).Decode(v); err != nil {
-			// A cut-off body is a transport failure worth another try.
-			return &retryError{fmt.Errorf("decoding %s: %w", e.Path, err)}
-		}
-		return nil
-	})
-}
-
-// streamArray streams a listing (a JSON array) and calls fn with each
-// element, in order, holding one element at a time: the element is fn's to
-// keep. A body cut short is retried (by do), resuming after the elements
-// fn has already seen.
-func (c *Client) streamArray(ctx context.Context, e api.Endpoint, params []string, fn func(json.RawMessage) error) error {
-	return c.eachElement(ctx, e, params, true, fn)
-}
-
-// eachElement is streamArray; with keep false, an element is valid only
-// during fn (it lies in the reader's buffer), which saves a copy of every
-// document on the hot path of orders.
-func (c *Client) eachElement(ctx context.Context, e api.Endpoint, params []string, keep bool, fn func(json.RawMessage) error) error {
-	done := 0
-	return c.do(ctx, e, params, func(r io.Reader) error {
-		if err := errorIn200(r, e.Method, e.URL("", params...)); err != nil {
-			return err
-		}
-		ar := jsonscan.NewArrayReader(r, int(c.maxDocument))
-		for seen := 0; ; {
-			el, err := ar.Next()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			switch {
-			case errors.Is(err, jsonscan.ErrNotArray):
-				return fmt.Errorf("%s %s: %w", e.Method, e.Path, err)
-			case errors.Is(err, jsonscan.ErrTooLarge):
-				return &documentTooLarge{method: e.Method, path: e.URL("", params...), max: c.maxDocument} // not worth another try
-			case errors.As(err, new(*answerTooLarge)) || isEndless(err):
-				return err // the same answer again would end the same way
-			case err != nil:
-				return &retryError{fmt.Errorf("reading %s after %d elements: %w", e.Path, seen, err)}
-			}
-			seen++
-			if seen <= done {
-				continue
-			}
-			if keep {
-				el = append([]byte(nil), el...)
-			}
-			if err := fn(el); err != nil {
-				return err
-			}
-			done = seen
-		}
-	})
-}
-
-// errorIn200 finds NuOrder's error document ({"code": 401, "message": ...})
-// answered with a 200 where a listing was expected, and returns it as the
-// APIError its code says (so a 401 there reads as a 401, and fails the run
-// as one). r is the body's bufio.Reader (once wraps every body in one);
-// nothing is consumed.
-func errorIn200(r io.Reader, method, path string) error {
-	br, ok := r.(*bufio.Reader)
-	if !ok {
-		return nil
-	}
-	head, _ := br.Peek(4096)
-	trimmed := bytes.TrimLeft(head, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil
-	}
-	var doc api.Error
-	if json.Unmarshal(trimmed, &doc) != nil || doc.Code < 400 || doc.Code > 599 {
-		return nil
-	}
-	return &APIError{Method: method, Path: path, Status: doc.Code, Message: doc.Message + " (answered with HTTP 200)"}
-}
-
-// discard reads and drops a response body.
-func discard(r io.Reader) error {
-	_, err := io.Copy(io.Discard, r)
-	return err
 }

@@ -19,24 +19,18 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"pipehost/sinks/internal/jsonvalue"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
-	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 
-	"pipehost/connector"
 	"pipehost/internal/pgconfig"
 	"pipehost/sinks"
 )
@@ -242,78 +236,6 @@ func (s *Sink) Checkpoint(ctx context.Context, pipeline, stream string) ([]byte,
 // Close implements sinks.Sink.
 func (s *Sink) Close() error { return nil }
 
-// pgType maps an Arrow field to a PostgreSQL column type.
-func pgType(f arrow.Field) string {
-	if connector.IsJSON(f) {
-		return "jsonb"
-	}
-	switch f.Type.ID() {
-	case arrow.STRING, arrow.LARGE_STRING:
-		return "text"
-	case arrow.BOOL:
-		return "boolean"
-	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.UINT8, arrow.UINT16:
-		return "integer"
-	case arrow.INT64, arrow.UINT32, arrow.UINT64:
-		return "bigint"
-	case arrow.FLOAT32, arrow.FLOAT64:
-		return "double precision"
-	case arrow.DECIMAL128:
-		t := f.Type.(*arrow.Decimal128Type)
-		return fmt.Sprintf("numeric(%d,%d)", t.Precision, t.Scale)
-	case arrow.TIMESTAMP:
-		return "timestamptz"
-	case arrow.DATE32, arrow.DATE64:
-		return "date"
-	case arrow.BINARY, arrow.LARGE_BINARY:
-		return "bytea"
-	}
-	return "jsonb" // lists, structs, maps
-}
-
-// Open implements sinks.Sink: it connects, creates or evolves the table and
-// prepares the staging table.
-// Claim implements sinks.Claimer with a session advisory lock on the
-// stream's table and the pipeline, held by a connection of its own for the
-// run (PostgreSQL drops it if the host dies). The holding session names
-// the holder in its application_name, which a refused claim reports.
-func (s *Sink) Claim(ctx context.Context, pipeline, stream, _, holder string) (func(), error) {
-	conn, err := s.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	h := fnv.New64a()
-	fmt.Fprintf(h, "pipehost-claim\x00%s\x00%s\x00%s", s.schema, s.table(stream), pipeline)
-	key := int64(h.Sum64())
-	name := "pipehost claim: " + holder
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	conn.Exec(ctx, "SELECT set_config('application_name', $1, false)", name)
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&got); err != nil {
-		conn.Close(context.Background())
-		return nil, s.red.Err(fmt.Errorf("claiming %s: %w", s.Location(stream), err))
-	}
-	if !got {
-		var who string
-		conn.QueryRow(ctx, `SELECT coalesce(a.application_name, '') || ' (backend pid ' || a.pid || ', since ' || to_char(a.backend_start, 'YYYY-MM-DD"T"HH24:MI:SSOF') || ')'
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 LIMIT 1`, key).Scan(&who)
-		conn.Close(context.Background())
-		if who == "" {
-			who = "another session"
-		}
-		return nil, fmt.Errorf("%w: %s is held by %s", sinks.ErrClaimed, s.Location(stream), who)
-	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", key)
-		conn.Close(ctx)
-	}, nil
-}
-
 func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
@@ -440,30 +362,6 @@ WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND
 	return err == nil && n > 0
 }
 
-// compatible says whether a column of PostgreSQL type have can take values
-// of type want.
-func compatible(have, want string) bool {
-	if have == want {
-		return true
-	}
-	switch want {
-	case "integer":
-		return have == "bigint" || have == "numeric" || have == "double precision"
-	case "bigint":
-		return have == "numeric"
-	case "text":
-		return have == "character varying"
-	case "timestamptz":
-		return have == "timestamp with time zone"
-	case "jsonb":
-		return have == "json"
-	}
-	if strings.HasPrefix(want, "numeric") {
-		return have == "numeric"
-	}
-	return false
-}
-
 // columns returns a table's columns and their types, or nil when the table
 // does not exist.
 func (w *Writer) columns(ctx context.Context, table string) (map[string]string, error) {
@@ -511,82 +409,6 @@ func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
 	w.seq += n
 	w.rows += n
 	return nil
-}
-
-// recordSource feeds a record's rows to COPY.
-type recordSource struct {
-	rec   arrow.Record
-	row   int
-	seq   int64
-	jsonb []bool // per column: encode as jsonb
-	vals  []any
-	err   error
-}
-
-func (r *recordSource) Next() bool {
-	r.row++
-	return r.row < int(r.rec.NumRows())
-}
-
-func (r *recordSource) Values() ([]any, error) {
-	if r.vals == nil {
-		r.vals = make([]any, r.rec.NumCols()+1)
-	}
-	for c := 0; c < int(r.rec.NumCols()); c++ {
-		v, err := value(r.rec.Column(c), r.jsonb[c], r.row)
-		if err != nil {
-			return nil, fmt.Errorf("column %s: %w", r.rec.ColumnName(c), err)
-		}
-		r.vals[c] = v
-	}
-	r.vals[len(r.vals)-1] = r.seq + int64(r.row)
-	return r.vals, nil
-}
-
-func (r *recordSource) Err() error { return r.err }
-
-// value converts one Arrow value to what pgx encodes for its column type.
-func value(col arrow.Array, jsonb bool, i int) (any, error) {
-	if col.IsNull(i) {
-		return nil, nil
-	}
-	if jsonb {
-		if c, ok := col.(*array.String); ok {
-			return json.RawMessage(c.Value(i)), nil
-		}
-		return json.RawMessage(jsonvalue.Append(nil, col, i)), nil
-	}
-	switch c := col.(type) {
-	case *array.String:
-		return c.Value(i), nil
-	case *array.Boolean:
-		return c.Value(i), nil
-	case *array.Int32:
-		return c.Value(i), nil
-	case *array.Int64:
-		return c.Value(i), nil
-	case *array.Int16:
-		return int32(c.Value(i)), nil
-	case *array.Int8:
-		return int32(c.Value(i)), nil
-	case *array.Float64:
-		return c.Value(i), nil
-	case *array.Float32:
-		return float64(c.Value(i)), nil
-	case *array.Decimal128:
-		scale := c.DataType().(*arrow.Decimal128Type).Scale
-		return pgtype.Numeric{Int: c.Value(i).BigInt(), Exp: -scale, Valid: true}, nil
-	case *array.Timestamp:
-		unit := c.DataType().(*arrow.TimestampType).Unit
-		return c.Value(i).ToTime(unit), nil
-	case *array.Date32:
-		return c.Value(i).ToTime(), nil
-	case *array.Date64:
-		return c.Value(i).ToTime(), nil
-	case *array.Binary:
-		return c.Value(i), nil
-	}
-	return col.ValueStr(i), nil
 }
 
 // Commit implements sinks.Writer: in one transaction, the staged rows move

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -700,4 +701,23 @@ connector "numbers" {
 	if r.code == 0 || !strings.Contains(r.stderr, "its sha256 is "+hex.EncodeToString(realSum[:])) || !strings.Contains(r.stderr, "pins "+hex.EncodeToString(sum[:])) {
 		t.Fatalf("a wrong pin: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer a child process writes while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -147,13 +147,13 @@ pipeline "numbers" {
 		dsn += "?application_name=" + app
 	}
 	cmd.Env = append(os.Environ(), "E2E_DSN="+dsn)
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	time.Sleep(6500 * time.Millisecond)
+	waitFor(t, "four scheduled runs", func() bool { return strings.Count(stderr.String(), "scheduled run finished") >= 4 })
 	during := count()
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()

@@ -445,7 +445,8 @@ pipeline "products" {
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // the first run holds the lock, waiting on the listing
+	// The first run holds the lock once it has asked for the listing.
+	waitFor(t, "the first host's listing request", func() bool { return srv.Requests(api.ProductList) >= 1 })
 	r := runPipeline(t, filepath.Dir(b), env, "run", "-f", b)
 	if r.code != 3 || !strings.Contains(r.stderr, "already running on another host") {
 		t.Fatalf("second host: exit %d\n%s", r.code, r.stderr)

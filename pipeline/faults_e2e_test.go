@@ -111,7 +111,8 @@ pipeline "orders" {
 		{"an HTML page with status 200", fakeapi.Fault{HTML: true}, []string{detail, "HTML page instead of JSON", "Bad Gateway"}, 3},
 		{"an answer slower than the timeout", fakeapi.Fault{Delay: 60 * time.Second}, []string{detail, "within 1s (response_timeout_seconds)"}, 3},
 		{"a hung connection", fakeapi.Fault{StallAfterBytes: 3000}, []string{detail, "within 1s (idle_timeout_seconds)"}, 3},
-		{"401", fakeapi.Fault{Status: 401}, []string{detail, "authentication refused by NuOrder (401 Unauthorized)"}, 1},
+		// A 401 is tried once more signed in NuOrder's own scheme (then both are refused).
+		{"401", fakeapi.Fault{Status: 401}, []string{detail, "authentication refused by NuOrder (401 Unauthorized)", "refused in both signature schemes"}, 2},
 		{"403", fakeapi.Fault{Status: 403}, []string{detail, "403 Forbidden"}, 1},
 		{"a redirect to another host", fakeapi.Fault{RedirectTo: other.URL()}, []string{"redirect to another host", other.URL()}, 1},
 	}

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dghubble/oauth1"
 	"github.com/hashicorp/go-hclog"
 
 	"pipehost/connector"
@@ -69,6 +68,8 @@ type Client struct {
 	// stats counts requests by endpoint and status class (see Stats).
 	statsMu sync.Mutex
 	stats   connector.Stats
+	// sign signs requests, in RFC 5849 or NuOrder's own scheme.
+	sign *signer
 	// maxDocument bounds one element of a listing (0: no bound).
 	maxDocument int64
 
@@ -129,8 +130,8 @@ func NewClient(base string, creds Credentials, inFlight int, timeouts Timeouts, 
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: timeouts.Connect,
 	}
-	ctx := context.WithValue(context.Background(), oauth1.HTTPClient, &http.Client{Transport: transport})
-	hc := oauth1.NewConfig(creds.ConsumerKey, creds.ConsumerSecret).Client(ctx, oauth1.NewToken(creds.Token, creds.TokenSecret))
+	sign := newSigner(transport, creds)
+	hc := &http.Client{Transport: sign}
 	hc.Timeout = 0 // bodies are streamed: Timeouts bound each phase instead
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if from := via[0].URL; req.URL.Host != from.Host || req.URL.Scheme != from.Scheme {
@@ -142,7 +143,7 @@ func NewClient(base string, creds Credentials, inFlight int, timeouts Timeouts, 
 		return nil
 	}
 	return &Client{
-		base: strings.TrimRight(base, "/"), http: hc, sem: make(chan struct{}, inFlight), logger: logger, timeouts: timeouts,
+		base: strings.TrimRight(base, "/"), http: hc, sign: sign, sem: make(chan struct{}, inFlight), logger: logger, timeouts: timeouts,
 		maxDocument: DefaultMaxDocument,
 		MaxAttempts: 5, BaseBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second,
 	}
@@ -185,6 +186,7 @@ func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, bo
 	}
 	var lastErr error
 	answered := false // some attempt got an answer (a status, a body)
+	triedNuOrder := false
 	for attempt := 1; attempt <= attempts; attempt++ {
 		if attempt > 1 {
 			if err := sleepCtx(ctx, c.backoff(attempt, lastErr)); err != nil {
@@ -196,6 +198,26 @@ func (c *Client) doBody(ctx context.Context, e api.Endpoint, params []string, bo
 		c.count(e, attempt, err)
 		if err == nil {
 			return nil
+		}
+		var refused *APIError
+		if errors.As(err, &refused) && refused.Status == http.StatusUnauthorized && c.sign != nil && !c.sign.nuorder.Load() && !triedNuOrder {
+			// Refused in RFC 5849: once more in NuOrder's own scheme,
+			// which then signs the rest of the run if it is accepted.
+			triedNuOrder = true
+			aErr := c.once(context.WithValue(ctx, schemeKey{}, true), e.Method, url, path, body, read)
+			c.count(e, attempt, aErr)
+			var again *APIError
+			if errors.As(aErr, &again) && again.Status == http.StatusUnauthorized {
+				return fmt.Errorf("%w (refused in both signature schemes, RFC 5849 and NuOrder's own)", err)
+			}
+			// Not refused: NuOrder takes its own scheme.
+			if !c.sign.nuorder.Swap(true) {
+				c.logger.Info("NuOrder refused the RFC 5849 signature and accepted its own scheme: signing with it for the rest of this run", "scheme", SchemeNuOrder)
+			}
+			if aErr == nil {
+				return nil
+			}
+			err = aErr
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -274,6 +296,9 @@ func (c *Client) count(e api.Endpoint, attempt int, err error) {
 		c.stats.Retries[key]++
 	}
 }
+
+// Scheme names the signature scheme requests are signed with now.
+func (c *Client) Scheme() string { return c.sign.scheme() }
 
 // Stats returns a copy of the client's request counts.
 func (c *Client) Stats() connector.Stats {

@@ -360,6 +360,7 @@ func (c *Connector) Check(ctx context.Context) error {
 	errStop := errors.New("stop")
 	err := c.client.streamArray(ctx, e, params, func(json.RawMessage) error { return errStop })
 	if errors.Is(err, errStop) {
+		c.logger.Info("NuOrder accepts the credentials", "signature_scheme", c.client.Scheme())
 		return nil
 	}
 	return err

@@ -1,7 +1,9 @@
 package nuorder
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +15,8 @@ import (
 	"pipehost/connector"
 	"pipehost/connector/nuorder/api"
 	"pipehost/connector/nuorder/fakeapi"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // readErr reads a stream to its end and returns the error, failing the test
@@ -227,5 +231,51 @@ func TestAnErrorAnsweredWith200SaysItsCode(t *testing.T) {
 	}
 	if n := srv.Requests(api.OrdersDetail); n != 1 {
 		t.Fatalf("%d attempts, want 1", n)
+	}
+}
+
+// TestTheAccountsSignatureSchemeIsFoundAndKept: against a NuOrder that
+// accepts only its own signature scheme (A), check and a read succeed after
+// one refused RFC 5849 request, every later request is signed with A, and
+// the log names the scheme; against one that accepts only RFC 5849, no
+// request is ever signed with A.
+func TestTheAccountsSignatureSchemeIsFoundAndKept(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 139, Products: 5, Companies: 5, Orders: 30}
+	for _, only := range []string{fakeapi.SchemeNuOrder, fakeapi.SchemeRFC5849} {
+		t.Run(only, func(t *testing.T) {
+			srv, err := fakeapi.Start(fakeapi.Options{Credentials: testCreds, Catalog: cat, Scheme: only})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			var logs bytes.Buffer
+			c := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info}), nil)
+			cfg := fmt.Sprintf(`{"base_url":%q,"consumer_key":%q,"consumer_secret":%q,"token":%q,"token_secret":%q,"cursor_lag_seconds":0}`,
+				srv.URL(), testCreds.ConsumerKey, testCreds.ConsumerSecret, testCreds.Token, testCreds.TokenSecret)
+			if err := c.Configure(context.Background(), connector.ConfigureRequest{Config: json.RawMessage(cfg)}); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Check(context.Background()); err != nil {
+				t.Fatalf("check: %v", err)
+			}
+			if err := readErr(t, c, "orders", map[string]string{"statuses": "approved"}, 10*time.Second); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			signed := srv.SignedWith()
+			switch only {
+			case fakeapi.SchemeNuOrder:
+				if signed[fakeapi.SchemeRFC5849] != 1 || signed[fakeapi.SchemeNuOrder] < 2 {
+					t.Fatalf("signed %v: want 1 refused RFC 5849 request, then NuOrder's scheme", signed)
+				}
+				if !strings.Contains(logs.String(), "accepted its own scheme") || !strings.Contains(logs.String(), `signature_scheme="NuOrder's own (hex)"`) {
+					t.Fatalf("the log does not name the scheme:\n%s", logs.String())
+				}
+			default:
+				if signed[fakeapi.SchemeNuOrder] != 0 || signed[fakeapi.SchemeRFC5849] < 2 {
+					t.Fatalf("signed %v: want RFC 5849 only", signed)
+				}
+			}
+		})
 	}
 }

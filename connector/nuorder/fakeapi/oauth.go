@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/url"
 	"sort"
 	"strings"
@@ -139,25 +140,48 @@ func SignatureRFC5849(method, rawURL string, oauth map[string]string, consumerSe
 // signature scheme. rawURL is the URL the client called (scheme, host, path
 // and query). The error says what is wrong without echoing any secret.
 func Verify(method, rawURL string, oauth map[string]string, creds Credentials) error {
+	_, err := VerifyScheme(method, rawURL, oauth, creds, "")
+	return err
+}
+
+// The signature schemes of shared/nuorder-api.md §2.3.
+const (
+	SchemeNuOrder = "nuorder" // A: NuOrder's own, hex, fixed order, nothing encoded
+	SchemeRFC5849 = "rfc5849" // B: standard OAuth 1.0a
+)
+
+// VerifyScheme is Verify that also says which scheme the signature is
+// in, and, with only set (SchemeNuOrder or SchemeRFC5849), refuses the
+// other: a NuOrder that accepts one scheme only (§14: one client claims
+// production now refuses standard RFC libraries).
+func VerifyScheme(method, rawURL string, oauth map[string]string, creds Credentials, only string) (string, error) {
+	scheme, err := verify(method, rawURL, oauth, creds)
+	if err == nil && only != "" && scheme != only {
+		return scheme, fmt.Errorf("signature scheme %s is not accepted here (only %s)", scheme, only)
+	}
+	return scheme, err
+}
+
+func verify(method, rawURL string, oauth map[string]string, creds Credentials) (string, error) {
 	if oauth["oauth_signature_method"] != "" && !strings.EqualFold(oauth["oauth_signature_method"], "HMAC-SHA1") {
-		return errors.New("unsupported oauth_signature_method")
+		return "", errors.New("unsupported oauth_signature_method")
 	}
 	if oauth["oauth_consumer_key"] != creds.ConsumerKey {
-		return errors.New("unknown consumer key")
+		return "", errors.New("unknown consumer key")
 	}
 	if oauth["oauth_token"] != creds.Token {
-		return errors.New("invalid token")
+		return "", errors.New("invalid token")
 	}
 	sig := oauth["oauth_signature"]
 	if sig == "" {
-		return errors.New("missing oauth_signature")
+		return "", errors.New("missing oauth_signature")
 	}
 	if hmac.Equal([]byte(strings.ToLower(sig)), []byte(SignatureNuOrder(method, rawURL, oauth, creds.ConsumerSecret, creds.TokenSecret))) {
-		return nil
+		return SchemeNuOrder, nil
 	}
 	want, err := SignatureRFC5849(method, rawURL, oauth, creds.ConsumerSecret, creds.TokenSecret)
 	if err == nil && hmac.Equal([]byte(sig), []byte(want)) {
-		return nil
+		return SchemeRFC5849, nil
 	}
-	return errors.New("invalid signature")
+	return "", errors.New("invalid signature")
 }

@@ -45,6 +45,9 @@ type Options struct {
 	// listings (see PrerenderListings), served as files while no order has
 	// changed: benchmarks measure the connector, not the fake's encoder.
 	Prerender string
+	// Scheme, when set (SchemeNuOrder or SchemeRFC5849), is the only
+	// signature scheme the fake accepts; the other is answered 401.
+	Scheme string
 	// Changed, when set, is called after every request that may have
 	// changed what the fake holds (a write answered 2xx), outside its
 	// lock: the sandbox saves a Snapshot there.
@@ -67,6 +70,7 @@ type Server struct {
 	addedCompanies              int
 	w                           writes
 	statusSends                 map[int]int    // status requests received, by order
+	bySigScheme                 map[string]int // correctly signed requests, by signature scheme
 	replenishSends              map[string]int // SKUs sent in replenishment requests, by SKU id
 	bodyBytes                   atomic.Int64
 	tooMany                     int       // 429s answered by RateLimit
@@ -209,6 +213,18 @@ func (s *Server) Requests(e api.Endpoint) int {
 	return s.counts[e.Pattern()]
 }
 
+// SignedWith returns how many correctly signed requests came in each
+// signature scheme (SchemeNuOrder, SchemeRFC5849), accepted or not.
+func (s *Server) SignedWith() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range s.bySigScheme {
+		out[k] = n
+	}
+	return out
+}
+
 // TotalRequests returns how many authenticated requests the server answered.
 func (s *Server) TotalRequests() int {
 	s.mu.Lock()
@@ -242,7 +258,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil {
 			scheme = "https"
 		}
-		err = Verify(r.Method, scheme+"://"+r.Host+r.URL.RequestURI(), oauth, s.opts.Credentials)
+		var signed string
+		signed, err = VerifyScheme(r.Method, scheme+"://"+r.Host+r.URL.RequestURI(), oauth, s.opts.Credentials, s.opts.Scheme)
+		if signed != "" {
+			s.mu.Lock()
+			if s.bySigScheme == nil {
+				s.bySigScheme = map[string]int{}
+			}
+			s.bySigScheme[signed]++
+			s.mu.Unlock()
+		}
 	}
 	if err != nil {
 		writeError(w, http.StatusUnauthorized, "unauthorized: "+err.Error())

@@ -314,7 +314,7 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 			Description: "products (style-colour) with sizes/SKUs, pricing per currency and warehouses", Options: []connector.Option{},
 			Disabled: disabled(c.cfg.FetchProducts, "fetch_products")},
 		{Name: "locations", Kind: connector.Source, Schema: LocationsSchema, PrimaryKey: []string{"id"}, CursorField: "modified_on",
-			Description: "warehouses (inventory locations): those the config names, merged with any products embed", Options: []connector.Option{},
+			Description: "warehouses (inventory locations): those the config names, or, without them (or with from_products), those products embed", Options: []connector.Option{locationsFromProducts},
 			Disabled: disabled(c.cfg.ShowLocations, "show_locations")},
 		{Name: "companies", Kind: connector.Source, Schema: CompaniesSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
 			Description: "companies (retailer accounts) created or modified, with addresses, reps and buyers", Options: []connector.Option{},

@@ -40,7 +40,12 @@ func configured(t testing.TB, base string, creds fakeapi.Credentials, extra stri
 
 // collect reads a stream and returns its rows' first column and documents.
 func collect(t *testing.T, c connector.Connector, stream string) (ids, docs []string, err error) {
-	err = c.Read(context.Background(), connector.ReadRequest{Stream: stream}, func(b connector.Batch) error {
+	return collectWith(t, c, stream, nil)
+}
+
+// collectWith is collect with the read's options.
+func collectWith(t *testing.T, c connector.Connector, stream string, opts map[string]string) (ids, docs []string, err error) {
+	err = c.Read(context.Background(), connector.ReadRequest{Stream: stream, Options: opts}, func(b connector.Batch) error {
 		if b.Record == nil {
 			return nil
 		}
@@ -160,13 +165,19 @@ func TestLocationsAreTheConfiguredWarehouses(t *testing.T) {
 }
 
 // TestLocationsMergeWhatProductsEmbed: for a tenant whose products do name
-// their warehouses, those join the configured ones, and a product's document
-// of a configured warehouse replaces the config's.
+// their warehouses, with from_products those join the configured ones, and
+// a product's document of a configured warehouse replaces the config's.
+// Without the option, configured warehouses cost no request at all (the
+// whole catalog was read before, one request per product).
 func TestLocationsMergeWhatProductsEmbed(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 7, Products: 50, EmbedWarehouses: true}
 	srv := startCatalog(t, cat)
 	c := configured(t, srv.URL(), testCreds, warehousesConfig(cat, 1))
-	ids, docs, err := collect(t, c, "locations")
+	ids, _, err := collect(t, c, "locations")
+	if err != nil || len(ids) != 1 || srv.TotalRequests() != 0 {
+		t.Fatalf("configured warehouses only: %d locations, %d requests, %v; want 1 and 0", len(ids), srv.TotalRequests(), err)
+	}
+	ids, docs, err := collectWith(t, c, "locations", map[string]string{"from_products": "true"})
 	if err != nil {
 		t.Fatal(err)
 	}

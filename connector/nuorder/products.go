@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,9 +239,21 @@ func (c *Connector) readProducts(ctx context.Context, req connector.ReadRequest,
 // the read's window; the configured ones on a full read and whenever the
 // configured list changed since the checkpoint. A product's document of a
 // warehouse wins over the config's.
+// locationsFromProducts is the locations stream's option.
+var locationsFromProducts = connector.Option{Name: "from_products", Kind: connector.OptionBool,
+	Default:     "true without warehouses in the config, else false",
+	Description: "also read every product (one request each) for the warehouses its document embeds"}
+
 func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	if err := connector.CheckOptions("locations", nil, req.Options); err != nil {
+	if err := connector.CheckOptions("locations", []connector.Option{locationsFromProducts}, req.Options); err != nil {
 		return err
+	}
+	// With the warehouses in the config, the products are not read: their
+	// documents carry "warehouses": [] as recorded (shared/nuorder-api.md),
+	// and reading them is one request per product.
+	fromProducts := len(c.cfg.Warehouses) == 0
+	if v, ok := req.Options["from_products"]; ok {
+		fromProducts, _ = strconv.ParseBool(v) // checked above
 	}
 	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
 	if err != nil {
@@ -256,7 +269,11 @@ func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest
 			seen[id] = raw
 		}
 	}
-	for _, l := range c.productListings() {
+	listings := c.productListings()
+	if !fromProducts {
+		listings = nil
+	}
+	for _, l := range listings {
 		_, err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
 			var p struct {
 				Warehouses []json.RawMessage `json:"warehouses"`

@@ -33,7 +33,7 @@ var columnSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "fro
 var pipelineName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$`)
 
 func loadConnector(b *hcl.Block, dir string, ectx *hcl.EvalContext) (*Connector, hcl.Diagnostics) {
-	c := &Connector{Name: b.Labels[0], DeclRange: b.DefRange, Config: hcl.EmptyBody(), ConfigRange: b.DefRange}
+	c := &Connector{Name: b.Labels[0], DeclRange: b.DefRange, Config: hcl.EmptyBody(), ConfigRange: b.DefRange, dir: dir}
 	content, diags := b.Body.Content(connectorSchema)
 	if a, ok := content.Attributes["plugin"]; ok {
 		diags = append(diags, evalString(a, ectx, &c.Plugin)...)

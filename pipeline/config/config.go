@@ -48,6 +48,8 @@ type File struct {
 
 // Connector is a `connector "NAME"` block.
 type Connector struct {
+	// dir is the pipeline file's folder, for file() in the block.
+	dir  string
 	Name string
 	// Plugin is the plugin binary, an absolute path resolved against the
 	// file's folder; empty when the block names none (the host then finds
@@ -68,6 +70,8 @@ type Connector struct {
 
 // Sink is a `sink "TYPE" "NAME"` block.
 type Sink struct {
+	// dir is the pipeline file's folder, for file() in the block.
+	dir        string
 	Type, Name string
 	// Body is the undecoded block body, decoded by the sink's driver.
 	Body      hcl.Body
@@ -250,7 +254,7 @@ func Load(path string) (*File, hcl.Diagnostics) {
 	}
 	content, more := hf.Body.Content(fileSchema)
 	diags = append(diags, more...)
-	ectx := EvalContext()
+	ectx := EvalContextIn(f.Dir)
 	names := map[string]hcl.Range{}
 	unique := func(kind, name string, r hcl.Range) {
 		key := kind + " " + name
@@ -269,7 +273,7 @@ func Load(path string) (*File, hcl.Diagnostics) {
 			f.Connectors = append(f.Connectors, c)
 		case "sink":
 			unique("sink", b.Labels[0]+"."+b.Labels[1], b.DefRange)
-			f.Sinks = append(f.Sinks, &Sink{Type: b.Labels[0], Name: b.Labels[1], Body: b.Body, TypeRange: b.LabelRanges[0], DeclRange: b.DefRange})
+			f.Sinks = append(f.Sinks, &Sink{Type: b.Labels[0], Name: b.Labels[1], Body: b.Body, TypeRange: b.LabelRanges[0], DeclRange: b.DefRange, dir: f.Dir})
 		case "state":
 			unique("state", "", b.DefRange)
 			content, d := b.Body.Content(stateSchema)

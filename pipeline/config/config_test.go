@@ -275,3 +275,34 @@ state {
 		}
 	}
 }
+
+// TestFileReadsAMountedSecret: file("path") reads a file (as Kubernetes
+// and Docker mount secrets), relative to the pipeline file's folder, without
+// its trailing newline; a missing one is an error at its line naming the
+// path; the value is never printed with a diagnostic about a secret.
+func TestFileReadsAMountedSecret(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "dsn.txt"), []byte("postgres://u:s3cret-from-file@db/x\n"), 0o600)
+	path := filepath.Join(dir, "p.hcl")
+	os.WriteFile(path, []byte(`
+sink "postgres" "wh" {
+  dsn = file("dsn.txt")
+}
+state {
+  backend = "postgres"
+  dsn     = file("missing.txt")
+}
+`), 0o644)
+	f, diags := Load(path)
+	var buf bytes.Buffer
+	WriteDiagnostics(&buf, f, diags, nil, false)
+	if !strings.Contains(buf.String(), "p.hcl:7:13") || !strings.Contains(buf.String(), `file("missing.txt")`) || strings.Contains(buf.String(), "s3cret") {
+		t.Fatalf("a missing file:\n%s", buf.String())
+	}
+	var into struct {
+		DSN string `hcl:"dsn,attr"`
+	}
+	if d := DecodeSinkConfig(f.Sink("postgres", "wh"), &into); d.HasErrors() || into.DSN != "postgres://u:s3cret-from-file@db/x" {
+		t.Fatalf("file() gave %q, %v", into.DSN, d)
+	}
+}

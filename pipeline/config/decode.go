@@ -35,7 +35,7 @@ func DecodeConnectorConfig(c *Connector, schema connector.ConfigSchema, sandbox 
 		types[a.Name] = ty
 		spec[a.Name] = &hcldec.AttrSpec{Name: a.Name, Type: ty, Required: a.Required && !sandbox}
 	}
-	val, diags := hcldec.Decode(c.Config, spec, EvalContext())
+	val, diags := hcldec.Decode(c.Config, spec, EvalContextIn(c.dir))
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -68,7 +68,7 @@ func DecodeConnectorConfig(c *Connector, schema connector.ConfigSchema, sandbox 
 // attribute refused because it reads an environment variable that is not
 // set is reported as that: the attribute, the variable, where.
 func DecodeSinkConfig(s *Sink, into any) hcl.Diagnostics {
-	diags := gohcl.DecodeBody(s.Body, EvalContext(), into)
+	diags := gohcl.DecodeBody(s.Body, EvalContextIn(s.dir), into)
 	if !diags.HasErrors() {
 		return diags
 	}

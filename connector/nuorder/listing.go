@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -61,7 +62,9 @@ func (c *Connector) eachListed(ctx context.Context, e api.Endpoint, params []str
 		}
 		return nil
 	}
+	listed := 0
 	err = c.client.streamArray(ctx, e, params, func(el json.RawMessage) error {
+		listed++
 		window = append(window, el)
 		if len(window) >= batchRows {
 			return flush()
@@ -71,7 +74,15 @@ func (c *Connector) eachListed(ctx context.Context, e api.Endpoint, params []str
 	if err != nil {
 		return skipped, err
 	}
-	return skipped, flush()
+	// The last window is resolved after the listing's answer: an element
+	// of the wrong shape there is named with the endpoint here.
+	if err := flush(); err != nil {
+		if errors.As(err, new(*elementError)) && !strings.Contains(err.Error(), e.Path) {
+			return skipped, fmt.Errorf("%s %s, one of its last %d elements: %w", e.Method, e.URL("", params...), min(listed, batchRows), err)
+		}
+		return skipped, err
+	}
+	return skipped, nil
 }
 
 // isObject says whether a JSON value is an object.
@@ -95,7 +106,7 @@ func resolveProduct(el json.RawMessage) (json.RawMessage, api.Endpoint, []string
 	}
 	var id string
 	if err := json.Unmarshal(el, &id); err != nil || id == "" {
-		return nil, api.Endpoint{}, nil, fmt.Errorf("product listing element %.80s is neither an _id nor a document", el)
+		return nil, api.Endpoint{}, nil, badElement(fmt.Errorf("product listing element %.80s is neither an _id nor a document", el))
 	}
 	return nil, api.ProductByID, []string{id}, nil
 }
@@ -106,7 +117,7 @@ func resolveCompany(el json.RawMessage) (json.RawMessage, api.Endpoint, []string
 	if isObject(el) {
 		var ref map[string]json.RawMessage
 		if err := json.Unmarshal(el, &ref); err != nil {
-			return nil, api.Endpoint{}, nil, fmt.Errorf("company listing element: %w", err)
+			return nil, api.Endpoint{}, nil, badElement(fmt.Errorf("company listing element: %w", err))
 		}
 		if _, hasName := ref["name"]; hasName {
 			return el, api.Endpoint{}, nil, nil // a whole document
@@ -120,11 +131,11 @@ func resolveCompany(el json.RawMessage) (json.RawMessage, api.Endpoint, []string
 		case code != "":
 			return nil, api.CompanyByCode, []string{code}, nil
 		}
-		return nil, api.Endpoint{}, nil, fmt.Errorf("company listing element %.80s has neither code nor _id", el)
+		return nil, api.Endpoint{}, nil, badElement(fmt.Errorf("company listing element %.80s has neither code nor _id", el))
 	}
 	var code string
 	if err := json.Unmarshal(el, &code); err != nil {
-		return nil, api.Endpoint{}, nil, fmt.Errorf("company listing element %.80s is not a code", el)
+		return nil, api.Endpoint{}, nil, badElement(fmt.Errorf("company listing element %.80s is not a code", el))
 	}
 	if code == "" {
 		// A company without a code (S1 records some) cannot be read by code.

@@ -80,10 +80,10 @@ func (c *Connector) eachOrder(ctx context.Context, stream string, opts map[strin
 		err := c.client.eachElement(ctx, api.OrdersDetail, []string{status}, false, func(raw json.RawMessage) error {
 			var o order
 			if err := decodeValidOrder(raw, &o); err != nil {
-				return fmt.Errorf("order document: %w", err)
+				return badElement(fmt.Errorf("order document: %w", err))
 			}
 			if !o.ID.ok || o.ID.v == "" {
-				return fmt.Errorf("order document without _id: %.120s", raw)
+				return badElement(fmt.Errorf("order document without _id: %.120s", raw))
 			}
 			if !f.keep(&o) {
 				return nil

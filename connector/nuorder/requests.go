@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"pipehost/connector/nuorder/api"
 	"pipehost/internal/jsonscan"
+	"strings"
 )
 
 // send makes a write request with a JSON body (none when body is nil) and
@@ -130,9 +131,25 @@ func (c *Client) eachElement(ctx context.Context, e api.Endpoint, params []strin
 				el = append([]byte(nil), el...)
 			}
 			if err := fn(el); err != nil {
+				// Say where: an element of the wrong shape (a listing nested
+				// ten deep, an order that does not decode) names the
+				// endpoint and its place in the answer.
+				if ctx.Err() == nil && !strings.Contains(err.Error(), e.Path) && errors.As(err, new(*elementError)) {
+					return fmt.Errorf("%s %s, element %d: %w", e.Method, e.URL("", params...), seen, err)
+				}
 				return err
 			}
 			done = seen
 		}
 	})
 }
+
+// elementError is a listing element that is not what its listing holds:
+// eachElement says which endpoint and element it was.
+type elementError struct{ err error }
+
+func (e *elementError) Error() string { return e.err.Error() }
+func (e *elementError) Unwrap() error { return e.err }
+
+// badElement marks err as an element's fault (elementError).
+func badElement(err error) error { return &elementError{err} }

@@ -279,3 +279,22 @@ func TestTheAccountsSignatureSchemeIsFoundAndKept(t *testing.T) {
 		})
 	}
 }
+
+// TestAListingOfTheWrongShapeNamesItsEndpoint: a listing whose element is
+// an array nested ten deep fails naming the endpoint and the element (the
+// decode error said neither).
+func TestAListingOfTheWrongShapeNamesItsEndpoint(t *testing.T) {
+	srv := startCatalog(t, fakeapi.Catalog{Seed: 139, Products: 5, Companies: 5, Orders: 30})
+	c := configured(t, srv.URL(), testCreds, `,"cursor_lag_seconds":0`)
+	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{Nested: 10})
+	err := readErr(t, c, "orders", map[string]string{"statuses": "approved"}, 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "GET /api/orders/approved/detail, element 1") {
+		t.Fatalf("%v", err)
+	}
+	srv.ClearFaults()
+	srv.InjectFault(api.ProductList, fakeapi.Fault{Nested: 10})
+	err = readErr(t, c, "products", nil, 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "GET /api/products, one of its last 1 elements") {
+		t.Fatalf("%v", err)
+	}
+}

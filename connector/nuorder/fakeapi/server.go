@@ -128,6 +128,9 @@ type Fault struct {
 	// carrying this code ({"code": 401, "message": ...}), as gateways in
 	// front of an API sometimes do.
 	ErrorIn200 int
+	// Nested, when positive, answers a listing whose one element is an
+	// array nested this deep: a listing of the wrong shape.
+	Nested int
 	// GzipElement, when positive, answers like HugeElement, gzip-compressed
 	// (Content-Encoding: gzip): a small body that expands into one element
 	// of this many bytes.
@@ -343,6 +346,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if fault.ErrorIn200 != 0 {
 		writeJSON(w, map[string]any{"code": fault.ErrorIn200, "message": http.StatusText(fault.ErrorIn200)})
+		return
+	}
+	if fault.Nested > 0 {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		fmt.Fprint(w, "["+strings.Repeat("[", fault.Nested)+"1"+strings.Repeat("]", fault.Nested)+"]")
 		return
 	}
 	if fault.GzipElement > 0 {

@@ -123,7 +123,10 @@ func Open(cfg Config) (*Client, error) {
 	})
 	rpc, err := pc.Client()
 	if err != nil {
-		pc.Kill()
+		// go-plugin has killed the process; its Kill then waits for the
+		// plugin's output to close, which a child the plugin left behind
+		// may hold for as long as it lives: not the host's wait.
+		go pc.Kill()
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			// Hash again only to say what the binary is.
 			got, herr := fileSHA256(cfg.Path)

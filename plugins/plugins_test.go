@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -255,4 +256,21 @@ func TestAPluginThatFailsItsHandshakeSaysWhy(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "libfoo.so.1") {
 		t.Fatalf("%v", err)
 	}
+}
+
+// TestAPluginPrintingGarbageFailsAtOnce: a binary that prints something
+// other than the handshake and leaves a child holding its output fails the
+// start at once, saying what it printed (the host waited 30 s before).
+func TestAPluginPrintingGarbageFailsAtOnce(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "garbage-plugin")
+	os.WriteFile(bin, []byte("#!/bin/sh\nsleep 60 &\necho 'hello, I am not a plugin'\nsleep 60\n"), 0o755)
+	start := time.Now()
+	_, err := Open(Config{Name: "garbage", Path: bin})
+	if err == nil {
+		t.Fatal("a garbage-printing binary started")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("failing took %v: %v", took, err)
+	}
+	t.Logf("failed in %v: %v", time.Since(start).Round(10*time.Millisecond), err)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,16 +73,53 @@ pipeline "products" {
 		time.Sleep(50 * time.Millisecond)
 		plugins = childrenOf(cmd.Process.Pid)
 	}
+	var sockets []string
+	for _, pid := range plugins {
+		sockets = append(sockets, socketsOf(pid)...)
+	}
+	killed := time.Now()
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	for _, pid := range plugins {
 		deadline := time.Now().Add(3 * time.Second)
 		for alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 		}
 		if alive(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("plugin process %d still runs 3 s after its host was killed", pid)
 		}
 	}
+	if took := time.Since(killed); took > time.Second {
+		t.Fatalf("the plugin exited %v after its host was killed, want within 1 s", took)
+	}
+	if len(sockets) == 0 {
+		t.Fatal("found no socket of the plugin")
+	}
+	for _, s := range sockets {
+		if _, err := os.Lstat(s); err == nil {
+			t.Fatalf("the plugin left its socket file %s", s)
+		}
+	}
+	t.Logf("the plugin exited %v after its host, removing %v", time.Since(killed).Round(10*time.Millisecond), sockets)
+}
+
+// socketsOf lists the Unix socket files a process has open, from /proc.
+func socketsOf(pid int) []string {
+	inodes := map[string]bool{}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	b, _ := os.ReadFile("/proc/net/unix")
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 8 && inodes[f[6]] && strings.HasPrefix(f[7], "/") {
+			out = append(out, f[7])
+		}
+	}
+	return out
 }

@@ -129,6 +129,9 @@ const hostWatchInterval = 100 * time.Millisecond
 func exitWithHost(logger hclog.Logger, host int, every time.Duration) {
 	for range time.Tick(every) {
 		if os.Getppid() != host {
+			// First: the log line goes to the dead host's pipe, and a
+			// write there ends the process (SIGPIPE on stderr).
+			removeOwnSockets()
 			logger.Error("the host process is gone; the plugin exits", "host_pid", host)
 			os.Exit(3)
 		}

@@ -59,7 +59,7 @@ func BenchmarkWriteDocuments(b *testing.B) {
 	for _, codec := range []string{"zstd", "snappy"} {
 		b.Run(codec, func(b *testing.B) {
 			b.SetBytes(size)
-			s, err := Open(&Config{Path: "lake", Compression: &codec}, sinks.Env{BaseDir: b.TempDir()})
+			s, err := Open(&Config{Path: "lake", FormatConfig: FormatConfig{Compression: &codec}}, sinks.Env{BaseDir: b.TempDir()})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func BenchmarkWriteOrderLines(b *testing.B) {
 	for _, dict := range []bool{true, false} {
 		b.Run(fmt.Sprintf("dictionary=%v", dict), func(b *testing.B) {
 			b.SetBytes(size)
-			s, err := Open(&Config{Path: "lake", Dictionary: &dict}, sinks.Env{BaseDir: b.TempDir()})
+			s, err := Open(&Config{Path: "lake", FormatConfig: FormatConfig{Dictionary: &dict}}, sinks.Env{BaseDir: b.TempDir()})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -42,26 +42,9 @@ func init() { sinks.Register("parquet", Driver{}) }
 type Config struct {
 	// Path is the output folder, relative to the pipeline file's folder.
 	Path string `hcl:"path"`
-	// Compression is zstd (default), snappy, gzip or none.
-	Compression *string `hcl:"compression,optional"`
-	// RowGroupRows caps the rows of one row group (default 50,000).
-	RowGroupRows *int64 `hcl:"row_group_rows,optional"`
-	// RowGroupMiB caps a row group by the in-memory size of its rows
-	// (default 32). A row group is buffered before it is written, so this
-	// bounds the sink's memory whatever the width of the rows: 50,000 order
-	// documents of 5 KB would otherwise hold 250 MB.
-	RowGroupMiB *int64 `hcl:"row_group_mib,optional"`
-	// CompressionLevel is the codec's level (zstd: 1 fastest ... 22; gzip
-	// 1 ... 9). Default: zstd 1, which writes about 1.5x faster than zstd's
-	// own default on order documents (BenchmarkWriteDocuments) for files a
-	// little larger; other codecs their library default.
-	CompressionLevel *int `hcl:"compression_level,optional"`
-	// Dictionary dictionary-encodes top-level string columns too (default
-	// false: plain strings under zstd make files about as small, and the
-	// writer spends 14% less CPU on orders; see Format). Numbers, timestamps,
-	// dates and values in lists and structs are dictionary-encoded either
-	// way.
-	Dictionary *bool `hcl:"dictionary,optional"`
+	// FormatConfig holds the file format's settings (compression, row
+	// groups, dictionary), the same attributes as the s3 sink's.
+	FormatConfig `hcl:",remain"`
 }
 
 // Driver opens Parquet sinks.
@@ -87,7 +70,7 @@ func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
 // compression or a row group size below 1; the folder is made by the first
 // write, not here.
 func Open(c *Config, env sinks.Env) (*Sink, error) {
-	format, err := FormatConfig{Compression: c.Compression, RowGroupRows: c.RowGroupRows, RowGroupMiB: c.RowGroupMiB, CompressionLevel: c.CompressionLevel, Dictionary: c.Dictionary}.Format()
+	format, err := c.FormatConfig.Format()
 	if err != nil {
 		return nil, err
 	}

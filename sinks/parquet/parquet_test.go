@@ -157,7 +157,7 @@ func TestStaleTemporaryFilesAreRemovedOnOpen(t *testing.T) {
 
 func TestBadCompressionIsRefused(t *testing.T) {
 	lz := "lzo"
-	if _, err := Open(&Config{Path: "x", Compression: &lz}, sinks.Env{BaseDir: t.TempDir()}); err == nil {
+	if _, err := Open(&Config{Path: "x", FormatConfig: FormatConfig{Compression: &lz}}, sinks.Env{BaseDir: t.TempDir()}); err == nil {
 		t.Fatal("lzo accepted")
 	}
 }
@@ -233,7 +233,7 @@ func TestOverwriteSwapsTheFolderAtTheFinalCommit(t *testing.T) {
 func TestRowGroupsAreCutBySize(t *testing.T) {
 	one := int64(1)
 	base := t.TempDir()
-	s, err := Open(&Config{Path: "lake", RowGroupMiB: &one}, sinks.Env{BaseDir: base})
+	s, err := Open(&Config{Path: "lake", FormatConfig: FormatConfig{RowGroupMiB: &one}}, sinks.Env{BaseDir: base})
 	if err != nil {
 		t.Fatal(err)
 	}

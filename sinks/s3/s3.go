@@ -94,19 +94,10 @@ type Config struct {
 	// one UTC date of it, under <column>_date=YYYY-MM-DD/ (Hive style; rows
 	// without a value under <column>_date=__HIVE_DEFAULT_PARTITION__/).
 	PartitionBy *string `hcl:"partition_by,optional"`
-	// Compression is zstd (default), snappy, gzip or none, as in the
-	// parquet sink.
-	Compression *string `hcl:"compression,optional"`
-	// CompressionLevel is the codec's level (default: zstd 1).
-	CompressionLevel *int `hcl:"compression_level,optional"`
-	// RowGroupRows caps the rows of one row group (default 50,000).
-	RowGroupRows *int64 `hcl:"row_group_rows,optional"`
-	// RowGroupMiB caps a row group by the in-memory size of its rows
-	// (default 32): it bounds the sink's memory.
-	RowGroupMiB *int64 `hcl:"row_group_mib,optional"`
-	// Dictionary dictionary-encodes top-level string columns too (default
-	// false), as in the parquet sink.
-	Dictionary *bool `hcl:"dictionary,optional"`
+	// FormatConfig holds the Parquet format's settings (compression,
+	// compression_level, row_group_rows, row_group_mib, dictionary), as in
+	// the parquet sink.
+	parquet.FormatConfig `hcl:",remain"`
 }
 
 // Driver opens object-storage sinks.
@@ -135,7 +126,7 @@ func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
 // malformed bucket, an endpoint that is not an http(s) URL, and a bad
 // Parquet format setting.
 func Open(c *Config, env sinks.Env) (*Sink, error) {
-	format, err := parquet.FormatConfig{Compression: c.Compression, RowGroupRows: c.RowGroupRows, RowGroupMiB: c.RowGroupMiB, CompressionLevel: c.CompressionLevel, Dictionary: c.Dictionary}.Format()
+	format, err := c.FormatConfig.Format()
 	if err != nil {
 		return nil, err
 	}

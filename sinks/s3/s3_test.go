@@ -23,6 +23,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"pipehost/sinks"
+	"pipehost/sinks/parquet"
 )
 
 // server returns the test server's endpoint, with its credentials set as
@@ -456,7 +457,7 @@ func TestBadBlocksAreRefusedBeforeAnyRequest(t *testing.T) {
 		{Bucket: "a/b"},
 		{Bucket: "ok", Endpoint: aws.String("127.0.0.1:9000")},
 		{Bucket: "ok", Endpoint: aws.String("http://user:hunter2@127.0.0.1:9000")},
-		{Bucket: "ok", Compression: aws.String("lz5")},
+		{Bucket: "ok", FormatConfig: parquet.FormatConfig{Compression: aws.String("lz5")}},
 		{Bucket: "ok", PartitionBy: aws.String("")},
 	} {
 		_, err := Open(&c, sinks.Env{})

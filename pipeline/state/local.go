@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"pipehost/internal/atomicfile"
 	"pipehost/internal/filelock"
 	"sort"
 	"strings"
@@ -179,36 +180,9 @@ func (l *Local) save(f *file) error {
 	return writeFileAtomic(l.path(f.Pipeline, ".json"), append(b, '\n'))
 }
 
-// writeFileAtomic replaces the file at final with b: written aside, synced,
-// renamed, and the folder synced, so a crash leaves the old file or the new.
-func writeFileAtomic(final string, b []byte) error {
-	dir := filepath.Dir(final)
-	tmp, err := os.CreateTemp(dir, ".state-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// writeFileAtomic replaces the file at final with b, readable by its owner
+// only (atomicfile.Write): a crash leaves the old file or the new.
+func writeFileAtomic(final string, b []byte) error { return atomicfile.Write(final, b, 0o600) }
 
 func (l *Local) update(pipeline, stream string, fn func(e *Entry)) error {
 	f, err := l.load(pipeline)
@@ -343,25 +317,14 @@ func (l *Local) Lock(pipeline string) (func(), error) {
 		return nil, err
 	}
 	path := l.path(pipeline, ".lock")
-	// O_NOFOLLOW: a lock file planted as a symlink must not make the host
-	// truncate what it points at.
-	f, err := filelock.OpenNoFollow(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if errors.Is(err, filelock.ErrSymlink) {
+	release, heldBy, err := filelock.Hold(path, 0o600, fmt.Sprintf("pid %d since %s", os.Getpid(), time.Now().UTC().Format(time.RFC3339)))
+	switch {
+	case errors.Is(err, filelock.ErrSymlink):
 		return nil, fmt.Errorf("lock file %s is a symbolic link: refusing to use it (remove it)", path)
-	}
-	if err != nil {
+	case errors.Is(err, filelock.ErrLocked):
+		return nil, fmt.Errorf("pipeline %s is already running (lock %s held by %s): %w", pipeline, path, heldBy, ErrLocked)
+	case err != nil:
 		return nil, err
 	}
-	if err := filelock.TryLock(f); err != nil {
-		holder, _ := os.ReadFile(path)
-		f.Close()
-		return nil, fmt.Errorf("pipeline %s is already running (lock %s held by %s): %w", pipeline, path, strings.TrimSpace(string(holder)), ErrLocked)
-	}
-	f.Truncate(0)
-	fmt.Fprintf(f, "pid %d since %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	return func() {
-		f.Truncate(0)
-		filelock.Unlock(f)
-		f.Close()
-	}, nil
+	return release, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"pipehost/internal/atomicfile"
 	"sync"
 
 	"pipehost/connector/nuorder"
@@ -75,8 +76,8 @@ func Start(dir string) (nuorder.SandboxEnv, error) {
 	return env, nil
 }
 
-// save writes the server's snapshot to path atomically (aside, synced,
-// renamed), readable by its owner only, like the state beside it.
+// save writes the server's snapshot to path atomically (atomicfile),
+// readable by its owner only, like the state beside it.
 func save(srv *fakeapi.Server, dir, path string) error {
 	b, err := srv.Snapshot()
 	if err != nil {
@@ -85,21 +86,5 @@ func save(srv *fakeapi.Server, dir, path string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".sandbox-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, b, 0o600)
 }

@@ -212,23 +212,14 @@ func Claim(root, stream, pipeline, holder string, claimed error) (func(), error)
 		return nil, err
 	}
 	path := filepath.Join(root, ".pipehost-claim-"+url.PathEscape(stream)+"-"+url.PathEscape(pipeline)+".lock")
-	f, err := filelock.OpenNoFollow(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if errors.Is(err, filelock.ErrSymlink) {
+	release, heldBy, err := filelock.Hold(path, 0o644, holder)
+	switch {
+	case errors.Is(err, filelock.ErrSymlink):
 		return nil, fmt.Errorf("claim file %s is a symbolic link: refusing to use it (remove it)", path)
-	}
-	if err != nil {
+	case errors.Is(err, filelock.ErrLocked):
+		return nil, fmt.Errorf("%w: %s is held by %s (%s)", claimed, root, heldBy, path)
+	case err != nil:
 		return nil, err
 	}
-	if err := filelock.TryLock(f); err != nil {
-		b, _ := os.ReadFile(path)
-		f.Close()
-		return nil, fmt.Errorf("%w: %s is held by %s (%s)", claimed, root, strings.TrimSpace(string(b)), path)
-	}
-	f.Truncate(0)
-	f.WriteAt([]byte(holder+"\n"), 0)
-	return func() {
-		f.Truncate(0)
-		filelock.Unlock(f)
-		f.Close()
-	}, nil
+	return release, nil
 }

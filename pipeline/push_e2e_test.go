@@ -46,7 +46,19 @@ func examplesDir(t *testing.T) string {
 // the e2e credentials; env points the example pipelines at it.
 func sandboxFake(t *testing.T) (*fakeapi.Server, []string) {
 	t.Helper()
-	srv := serveFake(t, fakeapi.SandboxCatalog)
+	return sandboxFakeWith(t, fakeapi.Options{Catalog: fakeapi.SandboxCatalog})
+}
+
+// sandboxFakeWith is sandboxFake with options of its own (a catalog, a
+// latency); the server stops when the test ends.
+func sandboxFakeWith(t *testing.T, opts fakeapi.Options) (*fakeapi.Server, []string) {
+	t.Helper()
+	opts.Credentials = e2eCreds
+	srv, err := fakeapi.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
 	c := e2eCreds
 	return srv, []string{"NUORDER_BASE_URL=" + srv.URL(), "NUORDER_CONSUMER_KEY=" + c.ConsumerKey, "NUORDER_CONSUMER_SECRET=" + c.ConsumerSecret,
 		"NUORDER_TOKEN=" + c.Token, "NUORDER_TOKEN_SECRET=" + c.TokenSecret}
@@ -738,13 +750,7 @@ func TestAKilledStatusPushSendsNoStatusTwice(t *testing.T) {
 	}
 	kept, inFlightRejected := 0, 0
 	for trial := 0; trial < trials; trial++ {
-		srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat, Latency: 3 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := e2eCreds
-		env := []string{"NUORDER_BASE_URL=" + srv.URL(), "NUORDER_CONSUMER_KEY=" + c.ConsumerKey, "NUORDER_CONSUMER_SECRET=" + c.ConsumerSecret,
-			"NUORDER_TOKEN=" + c.Token, "NUORDER_TOKEN_SECRET=" + c.TokenSecret}
+		srv, env := sandboxFakeWith(t, fakeapi.Options{Catalog: cat, Latency: 3 * time.Millisecond})
 		path := examplesDir(t)
 		dir := filepath.Dir(path)
 		os.WriteFile(filepath.Join(dir, "order_status.csv"), []byte(csvText.String()), 0o644)
@@ -838,13 +844,7 @@ func TestAKilledInventoryPushResendsOnlyWhatWasInFlight(t *testing.T) {
 		}
 	}
 	for trial := 0; trial < trials; trial++ {
-		srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat, Latency: 2 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := e2eCreds
-		env := []string{"NUORDER_BASE_URL=" + srv.URL(), "NUORDER_CONSUMER_KEY=" + c.ConsumerKey, "NUORDER_CONSUMER_SECRET=" + c.ConsumerSecret,
-			"NUORDER_TOKEN=" + c.Token, "NUORDER_TOKEN_SECRET=" + c.TokenSecret}
+		srv, env := sandboxFakeWith(t, fakeapi.Options{Catalog: cat, Latency: 2 * time.Millisecond})
 		path := examplesDir(t)
 		dir := filepath.Dir(path)
 		os.WriteFile(filepath.Join(dir, "stock.csv"), []byte(csvText.String()), 0o644)

@@ -100,16 +100,27 @@ func TestManifestsDecodeStrictlyAndAgree(t *testing.T) {
 		t.Fatalf("found %d cronjobs, %d deployments, %d configmaps, %d secrets, %d services",
 			len(o.cronJobs), len(o.deployments), len(o.configMaps), len(o.secrets), len(o.services))
 	}
-	// The pods' environment is the Secret: the file must load with it, so
-	// every env() the file reads is a key of the Secret.
+	// The pods mount the Secret at /secrets beside the ConfigMap at
+	// /config: the file must load with them laid out so, so every file()
+	// it reads is a key of the Secret, and it reads no environment.
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "config"), 0o755)
+	os.MkdirAll(filepath.Join(root, "secrets"), 0o755)
 	for k, v := range o.secrets[0].StringData {
-		t.Setenv(k, v)
+		os.WriteFile(filepath.Join(root, "secrets", k), []byte(v+"\n"), 0o600)
 	}
-	hcl := filepath.Join(t.TempDir(), "pipeline.hcl")
-	os.WriteFile(hcl, []byte(o.configMaps[0].Data["pipeline.hcl"]), 0o644)
+	hcl := filepath.Join(root, "config", "pipeline.hcl")
+	text := o.configMaps[0].Data["pipeline.hcl"]
+	if strings.Contains(text, "env(") {
+		t.Fatal("the ConfigMap's pipeline.hcl reads the environment: credentials come from the mounted Secret, with file()")
+	}
+	os.WriteFile(hcl, []byte(text), 0o644)
 	file, diags := config.Load(hcl)
 	if diags.HasErrors() {
 		t.Fatalf("the ConfigMap's pipeline.hcl: %s", diags.Error())
+	}
+	if file.StateDSN != strings.TrimSpace(o.secrets[0].StringData["WAREHOUSE_DSN"]) {
+		t.Fatal("the state block does not read WAREHOUSE_DSN from the Secret")
 	}
 	if file.StateBackend != "postgres" {
 		t.Fatalf("state backend %q: on a cluster the state must be in PostgreSQL (locks across pods)", file.StateBackend)
@@ -123,8 +134,19 @@ func TestManifestsDecodeStrictlyAndAgree(t *testing.T) {
 		if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
 			t.Fatalf("%s: no memory limit or cpu request", what)
 		}
-		if len(c.EnvFrom) == 0 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != secret {
-			t.Fatalf("%s: credentials not from the Secret %s", what, secret)
+		mounted := false
+		for _, m := range c.VolumeMounts {
+			for _, v := range spec.Volumes {
+				if v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == secret && m.MountPath == "/secrets" && m.ReadOnly {
+					mounted = true
+				}
+			}
+		}
+		if !mounted || len(c.EnvFrom) != 0 {
+			t.Fatalf("%s: the Secret %s is not mounted read-only at /secrets (or the environment is filled from it)", what, secret)
+		}
+		if sc := spec.SecurityContext; sc == nil || sc.FSGroup == nil || *sc.FSGroup != *sc.RunAsUser {
+			t.Fatalf("%s: no fsGroup for the non-root user to read the mounted Secret", what)
 		}
 		if sc := spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
 			t.Fatalf("%s: not run as non-root", what)

@@ -102,7 +102,7 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 			if errors.Is(res.Err, state.ErrLocked) {
 				// Another host (or run) has this turn: not a failure of
 				// this one, which has nothing to do.
-				log.Info("turn skipped: the pipeline is running elsewhere", "holder", res.Err.Error())
+				log.Debug("turn skipped: the pipeline is running elsewhere", "holder", res.Err.Error())
 				if m != nil {
 					m.Skipped(pl.Name)
 				}
@@ -127,6 +127,11 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 			fmt.Fprintf(stderr, "Error: pipeline %s: schedule %q: %v\n", pl.Name, pl.Schedule, err)
 			return exitUsage
 		}
+		if m != nil {
+			if sched, err := cron.ParseStandard(pl.Schedule); err == nil {
+				m.Schedule(pl.Name, longestGap(sched, time.Now()))
+			}
+		}
 		logger.Info("scheduled", "pipeline", pl.Name, "schedule", pl.Schedule)
 	}
 	names := make([]string, len(scheduled))
@@ -149,6 +154,28 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 	logger.Info("stopped", "failed_runs", failures)
 	return exitOK
 }
+
+// longestGap is the longest time between two successive turns of sched
+// over its next gapTurns turns from now: a weekday-only schedule's weekend,
+// say, so an alert on "no success for twice the schedule" does not fire on
+// a quiet Sunday.
+func longestGap(sched cron.Schedule, now time.Time) time.Duration {
+	var longest time.Duration
+	prev := sched.Next(now)
+	for i := 0; i < gapTurns && !prev.IsZero(); i++ {
+		next := sched.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		longest = max(longest, next.Sub(prev))
+		prev = next
+	}
+	return longest
+}
+
+// gapTurns bounds how far longestGap looks ahead: enough turns to cover a
+// week of an hourly schedule, cheap for an every-minute one.
+const gapTurns = 200
 
 // serveMetrics serves m and a health check at addr until stop is called.
 // /healthz answers 200 while the state store answers (the file was loaded

@@ -124,6 +124,9 @@ pipeline "numbers" {
 	if !strings.Contains(text, `pipehost_run_duration_seconds_count{pipeline="numbers"}`) {
 		t.Fatal("no run duration histogram")
 	}
+	if v := metricValue(text, "pipehost_schedule_interval_seconds", "numbers"); v != 1 {
+		t.Fatalf("schedule interval %v s, want 1 (@every 1s)", v)
+	}
 }
 
 // TestRunWritesAMetricsTextfile: run --metrics-file leaves the run's

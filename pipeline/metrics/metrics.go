@@ -40,6 +40,7 @@ type Registry struct {
 	retries     *prometheus.CounterVec
 	restarts    *prometheus.CounterVec
 	skipped     *prometheus.CounterVec
+	interval    *prometheus.GaugeVec
 }
 
 // New returns a registry with every metric declared (and the Go runtime's
@@ -74,7 +75,9 @@ func New() *Registry {
 	m.restarts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "plugin_restarts_total",
 		Help: "Plugin processes that exited in the middle of a run (crashed or killed); the next run starts a fresh one."},
 		[]string{"connector"})
-	m.reg.MustRegister(m.restarts, m.skipped, m.requests, m.retries, m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
+	m.interval = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "schedule_interval_seconds",
+		Help: "The longest gap between two turns of the pipeline's schedule (serve only), so an alert can say \"no success for twice its schedule\"."}, pipeline)
+	m.reg.MustRegister(m.interval, m.restarts, m.skipped, m.requests, m.retries, m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -121,6 +124,12 @@ func (m *Registry) Declare(pipelines, connectors []string) {
 	for _, c := range connectors {
 		m.restarts.WithLabelValues(c)
 	}
+}
+
+// Schedule exports the longest gap between two turns of pipeline's
+// schedule, which alert rules compare with the age of its last success.
+func (m *Registry) Schedule(pipeline string, longest time.Duration) {
+	m.interval.WithLabelValues(pipeline).Set(longest.Seconds())
 }
 
 // Skipped counts a scheduled turn not run because another host or run held

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/robfig/cron/v3"
 
+	"pipehost/internal/failpoint"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/engine"
 	"pipehost/pipeline/metrics"
@@ -63,6 +64,17 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 		}
 		defer stop()
 	}
+	// Replicas sharing a PostgreSQL store hand each turn to one of them.
+	var claimer state.TurnClaimer
+	if f.StateBackend == "postgres" {
+		store, err := openStore(ctx, f)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: the state store cannot be used: %v\n", err)
+			return exitUsage
+		}
+		defer store.Close()
+		claimer, _ = store.(state.TurnClaimer)
+	}
 	c := cron.New()
 	var mu sync.Mutex
 	failures := 0
@@ -70,7 +82,18 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 		pl := pl
 		var running sync.Mutex
 		var startedAt atomic.Int64 // unix seconds of the run going on
+		sched, err := cron.ParseStandard(pl.Schedule)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: pipeline %s: schedule %q: %v\n", pl.Name, pl.Schedule, err)
+			return exitUsage
+		}
+		sched = aligned(sched)
+		gap := longestGap(sched, time.Now())
 		run := func() {
+			turn := lastTurn(sched, gap, time.Now())
+			if failpoint.Armed("late-turn") {
+				time.Sleep(600 * time.Millisecond)
+			}
 			log := logger.With("pipeline", pl.Name)
 			if !running.TryLock() {
 				// Not started twice; said, so a pipeline stuck in one run
@@ -80,6 +103,19 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 				return
 			}
 			defer running.Unlock()
+			if claimer != nil {
+				mine, err := claimer.ClaimTurn(pl.Name, turn)
+				switch {
+				case err != nil:
+					log.Warn("the turn could not be claimed in the state store; running it (the pipeline's lock still refuses an overlap)", "error", err)
+				case !mine:
+					log.Debug("turn skipped: another replica has it", "turn", turn.UTC().Format(time.RFC3339))
+					if m != nil {
+						m.Skipped(pl.Name)
+					}
+					return
+				}
+			}
 			startedAt.Store(time.Now().Unix())
 			if m != nil {
 				m.Started(pl.Name)
@@ -121,16 +157,11 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 				log.Error("scheduled run failed", "error", res.Err)
 				return
 			}
-			log.Info("scheduled run finished", "rows", res.Rows, "rejected", res.Rejected(), "duration", res.Duration.String())
+			log.Info("scheduled run finished", "turn", turn.UTC().Format(time.RFC3339), "rows", res.Rows, "rejected", res.Rejected(), "duration", res.Duration.String())
 		}
-		if _, err := c.AddFunc(pl.Schedule, run); err != nil {
-			fmt.Fprintf(stderr, "Error: pipeline %s: schedule %q: %v\n", pl.Name, pl.Schedule, err)
-			return exitUsage
-		}
+		c.Schedule(sched, cron.FuncJob(run))
 		if m != nil {
-			if sched, err := cron.ParseStandard(pl.Schedule); err == nil {
-				m.Schedule(pl.Name, longestGap(sched, time.Now()))
-			}
+			m.Schedule(pl.Name, gap)
 		}
 		logger.Info("scheduled", "pipeline", pl.Name, "schedule", pl.Schedule)
 	}
@@ -171,6 +202,40 @@ func longestGap(sched cron.Schedule, now time.Time) time.Duration {
 		prev = next
 	}
 	return longest
+}
+
+// lastTurn is the latest instant of sched at or before now: the turn a
+// job the scheduler starts at now (a little late, as timers are) belongs
+// to, the same on every replica whose clock agrees within gap.
+func lastTurn(sched cron.Schedule, gap time.Duration, now time.Time) time.Time {
+	t := sched.Next(now.Add(-gap - time.Second))
+	for i := 0; i < gapTurns; i++ {
+		next := sched.Next(t)
+		if next.IsZero() || next.After(now) {
+			break
+		}
+		t = next
+	}
+	return t
+}
+
+// aligned returns sched, with an "@every D" schedule counted from the Unix
+// epoch rather than from the process's start, so that replicas started at
+// different times share its turns (@every 15m fires at :00, :15, :30, :45).
+func aligned(sched cron.Schedule) cron.Schedule {
+	if every, ok := sched.(cron.ConstantDelaySchedule); ok {
+		return epochEvery(every.Delay)
+	}
+	return sched
+}
+
+// epochEvery fires at every multiple of its duration since the Unix epoch.
+type epochEvery time.Duration
+
+// Next implements cron.Schedule.
+func (e epochEvery) Next(t time.Time) time.Time {
+	d := time.Duration(e)
+	return time.Unix(0, (t.UnixNano()/int64(d)+1)*int64(d)).In(t.Location())
 }
 
 // gapTurns bounds how far longestGap looks ahead: enough turns to cover a

@@ -6,7 +6,8 @@ package failpoint
 import "os"
 
 // Env names the environment variable that arms a failpoint by name
-// (before-commit, after-sink-commit, after-s3-commit-record).
+// (before-commit, after-sink-commit, after-s3-commit-record; late-turn
+// makes serve start each turn 600 ms late, as a replica whose clock is behind).
 const Env = "PIPEHOST_FAILPOINT"
 
 // Armed says whether the failpoint name is armed.

@@ -21,15 +21,20 @@ type Postgres struct {
 	id    string
 	pool  *pgxpool.Pool
 	table string
+	turns string
 	red   pgconfig.Redactor
 }
 
-var _ Store = (*Postgres)(nil)
+var (
+	_ Store       = (*Postgres)(nil)
+	_ TurnClaimer = (*Postgres)(nil)
+)
 
 // OpenPostgres connects to the database of dsn and creates the state table
 // (schema.pipehost_state) when missing. Errors never show the DSN's password.
 func OpenPostgres(ctx context.Context, dsn, schema string) (*Postgres, error) {
-	p := &Postgres{red: pgconfig.NewRedactor(dsn), table: pgx.Identifier{schema, "pipehost_state"}.Sanitize()}
+	p := &Postgres{red: pgconfig.NewRedactor(dsn), table: pgx.Identifier{schema, "pipehost_state"}.Sanitize(),
+		turns: pgx.Identifier{schema, "pipehost_turns"}.Sanitize()}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, p.redact(fmt.Errorf("state dsn: %w", err))
@@ -48,8 +53,10 @@ CREATE TABLE IF NOT EXISTS %s (
   last_run jsonb, reset_at timestamptz, PRIMARY KEY (pipeline, stream));
 ALTER TABLE %[2]s ADD COLUMN IF NOT EXISTS binding jsonb, ADD COLUMN IF NOT EXISTS data_digest text, ADD COLUMN IF NOT EXISTS runs jsonb;
 CREATE TABLE IF NOT EXISTS %[3]s (one boolean PRIMARY KEY DEFAULT true CHECK (one), id text NOT NULL);
-INSERT INTO %[3]s (id) VALUES ('%[4]s') ON CONFLICT DO NOTHING`, pgx.Identifier{schema}.Sanitize(), p.table,
-			pgx.Identifier{schema, "pipehost_store"}.Sanitize(), newID()))
+INSERT INTO %[3]s (id) VALUES ('%[4]s') ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS %[5]s (pipeline text NOT NULL, turn timestamptz NOT NULL,
+  claimed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, turn))`, pgx.Identifier{schema}.Sanitize(), p.table,
+			pgx.Identifier{schema, "pipehost_store"}.Sanitize(), newID(), p.turns))
 		return err
 	})
 	if err == nil {
@@ -280,4 +287,23 @@ func (p *Postgres) Lock(pipeline string) (func(), error) {
 		conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
 		conn.Release()
 	}, nil
+}
+
+// ClaimTurn implements TurnClaimer with a row per turn in the schema's
+// pipehost_turns table: the insert that creates it wins, the others find
+// it there. Rows of turns over a day old are deleted as claims go.
+func (p *Postgres) ClaimTurn(pipeline string, turn time.Time) (bool, error) {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	tag, err := p.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (pipeline, turn) VALUES ($1, $2) ON CONFLICT DO NOTHING`, p.turns), pipeline, turn.UTC())
+	if err != nil {
+		return false, p.redact(err)
+	}
+	if tag.RowsAffected() == 1 {
+		if _, err := p.pool.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE pipeline = $1 AND turn < $2`, p.turns), pipeline, turn.UTC().Add(-turnsKept)); err != nil {
+			return true, p.redact(err)
+		}
+		return true, nil
+	}
+	return false, nil
 }

@@ -190,6 +190,24 @@ type Store interface {
 
 var _ Store = (*Local)(nil)
 
+// TurnClaimer is a Store shared by several `serve` processes (replicas)
+// that hands each scheduled turn of a pipeline to one of them. The
+// pipeline's lock keeps two runs from overlapping; a claim also keeps a
+// replica whose clock fires after another's run has finished from running
+// the same turn again. A local store does not implement it: its folder is
+// one host's.
+type TurnClaimer interface {
+	// ClaimTurn reports whether the caller got the pipeline's turn
+	// scheduled at turn: true for the first caller, false for every later
+	// one. It errors only when the store cannot be asked; the caller then
+	// runs the turn (the lock still refuses an overlap).
+	ClaimTurn(pipeline string, turn time.Time) (bool, error)
+}
+
+// turnsKept is how long a claimed turn is remembered: far longer than any
+// two replicas' clocks disagree, short enough to keep the table small.
+const turnsKept = 24 * time.Hour
+
 // Describe renders a checkpoint for people (`state show`, `plan`): a JSON
 // checkpoint with its long string values cut to their first characters and
 // their length (a connector may keep large encoded sets in one), anything

@@ -307,3 +307,53 @@ func TestHostsOpeningAFreshPostgresStoreAtOnceAllSucceed(t *testing.T) {
 		}
 	}
 }
+
+// TestATurnIsClaimedOnce: of several callers claiming a pipeline's turn at
+// once through the same PostgreSQL store, exactly one gets it; another
+// turn, or another pipeline's, is claimed afresh; claims over a day old
+// are forgotten.
+func TestATurnIsClaimedOnce(t *testing.T) {
+	open, ok := stores(t)["postgres"]
+	if !ok {
+		t.Skip("PIPEHOST_TEST_PG_DSN is not set")
+	}
+	s := open(t).(TurnClaimer)
+	turn := time.Date(2026, 12, 6, 10, 15, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine, err := s.ClaimTurn("orders", turn)
+			if err != nil {
+				t.Error(err)
+			}
+			if mine {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Fatalf("%d callers got the turn, want 1", won)
+	}
+	for _, c := range []struct {
+		pipeline string
+		turn     time.Time
+		want     bool
+	}{
+		{"orders", turn, false},
+		{"orders", turn.Add(15 * time.Minute), true},
+		{"products", turn, true},
+		{"orders", turn.Add(48 * time.Hour), true},
+		{"orders", turn, true}, // forgotten: the claim above was two days later
+	} {
+		if got, err := s.ClaimTurn(c.pipeline, c.turn); err != nil || got != c.want {
+			t.Errorf("claim %s at %s: %v, %v; want %v", c.pipeline, c.turn, got, err, c.want)
+		}
+	}
+}

@@ -69,7 +69,14 @@ func (r *replica) count(pipeline string) int {
 // and no failure; once one is killed, the other runs the next turns.
 func TestServeReplicasRunEachTurnOnce(t *testing.T) {
 	schema, _ := pgSchema(t)
+	// Each pipeline has its own folder: two pipelines writing one stream's
+	// folder at once can lose a file (another run's stale-file sweep takes a
+	// closed temporary file before its rename): a known defect, not the
+	// replicas'.
 	path := numbersFile(t, fmt.Sprintf(`
+sink "parquet" "second" {
+  path = "out-second"
+}
 state {
   backend = "postgres"
   dsn     = env("E2E_DSN")
@@ -83,7 +90,7 @@ pipeline "first" {
 }
 pipeline "second" {
   from     = connector.numbers.numbers
-  to       = sink.parquet.lake
+  to       = sink.parquet.second
   schedule = "@every 1s"
   options  = { count = 20 }
 }`, schema))

@@ -53,27 +53,28 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 	}
 	runCtx, interrupt := context.WithCancel(context.Background())
 	defer interrupt()
+	// One store for the daemon's own use: /healthz asks it, and replicas
+	// sharing a PostgreSQL store claim each turn in it.
+	var store state.Store
+	if o.metricsAddr != "" || f.StateBackend == "postgres" {
+		var err error
+		if store, err = openStore(ctx, f); err != nil {
+			fmt.Fprintf(stderr, "Error: the state store cannot be used: %v\n", err)
+			return exitUsage
+		}
+		defer store.Close()
+	}
+	claimer, _ := store.(state.TurnClaimer) // nil for a local store: its folder is one host's
 	var m *metrics.Registry
 	if o.metricsAddr != "" {
 		m = metrics.New()
 		m.Declare(namesOf(scheduled), connectorNames(f))
-		stop, err := serveMetrics(o.metricsAddr, m, f, logger)
+		stop, err := serveMetrics(o.metricsAddr, m, store, logger)
 		if err != nil {
 			fmt.Fprintf(stderr, "Error: --metrics-addr %s: %v\n", o.metricsAddr, err)
 			return exitUsage
 		}
 		defer stop()
-	}
-	// Replicas sharing a PostgreSQL store hand each turn to one of them.
-	var claimer state.TurnClaimer
-	if f.StateBackend == "postgres" {
-		store, err := openStore(ctx, f)
-		if err != nil {
-			fmt.Fprintf(stderr, "Error: the state store cannot be used: %v\n", err)
-			return exitUsage
-		}
-		defer store.Close()
-		claimer, _ = store.(state.TurnClaimer)
 	}
 	c := cron.New()
 	var mu sync.Mutex
@@ -243,13 +244,9 @@ func (e epochEvery) Next(t time.Time) time.Time {
 const gapTurns = 200
 
 // serveMetrics serves m and a health check at addr until stop is called.
-// /healthz answers 200 while the state store answers (the file was loaded
-// before serve got here).
-func serveMetrics(addr string, m *metrics.Registry, f *config.File, logger hclog.Logger) (stop func(), err error) {
-	store, err := openStore(context.Background(), f)
-	if err != nil {
-		return nil, fmt.Errorf("the state store cannot be used: %w", err)
-	}
+// /healthz answers 200 while store answers; the caller keeps store open
+// until stop has returned.
+func serveMetrics(addr string, m *metrics.Registry, store state.Store, logger hclog.Logger) (stop func(), err error) {
 	healthy := func(ctx context.Context) error {
 		done := make(chan error, 1)
 		go func() { _, err := store.Get(healthPipeline, healthPipeline); done <- err }()
@@ -265,7 +262,6 @@ func serveMetrics(addr string, m *metrics.Registry, f *config.File, logger hclog
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	if everyInterface(addr) {
@@ -278,7 +274,6 @@ func serveMetrics(addr string, m *metrics.Registry, f *config.File, logger hclog
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
-		store.Close()
 	}, nil
 }
 

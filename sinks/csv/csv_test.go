@@ -2,9 +2,8 @@ package csv
 
 import (
 	"encoding/csv"
-	"os"
+	"io"
 	"path/filepath"
-	"sort"
 	"testing"
 
 	"pipehost/sinks"
@@ -21,24 +20,17 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		return s, func(stream string) []string {
-			files, _ := filepath.Glob(filepath.Join(base, "out", stream, "*.csv"))
-			var ids []string
-			for _, f := range files {
-				fh, err := os.Open(f)
+			return sinkstest.FileIDs(t, filepath.Join(base, "out", stream, "*.csv"), func(r io.Reader) ([]string, error) {
+				recs, err := csv.NewReader(r).ReadAll()
 				if err != nil {
-					t.Fatal(err)
+					return nil, err
 				}
-				recs, err := csv.NewReader(fh).ReadAll()
-				fh.Close()
-				if err != nil {
-					t.Fatal(err)
+				var ids []string
+				for _, rec := range recs[1:] {
+					ids = append(ids, rec[0])
 				}
-				for _, r := range recs[1:] {
-					ids = append(ids, r[0])
-				}
-			}
-			sort.Strings(ids)
-			return ids
+				return ids, nil
+			})
 		}
 	}})
 }

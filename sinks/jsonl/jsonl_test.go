@@ -3,9 +3,8 @@ package jsonl
 import (
 	"bufio"
 	"encoding/json"
-	"os"
+	"io"
 	"path/filepath"
-	"sort"
 	"testing"
 
 	"pipehost/sinks"
@@ -22,27 +21,20 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		return s, func(stream string) []string {
-			files, _ := filepath.Glob(filepath.Join(base, "out", stream, "*.jsonl"))
-			var ids []string
-			for _, f := range files {
-				fh, err := os.Open(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sc := bufio.NewScanner(fh)
+			return sinkstest.FileIDs(t, filepath.Join(base, "out", stream, "*.jsonl"), func(r io.Reader) ([]string, error) {
+				var ids []string
+				sc := bufio.NewScanner(r)
 				for sc.Scan() {
 					var row struct {
 						ID string `json:"_id"`
 					}
 					if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-						t.Fatal(err)
+						return nil, err
 					}
 					ids = append(ids, row.ID)
 				}
-				fh.Close()
-			}
-			sort.Strings(ids)
-			return ids
+				return ids, sc.Err()
+			})
 		}
 	}})
 }

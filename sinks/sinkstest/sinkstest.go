@@ -10,6 +10,9 @@ package sinkstest
 import (
 	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 
@@ -217,4 +220,30 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// FileIDs reads back a file sink's rows: the ids parse finds in each file
+// matching pattern (a filepath.Glob pattern), sorted. A file that cannot be
+// opened or parsed fails the test.
+func FileIDs(t *testing.T, pattern string, parse func(r io.Reader) ([]string, error)) []string {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parse(fh)
+		fh.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		ids = append(ids, got...)
+	}
+	sort.Strings(ids)
+	return ids
 }

@@ -60,6 +60,12 @@ var _ connector.Connector = (*Client)(nil)
 // instead of hanging it.
 const HandshakeTimeout = time.Minute
 
+// stderrDrainWait bounds how long a failed start waits for the plugin's
+// stderr to be read to its end, so that the error can quote it. A plugin
+// that exits drains in milliseconds; one that left a child holding its
+// output never does, and costs the start this much more.
+const stderrDrainWait = 2 * time.Second
+
 // Open starts the plugin binary and connects to it. The plugin gets a clean
 // environment (nothing of the host's), negotiates mTLS with the host and must
 // speak ProtocolVersion. Open errors when the binary is missing, its checksum
@@ -125,8 +131,16 @@ func Open(cfg Config) (*Client, error) {
 	if err != nil {
 		// go-plugin has killed the process; its Kill then waits for the
 		// plugin's output to close, which a child the plugin left behind
-		// may hold for as long as it lives: not the host's wait.
-		go pc.Kill()
+		// may hold for as long as it lives: not the host's wait. The
+		// host waits a moment, though: the plugin's last words on stderr
+		// arrive on their own goroutine and may not be in tail yet when
+		// the handshake's failure is.
+		killed := make(chan struct{})
+		go func() { pc.Kill(); close(killed) }()
+		select {
+		case <-killed:
+		case <-time.After(stderrDrainWait):
+		}
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			// Hash again only to say what the binary is.
 			got, herr := fileSHA256(cfg.Path)

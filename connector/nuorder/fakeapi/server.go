@@ -72,6 +72,7 @@ type Server struct {
 	statusSends                 map[int]int    // status requests received, by order
 	bySigScheme                 map[string]int // correctly signed requests, by signature scheme
 	replenishSends              map[string]int // SKUs sent in replenishment requests, by SKU id
+	replenishBatches            [][]string     // SKU ids of each replenishment request, in arrival order
 	bodyBytes                   atomic.Int64
 	tooMany                     int       // 429s answered by RateLimit
 	tokens                      float64   // of the RateLimit bucket

@@ -119,9 +119,12 @@ func (s *Server) replenish(w http.ResponseWriter, r *http.Request) {
 	if s.replenishSends == nil {
 		s.replenishSends = map[string]int{}
 	}
+	batch := make([]string, 0, len(body.Replenishments))
 	for _, rp := range body.Replenishments {
 		s.replenishSends[rp.SKUID]++
+		batch = append(batch, rp.SKUID)
 	}
+	s.replenishBatches = append(s.replenishBatches, batch)
 	s.mu.Unlock()
 	bySKU := map[string][]Replenishment{}
 	for _, rp := range body.Replenishments {
@@ -529,6 +532,18 @@ func (s *Server) ReplenishSends() map[string]int {
 	out := make(map[string]int, len(s.replenishSends))
 	for k, n := range s.replenishSends {
 		out[k] = n
+	}
+	return out
+}
+
+// ReplenishBatches returns the SKU ids of each replenishment request, in the
+// order the requests arrived, whether the fake then accepted them or not.
+func (s *Server) ReplenishBatches() [][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]string, len(s.replenishBatches))
+	for i, b := range s.replenishBatches {
+		out[i] = append([]string(nil), b...)
 	}
 	return out
 }

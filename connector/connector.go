@@ -16,6 +16,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/apache/arrow/go/v15/arrow"
 )
@@ -115,36 +117,97 @@ type Stream struct {
 	Options []Option `json:"options"` // no omitempty: [] (none) is not null (does not say)
 	// ReadsWith names the other source streams a read of this one can
 	// emit in the same pass, from the same responses (NuOrder's orders and
-	// order_lines): the host then reads them once (ReadRequest.With)
-	// instead of once per stream, each from its own checkpoint.
+	// order_lines): the host then reads them in one request (after this
+	// one in ReadRequest.Streams) instead of once per stream, each from
+	// its own checkpoint.
 	ReadsWith []string `json:"reads_with,omitempty"`
 }
 
-// ReadRequest asks for the rows of one source stream.
+// ReadRequest asks for the rows of source streams, read in one pass.
 type ReadRequest struct {
+	// Streams lists the streams to read, each with where it resumes. The
+	// first names the read; any others must be in its Stream.ReadsWith
+	// (NuOrder's orders and order_lines): the read downloads and decodes
+	// once and emits the batches of every stream, each from its own
+	// checkpoint. A read of one stream is the set of one. CheckRead checks
+	// a request against the catalog.
+	Streams []StreamRead `json:"streams"`
+	// Options are the pipeline block's `options`, passed through untouched.
+	Options map[string]string `json:"options,omitempty"`
+}
+
+// StreamRead is one stream of a read and the point it resumes from.
+type StreamRead struct {
 	Stream string `json:"stream"`
 	// Checkpoint is the last checkpoint the host committed for this stream,
 	// or nil for a first (or full-refresh) read.
 	Checkpoint []byte `json:"checkpoint,omitempty"`
-	// Options are the pipeline block's `options`, passed through untouched.
-	Options map[string]string `json:"options,omitempty"`
-	// With names more source streams, from Stream's ReadsWith, to emit in
-	// the same pass: the read downloads and decodes once and emits the
-	// batches of every stream, each tagged with Batch.Stream, and the
-	// checkpoint it reaches on each of them. With a With, emit may be
-	// called concurrently for batches of different streams; the batches of
-	// one stream always come in order.
-	With []string `json:"with,omitempty"`
-	// WithCheckpoints holds the last committed checkpoint of each stream
-	// of With (nil: read it from the beginning), as Checkpoint does for
-	// Stream: streams read together need not resume from the same point.
-	WithCheckpoints map[string][]byte `json:"with_checkpoints,omitempty"`
+}
+
+// First names the read's first stream ("" for a request naming none).
+func (r ReadRequest) First() string {
+	if len(r.Streams) == 0 {
+		return ""
+	}
+	return r.Streams[0].Stream
+}
+
+// Checkpoint returns where the read of stream resumes (nil: from the
+// beginning, or stream is not one of the request's).
+func (r ReadRequest) Checkpoint(stream string) []byte {
+	for _, s := range r.Streams {
+		if s.Stream == stream {
+			return s.Checkpoint
+		}
+	}
+	return nil
+}
+
+// Names lists the request's streams, the first first.
+func (r ReadRequest) Names() []string {
+	out := make([]string, len(r.Streams))
+	for i, s := range r.Streams {
+		out[i] = s.Stream
+	}
+	return out
+}
+
+// CheckRead checks a request against a catalog: at least one stream, each
+// a source stream of the catalog (an error wrapping ErrUnknownStream
+// otherwise), none disabled (the error says why it is), none twice, and
+// every stream after the first one the first reads with. It returns the
+// first stream's catalog entry.
+func CheckRead(catalog []Stream, req ReadRequest) (Stream, error) {
+	if len(req.Streams) == 0 {
+		return Stream{}, fmt.Errorf("%w: the read names no stream", ErrUnknownStream)
+	}
+	var first Stream
+	seen := map[string]bool{}
+	for i, sr := range req.Streams {
+		st, ok := FindStream(catalog, sr.Stream, Source)
+		if !ok {
+			return Stream{}, fmt.Errorf("%w %q", ErrUnknownStream, sr.Stream)
+		}
+		if st.Disabled != "" {
+			return Stream{}, fmt.Errorf("stream %s is disabled: %s", st.Name, st.Disabled)
+		}
+		if seen[st.Name] {
+			return Stream{}, fmt.Errorf("stream %s is named twice in one read", st.Name)
+		}
+		seen[st.Name] = true
+		if i == 0 {
+			first = st
+		} else if !slices.Contains(first.ReadsWith, st.Name) {
+			return Stream{}, fmt.Errorf("stream %s cannot be read with %s in one pass", st.Name, first.Name)
+		}
+	}
+	return first, nil
 }
 
 // Batch is one step of a read: a record batch, a checkpoint, or both.
 type Batch struct {
-	// Stream is the stream the batch belongs to: empty or the read's
-	// Stream, or one of its With.
+	// Stream names the stream the batch belongs to, one of the read's
+	// Streams. Every batch names one, even in a read of one stream.
 	Stream string
 	// Record holds rows with the stream's schema; it may be nil when the
 	// batch only carries a checkpoint. It is valid only during the emit call
@@ -157,9 +220,20 @@ type Batch struct {
 	Checkpoint []byte
 }
 
-// EmitFunc receives the batches of a read, in order. An error it returns stops
-// the read: Read returns that error.
+// EmitFunc receives the batches of a read. The batches of one stream come
+// in order; in a read of several streams, emit may be called concurrently
+// for batches of different streams. An error it returns stops the read:
+// Read returns that error.
 type EmitFunc func(Batch) error
+
+// For returns an EmitFunc that names stream on every batch it passes on:
+// for a connector whose read of one stream builds batches without a name.
+func (e EmitFunc) For(stream string) EmitFunc {
+	return func(b Batch) error {
+		b.Stream = stream
+		return e(b)
+	}
+}
 
 // RecordIterator yields the record batches to write to a sink stream. Next
 // returns io.EOF after the last batch. Records it returns are owned by the
@@ -265,10 +339,11 @@ type Base interface {
 // Reader is a connector whose catalog lists source streams.
 type Reader interface {
 	Base
-	// Read emits the rows of a source stream after req.Checkpoint. It
-	// returns nil only after every row up to the bound fixed when the read
-	// started has been emitted. A stream the catalog lacks is an error
-	// wrapping ErrUnknownStream.
+	// Read emits the rows of each stream of req after its checkpoint,
+	// each batch naming its stream. It returns nil only after every row up
+	// to the bound fixed when the read started has been emitted for every
+	// stream. A request CheckRead refuses is refused with its error (a
+	// stream the catalog lacks wraps ErrUnknownStream).
 	Read(ctx context.Context, req ReadRequest, emit EmitFunc) error
 }
 

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"pipehost/connector"
 )
@@ -319,51 +320,94 @@ func (c *flightConnector) Streams(ctx context.Context) ([]connector.Stream, erro
 	return out, nil
 }
 
-// Read implements connector.Connector. Checkpoints arrive in the app_metadata
-// of the batch they follow. A read With other streams is one DoGet per
-// stream, sharing one Read in the plugin (see readTicket); emit is then
-// called from one goroutine per stream.
+// Read implements connector.Connector: one DoGet for the whole read. Every
+// message names its stream (streamDescriptor); the host half feeds each
+// stream's messages to that stream's IPC reader on a goroutine of its own,
+// so emit is called from one goroutine per stream, as a connector in
+// process may. Checkpoints arrive in the app_metadata of the batch they
+// follow.
 func (c *flightConnector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	if len(req.With) == 0 {
-		return c.readPart(ctx, readTicket{ReadRequest: req}, emit)
-	}
-	id := make([]byte, 12)
-	if _, err := rand.Read(id); err != nil {
+	ticket, err := json.Marshal(readTicket{ReadRequest: req})
+	if err != nil {
 		return err
 	}
-	joint := hex.EncodeToString(id)
-	g, gctx := errgroup.WithContext(ctx)
-	for _, part := range append([]string{req.Stream}, req.With...) {
-		g.Go(func() error {
-			return c.readPart(gctx, readTicket{ReadRequest: req, Joint: joint, Part: part}, func(b connector.Batch) error {
-				b.Stream = part
-				return emit(b)
-			})
-		})
+	wanted := map[string]bool{}
+	for _, name := range req.Names() {
+		wanted[name] = true
 	}
-	return g.Wait()
+	// The group's context ends the DoGet when a stream's emit fails.
+	g, gctx := errgroup.WithContext(ctx)
+	stream, err := c.fc.DoGet(gctx, &flight.Ticket{Ticket: ticket})
+	if err != nil {
+		return c.fromStatus(err)
+	}
+	parts := map[string]chan *flight.FlightData{}
+	var recvErr error
+recv:
+	for {
+		fd, err := stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		name := descriptorStream(fd.FlightDescriptor)
+		if !wanted[name] {
+			recvErr = fmt.Errorf("the plugin sent a message of stream %q, which the read did not ask for", name)
+			break
+		}
+		ch := parts[name]
+		if ch == nil {
+			ch = make(chan *flight.FlightData, readPartBuffer)
+			parts[name] = ch
+			g.Go(func() error { return c.readPart(name, ch, emit) })
+		}
+		select {
+		case ch <- fd:
+		case <-gctx.Done():
+			break recv
+		}
+	}
+	for _, ch := range parts {
+		close(ch)
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if recvErr != nil {
+		if _, ok := status.FromError(recvErr); ok {
+			return c.fromStatus(recvErr)
+		}
+		return recvErr
+	}
+	return ctx.Err()
 }
 
-// readPart runs one DoGet and emits its batches.
-func (c *flightConnector) readPart(ctx context.Context, tk readTicket, emit connector.EmitFunc) error {
-	ticket, err := json.Marshal(tk)
+// readPartBuffer is how many messages of one stream a read holds for that
+// stream's reader before it waits: enough to keep the streams of a joint
+// read moving, small enough to keep memory flat (a message is at most
+// SplitBytes).
+const readPartBuffer = 2
+
+// readPart decodes the messages of one stream of a read and emits its
+// batches, in order, until ch is closed.
+func (c *flightConnector) readPart(name string, ch <-chan *flight.FlightData, emit connector.EmitFunc) error {
+	defer func() {
+		for range ch { // what the reader did not take, once it stopped
+		}
+	}()
+	r, err := flight.NewRecordReader(chanStream(ch), ipc.WithAllocator(c.mem))
 	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // ends the server's stream if emit stops the read
-	stream, err := c.fc.DoGet(ctx, &flight.Ticket{Ticket: ticket})
-	if err != nil {
-		return c.fromStatus(err)
-	}
-	r, err := flight.NewRecordReader(stream, ipc.WithAllocator(c.mem))
-	if err != nil {
-		return c.fromStatus(err)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("stream %s: %w", name, err)
 	}
 	defer r.Release()
 	for r.Next() {
 		rec := r.Record()
-		b := connector.Batch{Record: rec, Checkpoint: r.LatestAppMetadata()}
+		b := connector.Batch{Stream: name, Record: rec, Checkpoint: r.LatestAppMetadata()}
 		if rec.NumRows() == 0 {
 			b.Record = nil
 		}
@@ -372,9 +416,20 @@ func (c *flightConnector) readPart(ctx context.Context, tk readTicket, emit conn
 		}
 	}
 	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return c.fromStatus(err)
+		return fmt.Errorf("stream %s: %w", name, err)
 	}
 	return nil
+}
+
+// chanStream is one stream's messages as a flight.DataStreamReader.
+type chanStream <-chan *flight.FlightData
+
+func (c chanStream) Recv() (*flight.FlightData, error) {
+	fd, ok := <-c
+	if !ok {
+		return nil, io.EOF
+	}
+	return fd, nil
 }
 
 // schema returns a stream's schema from the catalog, listing it on first use.

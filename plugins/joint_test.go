@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,11 @@ var twinSchema = arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.Primitive
 
 // twins has two source streams read in one pass: evens and odds of 1..100,
 // in batches of 10 numbers, a checkpoint after each.
-type twins struct{ reads, catalogs atomic.Int64 }
+// With nameless, its batches name no stream (a connector's bug).
+type twins struct {
+	reads, catalogs atomic.Int64
+	nameless        bool
+}
 
 func (*twins) Info(context.Context) (connector.Info, error) {
 	return connector.Info{Name: "twins"}, nil
@@ -41,7 +46,7 @@ func (t *twins) Streams(context.Context) ([]connector.Stream, error) {
 
 func (t *twins) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
 	t.reads.Add(1)
-	streams := append([]string{req.Stream}, req.With...)
+	streams := req.Names()
 	for from := int64(1); from <= 100; from += 10 {
 		for _, name := range streams {
 			b := array.NewInt64Builder(memory.DefaultAllocator)
@@ -52,7 +57,11 @@ func (t *twins) Read(ctx context.Context, req connector.ReadRequest, emit connec
 			}
 			col := b.NewArray()
 			rec := array.NewRecord(twinSchema, []arrow.Array{col}, int64(col.Len()))
-			err := emit(connector.Batch{Stream: name, Record: rec, Checkpoint: []byte(fmt.Sprint(from + 9))})
+			named := name
+			if t.nameless {
+				named = ""
+			}
+			err := emit(connector.Batch{Stream: named, Record: rec, Checkpoint: []byte(fmt.Sprint(from + 9))})
 			rec.Release()
 			col.Release()
 			b.Release()
@@ -65,7 +74,10 @@ func (t *twins) Read(ctx context.Context, req connector.ReadRequest, emit connec
 }
 
 func dialTwins(t *testing.T) (connector.Connector, *twins) {
-	impl := &twins{}
+	return dialTwinsOf(t, &twins{})
+}
+
+func dialTwinsOf(t *testing.T, impl *twins) (connector.Connector, *twins) {
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{pluginName: &grpcPlugin{impl: impl}})
 	t.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense(pluginName)
@@ -75,14 +87,14 @@ func dialTwins(t *testing.T) (connector.Connector, *twins) {
 	return raw.(connector.Connector), impl
 }
 
-// TestJointReadCrossesTheWireOnce: a read With another stream runs the
+// TestJointReadCrossesTheWireOnce: a read of two streams runs the
 // connector's Read once in the plugin and delivers each stream's rows and
 // checkpoints, tagged, to the host.
 func TestJointReadCrossesTheWireOnce(t *testing.T) {
 	c, impl := dialTwins(t)
 	var mu sync.Mutex
 	sums, last := map[string]int64{}, map[string]string{}
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "evens", With: []string{"odds"}}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "evens"}, {Stream: "odds"}}}, func(b connector.Batch) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if b.Record != nil {
@@ -112,7 +124,7 @@ func TestJointReadStopsWhenOnePartFails(t *testing.T) {
 	c, _ := dialTwins(t)
 	boom := errors.New("sink full")
 	var odds atomic.Int64
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "evens", With: []string{"odds"}}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "evens"}, {Stream: "odds"}}}, func(b connector.Batch) error {
 		if b.Stream == "odds" && odds.Add(1) == 3 {
 			return boom
 		}
@@ -129,7 +141,7 @@ func TestJointReadStopsWhenOnePartFails(t *testing.T) {
 func TestTheCatalogIsListedOncePerConfiguration(t *testing.T) {
 	c, impl := dialTwins(t)
 	read := func() {
-		if err := c.Read(context.Background(), connector.ReadRequest{Stream: "evens"}, func(connector.Batch) error { return nil }); err != nil {
+		if err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "evens"}}}, func(connector.Batch) error { return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -145,5 +157,36 @@ func TestTheCatalogIsListedOncePerConfiguration(t *testing.T) {
 	read()
 	if n := impl.catalogs.Load(); n != 2 {
 		t.Fatalf("after Configure the catalog was listed %d times in all, want 2", n)
+	}
+}
+
+// TestABatchNamingNoStreamFailsTheRead: a connector that emits a batch
+// without its stream's name fails the read, saying so, instead of the
+// batch being lost or given to another stream.
+func TestABatchNamingNoStreamFailsTheRead(t *testing.T) {
+	c, _ := dialTwinsOf(t, &twins{nameless: true})
+	rows := 0
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "evens"}}}, func(b connector.Batch) error {
+		if b.Record != nil {
+			rows += int(b.Record.NumRows())
+		}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "names no stream") || rows != 0 {
+		t.Fatalf("read: %v, %d rows", err, rows)
+	}
+}
+
+// TestAReadOfStreamsTheFirstDoesNotReadWithIsRefused: the plugin checks a
+// read against the catalog before the connector runs.
+func TestAReadOfStreamsTheFirstDoesNotReadWithIsRefused(t *testing.T) {
+	c, impl := dialTwins(t)
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "evens"}, {Stream: "evens"}}}, func(connector.Batch) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "named twice") || impl.reads.Load() != 0 {
+		t.Fatalf("read: %v after %d connector reads", err, impl.reads.Load())
+	}
+	err = c.Read(context.Background(), connector.ReadRequest{}, func(connector.Batch) error { return nil })
+	if !errors.Is(err, connector.ErrUnknownStream) {
+		t.Fatalf("a read of no stream: %v", err)
 	}
 }

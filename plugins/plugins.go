@@ -7,8 +7,11 @@
 // an Arrow Flight service carries the streams:
 //
 //	ListFlights  the catalog: one FlightInfo per stream (Arrow schema + metadata)
-//	DoGet        read a source stream: the ticket is a JSON ReadRequest, the
-//	             reply is Arrow batches, checkpoints riding in app_metadata
+//	DoGet        read source streams in one pass: the ticket is a JSON
+//	             ReadRequest naming every stream of the read; the reply
+//	             interleaves one Arrow IPC stream per source stream, each
+//	             message naming its stream in its FlightDescriptor (a path
+//	             of one element), checkpoints riding in app_metadata
 //	DoPut        write a sink stream: the descriptor's cmd is a JSON
 //	             WriteRequest; the reply is PutResults holding row results
 //	DoAction     info, config_schema, configure, check, stats (JSON bodies)
@@ -30,7 +33,10 @@ import (
 // the package doc. Bump it on any incompatible change; the host refuses a
 // plugin that speaks none of the versions it knows, with a clear error,
 // instead of misreading its messages.
-const ProtocolVersion = 1
+//
+// Version 2 (this one): a read of several streams is one DoGet whose
+// messages name their stream. Version 1 made one DoGet per stream.
+const ProtocolVersion = 2
 
 // pluginName is the key of the connector plugin in go-plugin's plugin set.
 const pluginName = "connector"

@@ -78,7 +78,7 @@ func TestReadCarriesBatchesAndCheckpoints(t *testing.T) {
 	if err := c.Configure(context.Background(), connector.ConfigureRequest{Config: []byte(`{"offset":5,"token":null}`)}); err != nil {
 		t.Fatal(err)
 	}
-	rows, cps, err := readAll(t, c, connector.ReadRequest{Stream: "numbers", Options: map[string]string{"count": "250", "batch": "100"}})
+	rows, cps, err := readAll(t, c, connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "numbers"}}, Options: map[string]string{"count": "250", "batch": "100"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestReadCarriesBatchesAndCheckpoints(t *testing.T) {
 		t.Fatalf("checkpoints %v, want 100,200,250", cps)
 	}
 	// Resume after a checkpoint: only the rows after it.
-	rows, _, err = readAll(t, c, connector.ReadRequest{Stream: "numbers", Checkpoint: []byte("200"), Options: map[string]string{"count": "250"}})
+	rows, _, err = readAll(t, c, connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "numbers", Checkpoint: []byte("200")}}, Options: map[string]string{"count": "250"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,14 +100,14 @@ func TestReadCarriesBatchesAndCheckpoints(t *testing.T) {
 
 func TestReadErrorsKeepTheirText(t *testing.T) {
 	c := dial(t)
-	rows, _, err := readAll(t, c, connector.ReadRequest{Stream: "numbers", Options: map[string]string{"count": "500", "fail_at": "301"}})
+	rows, _, err := readAll(t, c, connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "numbers"}}, Options: map[string]string{"count": "500", "fail_at": "301"}})
 	if err == nil || !strings.Contains(err.Error(), "failing at row 301") || strings.Contains(err.Error(), "rpc error") {
 		t.Fatalf("error = %v", err)
 	}
 	if len(rows) != 300 {
 		t.Fatalf("rows before the failure: %d, want 300", len(rows))
 	}
-	_, _, err = readAll(t, c, connector.ReadRequest{Stream: "nope"})
+	_, _, err = readAll(t, c, connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "nope"}}})
 	if !errors.Is(err, connector.ErrUnknownStream) {
 		t.Fatalf("unknown stream error = %v", err)
 	}
@@ -223,7 +223,7 @@ func TestSentinelErrorsCrossTheWireBothWays(t *testing.T) {
 	if err.Error() != "check before configure: connector is not configured" {
 		t.Fatalf("the plugin's text changed on the way: %q", err)
 	}
-	_, _, err = readAll(t, c, connector.ReadRequest{Stream: "nope"})
+	_, _, err = readAll(t, c, connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "nope"}}})
 	if !errors.Is(err, connector.ErrUnknownStream) || errors.Is(err, connector.ErrNotConfigured) || err.Error() != `unknown stream "nope"` {
 		t.Fatalf("unknown stream through the plugin = %q", err)
 	}

@@ -3,27 +3,27 @@ package plugins
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/flight"
 
 	"pipehost/connector"
 )
 
-// TestTheWireFormatOfProtocolVersion1: the JSON of every message that
-// crosses the plugin boundary (tickets, write descriptors, results, ledger
-// acknowledgements, action bodies and replies) is what
-// testdata/protocol-v1.golden holds, so renaming or dropping a field,
+// TestTheWireFormatOfTheProtocol: the JSON of every message that crosses
+// the plugin boundary (tickets, write descriptors, results, ledger
+// acknowledgements, action bodies and replies) and the descriptor naming
+// the stream of each message of a read are what
+// testdata/protocol-v<ProtocolVersion>.golden holds, so renaming or dropping a field,
 // which an older plugin or host would read as missing, fails here. A
 // deliberate change of the protocol bumps ProtocolVersion and writes a new
 // golden file (UPDATE_GOLDEN=1).
-func TestTheWireFormatOfProtocolVersion1(t *testing.T) {
-	if ProtocolVersion != 1 {
-		t.Fatalf("ProtocolVersion is %d: add testdata/protocol-v%d.golden", ProtocolVersion, ProtocolVersion)
-	}
-	read := connector.ReadRequest{Stream: "orders", Checkpoint: []byte(`{"cursor":"x"}`), Options: map[string]string{"statuses": "approved"},
-		With: []string{"order_lines"}, WithCheckpoints: map[string][]byte{"order_lines": []byte("c")}}
+func TestTheWireFormatOfTheProtocol(t *testing.T) {
+	read := connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders", Checkpoint: []byte(`{"cursor":"x"}`)},
+		{Stream: "order_lines", Checkpoint: []byte("c")}}, Options: map[string]string{"statuses": "approved"}}
 	write := connector.WriteRequest{Stream: "inventory", Options: map[string]string{"replace": "true"}, DryRun: true, Ledger: []byte("l")}
 	messages := []struct {
 		Name  string
@@ -36,7 +36,8 @@ func TestTheWireFormatOfProtocolVersion1(t *testing.T) {
 		{"catalog_stream", connector.Stream{Name: "orders", Kind: connector.Source, Description: "d", Schema: arrow.NewSchema(nil, nil),
 			PrimaryKey: []string{"_id"}, CursorField: "modified_on", Disabled: "off", Notice: "n", ReadsWith: []string{"order_lines"},
 			Options: []connector.Option{{Name: "statuses", Description: "d", Kind: connector.OptionList, Allowed: []string{"approved"}, Default: "approved"}}}},
-		{"read_ticket", readTicket{ReadRequest: read, Joint: "j1", Part: "order_lines"}},
+		{"read_ticket", readTicket{ReadRequest: read}},
+		{"read_message_descriptor", descriptorFields(streamDescriptor("order_lines"))},
 		{"write_descriptor", putCommand{WriteRequest: write, ID: "w1", Commits: true}},
 		{"put_results", putMessage{Results: []connector.RowResult{{Row: 3, Error: "bad"}, {Row: 4}}}},
 		{"put_ledger", putMessage{Ledger: []byte(`{"k":"v"}`), Seq: 7}},
@@ -53,7 +54,7 @@ func TestTheWireFormatOfProtocolVersion1(t *testing.T) {
 		}
 		b.WriteString(m.Name + " " + string(j) + "\n")
 	}
-	const golden = "testdata/protocol-v1.golden"
+	golden := fmt.Sprintf("testdata/protocol-v%d.golden", ProtocolVersion)
 	if os.Getenv("UPDATE_GOLDEN") != "" {
 		os.WriteFile(golden, b.Bytes(), 0o644)
 	}
@@ -62,6 +63,12 @@ func TestTheWireFormatOfProtocolVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(want, b.Bytes()) {
-		t.Fatalf("the wire format of protocol version 1 changed:\nwant\n%s\ngot\n%s", want, b.Bytes())
+		t.Fatalf("the wire format of protocol version %d changed (bump ProtocolVersion for a deliberate change):\nwant\n%s\ngot\n%s", ProtocolVersion, want, b.Bytes())
 	}
+}
+
+// descriptorFields is a FlightDescriptor's fields as the golden file shows
+// them (the descriptor itself is protobuf, not JSON).
+func descriptorFields(d *flight.FlightDescriptor) map[string]any {
+	return map[string]any{"type": d.Type.String(), "path": d.Path, "cmd": d.Cmd}
 }

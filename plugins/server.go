@@ -166,7 +166,6 @@ type flightServer struct {
 
 	mu      sync.Mutex
 	catalog []connector.Stream        // nil until listed; reset by Configure
-	joints  map[string]*jointRead     // reads of several streams, until every part is claimed
 	acks    map[string]chan ledgerAck // writes waiting for the host to store a ledger, by write id
 }
 

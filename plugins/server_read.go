@@ -1,10 +1,8 @@
 package plugins
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"pipehost/connector"
 	"sync"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -14,7 +12,34 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"pipehost/connector"
 )
+
+// readTicket is a DoGet ticket: the whole read, every stream of it with its
+// checkpoint. One DoGet carries one read, whatever number of streams it
+// names.
+type readTicket struct {
+	connector.ReadRequest
+}
+
+// streamDescriptor is the FlightDescriptor every message of a read carries:
+// a path of one element, the stream's name. The messages of one stream form
+// one Arrow IPC stream (its schema first, then its batches, a checkpoint in
+// the app_metadata of the batch it follows); those of the streams of one
+// read interleave on the one DoGet.
+func streamDescriptor(stream string) *flight.FlightDescriptor {
+	return &flight.FlightDescriptor{Type: flight.DescriptorPATH, Path: []string{stream}}
+}
+
+// descriptorStream is the stream a read's message names ("" when it names
+// none).
+func descriptorStream(d *flight.FlightDescriptor) string {
+	if d == nil || d.Type != flight.DescriptorPATH || len(d.Path) != 1 {
+		return ""
+	}
+	return d.Path[0]
+}
 
 func (s *flightServer) DoGet(t *flight.Ticket, out flight.FlightService_DoGetServer) error {
 	ctx := out.Context()
@@ -22,176 +47,124 @@ func (s *flightServer) DoGet(t *flight.Ticket, out flight.FlightService_DoGetSer
 	if err := json.Unmarshal(t.Ticket, &tk); err != nil {
 		return status.Errorf(codes.InvalidArgument, "bad ticket: %v", err)
 	}
-	part := tk.Stream
-	if tk.Part != "" {
-		part = tk.Part
+	if len(tk.Streams) == 0 {
+		return toStatus(fmt.Errorf("%w: the read names no stream", connector.ErrUnknownStream))
 	}
-	st, err := s.stream(ctx, part, connector.Source)
-	if err != nil {
+	schemas := map[string]*arrow.Schema{}
+	for _, sr := range tk.Streams {
+		st, err := s.stream(ctx, sr.Stream, connector.Source)
+		if err != nil {
+			return toStatus(err)
+		}
+		schemas[st.Name] = st.Schema
+	}
+	catalog, _ := s.streams(ctx) // listed by stream above
+	if _, err := connector.CheckRead(catalog, tk.ReadRequest); err != nil {
 		return toStatus(err)
 	}
 	src, ok := s.impl.(connector.Reader)
 	if !ok {
-		return toStatus(fmt.Errorf("%w %q: the connector has no source streams", connector.ErrUnknownStream, part))
+		return toStatus(fmt.Errorf("%w %q: the connector has no source streams", connector.ErrUnknownStream, tk.First()))
+	}
+	mux := &readMux{out: out, mem: s.mem, schemas: schemas, writers: map[string]*streamWriter{}}
+	defer mux.release()
+	if err := src.Read(ctx, tk.ReadRequest, mux.send); err != nil {
+		return toStatus(err)
+	}
+	return nil
+}
+
+// readMux writes the batches of a read's streams onto its one DoGet. Each
+// stream has its own IPC writer, used only by that stream's emit calls
+// (which come in order); only the gRPC send is shared, under mu, so the
+// streams of a read encode and compress in parallel.
+type readMux struct {
+	out     flight.DataStreamWriter
+	mem     memory.Allocator
+	schemas map[string]*arrow.Schema
+
+	mu      sync.Mutex // guards writers and out.Send
+	writers map[string]*streamWriter
+}
+
+// streamWriter is one stream's IPC writer and the zero-row record its
+// checkpoint-only batches travel in.
+type streamWriter struct {
+	w      *flight.Writer
+	schema *arrow.Schema
+	empty  arrow.Record
+}
+
+// taggedSender sends a stream's messages onto the read's DoGet, each naming
+// the stream.
+type taggedSender struct {
+	m    *readMux
+	desc *flight.FlightDescriptor
+}
+
+func (t taggedSender) Send(fd *flight.FlightData) error {
+	fd.FlightDescriptor = t.desc
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	return t.m.out.Send(fd)
+}
+
+func (m *readMux) writer(stream string) (*streamWriter, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sw := m.writers[stream]; sw != nil {
+		return sw, nil
+	}
+	schema, ok := m.schemas[stream]
+	if !ok {
+		if stream == "" {
+			return nil, fmt.Errorf("the connector emitted a batch that names no stream")
+		}
+		return nil, fmt.Errorf("the connector emitted a batch of stream %s, which the read did not ask for", stream)
 	}
 	// Batches cross LZ4-compressed: order documents are JSON text that
 	// shrinks several times, and fewer bytes through gRPC and TLS cost
 	// less than LZ4 does (make bench, 100k, side by side: plugin run 17.0
 	// and 16.6 s against 18.6 and 17.1 s, CPU 31.2 and 30.9 s against 34.0
 	// and 31.9 s). The host's reader decompresses on its own.
-	w := flight.NewRecordWriter(out, ipc.WithSchema(st.Schema), ipc.WithAllocator(s.mem), ipc.WithLZ4())
-	empty := emptyRecord(st.Schema, s.mem)
-	defer empty.Release()
-	send := func(b connector.Batch) error {
-		rec := b.Record
-		if rec == nil {
-			if b.Checkpoint == nil {
-				return nil
-			}
-			rec = empty
-		}
-		if !rec.Schema().Equal(st.Schema) {
-			return fmt.Errorf("stream %s emitted a batch whose schema differs from its declared schema", part)
-		}
-		return splitRecord(rec, SplitBytes, func(piece arrow.Record, last bool) error {
-			if last && b.Checkpoint != nil {
-				return w.WriteWithAppMetadata(piece, b.Checkpoint)
-			}
-			return w.Write(piece)
-		})
+	sw := &streamWriter{schema: schema, empty: emptyRecord(schema, m.mem),
+		w: flight.NewRecordWriter(taggedSender{m: m, desc: streamDescriptor(stream)}, ipc.WithSchema(schema), ipc.WithAllocator(m.mem), ipc.WithLZ4())}
+	m.writers[stream] = sw
+	return sw, nil
+}
+
+// send is the connector's EmitFunc.
+func (m *readMux) send(b connector.Batch) error {
+	if b.Record == nil && b.Checkpoint == nil {
+		return nil
 	}
-	if tk.Joint == "" {
-		err = src.Read(ctx, tk.ReadRequest, send)
-	} else {
-		err = s.joint(ctx, src, tk, part, send)
-	}
+	sw, err := m.writer(b.Stream)
 	if err != nil {
-		return toStatus(err)
+		return err
 	}
-	return w.Close()
-}
-
-// readTicket is a DoGet ticket: the read, and for a read of several
-// streams in one pass (ReadRequest.With), which one this call carries.
-// The host makes one DoGet per stream of such a read, all with the same
-// Joint id; the first to arrive starts the connector's one Read, and each
-// receives its own stream's batches.
-type readTicket struct {
-	connector.ReadRequest
-	Joint string `json:"joint,omitempty"`
-	Part  string `json:"part,omitempty"`
-}
-
-// jointRead is one connector Read shared by the DoGet calls of its streams.
-type jointRead struct {
-	parts   map[string]chan connector.Batch // each stream's batches, records retained
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when the Read returned
-	err     error
-	pending map[string]bool // parts no DoGet has claimed yet
-	start   sync.Once
-}
-
-// jointBuffer is how many batches of one stream a joint read may hold
-// for its DoGet call before the Read waits: enough to keep both streams
-// moving, small enough to keep memory flat.
-const jointBuffer = 2
-
-// joint serves part of a read of several streams: it joins (or starts) the
-// shared Read and sends part's batches until the Read ends. If this call
-// ends first (its host half went away), the shared Read is cancelled, and
-// the other parts fail with it.
-func (s *flightServer) joint(ctx context.Context, src connector.Reader, tk readTicket, part string, send connector.EmitFunc) error {
-	s.mu.Lock()
-	if s.joints == nil {
-		s.joints = map[string]*jointRead{}
+	rec := b.Record
+	if rec == nil {
+		rec = sw.empty
 	}
-	jr := s.joints[tk.Joint]
-	if jr == nil {
-		jr = &jointRead{parts: map[string]chan connector.Batch{}, done: make(chan struct{}), pending: map[string]bool{}}
-		for _, name := range append([]string{tk.Stream}, tk.With...) {
-			jr.parts[name] = make(chan connector.Batch, jointBuffer)
-			jr.pending[name] = true
+	if !rec.Schema().Equal(sw.schema) {
+		return fmt.Errorf("stream %s emitted a batch whose schema differs from its declared schema", b.Stream)
+	}
+	return splitRecord(rec, SplitBytes, func(piece arrow.Record, last bool) error {
+		if last && b.Checkpoint != nil {
+			return sw.w.WriteWithAppMetadata(piece, b.Checkpoint)
 		}
-		s.joints[tk.Joint] = jr
-	}
-	ch, ok := jr.parts[part]
-	if !ok || !jr.pending[part] {
-		s.mu.Unlock()
-		return status.Errorf(codes.InvalidArgument, "stream %s is not an unclaimed part of read %s", part, tk.Joint)
-	}
-	delete(jr.pending, part)
-	if len(jr.pending) == 0 {
-		delete(s.joints, tk.Joint) // every part claimed: nobody else joins
-	}
-	s.mu.Unlock()
-
-	jr.start.Do(func() {
-		rctx, cancel := context.WithCancel(context.Background())
-		jr.cancel = cancel
-		go func() {
-			defer close(jr.done)
-			defer cancel()
-			jr.err = src.Read(rctx, tk.ReadRequest, func(b connector.Batch) error {
-				name := b.Stream
-				if name == "" {
-					name = tk.Stream
-				}
-				out, ok := jr.parts[name]
-				if !ok {
-					return fmt.Errorf("the connector emitted a batch of stream %s, which the read did not ask for", name)
-				}
-				if b.Record != nil {
-					b.Record.Retain()
-				}
-				select {
-				case out <- b:
-					return nil
-				case <-rctx.Done():
-					if b.Record != nil {
-						b.Record.Release()
-					}
-					return rctx.Err()
-				}
-			})
-			for _, out := range jr.parts {
-				close(out)
-			}
-		}()
+		return sw.w.Write(piece)
 	})
-	for {
-		select {
-		case b, open := <-ch:
-			if !open {
-				<-jr.done
-				return jr.err
-			}
-			err := send(b)
-			if b.Record != nil {
-				b.Record.Release()
-			}
-			if err != nil {
-				jr.cancel()
-				drain(ch)
-				return err
-			}
-		case <-ctx.Done():
-			jr.cancel()
-			drain(ch)
-			return ctx.Err()
-		}
-	}
 }
 
-// drain releases what is left in a part's channel once nobody sends it.
-func drain(ch chan connector.Batch) {
-	go func() {
-		for b := range ch {
-			if b.Record != nil {
-				b.Record.Release()
-			}
-		}
-	}()
+// release frees the writers once the read is over.
+func (m *readMux) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, sw := range m.writers {
+		sw.w.Close()
+		sw.empty.Release()
+	}
 }
 
 // emptyRecord is a zero-row record of schema, for batches that carry only a

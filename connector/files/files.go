@@ -116,11 +116,17 @@ var (
 // Read implements connector.Reader. It emits no checkpoint: a file is
 // read whole each time.
 func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	streams, _ := c.Streams(ctx)
+	st, err := connector.CheckRead(streams, req)
+	if err != nil {
+		return err
+	}
+	emit = emit.For(st.Name)
 	path, err := c.Path(req.Options)
 	if err != nil {
-		return fmt.Errorf("files.%s: %w", req.Stream, err)
+		return fmt.Errorf("files.%s: %w", st.Name, err)
 	}
-	switch req.Stream {
+	switch st.Name {
 	case "csv":
 		if err := connector.CheckOptions("files.csv", csvOptions, req.Options); err != nil {
 			return err
@@ -137,7 +143,7 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 		}
 		return readParquet(ctx, path, emit)
 	}
-	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
+	return fmt.Errorf("%w %q", connector.ErrUnknownStream, st.Name)
 }
 
 // stringBatcher builds batches of string columns plus the position columns.

@@ -22,7 +22,7 @@ func readAll(t *testing.T, dir, stream string, opts map[string]string) (map[stri
 	t.Helper()
 	cols := map[string][]string{}
 	var pos [][2]int64
-	err := New(dir).Read(context.Background(), connector.ReadRequest{Stream: stream, Options: opts}, func(b connector.Batch) error {
+	err := New(dir).Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: stream}}, Options: opts}, func(b connector.Batch) error {
 		rec := b.Record
 		for c, f := range rec.Schema().Fields() {
 			for i := 0; i < int(rec.NumRows()); i++ {

@@ -25,7 +25,7 @@ func FuzzReadCSVAndJSONLines(f *testing.F) {
 			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 				t.Skip()
 			}
-			err := New(dir).Read(context.Background(), connector.ReadRequest{Stream: stream, Options: map[string]string{"path": path}}, func(b connector.Batch) error {
+			err := New(dir).Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: stream}}, Options: map[string]string{"path": path}}, func(b connector.Batch) error {
 				for _, col := range b.Record.Columns() {
 					if int64(col.Len()) != b.Record.NumRows() {
 						t.Fatalf("%s: a column of %d rows in a batch of %d", stream, col.Len(), b.Record.NumRows())

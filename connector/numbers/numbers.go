@@ -111,7 +111,13 @@ func intOption(opts map[string]string, name string, def int64) (int64, error) {
 
 // Read implements connector.Connector.
 func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	switch req.Stream {
+	streams, _ := c.Streams(ctx)
+	st, err := connector.CheckRead(streams, req)
+	if err != nil {
+		return err
+	}
+	emit = emit.For(st.Name)
+	switch st.Name {
 	case "numbers":
 	case "environment":
 		b := array.NewRecordBuilder(memory.DefaultAllocator, EnvironmentSchema)
@@ -123,8 +129,6 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 		rec := b.NewRecord()
 		defer rec.Release()
 		return emit(connector.Batch{Record: rec})
-	default:
-		return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
 	}
 	count, err := intOption(req.Options, "count", 1000)
 	if err != nil {
@@ -143,9 +147,9 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 		return err
 	}
 	var from int64
-	if len(req.Checkpoint) > 0 {
-		if from, err = strconv.ParseInt(string(req.Checkpoint), 10, 64); err != nil {
-			return fmt.Errorf("bad checkpoint %q", req.Checkpoint)
+	if cp := req.Streams[0].Checkpoint; len(cp) > 0 {
+		if from, err = strconv.ParseInt(string(cp), 10, 64); err != nil {
+			return fmt.Errorf("bad checkpoint %q", cp)
 		}
 	}
 	pad := strings.Repeat("x", int(width))

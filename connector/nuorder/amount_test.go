@@ -39,7 +39,7 @@ func TestAmountsAreExactDecimals(t *testing.T) {
 	srv := startCatalog(t, cat)
 	c := noLag(t, srv)
 	checked := 0
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders"}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}}}, func(b connector.Batch) error {
 		if b.Record == nil {
 			return nil
 		}

@@ -125,11 +125,11 @@ func appendCompany(b *array.RecordBuilder, co *company, raw json.RawMessage, ext
 // connector lists every company code, reads each company, and keeps those
 // whose modified_on (or created_on) lies in the window. Each company is one
 // row, however it changed.
-func (c *Connector) readCompanies(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	if err := connector.CheckOptions("companies", nil, req.Options); err != nil {
+func (c *Connector) readCompanies(ctx context.Context, cp []byte, options map[string]string, emit connector.EmitFunc) error {
+	if err := connector.CheckOptions("companies", nil, options); err != nil {
 		return err
 	}
-	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
+	w, err := openWindow(cp, time.Now(), c.lag())
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -382,40 +381,25 @@ func (c *Connector) Read(ctx context.Context, req connector.ReadRequest, emit co
 		return connector.ErrNotConfigured
 	}
 	streams, _ := c.Streams(ctx)
-	st, ok := connector.FindStream(streams, req.Stream, connector.Source)
-	if !ok {
-		return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
+	st, err := connector.CheckRead(streams, req)
+	if err != nil {
+		return err
 	}
-	if st.Disabled != "" {
-		return fmt.Errorf("stream %s is disabled: %s", st.Name, st.Disabled)
+	if len(req.Streams) > 1 {
+		return c.readOrderStreams(ctx, req, emit)
 	}
-	if len(req.With) > 0 {
-		names := append([]string{st.Name}, req.With...)
-		for _, name := range req.With {
-			other, ok := connector.FindStream(streams, name, connector.Source)
-			if !ok {
-				return fmt.Errorf("%w %q", connector.ErrUnknownStream, name)
-			}
-			if other.Disabled != "" {
-				return fmt.Errorf("stream %s is disabled: %s", other.Name, other.Disabled)
-			}
-			if !slices.Contains(st.ReadsWith, name) {
-				return fmt.Errorf("stream %s cannot be read with %s in one pass", name, st.Name)
-			}
-		}
-		return c.readOrderStreams(ctx, req, names, emit)
-	}
-	switch req.Stream {
+	cp := req.Streams[0].Checkpoint
+	switch st.Name {
 	case "products":
-		return c.readProducts(ctx, req, emit)
+		return c.readProducts(ctx, cp, req.Options, emit.For(st.Name))
 	case "locations":
-		return c.readLocations(ctx, req, emit)
+		return c.readLocations(ctx, cp, req.Options, emit.For(st.Name))
 	case "companies":
-		return c.readCompanies(ctx, req, emit)
+		return c.readCompanies(ctx, cp, req.Options, emit.For(st.Name))
 	case "orders", "order_lines", "shipments":
-		return c.readOrderStreams(ctx, req, []string{req.Stream}, emit)
+		return c.readOrderStreams(ctx, req, emit)
 	}
-	return fmt.Errorf("%w %q", connector.ErrUnknownStream, req.Stream)
+	return fmt.Errorf("%w %q", connector.ErrUnknownStream, st.Name)
 }
 
 // Write implements connector.Connector: the inventory, fulfillment and

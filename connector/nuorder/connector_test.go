@@ -45,7 +45,7 @@ func collect(t *testing.T, c connector.Connector, stream string) (ids, docs []st
 
 // collectWith is collect with the read's options.
 func collectWith(t *testing.T, c connector.Connector, stream string, opts map[string]string) (ids, docs []string, err error) {
-	err = c.Read(context.Background(), connector.ReadRequest{Stream: stream, Options: opts}, func(b connector.Batch) error {
+	err = c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: stream}}, Options: opts}, func(b connector.Batch) error {
 		if b.Record == nil {
 			return nil
 		}
@@ -99,7 +99,7 @@ func TestProductColumnsComeFromTheDocument(t *testing.T) {
 	srv := startFake(t, 3)
 	c := configured(t, srv.URL(), testCreds, "")
 	doc := fakeapi.Catalog{Seed: 7, Products: 3}.Product(1)
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "products"}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "products"}}}, func(b connector.Batch) error {
 		r := b.Record
 		col := func(name string) int { return r.Schema().FieldIndices(name)[0] }
 		if got := r.Column(col("style_number")).(*array.String).Value(1); got != doc["style_number"] {

@@ -42,7 +42,7 @@ func noLag(t testing.TB, srv *fakeapi.Server) *Connector {
 func read(t testing.TB, c connector.Connector, stream string, cp []byte, opts map[string]string) (ids []string, last []byte) {
 	t.Helper()
 	last = cp
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: stream, Checkpoint: cp, Options: opts}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: stream, Checkpoint: cp}}, Options: opts}, func(b connector.Batch) error {
 		if b.Record != nil {
 			col := b.Record.Column(0).(*array.String)
 			for i := 0; i < col.Len(); i++ {
@@ -121,11 +121,11 @@ func TestOrderOptionsFilterAndAreChecked(t *testing.T) {
 	if srv.Requests(api.OrdersDetail) != 1 {
 		t.Fatalf("%d detail requests for one status", srv.Requests(api.OrdersDetail))
 	}
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders", Options: map[string]string{"aproved_from": "2026-01-01"}}, func(connector.Batch) error { return nil })
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}}, Options: map[string]string{"aproved_from": "2026-01-01"}}, func(connector.Batch) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), `no option "aproved_from"`) {
 		t.Fatalf("misspelt option: %v", err)
 	}
-	err = c.Read(context.Background(), connector.ReadRequest{Stream: "orders", Options: map[string]string{"approved_from": "01/02/2026"}}, func(connector.Batch) error { return nil })
+	err = c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}}, Options: map[string]string{"approved_from": "01/02/2026"}}, func(connector.Batch) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "is not a date") {
 		t.Fatalf("bad date: %v", err)
 	}
@@ -157,7 +157,7 @@ func TestOrderLinesFlattenEverySize(t *testing.T) {
 			want += len(li["sizes"].([]map[string]any))
 		}
 	}
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "order_lines"}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "order_lines"}}}, func(b connector.Batch) error {
 		if b.Record == nil {
 			return nil
 		}
@@ -222,7 +222,7 @@ func TestAnInterruptedReadResumesAfterItsLastCheckpoint(t *testing.T) {
 	var got []string
 	var committed []byte
 	errStop := errors.New("killed")
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders"}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}}}, func(b connector.Batch) error {
 		if b.Record != nil {
 			col := b.Record.Column(0).(*array.String)
 			for i := 0; i < col.Len(); i++ {
@@ -278,7 +278,7 @@ func TestRetriesRideOutFaults(t *testing.T) {
 	// A 4xx other than 429 is not retried.
 	before := srv.Requests(api.OrdersDetail)
 	srv.InjectFault(api.OrdersDetail, fakeapi.Fault{Status: 403})
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders", Options: map[string]string{"statuses": "approved"}}, func(connector.Batch) error { return nil })
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}}, Options: map[string]string{"statuses": "approved"}}, func(connector.Batch) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "403") || srv.Requests(api.OrdersDetail) != before+1 {
 		t.Fatalf("403: %v after %d requests", err, srv.Requests(api.OrdersDetail)-before)
 	}
@@ -340,7 +340,7 @@ func ordersMemorySamples(t testing.TB, n int) (peak uint64, samples []uint64, ro
 	var ms runtime.MemStats
 	next := 5000
 	peak = maxLiveHeap(func() {
-		err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders", Options: map[string]string{"statuses": "approved"}}, func(b connector.Batch) error {
+		err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}}, Options: map[string]string{"statuses": "approved"}}, func(b connector.Batch) error {
 			if b.Record != nil {
 				rows += int(b.Record.NumRows())
 			}

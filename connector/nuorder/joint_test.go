@@ -29,7 +29,7 @@ func TestOrdersAndLinesReadInOnePass(t *testing.T) {
 
 	got := map[string][]string{}
 	cps := map[string][]byte{}
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders", With: []string{"order_lines"}}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}, {Stream: "order_lines"}}}, func(b connector.Batch) error {
 		if b.Stream != "orders" && b.Stream != "order_lines" {
 			t.Fatalf("a batch of stream %q", b.Stream)
 		}
@@ -67,7 +67,7 @@ func TestOrdersAndLinesReadInOnePass(t *testing.T) {
 		t.Fatalf("%d orders emitted again after the joint read's checkpoint", len(again))
 	}
 
-	err = c.Read(context.Background(), connector.ReadRequest{Stream: "orders", With: []string{"companies"}}, func(connector.Batch) error { return nil })
+	err = c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}, {Stream: "companies"}}}, func(connector.Batch) error { return nil })
 	if err == nil {
 		t.Fatal("orders read with companies was accepted")
 	}
@@ -108,8 +108,8 @@ func TestOrdersAndLinesReadTogetherFromTheirOwnCheckpoints(t *testing.T) {
 	srv.SetOrderStatus(moved[2], "pending") // leaves every listed status: read by id
 	before := srv.Requests(api.OrdersDetail)
 	got := map[string][]string{}
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders", Checkpoint: ordersCP, With: []string{"order_lines"},
-		WithCheckpoints: map[string][]byte{"order_lines": nil}}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders", Checkpoint: ordersCP},
+		{Stream: "order_lines"}}}, func(b connector.Batch) error {
 		if b.Record != nil {
 			col := b.Record.Column(0).(*array.String)
 			for i := 0; i < col.Len(); i++ {
@@ -145,7 +145,7 @@ func TestPrerenderedListingsServeTheGeneratedDocuments(t *testing.T) {
 	docs := func(srv *fakeapi.Server) map[string]string {
 		c := noLag(t, srv)
 		out := map[string]string{}
-		err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders"}, func(b connector.Batch) error {
+		err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}}}, func(b connector.Batch) error {
 			if b.Record == nil {
 				return nil
 			}
@@ -213,7 +213,7 @@ func BenchmarkOrdersAndLinesDecode(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		rows := int64(0)
-		err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders", With: []string{"order_lines"}}, func(bt connector.Batch) error {
+		err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}, {Stream: "order_lines"}}}, func(bt connector.Batch) error {
 			if bt.Record != nil {
 				rows += bt.Record.NumRows()
 			}
@@ -262,7 +262,7 @@ func TestShipmentsStreamEmitsEachShipmentAndThenOnlyNewOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rows []map[string]any
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: "shipments", Checkpoint: cp}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "shipments", Checkpoint: cp}}}, func(b connector.Batch) error {
 		if b.Checkpoint != nil {
 			cp = b.Checkpoint
 		}

@@ -203,10 +203,10 @@ func (f orderFilter) keep(o *order) bool {
 // status since the checkpoint (see eachOrder), as the rows of each of
 // streams ("orders": one row per order; "order_lines": one per order x line
 // item x size): one download and one decode of each document feed them all.
-// With more than one stream, each batch names its stream, and each stream
-// resumes from its own checkpoint (req.Checkpoint for the first, then
-// req.WithCheckpoints) and gets its own.
-func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequest, streams []string, emit connector.EmitFunc) error {
+// Each batch names its stream, and each stream resumes from its own
+// checkpoint and gets its own.
+func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	streams := req.Names()
 	extracted := time.Now().UTC()
 	var (
 		batchers []*batcher
@@ -218,11 +218,7 @@ func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequ
 		}
 	}()
 	for _, name := range streams {
-		e := emit
-		if len(streams) > 1 {
-			name := name
-			e = func(b connector.Batch) error { b.Stream = name; return emit(b) }
-		}
+		e := emit.For(name)
 		switch name {
 		case "orders":
 			bt := newBatcher(OrdersSchema, e)
@@ -270,14 +266,10 @@ func (c *Connector) readOrderStreams(ctx context.Context, req connector.ReadRequ
 	}
 	targets := make([]orderTarget, len(streams))
 	for i, name := range streams {
-		cp := req.Checkpoint
-		if i > 0 {
-			cp = req.WithCheckpoints[name]
-		}
 		bt := batchers[i]
-		targets[i] = orderTarget{stream: name, checkpoint: cp, fn: appends[i], flush: bt.flush}
+		targets[i] = orderTarget{stream: name, checkpoint: req.Checkpoint(name), fn: appends[i], flush: bt.flush}
 	}
-	return c.eachOrder(ctx, req.Stream, req.Options, targets)
+	return c.eachOrder(ctx, req.First(), req.Options, targets)
 }
 
 // orderColumns are the builders of an orders batch, looked up by name once

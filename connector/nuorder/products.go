@@ -184,11 +184,11 @@ type listing struct {
 // (or full-refresh) read emits the active products; later reads emit every
 // product modified since, active or not, so a deactivation reaches the
 // destination.
-func (c *Connector) readProducts(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	if err := connector.CheckOptions("products", nil, req.Options); err != nil {
+func (c *Connector) readProducts(ctx context.Context, cp []byte, options map[string]string, emit connector.EmitFunc) error {
+	if err := connector.CheckOptions("products", nil, options); err != nil {
 		return err
 	}
-	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
+	w, err := openWindow(cp, time.Now(), c.lag())
 	if err != nil {
 		return err
 	}
@@ -244,23 +244,23 @@ var locationsFromProducts = connector.Option{Name: "from_products", Kind: connec
 	Default:     "true without warehouses in the config, else false",
 	Description: "also read every product (one request each) for the warehouses its document embeds"}
 
-func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
-	if err := connector.CheckOptions("locations", []connector.Option{locationsFromProducts}, req.Options); err != nil {
+func (c *Connector) readLocations(ctx context.Context, cp []byte, options map[string]string, emit connector.EmitFunc) error {
+	if err := connector.CheckOptions("locations", []connector.Option{locationsFromProducts}, options); err != nil {
 		return err
 	}
 	// With the warehouses in the config, the products are not read: their
 	// documents carry "warehouses": [] as recorded (shared/nuorder-api.md),
 	// and reading them is one request per product.
 	fromProducts := len(c.cfg.Warehouses) == 0
-	if v, ok := req.Options["from_products"]; ok {
+	if v, ok := options["from_products"]; ok {
 		fromProducts, _ = strconv.ParseBool(v) // checked above
 	}
-	w, err := openWindow(req.Checkpoint, time.Now(), c.lag())
+	w, err := openWindow(cp, time.Now(), c.lag())
 	if err != nil {
 		return err
 	}
 	var prev checkpoint
-	json.Unmarshal(req.Checkpoint, &prev)
+	json.Unmarshal(cp, &prev)
 	configured, digest := c.configuredWarehouses()
 	extracted := time.Now().UTC()
 	seen := map[string]json.RawMessage{}
@@ -333,10 +333,10 @@ func (c *Connector) readLocations(ctx context.Context, req connector.ReadRequest
 			return err
 		}
 	}
-	var cp checkpoint
-	json.Unmarshal(w.final(), &cp)
-	cp.Config = digest
-	final, _ := json.Marshal(cp)
+	var next checkpoint
+	json.Unmarshal(w.final(), &next)
+	next.Config = digest
+	final, _ := json.Marshal(next)
 	return bt.flush(final)
 }
 

@@ -25,7 +25,7 @@ func readErr(t *testing.T, c connector.Connector, stream string, opts map[string
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Read(context.Background(), connector.ReadRequest{Stream: stream, Options: opts}, func(connector.Batch) error { return nil })
+		done <- c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: stream}}, Options: opts}, func(connector.Batch) error { return nil })
 	}()
 	select {
 	case err := <-done:

@@ -26,7 +26,7 @@ func readStatuses(t *testing.T, c connector.Connector, stream string, cp []byte)
 	got := map[string]string{}
 	last := cp
 	statusCol := map[string]int{"orders": 2, "order_lines": 2}[stream]
-	err := c.Read(context.Background(), connector.ReadRequest{Stream: stream, Checkpoint: cp}, func(b connector.Batch) error {
+	err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: stream, Checkpoint: cp}}}, func(b connector.Batch) error {
 		if b.Record != nil {
 			ids := b.Record.Column(0).(*array.String)
 			st := b.Record.Column(statusCol).(*array.String)
@@ -250,7 +250,7 @@ func BenchmarkOrdersIncremental(b *testing.B) {
 					}
 					return nil
 				}
-				if err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders"}, drain); err != nil {
+				if err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders"}}}, drain); err != nil {
 					b.Fatal(err)
 				}
 				approved := ordersIn(cat, "approved", 100)
@@ -260,7 +260,7 @@ func BenchmarkOrdersIncremental(b *testing.B) {
 				before := srv.TotalRequests()
 				rows := 0
 				peak := maxLiveHeap(func() {
-					err := c.Read(context.Background(), connector.ReadRequest{Stream: "orders", Checkpoint: cp}, func(bt connector.Batch) error {
+					err := c.Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "orders", Checkpoint: cp}}}, func(bt connector.Batch) error {
 						if bt.Record != nil {
 							rows += int(bt.Record.NumRows())
 						}

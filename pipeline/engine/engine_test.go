@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
 
+	"pipehost/connector"
 	"pipehost/connector/numbers"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/state"
@@ -25,6 +27,7 @@ type memSink struct {
 	rows map[string]int64
 	cp   map[string][]byte
 	at   map[string]time.Time
+	pads map[string][]string // the values of a "pad" column written, committed or not
 }
 
 type memDriver struct{ s *memSink }
@@ -54,6 +57,14 @@ type memWriter struct {
 
 func (w *memWriter) Write(_ context.Context, rec arrow.Record) error {
 	w.pending += rec.NumRows()
+	if idx := rec.Schema().FieldIndices("pad"); len(idx) == 1 {
+		col := rec.Column(idx[0]).(*array.String)
+		w.s.mu.Lock()
+		for i := 0; i < col.Len(); i++ {
+			w.s.pads[w.key] = append(w.s.pads[w.key], col.Value(i))
+		}
+		w.s.mu.Unlock()
+	}
 	return nil
 }
 func (w *memWriter) Abort() error { w.pending = 0; return nil }
@@ -69,7 +80,7 @@ func (w *memWriter) Commit(_ context.Context, c sinks.Commit) (sinks.CommitInfo,
 	return sinks.CommitInfo{Rows: n, Location: w.key}, nil
 }
 
-var mem = &memSink{rows: map[string]int64{}, cp: map[string][]byte{}, at: map[string]time.Time{}}
+var mem = &memSink{rows: map[string]int64{}, cp: map[string][]byte{}, at: map[string]time.Time{}, pads: map[string][]string{}}
 
 func init() {
 	sinks.Register("memory", memDriver{mem})
@@ -78,6 +89,12 @@ func init() {
 
 // host opens a pipeline file whose numbers connector runs in process.
 func host(t *testing.T, hcl string, store state.Store) *Host {
+	return hostWith(t, hcl, store, &numbers.Connector{})
+}
+
+// hostWith opens a pipeline file whose connectors are all conn, in
+// process.
+func hostWith(t *testing.T, hcl string, store state.Store, conn connector.Connector) *Host {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "p.hcl")
 	os.WriteFile(path, []byte(hcl), 0o644)
@@ -87,7 +104,7 @@ func host(t *testing.T, hcl string, store state.Store) *Host {
 	}
 	h, diags := Open(context.Background(), f, Options{State: store,
 		Open: func(_ context.Context, name string, block *config.Connector, _ OpenEnv) (Opened, error) {
-			return Opened{Conn: &numbers.Connector{}}, nil
+			return Opened{Conn: conn}, nil
 		}})
 	if diags.HasErrors() {
 		t.Fatal(diags)

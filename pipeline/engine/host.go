@@ -15,11 +15,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"

@@ -114,7 +114,7 @@ func (h *Host) runGroup(ctx context.Context, pls []*config.Pipeline, group []int
 	for n, k := range group {
 		members[n] = pls[k]
 	}
-	for n, res := range h.runJoint(ctx, members, ro) {
+	for n, res := range h.pull(ctx, members, ro) {
 		results[group[n]] = res
 	}
 }
@@ -175,59 +175,71 @@ func (h *Host) readTogether(pls []*config.Pipeline, group []int, j int) bool {
 	return maps.Equal(first.Options, cand.Options)
 }
 
-// runJoint runs pipelines whose streams are read in one pass.
-func (h *Host) runJoint(ctx context.Context, pls []*config.Pipeline, ro RunOptions) []Result {
+// pull runs pull pipelines whose streams are read in one pass (one
+// pipeline: the set of one). A member that cannot start leaves the others
+// to read each on its own; each member resumes from its own checkpoint
+// either way.
+func (h *Host) pull(ctx context.Context, pls []*config.Pipeline, ro RunOptions) []Result {
 	runs := make([]*pullRun, len(pls))
 	for i, pl := range pls {
 		runs[i] = h.startPull(ctx, pl, ro)
 	}
 	results := make([]Result, len(runs))
-	// A member that could not start leaves the others to read on their
-	// own; each member resumes from its own checkpoint either way.
 	for _, p := range runs {
 		if p.res.Err == nil {
 			continue
 		}
-		h.opts.Logger.Info("streams that could share one read are read one by one", "reason", "pipeline "+p.pl.Name+" cannot start")
+		if len(runs) > 1 {
+			h.opts.Logger.Info("streams that could share one read are read one by one", "reason", "pipeline "+p.pl.Name+" cannot start")
+		}
 		for i, p := range runs {
 			if p.res.Err != nil {
 				results[i] = p.finish(nil)
 				continue
 			}
-			results[i] = p.readAlone(ctx)
+			results[i] = h.read(ctx, []*pullRun{p})[0]
 		}
 		return results
 	}
+	return h.read(ctx, runs)
+}
+
+// read is the one pull path: one connector Read of the streams of runs
+// (started, all on one connector), each batch handed to the run of the
+// stream it names, then each run finished. The requests the read made are
+// counted on the first run, once.
+func (h *Host) read(ctx context.Context, runs []*pullRun) []Result {
 	byStream := map[string]*pullRun{}
-	var with, names []string
-	withCheckpoints := map[string][]byte{}
-	for i, p := range runs {
+	req := connector.ReadRequest{Options: runs[0].pl.Options}
+	var names, streams []string
+	for _, p := range runs {
 		p.stateMu = runs[0].stateMu
 		byStream[p.st.Name] = p
 		names = append(names, p.pl.Name)
-		if i > 0 {
-			with = append(with, p.st.Name)
-			withCheckpoints[p.st.Name] = p.checkpoint
-		}
+		streams = append(streams, p.st.Name)
+		req.Streams = append(req.Streams, connector.StreamRead{Stream: p.st.Name, Checkpoint: p.checkpoint})
 	}
-	h.opts.Logger.Info("one read for several pipelines", "pipelines", strings.Join(names, ", "), "streams", runs[0].st.Name+", "+strings.Join(with, ", "))
+	if len(runs) > 1 {
+		h.opts.Logger.Info("one read for several pipelines", "pipelines", strings.Join(names, ", "), "streams", strings.Join(streams, ", "))
+	}
 	first := runs[0]
-	rd, _ := first.c.reader()
+	rd, _ := first.c.reader() // checked by startPull
 	before := first.c.stats()
 	for _, p := range runs {
 		p.prog.watchRequests(first.c, before)
 	}
-	err := rd.Read(ctx, connector.ReadRequest{Stream: first.st.Name, With: with, WithCheckpoints: withCheckpoints,
-		Checkpoint: first.checkpoint, Options: first.pl.Options}, func(b connector.Batch) error {
-		p := first
-		if b.Stream != "" {
-			if p = byStream[b.Stream]; p == nil {
-				return fmt.Errorf("the connector emitted rows of stream %s, which the read did not ask for", b.Stream)
+	err := rd.Read(ctx, req, func(b connector.Batch) error {
+		p := byStream[b.Stream]
+		if p == nil {
+			if b.Stream == "" {
+				return fmt.Errorf("the connector emitted a batch that names no stream (the read asked for %s)", strings.Join(streams, ", "))
 			}
+			return fmt.Errorf("the connector emitted rows of stream %s, which the read did not ask for", b.Stream)
 		}
 		return p.handle(b)
 	})
-	first.res.Requests, first.res.Retries = first.c.stats().Sub(before).Totals() // the shared read's, once
+	first.res.Requests, first.res.Retries = first.c.stats().Sub(before).Totals()
+	results := make([]Result, len(runs))
 	for i, p := range runs {
 		results[i] = p.finish(err)
 	}

@@ -96,22 +96,7 @@ func (h *Host) Run(ctx context.Context, pl *config.Pipeline, ro RunOptions) Resu
 	if pl.To.Kind == "connector" {
 		return h.runPush(ctx, pl, ro, false)
 	}
-	p := h.startPull(ctx, pl, ro)
-	if p.res.Err != nil {
-		return p.finish(nil)
-	}
-	return p.readAlone(ctx)
-}
-
-// readAlone reads the pipeline's stream on its own (not shared with other
-// pipelines), counts the requests it made, and finishes the run.
-func (p *pullRun) readAlone(ctx context.Context) Result {
-	rd, _ := p.c.reader() // checked by startPull
-	before := p.c.stats()
-	p.prog.watchRequests(p.c, before)
-	err := rd.Read(ctx, connector.ReadRequest{Stream: p.st.Name, Checkpoint: p.checkpoint, Options: p.pl.Options}, p.handle)
-	p.res.Requests, p.res.Retries = p.c.stats().Sub(before).Totals()
-	return p.finish(err)
+	return h.pull(ctx, []*config.Pipeline{pl}, ro)[0]
 }
 
 // pullRun is one pipeline's side of a read into a sink: its lock, its

@@ -196,7 +196,7 @@ func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, 
 	g.Go(func() error {
 		defer close(recs)
 		var conv *mapping.Converter
-		readErr = rd.Read(gctx, connector.ReadRequest{Stream: pl.From.Stream, Options: pl.Options}, func(b connector.Batch) error {
+		readErr = rd.Read(gctx, connector.ReadRequest{Streams: []connector.StreamRead{{Stream: pl.From.Stream}}, Options: pl.Options}, func(b connector.Batch) error {
 			if b.Record == nil {
 				return nil
 			}

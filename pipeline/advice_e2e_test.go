@@ -50,6 +50,7 @@ func shell(t *testing.T, dir string, env []string, line string) result {
 // account's rows only, once each, in Parquet, PostgreSQL and object
 // storage.
 func TestEveryCommandTheRefusalSuggestsLeavesOnlyTheRealRows(t *testing.T) {
+	t.Parallel()
 	real := serveFake(t, fakeapi.Catalog{Seed: 7, Products: 35})
 	// The real account's products, read into a fresh folder.
 	ref := nuorderFile(t, real.URL(), productsPipeline)

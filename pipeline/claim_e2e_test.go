@@ -25,6 +25,7 @@ import (
 // Parquet folder, one PostgreSQL table and one S3 prefix; both exited 0
 // with every row twice before.
 func TestTwoHostsStartedTogetherNeverDoubleADestination(t *testing.T) {
+	t.Parallel()
 	trials := 20
 	if testing.Short() {
 		trials = 3

@@ -34,6 +34,7 @@ func TestRandomCrashesLoseAndRepeatNothing(t *testing.T) {
 // TestRandomCrashesLoseAndRepeatNothingInObjectStorage is the same trials
 // into the S3 sink (date-partitioned) on the test's S3 server.
 func TestRandomCrashesLoseAndRepeatNothingInObjectStorage(t *testing.T) {
+	t.Parallel()
 	cat := fakeapi.Catalog{Seed: 131, Products: 20, Companies: 20, Orders: 3000}
 	srv := serveFake(t, cat)
 	var lake *s3Lake

@@ -61,6 +61,7 @@ func TestCheckReportsASilentNuOrderWithinAMinute(t *testing.T) {
 // pipelines of the run fail at once, saying why, instead of each waiting as
 // long again: three pipelines fail within the time of one.
 func TestASilentConnectorFailsTheRunsOtherPipelinesAtOnce(t *testing.T) {
+	t.Parallel()
 	url := silentListener(t)
 	path := writeFile(t, fmt.Sprintf(`
 connector "nuorder" {

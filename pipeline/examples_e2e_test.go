@@ -15,6 +15,7 @@ import (
 // none is refused as "other data": each file has its own state, state show
 // lists that file's pipelines only, and the second round adds no row.
 func TestTheExamplesRunOneAfterAnotherInOneFolder(t *testing.T) {
+	t.Parallel()
 	schema, conn := pgSchema(t)
 	lake := newS3Lake(t)
 	sinksFile := examplesDir(t)

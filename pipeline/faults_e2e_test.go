@@ -44,6 +44,7 @@ func parquetFiles(dir string) []string {
 // leaves the stored checkpoint where it was; once the fault is gone, the
 // next run picks up exactly what changed.
 func TestFaultSuite(t *testing.T) {
+	t.Parallel()
 	cat := fakeapi.Catalog{Seed: 113, Products: 10, Companies: 10, Orders: 400}
 	srv := serveFake(t, cat)
 	other := serveFake(t, cat) // the host a redirect points at

@@ -143,6 +143,7 @@ sink "s3" "flat" {
 // record and the files' copy into place, and after the sink's commit but
 // before the state store's. After a rerun every order is in the lake once.
 func TestAKilledHostNeverDuplicatesOrLosesRowsInObjectStorage(t *testing.T) {
+	t.Parallel()
 	cat := fakeapi.Catalog{Seed: 71, Products: 20, Companies: 10, Orders: 1500}
 	srv := serveFake(t, cat)
 	want := nonPendingOrders(cat)
@@ -189,6 +190,7 @@ pipeline "orders" {
 // each row in the folder of its UTC created_on date. The credentials are
 // printed nowhere, even at debug level.
 func TestDuckDBReadsTheObjectStorageLake(t *testing.T) {
+	t.Parallel()
 	cat := fakeapi.Catalog{Seed: 73, Products: 20, Companies: 10, Orders: 800}
 	srv := serveFake(t, cat)
 	lake := newS3Lake(t)

@@ -729,6 +729,7 @@ func TestConflictingStatusesForOneOrderSendNone(t *testing.T) {
 // show it, the row is rejected saying so). Before, the record was kept only
 // at the end: the re-run sent every status again and undid the change.
 func TestAKilledStatusPushSendsNoStatusTwice(t *testing.T) {
+	t.Parallel()
 	trials := 10
 	if testing.Short() {
 		trials = 2
@@ -830,6 +831,7 @@ func TestAKilledStatusPushSendsNoStatusTwice(t *testing.T) {
 // not refreshed. (The batch in flight is sent again: an edit made to one of
 // its SKUs before the re-run is replaced, as docs/pushing.md says.)
 func TestAKilledInventoryPushResendsOnlyWhatWasInFlight(t *testing.T) {
+	t.Parallel()
 	trials := 5
 	if testing.Short() {
 		trials = 1

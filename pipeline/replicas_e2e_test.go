@@ -68,6 +68,7 @@ func (r *replica) count(pipeline string) int {
 // it), run 20 turns of each pipeline between them with no turn run twice
 // and no failure; once one is killed, the other runs the next turns.
 func TestServeReplicasRunEachTurnOnce(t *testing.T) {
+	t.Parallel()
 	schema, _ := pgSchema(t)
 	// Each pipeline has its own folder: two pipelines writing one stream's
 	// folder at once can lose a file (another run's stale-file sweep takes a

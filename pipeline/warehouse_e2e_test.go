@@ -409,6 +409,7 @@ pipeline "orders_jsonl" {
 }
 
 func TestPostgresStateIsSharedAndLocksAcrossHosts(t *testing.T) {
+	t.Parallel()
 	schema, _ := pgSchema(t)
 	srv := serveFake(t, fakeapi.Catalog{Seed: 83, Products: 30})
 	// The hosts share the state and the destination (a shared volume, say):

@@ -156,7 +156,7 @@ func (s *Sink) Open(_ context.Context, st sinks.Stream) (sinks.Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	commitfile.RemoveStale(dir)
+	commitfile.RemoveStale(dir, st.Pipeline)
 	w := &Writer{
 		sink: s, dir: dir, live: dir, schema: st.Schema, pipeline: st.Pipeline,
 		prefix: fmt.Sprintf("part-%s-%d", time.Now().UTC().Format("20060102T150405.000Z"), runSeq.Add(1)),
@@ -194,7 +194,7 @@ type Writer struct {
 var _ sinks.Writer = (*Writer)(nil)
 
 func (w *Writer) start() error {
-	f, err := commitfile.CreateTemp(w.dir)
+	f, err := commitfile.CreateTemp(w.dir, w.pipeline)
 	if err != nil {
 		return err
 	}

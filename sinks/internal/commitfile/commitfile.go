@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,7 +43,7 @@ func Open(dir, pipeline string) (*Folder, error) {
 	}
 	f := &Folder{dir: dir, pipeline: pipeline}
 	_, err := f.recover() // first: it may rename the temporary file a manifest names
-	RemoveStale(dir)
+	RemoveStale(dir, pipeline)
 	return f, err
 }
 
@@ -90,7 +91,16 @@ func plainFileName(name, prefix string) bool {
 
 // Create starts a hidden temporary file in the folder.
 func (f *Folder) Create() (*os.File, error) {
-	return CreateTemp(f.dir)
+	return CreateTemp(f.dir, f.pipeline)
+}
+
+// ownerTag is the part of a temporary file's name that says which pipeline
+// writes it: a hash of the name, so any pipeline name makes a plain file
+// name.
+func ownerTag(owner string) string {
+	h := fnv.New64a()
+	h.Write([]byte(owner))
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 // shared is the mode of data files and manifests: readable by everyone the
@@ -98,11 +108,12 @@ func (f *Folder) Create() (*os.File, error) {
 // lake can be read by other users and services. os.CreateTemp makes 0600.
 var shared = os.FileMode(0o666) &^ filelock.Umask()
 
-// CreateTemp creates a hidden temporary data file (.part-*.tmp) in dir and
-// holds an exclusive lock on it for as long as it is open, so RemoveStale
-// can tell a file a live writer is filling from one a killed run left.
-func CreateTemp(dir string) (*os.File, error) {
-	f, err := os.CreateTemp(dir, ".part-*.tmp")
+// CreateTemp creates a hidden temporary data file in dir for the pipeline
+// owner (.part-<owner's tag>-*.tmp) and holds an exclusive lock on it for
+// as long as it is open, so RemoveStale can tell a file a live writer is
+// filling from one a killed run left.
+func CreateTemp(dir, owner string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, ".part-"+ownerTag(owner)+"-*.tmp")
 	if err != nil {
 		return nil, err
 	}
@@ -119,15 +130,24 @@ func CreateTemp(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// RemoveStale removes the temporary files of dir that no live writer holds:
-// those a killed or crashed run left behind. A file some writer still has
-// open (another pipeline writing the same folder) is left alone. It returns
-// how many it removed.
-func RemoveStale(dir string) int {
+// RemoveStale removes the temporary files of dir that the pipeline owner
+// left: those a killed or crashed run of it left behind, which no live
+// writer holds locked. A pipeline's runs never overlap (its lock, and the
+// destination's claim across hosts), so none of its own files is in the
+// middle of a commit; another pipeline's files are never touched, even
+// once closed: between its writer closing a file and renaming it into
+// place, the file is unlocked and still wanted. Files from before names
+// carried their owner (.part-<digits>.tmp) are removed when unlocked. It
+// returns how many it removed.
+func RemoveStale(dir, owner string) int {
 	removed := 0
-	for _, pattern := range []string{".part-*.tmp", ".manifest-*.tmp"} {
+	tag := ownerTag(owner)
+	for _, pattern := range []string{".part-" + tag + "-*.tmp", ".manifest-" + tag + "-*.tmp", ".part-*.tmp", ".manifest-*.tmp"} {
 		names, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, name := range names {
+			if strings.Count(pattern, "-") == 1 && !legacyTemp(filepath.Base(name)) {
+				continue // another pipeline's
+			}
 			fh, err := os.Open(name)
 			if err != nil {
 				continue
@@ -141,6 +161,25 @@ func RemoveStale(dir string) int {
 	return removed
 }
 
+// legacyTemp says whether name is a temporary file named before names
+// carried their owner: .part-<digits>.tmp or .manifest-<digits>.tmp.
+func legacyTemp(name string) bool {
+	stem, ok := strings.CutSuffix(name, ".tmp")
+	if !ok {
+		return false
+	}
+	_, digits, ok := strings.Cut(stem, "-")
+	if !ok || digits == "" {
+		return false
+	}
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Commit makes a closed temporary file visible as name, with checkpoint.
 func (f *Folder) Commit(tmpPath, name string, checkpoint []byte) error {
 	if err := Sync(tmpPath); err != nil {
@@ -151,7 +190,7 @@ func (f *Folder) Commit(tmpPath, name string, checkpoint []byte) error {
 	if err != nil {
 		return err
 	}
-	mt, err := os.CreateTemp(f.dir, ".manifest-*.tmp")
+	mt, err := os.CreateTemp(f.dir, ".manifest-"+ownerTag(f.pipeline)+"-*.tmp")
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package textsink
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"pipehost/sinks"
+	"pipehost/sinks/internal/commitfile"
 )
 
 type lines struct{}
@@ -97,7 +99,15 @@ func TestAKilledRunsTemporaryFileIsRemovedByTheNextRun(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "out", "st")
 	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, ".part-killed.tmp"), []byte("n\n1\n"), 0o644)
+	// p's killed run left a file (closed: its lock went with its process);
+	// so did a host from before names carried their pipeline.
+	killed, err := commitfile.CreateTemp(dir, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed.WriteString("n\n1\n")
+	killed.Close()
+	os.WriteFile(filepath.Join(dir, ".part-123456.tmp"), []byte("n\n1\n"), 0o644)
 	s, err := Open(&Config{Path: "out"}, sinks.Env{BaseDir: base}, lines{})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +122,7 @@ func TestAKilledRunsTemporaryFileIsRemovedByTheNextRun(t *testing.T) {
 	}
 	defer w.Abort()
 	left, _ := filepath.Glob(filepath.Join(dir, ".part-*.tmp"))
-	if len(left) != 1 || strings.HasSuffix(left[0], "killed.tmp") {
+	if len(left) != 1 || left[0] == killed.Name() || strings.HasSuffix(left[0], "-123456.tmp") {
 		t.Fatalf("temporary files left: %v (want only the live writer's)", left)
 	}
 }
@@ -141,5 +151,61 @@ func TestAPlantedManifestCannotMoveFilesOutside(t *testing.T) {
 		if b, err := os.ReadFile(victim); err != nil || string(b) != "keep me" {
 			t.Fatalf("manifest %s moved a file outside the folder", m)
 		}
+	}
+}
+
+// TestTwoPipelinesCommitIntoOneFolderAtOnce: while pipeline a commits file
+// after file into a stream's folder, pipeline b opens writers on the same
+// folder again and again (each Open sweeps what killed runs left). Every
+// commit of a lands with its file: b's sweep never takes a's data file or
+// manifest between its close and its rename.
+func TestTwoPipelinesCommitIntoOneFolderAtOnce(t *testing.T) {
+	base := t.TempDir()
+	s, err := Open(&Config{Path: "out"}, sinks.Env{BaseDir: base}, lines{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a, err := s.Open(ctx, sinks.Stream{Pipeline: "a", Name: "st", Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, sweeps := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { sweeps <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if w, err := s.Open(ctx, sinks.Stream{Pipeline: "b", Name: "st", Schema: schema}); err == nil {
+				w.Abort()
+			}
+			n++
+		}
+	}()
+	const commits = 200
+	var failed error
+	for i := 0; i < commits && failed == nil; i++ {
+		r := rec(int64(i))
+		a.Write(ctx, r)
+		r.Release()
+		if _, err := a.Commit(ctx, sinks.Commit{Checkpoint: []byte(fmt.Sprint(i))}); err != nil {
+			failed = fmt.Errorf("commit %d: %w", i, err)
+		}
+	}
+	close(stop)
+	n := <-sweeps
+	if failed != nil {
+		t.Fatalf("with %d sweeps by another pipeline: %v", n, failed)
+	}
+	files, _ := filepath.Glob(filepath.Join(base, "out", "st", "*.txt"))
+	if len(files) != commits {
+		t.Fatalf("%d files for %d commits", len(files), commits)
+	}
+	if cp, _, err := s.Checkpoint(ctx, "a", "st"); err != nil || string(cp) != fmt.Sprint(commits-1) {
+		t.Fatalf("checkpoint %q, %v", cp, err)
 	}
 }

@@ -2,7 +2,6 @@ package parquet
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -333,61 +332,4 @@ func readBack(t *testing.T, r *file.Reader) []string {
 		}
 	}
 	return out
-}
-
-// TestTwoPipelinesCommitIntoOneFolderAtOnce: while pipeline a commits file
-// after file into a stream's folder, pipeline b opens writers on the same
-// folder again and again (each Open sweeps temporary files killed runs
-// left). No commit of a fails: b's sweep never takes a file a has closed
-// and not yet renamed (it did: "rename ...: no such file or directory").
-func TestTwoPipelinesCommitIntoOneFolderAtOnce(t *testing.T) {
-	base := t.TempDir()
-	s, err := Open(&Config{Path: "lake"}, sinks.Env{BaseDir: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	a, err := s.Open(ctx, sinks.Stream{Pipeline: "a", Name: "things", Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	sweeps := make(chan int)
-	go func() {
-		n := 0
-		defer func() { sweeps <- n }()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			w, err := s.Open(ctx, sinks.Stream{Pipeline: "b", Name: "things", Schema: schema})
-			if err == nil {
-				w.Abort()
-			}
-			n++
-		}
-	}()
-	const commits = 200
-	var failed error
-	for i := 0; i < commits && failed == nil; i++ {
-		rec := batch(int64(i), int64(i+1))
-		if err := a.Write(ctx, rec); err != nil {
-			failed = err
-		}
-		rec.Release()
-		if _, err := a.Commit(ctx, sinks.Commit{Checkpoint: []byte{byte(i)}}); err != nil && failed == nil {
-			failed = fmt.Errorf("commit %d: %w", i, err)
-		}
-	}
-	close(stop)
-	n := <-sweeps
-	if failed != nil {
-		t.Fatalf("with %d sweeps by another pipeline: %v", n, failed)
-	}
-	files, _ := filepath.Glob(filepath.Join(base, "lake", "things", "*.parquet"))
-	if len(files) != commits {
-		t.Fatalf("%d files for %d commits", len(files), commits)
-	}
 }

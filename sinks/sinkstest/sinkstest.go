@@ -10,6 +10,7 @@ package sinkstest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -191,6 +192,70 @@ func Run(t *testing.T, h Harness) {
 			t.Fatalf("after the overwrite %d rows, want its 10", len(got))
 		}
 	})
+	t.Run("two pipelines commit into one stream at once", func(t *testing.T) {
+		// While one pipeline commits row after row, another opens writers
+		// on the same stream again and again (each Open may sweep what a
+		// killed run of it left) and commits rows of its own: no commit of
+		// the first fails or loses its rows (a sweep took another
+		// pipeline's closed, not yet renamed file before).
+		s, read := h.Open(t)
+		w := open(t, s, sinks.Append)
+		defer w.Abort()
+		stop, done := make(chan struct{}), make(chan error)
+		go func() {
+			var err error
+			defer func() { done <- err }()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				other, oerr := s.Open(ctx, sinks.Stream{Pipeline: "other", Name: "things", Schema: Schema, PrimaryKey: []string{"_id"}, Mode: sinks.Append})
+				if oerr != nil {
+					err = oerr
+					return
+				}
+				if n == 0 {
+					rec := Rows(1000, 1010)
+					err = other.Write(ctx, rec)
+					rec.Release()
+					if err == nil {
+						_, err = other.Commit(ctx, sinks.Commit{Checkpoint: []byte(`{"other":1}`), Final: true})
+					}
+				}
+				other.Abort()
+				if err != nil {
+					return
+				}
+			}
+		}()
+		const commits = 60
+		var failed error
+		for i := 0; i < commits && failed == nil; i++ {
+			rec := Rows(i, i+1)
+			failed = w.Write(ctx, rec)
+			rec.Release()
+			if failed == nil {
+				_, failed = w.Commit(ctx, sinks.Commit{Checkpoint: []byte(fmt.Sprintf(`{"at":%d}`, i)), Final: i == commits-1})
+			}
+		}
+		close(stop)
+		if err := <-done; err != nil {
+			t.Fatalf("the other pipeline: %v", err)
+		}
+		if failed != nil {
+			t.Fatalf("a commit failed beside the other pipeline: %v", failed)
+		}
+		if got, want := read("things"), append(ids(0, commits), ids(1000, 1010)...); !same(got, sorted(want)) {
+			t.Fatalf("%d rows, want the %d of both pipelines once each", len(got), len(want))
+		}
+		if cr, ok := s.(sinks.CheckpointReader); ok {
+			if cp, _, err := cr.Checkpoint(ctx, "conformance", "things"); err != nil || string(cp) != fmt.Sprintf(`{"at":%d}`, commits-1) {
+				t.Fatalf("checkpoint %s, %v; want the last commit's", cp, err)
+			}
+		}
+	})
 	t.Run("a claim excludes a second run until released", func(t *testing.T) {
 		s, _ := h.Open(t)
 		cl, ok := s.(sinks.Claimer)
@@ -211,6 +276,11 @@ func Run(t *testing.T, h Harness) {
 		}
 		again()
 	})
+}
+
+func sorted(list []string) []string {
+	sort.Strings(list)
+	return list
 }
 
 func contains(list []string, s string) bool {

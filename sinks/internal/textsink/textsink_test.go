@@ -3,7 +3,6 @@ package textsink
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,61 +150,5 @@ func TestAPlantedManifestCannotMoveFilesOutside(t *testing.T) {
 		if b, err := os.ReadFile(victim); err != nil || string(b) != "keep me" {
 			t.Fatalf("manifest %s moved a file outside the folder", m)
 		}
-	}
-}
-
-// TestTwoPipelinesCommitIntoOneFolderAtOnce: while pipeline a commits file
-// after file into a stream's folder, pipeline b opens writers on the same
-// folder again and again (each Open sweeps what killed runs left). Every
-// commit of a lands with its file: b's sweep never takes a's data file or
-// manifest between its close and its rename.
-func TestTwoPipelinesCommitIntoOneFolderAtOnce(t *testing.T) {
-	base := t.TempDir()
-	s, err := Open(&Config{Path: "out"}, sinks.Env{BaseDir: base}, lines{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	a, err := s.Open(ctx, sinks.Stream{Pipeline: "a", Name: "st", Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop, sweeps := make(chan struct{}), make(chan int)
-	go func() {
-		n := 0
-		defer func() { sweeps <- n }()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if w, err := s.Open(ctx, sinks.Stream{Pipeline: "b", Name: "st", Schema: schema}); err == nil {
-				w.Abort()
-			}
-			n++
-		}
-	}()
-	const commits = 200
-	var failed error
-	for i := 0; i < commits && failed == nil; i++ {
-		r := rec(int64(i))
-		a.Write(ctx, r)
-		r.Release()
-		if _, err := a.Commit(ctx, sinks.Commit{Checkpoint: []byte(fmt.Sprint(i))}); err != nil {
-			failed = fmt.Errorf("commit %d: %w", i, err)
-		}
-	}
-	close(stop)
-	n := <-sweeps
-	if failed != nil {
-		t.Fatalf("with %d sweeps by another pipeline: %v", n, failed)
-	}
-	files, _ := filepath.Glob(filepath.Join(base, "out", "st", "*.txt"))
-	if len(files) != commits {
-		t.Fatalf("%d files for %d commits", len(files), commits)
-	}
-	if cp, _, err := s.Checkpoint(ctx, "a", "st"); err != nil || string(cp) != fmt.Sprint(commits-1) {
-		t.Fatalf("checkpoint %q, %v", cp, err)
 	}
 }

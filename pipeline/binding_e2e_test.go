@@ -88,6 +88,13 @@ func TestASandboxCheckpointIsNotUsedForTheRealAccount(t *testing.T) {
 // (which doubled every row); once it has committed there, the first is
 // refused, since its state no longer describes the folder.
 func TestTwoStateStoresOnOneDestinationDoNotDoubleIt(t *testing.T) {
+	// Every product re-read each run, so that an edit is the next run's row.
+	const productsEveryRun = `
+pipeline "products" {
+  from    = connector.nuorder.products
+  to      = sink.parquet.lake
+  options = { refresh_hours = 0 }
+}`
 	srv := startFake(t, 40)
 	lake := t.TempDir()
 	file := func(stateDir string) string {
@@ -105,7 +112,7 @@ connector "nuorder" {
 sink "parquet" "lake" {
   path = %q
 }
-%s`, stateDir, plugin("nuorder"), srv.URL(), nuorderCreds, lake, productsPipeline))
+%s`, stateDir, plugin("nuorder"), srv.URL(), nuorderCreds, lake, productsEveryRun))
 	}
 	a, b := file("state-a"), file("state-b")
 	if r := runPipeline(t, filepath.Dir(a), credEnv(e2eCreds), "run", "-f", a); r.code != 0 {

@@ -34,6 +34,11 @@ type checkpoint struct {
 	// Config is, for locations, a digest of the warehouses the config
 	// names: when it changes, they are emitted again.
 	Config string `json:"config,omitempty"`
+	// Known is, for products, what the stream knows of the catalog (an
+	// encoded catalog: each product's last read and document digest), and
+	// Ran when the run that stored it started (see catalog.go).
+	Known string `json:"known,omitempty"`
+	Ran   string `json:"ran,omitempty"`
 }
 
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"

@@ -310,7 +310,7 @@ func (c *Connector) Streams(context.Context) ([]connector.Stream, error) {
 	}
 	return []connector.Stream{
 		{Name: "products", Kind: connector.Source, Schema: ProductsSchema, PrimaryKey: []string{"_id"}, CursorField: "modified_on",
-			Description: "products (style-colour) with sizes/SKUs, pricing per currency and warehouses", Options: []connector.Option{},
+			Description: "products (style-colour) with sizes/SKUs, pricing per currency and warehouses", Options: []connector.Option{productRefresh},
 			Disabled: disabled(c.cfg.FetchProducts, "fetch_products")},
 		{Name: "locations", Kind: connector.Source, Schema: LocationsSchema, PrimaryKey: []string{"id"}, CursorField: "modified_on",
 			Description: "warehouses (inventory locations): those the config names, or, without them (or with from_products), those products embed", Options: []connector.Option{locationsFromProducts},

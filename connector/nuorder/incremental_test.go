@@ -198,6 +198,9 @@ func TestCompaniesIncrementalEmitsNewAndModifiedOnce(t *testing.T) {
 	}
 }
 
+// TestProductsIncrementalIncludesDeactivations: a day after the last
+// products run (every known product due for its refresh), the run emits
+// the two products changed meanwhile, one deactivated, and no other.
 func TestProductsIncrementalIncludesDeactivations(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 13, Products: 50}
 	srv := startCatalog(t, cat)
@@ -206,7 +209,7 @@ func TestProductsIncrementalIncludesDeactivations(t *testing.T) {
 	off := false
 	srv.UpdateProducts(&off, 4)
 	srv.UpdateProducts(nil, 9)
-	changed, _ := read(t, c, "products", cp, nil)
+	changed, _ := read(t, c, "products", aged(t, cp, 25*time.Hour), nil)
 	if strings.Join(sorted(changed), ",") != strings.Join(sorted([]string{cat.ProductID(4), cat.ProductID(9)}), ",") {
 		t.Fatalf("emitted %v", changed)
 	}
@@ -411,5 +414,94 @@ func TestCompanyWithoutCodeIsSkippedNotFatal(t *testing.T) {
 	ids, _ := read(t, c, "companies", nil, nil)
 	if len(ids) != 12 {
 		t.Fatalf("%d companies read, want the 12 with a code", len(ids))
+	}
+}
+
+// aged returns a products checkpoint as it would be d later: every product
+// last read, and the last run, d earlier.
+func aged(t testing.TB, cp []byte, d time.Duration) []byte {
+	t.Helper()
+	var k checkpoint
+	if err := json.Unmarshal(cp, &k); err != nil {
+		t.Fatal(err)
+	}
+	known, err := decodeCatalog(k.Known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, e := range known {
+		e.read -= uint32(d / time.Minute)
+		known[id] = e
+	}
+	k.Known = encodeCatalog(known)
+	ran, err := time.Parse(time.RFC3339Nano, k.Ran)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Ran = ran.Add(-d).Format(tsLayout)
+	b, _ := json.Marshal(k)
+	return b
+}
+
+// TestASecondProductsRunReadsWhatItDoesNotKnowAndAShareOfTheRest: against
+// 20,000 products, a run right after the first makes at most a twentieth of
+// its requests (one listing, the rolling share of re-reads) and emits
+// nothing; new products are read and emitted at the next run; the run an
+// hour later re-reads about 1/24 of the catalog, oldest first.
+func TestASecondProductsRunReadsWhatItDoesNotKnowAndAShareOfTheRest(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 17, Products: 20000}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	first, cp := read(t, c, "products", nil, nil)
+	firstRequests := srv.TotalRequests()
+	if firstRequests < 20000 || len(first) == 0 {
+		t.Fatalf("first run: %d requests, %d products", firstRequests, len(first))
+	}
+	again, cp := read(t, c, "products", cp, nil)
+	second := srv.TotalRequests() - firstRequests
+	if second*20 > firstRequests || len(again) != 0 {
+		t.Fatalf("second run: %d requests (first %d), %d products emitted", second, firstRequests, len(again))
+	}
+	added := srv.AddProducts(3)
+	before := srv.TotalRequests()
+	fresh, cp := read(t, c, "products", cp, nil)
+	want := []string{cat.ProductID(added[0]), cat.ProductID(added[1]), cat.ProductID(added[2])}
+	if strings.Join(sorted(fresh), ",") != strings.Join(sorted(want), ",") || srv.TotalRequests()-before > 20 {
+		t.Fatalf("after 3 new products: emitted %v in %d requests, want %v", fresh, srv.TotalRequests()-before, want)
+	}
+	before = srv.TotalRequests()
+	if more, _ := read(t, c, "products", aged(t, cp, time.Hour), nil); len(more) != 0 {
+		t.Fatalf("an hour later, nothing changed: %d emitted", len(more))
+	}
+	hour := srv.TotalRequests() - before
+	if hour < 20003/24 || hour > 20003/24+3 {
+		t.Fatalf("an hour later: %d requests, want the listing and about 1/24 of 20,003 products", hour)
+	}
+	t.Logf("requests: first run %d, right after %d, an hour later %d", firstRequests, second, hour)
+}
+
+// TestAProductsCheckpointFromBeforeTheCatalogIsReadTheOldWayOnce: a
+// checkpoint holding only a cursor (written before the stream kept its
+// catalog) reads every product and emits those modified since the cursor;
+// the checkpoint it ends with keeps the catalog, so the next run reads
+// only the listing and its share.
+func TestAProductsCheckpointFromBeforeTheCatalogIsReadTheOldWayOnce(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 19, Products: 300}
+	srv := startCatalog(t, cat)
+	c := noLag(t, srv)
+	old := []byte(`{"cursor":"` + time.Now().UTC().Add(-time.Second).Format(tsLayout) + `"}`)
+	time.Sleep(5 * time.Millisecond)
+	srv.UpdateProducts(nil, 7)
+	got, cp := read(t, c, "products", old, nil)
+	if strings.Join(got, ",") != cat.ProductID(7) || srv.Requests(api.ProductByID) != 300 {
+		t.Fatalf("from an old checkpoint: emitted %v after %d product reads", got, srv.Requests(api.ProductByID))
+	}
+	var k checkpoint
+	if json.Unmarshal(cp, &k); k.Known == "" {
+		t.Fatalf("the checkpoint keeps no catalog: %s", cp)
+	}
+	before := srv.Requests(api.ProductByID)
+	if more, _ := read(t, c, "products", cp, nil); len(more) != 0 || srv.Requests(api.ProductByID)-before > 2 {
+		t.Fatalf("the next run: %d emitted, %d product reads", len(more), srv.Requests(api.ProductByID)-before)
 	}
 }

@@ -180,54 +180,95 @@ type listing struct {
 	params []string
 }
 
-// readProducts emits the products modified in the read's window. A first
-// (or full-refresh) read emits the active products; later reads emit every
-// product modified since, active or not, so a deactivation reaches the
-// destination.
+// readProducts emits the products that changed since the last run, reading
+// only what the catalog it keeps says may have (see catalog.go). A first
+// (or full-refresh) read reads every product and emits the active ones;
+// later reads emit every new or changed product, active or not, so a
+// deactivation reaches the destination. A checkpoint from before the
+// catalog was kept is read as before once: every product, those modified
+// in the read's window emitted.
 func (c *Connector) readProducts(ctx context.Context, cp []byte, options map[string]string, emit connector.EmitFunc) error {
-	if err := connector.CheckOptions("products", nil, options); err != nil {
+	if err := connector.CheckOptions("products", []connector.Option{productRefresh}, options); err != nil {
 		return err
 	}
-	w, err := openWindow(cp, time.Now(), c.lag())
+	now := time.Now()
+	w, err := openWindow(cp, now, c.lag())
 	if err != nil {
 		return err
 	}
-	extracted := time.Now().UTC()
+	var prev checkpoint
+	json.Unmarshal(cp, &prev) // openWindow read it
+	var known catalog         // nil: nothing known, every product is read
+	if !w.full && prev.Known != "" {
+		if known, err = decodeCatalog(prev.Known); err != nil {
+			return err
+		}
+	}
+	var since time.Time
+	if prev.Ran != "" {
+		since, _ = time.Parse(time.RFC3339Nano, prev.Ran)
+	}
+	extracted := now.UTC()
 	bt := newBatcher(ProductsSchema, emit)
 	defer bt.release()
-	parts := c.productListings()
-	for part := w.startPart; part < len(parts); part++ {
-		_, err := c.eachListed(ctx, parts[part].e, parts[part].params, resolveProduct, func(doc json.RawMessage) error {
-			p, err := decodeProduct(doc)
+	next := catalog{}
+	handle := func(id string, doc json.RawMessage) error {
+		p, err := decodeProduct(doc)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			id = p.ID.v
+		}
+		d := docDigest(doc)
+		next[id] = catalogEntry{read: minutes(now), digest: d}
+		if known != nil {
+			if e, ok := known[id]; ok && e.digest == d {
+				return nil // read again, unchanged
+			}
+		} else if !w.contains(cursorOf(p.ModifiedOn, p.CreatedOn)) || (w.full && p.Active.ok && !p.Active.v) {
+			return nil
+		}
+		if err := appendProduct(bt.b, &p, doc, extracted); err != nil {
+			return err
+		}
+		return bt.added()
+	}
+	listed := map[string]bool{}
+	for _, l := range c.productListings() {
+		err := c.client.streamArray(ctx, l.e, l.params, func(el json.RawMessage) error {
+			doc, _, params, err := resolveProduct(el)
 			if err != nil {
 				return err
 			}
-			if !w.contains(cursorOf(p.ModifiedOn, p.CreatedOn)) {
-				return nil
+			if doc != nil {
+				return handle("", doc) // the listing gives documents
 			}
-			if w.full && p.Active.ok && !p.Active.v {
-				return nil
-			}
-			if err := appendProduct(bt.b, &p, doc, extracted); err != nil {
-				return err
-			}
-			return bt.added()
+			listed[params[0]] = true
+			return nil
 		})
 		if err != nil {
 			return err
 		}
-		cp := w.afterPart(part)
-		if part == len(parts)-1 {
-			cp = w.final()
-		}
-		if err := bt.flush(cp); err != nil {
-			return err
-		}
 	}
-	if w.startPart >= len(parts) {
-		return bt.flush(w.final())
+	refresh := toRefresh(known, listed, now, since, refreshOf(options))
+	var ids []string
+	for id := range listed {
+		if _, done := next[id]; done {
+			continue
+		}
+		if e, ok := known[id]; ok && !refresh[id] {
+			next[id] = e // known, not due: not read
+			continue
+		}
+		ids = append(ids, id)
 	}
-	return nil
+	sort.Strings(ids)
+	if err := c.readProductIDs(ctx, ids, handle); err != nil {
+		return err
+	}
+	final, _ := json.Marshal(checkpoint{Cursor: w.until.Format(tsLayout), Known: encodeCatalog(next), Ran: now.UTC().Format(tsLayout)})
+	return bt.flush(final)
 }
 
 // readLocations emits the warehouses the config names and those embedded in

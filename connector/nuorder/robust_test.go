@@ -294,7 +294,7 @@ func TestAListingOfTheWrongShapeNamesItsEndpoint(t *testing.T) {
 	srv.ClearFaults()
 	srv.InjectFault(api.ProductList, fakeapi.Fault{Nested: 10})
 	err = readErr(t, c, "products", nil, 10*time.Second)
-	if err == nil || !strings.Contains(err.Error(), "GET /api/products, one of its last 1 elements") {
+	if err == nil || !strings.Contains(err.Error(), "GET /api/products, element 1") {
 		t.Fatalf("%v", err)
 	}
 }

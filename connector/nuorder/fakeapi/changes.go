@@ -105,6 +105,7 @@ func (s *Server) catalog() Catalog {
 	defer s.mu.Unlock()
 	c := s.opts.Catalog
 	c.Companies += s.addedCompanies
+	c.Products += s.addedProducts
 	return c
 }
 
@@ -197,13 +198,24 @@ func (s *Server) UpdateCompanies(idx ...int) {
 
 // AddCompanies creates n companies now and returns their numbers.
 func (s *Server) AddCompanies(n int) []int {
+	return s.add(s.companies, s.opts.Catalog.Companies, &s.addedCompanies, n)
+}
+
+// AddProducts creates n products now and returns their numbers.
+func (s *Server) AddProducts(n int) []int {
+	return s.add(s.products, s.opts.Catalog.Products, &s.addedProducts, n)
+}
+
+// add creates n documents of one kind now, numbered after the generated
+// ones (base) and those added before (*added).
+func (s *Server) add(m map[int]*change, base int, added *int, n int) []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []int
 	for k := 0; k < n; k++ {
-		i := s.opts.Catalog.Companies + s.addedCompanies
-		s.addedCompanies++
-		ch := s.touch(s.companies, i)
+		i := base + *added
+		*added++
+		ch := s.touch(m, i)
 		ch.createdOn = ch.modifiedOn
 		out = append(out, i)
 	}

@@ -68,6 +68,7 @@ type Server struct {
 	// catalog: memory grows with the number of changes, not the catalog.
 	orders, companies, products map[int]*change
 	addedCompanies              int
+	addedProducts               int // products created by AddProducts, numbered from Catalog.Products
 	w                           writes
 	statusSends                 map[int]int    // status requests received, by order
 	bySigScheme                 map[string]int // correctly signed requests, by signature scheme
@@ -569,7 +570,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func (s *Server) product(w http.ResponseWriter, r *http.Request) {
-	i, ok := s.opts.Catalog.ProductIndex(r.PathValue("id"))
+	i, ok := s.catalog().ProductIndex(r.PathValue("id"))
 	if !ok {
 		writeError(w, http.StatusNotFound, "product not found")
 		return
@@ -585,7 +586,8 @@ func (s *Server) productList(w http.ResponseWriter, r *http.Request) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.WriteByte('[')
 	first := true
-	for i := 0; i < s.opts.Catalog.Products; i++ {
+	c := s.catalog()
+	for i := 0; i < c.Products; i++ {
 		if season != "" && !strings.EqualFold(seasons[i%len(seasons)], season) {
 			continue
 		}
@@ -593,7 +595,7 @@ func (s *Server) productList(w http.ResponseWriter, r *http.Request) {
 			bw.WriteByte(',')
 		}
 		first = false
-		bw.WriteString(`"` + s.opts.Catalog.ProductID(i) + `"`)
+		bw.WriteString(`"` + c.ProductID(i) + `"`)
 	}
 	bw.WriteString("]\n")
 	bw.Flush()

@@ -18,6 +18,7 @@ type snapshot struct {
 	Companies      map[int]changeJSON                    `json:"companies,omitempty"`
 	Products       map[int]changeJSON                    `json:"products,omitempty"`
 	AddedCompanies int                                   `json:"added_companies,omitempty"`
+	AddedProducts  int                                   `json:"added_products,omitempty"`
 	Replenishments map[string]map[string][]Replenishment `json:"replenishments,omitempty"`
 	FlagRefreshes  [][]string                            `json:"flag_refreshes,omitempty"`
 	CompanyDocs    map[int]map[string]any                `json:"company_docs,omitempty"`
@@ -59,7 +60,7 @@ func (s *Server) Snapshot() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return json.Marshal(snapshot{Version: 1, Orders: toJSON(s.orders), Companies: toJSON(s.companies), Products: toJSON(s.products),
-		AddedCompanies: s.addedCompanies, Replenishments: s.w.replenishments, FlagRefreshes: s.w.flagRefreshes,
+		AddedCompanies: s.addedCompanies, AddedProducts: s.addedProducts, Replenishments: s.w.replenishments, FlagRefreshes: s.w.flagRefreshes,
 		CompanyDocs: s.w.companyDocs, CodeIndex: s.w.codeIndex, OrderDocs: s.w.orderDocs, OrderNumbers: s.w.orderNumbers, OrderIDs: s.w.orderIDs})
 }
 
@@ -73,7 +74,7 @@ func (s *Server) Restore(b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.orders, s.companies, s.products = fromJSON(snap.Orders), fromJSON(snap.Companies), fromJSON(snap.Products)
-	s.addedCompanies = snap.AddedCompanies
+	s.addedCompanies, s.addedProducts = snap.AddedCompanies, snap.AddedProducts
 	w := newWrites()
 	for k, v := range snap.Replenishments {
 		w.replenishments[k] = v

@@ -81,6 +81,12 @@ type ConfigureRequest struct {
 	// (empty: none) where the sandbox may remember what it was sent
 	// between runs, so a second sandbox push meets what the first left.
 	SandboxDir string `json:"sandbox_dir,omitempty"`
+	// CacheDir is a folder the host keeps for this connector and the
+	// account its config names (empty: none), where the connector may keep
+	// what it learned of the remote service between runs to spare requests
+	// (NuOrder's SKUs). It may be lost at any time (a new container): that
+	// must cost requests only, never correctness.
+	CacheDir string `json:"cache_dir,omitempty"`
 }
 
 // Stream describes one stream of a connector's catalog.

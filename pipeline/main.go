@@ -245,6 +245,9 @@ func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer,
 		// The sandbox remembers what it was sent beside the file's state
 		// (with PostgreSQL state, each run's sandbox starts afresh).
 		eo.SandboxDir = filepath.Join(f.StateDir, "sandbox")
+		eo.CacheDir = filepath.Join(f.StateDir, "cache")
+	} else {
+		eo.CacheDir = connectorCacheDir()
 	}
 	if eo.State == nil && !eo.Catalog {
 		store, err := openStore(ctx, f)
@@ -338,4 +341,14 @@ func openStore(ctx context.Context, f *config.File) (state.Store, error) {
 // signalContext is cancelled by SIGINT or SIGTERM.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// connectorCacheDir is where connectors keep their caches when the state
+// lives in PostgreSQL (no state folder): the user's cache folder, else the
+// temporary one. A cache lost with its container costs requests only.
+func connectorCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "pipehost")
+	}
+	return filepath.Join(os.TempDir(), "pipehost-cache")
 }

@@ -32,7 +32,7 @@ func TestTheWireFormatOfTheProtocol(t *testing.T) {
 		{"info", connector.Info{Name: "nuorder", Version: "1.2.3"}},
 		{"config_schema", connector.ConfigSchema{Attributes: []connector.Attribute{{Name: "token_secret", Type: json.RawMessage(`"string"`),
 			Description: "d", Required: true, Sensitive: true, Identity: true}}}},
-		{"configure", connector.ConfigureRequest{Config: json.RawMessage(`{"a":1}`), Sandbox: true, SandboxDir: "/state/sandbox/nuorder"}},
+		{"configure", connector.ConfigureRequest{Config: json.RawMessage(`{"a":1}`), Sandbox: true, SandboxDir: "/state/sandbox/nuorder", CacheDir: "/state/cache/nuorder-0a1b2c"}},
 		{"catalog_stream", connector.Stream{Name: "orders", Kind: connector.Source, Description: "d", Schema: arrow.NewSchema(nil, nil),
 			PrimaryKey: []string{"_id"}, CursorField: "modified_on", Disabled: "off", Notice: "n", ReadsWith: []string{"order_lines"},
 			Options: []connector.Option{{Name: "statuses", Description: "d", Kind: connector.OptionList, Allowed: []string{"approved"}, Default: "approved"}}}},

@@ -145,6 +145,9 @@ type Connector struct {
 	// started.
 	startSandbox Sandbox
 	sandbox      *SandboxEnv
+	// cacheDir is where the SKU cache lives (ConfigureRequest.CacheDir;
+	// empty: no cache, pushes read the whole catalog).
+	cacheDir string
 }
 
 var _ connector.Connector = (*Connector)(nil)
@@ -205,6 +208,7 @@ func (c *Connector) Configure(_ context.Context, req connector.ConfigureRequest)
 		*t.into = time.Duration(*t.v * float64(time.Second))
 	}
 	creds := Credentials{cfg.ConsumerKey, cfg.ConsumerSecret, cfg.Token, cfg.TokenSecret}
+	c.cacheDir = req.CacheDir
 	if req.Sandbox {
 		if c.startSandbox == nil {
 			return errors.New("nuorder: this build has no sandbox")

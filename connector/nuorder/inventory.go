@@ -2,7 +2,6 @@ package nuorder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -29,7 +28,9 @@ type skuRef struct {
 }
 
 // catalogIndex resolves the ways an ERP names SKUs and warehouses to
-// NuOrder ids. It is built by reading every product (read requests only).
+// NuOrder ids. It is built from the SKU cache, brought up to date first
+// (see skucache.go: read requests only, for the products it lacks or that
+// are due).
 type catalogIndex struct {
 	byUPC       map[string]skuRef
 	byBrandSize map[string]skuRef
@@ -52,41 +53,31 @@ func (c *Connector) buildIndex(ctx context.Context) (*catalogIndex, error) {
 			ix.whByCode[strings.ToLower(*w.Code)] = id // a code wins over a name
 		}
 	}
-	for _, l := range c.productListings() {
-		_, err := c.eachListed(ctx, l.e, l.params, resolveProduct, func(doc json.RawMessage) error {
-			p, err := decodeProduct(doc)
-			if err != nil {
-				return err
+	products, err := c.refreshSKUCache(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range products {
+		for _, s := range p.Sizes {
+			ref := skuRef{productID: p.ID, skuID: s[0], size: s[1], upc: s[2]}
+			ix.bySKU[s[0]] = ref
+			if s[2] != "" && s[2] != "N/A" {
+				ix.byUPC[s[2]] = ref
 			}
-			for _, s := range p.Sizes {
-				if !s.ID.ok {
-					continue
-				}
-				ref := skuRef{p.ID.v, s.ID.v, s.Size.v, s.UPC.v}
-				ix.bySKU[s.ID.v] = ref
-				if s.UPC.ok && s.UPC.v != "" && s.UPC.v != "N/A" {
-					ix.byUPC[s.UPC.v] = ref
-				}
-				if p.BrandID.ok && s.Size.ok {
-					ix.byBrandSize[strings.ToLower(p.BrandID.v)+"\x00"+s.Size.v] = ref
-				}
+			if p.Brand != "" {
+				ix.byBrandSize[lowerBrandSize(p.Brand, s[1])] = ref
 			}
-			for _, w := range p.Warehouses {
-				if k := w.key(); k != "" {
-					if _, named := ix.whByID[k]; !named || ix.whByID[k] == "" {
-						ix.whByID[k] = w.Code.v
-					}
-					if w.Code.ok && w.Code.v != "" {
-						if _, taken := ix.whByCode[strings.ToLower(w.Code.v)]; !taken {
-							ix.whByCode[strings.ToLower(w.Code.v)] = k
-						}
-					}
+		}
+		for _, w := range p.Warehouses {
+			k, code := w[0], w[1]
+			if _, named := ix.whByID[k]; !named || ix.whByID[k] == "" {
+				ix.whByID[k] = code
+			}
+			if code != "" {
+				if _, taken := ix.whByCode[strings.ToLower(code)]; !taken {
+					ix.whByCode[strings.ToLower(code)] = k
 				}
 			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("reading the product catalog to resolve SKUs: %w", err)
 		}
 	}
 	return ix, nil

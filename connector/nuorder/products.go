@@ -212,6 +212,7 @@ func (c *Connector) readProducts(ctx context.Context, cp []byte, options map[str
 	bt := newBatcher(ProductsSchema, emit)
 	defer bt.release()
 	next := catalog{}
+	read := map[string]cachedProduct{} // for the SKU cache pushes use
 	handle := func(id string, doc json.RawMessage) error {
 		p, err := decodeProduct(doc)
 		if err != nil {
@@ -222,6 +223,9 @@ func (c *Connector) readProducts(ctx context.Context, cp []byte, options map[str
 		}
 		d := docDigest(doc)
 		next[id] = catalogEntry{read: minutes(now), digest: d}
+		if c.cacheDir != "" {
+			read[id] = cachedOf(&p, doc, now)
+		}
 		if known != nil {
 			if e, ok := known[id]; ok && e.digest == d {
 				return nil // read again, unchanged
@@ -268,7 +272,15 @@ func (c *Connector) readProducts(ctx context.Context, cp []byte, options map[str
 		return err
 	}
 	final, _ := json.Marshal(checkpoint{Cursor: w.until.Format(tsLayout), Known: encodeCatalog(next), Ran: now.UTC().Format(tsLayout)})
-	return bt.flush(final)
+	if err := bt.flush(final); err != nil {
+		return err
+	}
+	listedNow := map[string]bool{}
+	for id := range next {
+		listedNow[id] = true
+	}
+	c.keepInSKUCache(now, read, listedNow)
+	return nil
 }
 
 // readLocations emits the warehouses the config names and those embedded in

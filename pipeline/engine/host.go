@@ -13,6 +13,7 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -58,6 +59,10 @@ type Options struct {
 	// which each connector's sandbox remembers what it was sent, in a
 	// folder named after the connector block; empty: sandboxes forget.
 	SandboxDir string
+	// CacheDir is the folder in which each connector may keep what it
+	// learned of its service between runs (ConfigureRequest.CacheDir), in
+	// a folder per connector block and account; empty: no cache.
+	CacheDir string
 	// Command is how the user ran the host, with the global flags that
 	// pick the same file and state ("bin/pipeline -f nightly.hcl"), so a
 	// command a message suggests works when pasted as printed. Empty:
@@ -315,6 +320,12 @@ func (h *Host) startConnector(ctx context.Context, c *config.Connector) (*Connec
 		req := connector.ConfigureRequest{Config: raw, Sandbox: h.opts.Sandbox}
 		if h.opts.Sandbox && h.opts.SandboxDir != "" {
 			req.SandboxDir = filepath.Join(h.opts.SandboxDir, c.Name)
+		}
+		if h.opts.CacheDir != "" {
+			// One folder per account: a sandbox's SKUs never answer for
+			// the real account's.
+			sum := sha256.Sum256([]byte(sc.Identity))
+			req.CacheDir = filepath.Join(h.opts.CacheDir, fmt.Sprintf("%s-%x", c.Name, sum[:6]))
 		}
 		if err := client.Configure(ctx, req); err != nil {
 			return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Connector " + c.Name + " refused its config",

@@ -345,10 +345,14 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 // connectorCacheDir is where connectors keep their caches when the state
 // lives in PostgreSQL (no state folder): the user's cache folder, else the
-// temporary one. A cache lost with its container costs requests only.
+// temporary one when that cannot be written (a read-only root file
+// system). A cache lost with its container costs requests only.
 func connectorCacheDir() string {
 	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "pipehost")
+		d = filepath.Join(d, "pipehost")
+		if os.MkdirAll(d, 0o700) == nil {
+			return d
+		}
 	}
 	return filepath.Join(os.TempDir(), "pipehost-cache")
 }

@@ -39,6 +39,11 @@ type checkpoint struct {
 	// Ran when the run that stored it started (see catalog.go).
 	Known string `json:"known,omitempty"`
 	Ran   string `json:"ran,omitempty"`
+	// Laps and Slice are, for the orders streams read by ids, the rolling
+	// re-read's history and where the next run's arc starts (see
+	// orders_ids.go); Ran is when that run started.
+	Laps  []lap   `json:"laps,omitempty"`
+	Slice float64 `json:"slice,omitempty"`
 }
 
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"

@@ -148,6 +148,17 @@ type Connector struct {
 	// cacheDir is where the SKU cache lives (ConfigureRequest.CacheDir;
 	// empty: no cache, pushes read the whole catalog).
 	cacheDir string
+	// now is the clock reads fix their windows with (nil: time.Now); tests
+	// move it to show what a run a day later does.
+	now func() time.Time
+}
+
+// clock is the time a read starts at.
+func (c *Connector) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
 }
 
 var _ connector.Connector = (*Connector)(nil)

@@ -145,6 +145,10 @@ type order struct {
 type orderFilter struct {
 	statuses []string
 	from, to time.Time // on created_on, inclusive dates; zero = open
+	// ids: read = "ids" (status listings of ids, orders read by id);
+	// refresh bounds how old an order's last read may grow then.
+	ids     bool
+	refresh time.Duration
 }
 
 // orderOptions are the options of the orders streams.
@@ -155,6 +159,10 @@ var orderOptions = []connector.Option{
 		Description: "keep orders created on or after this date (YYYY-MM-DD; NuOrder documents carry no approval date)"},
 	{Name: "approved_to", Kind: connector.OptionDate,
 		Description: "keep orders created on or before this date (YYYY-MM-DD)"},
+	{Name: "read", Kind: connector.OptionString, Allowed: []string{"detail", "ids"}, Default: "detail",
+		Description: "detail: every order of each status listing, whole, each run; ids: the listings' ids, then by id only the orders new to a status and a rolling share of the rest (see refresh_hours)"},
+	{Name: "refresh_hours", Kind: connector.OptionInteger, Default: "24",
+		Description: "with read = \"ids\": re-read each order at least this often (hours); an edit that leaves an order in its status is seen within this time"},
 }
 
 // parseOrderOptions reads statuses ("approved,processed"), approved_from and
@@ -185,6 +193,8 @@ func parseOrderOptions(stream string, opts map[string]string) (orderFilter, erro
 	if !f.to.IsZero() {
 		f.to = f.to.AddDate(0, 0, 1) // inclusive day: up to the next midnight
 	}
+	f.ids = strings.EqualFold(strings.TrimSpace(opts["read"]), "ids")
+	f.refresh = refreshOf(opts)
 	return f, nil
 }
 

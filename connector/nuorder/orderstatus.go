@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -50,7 +49,7 @@ func (c *Connector) eachOrder(ctx context.Context, stream string, opts map[strin
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := c.clock()
 	startPart := len(f.statuses)
 	for i := range targets {
 		t := &targets[i]
@@ -59,6 +58,10 @@ func (c *Connector) eachOrder(ctx context.Context, stream string, opts map[strin
 		}
 		if t.run, err = openOrderRun(t.checkpoint, f.statuses, t.w); err != nil {
 			return err
+		}
+		if f.ids {
+			t.roll = openRolling(t.run.cp, t.w, now, f.refresh)
+			t.run.roll = &t.roll
 		}
 		if t.run.prevMissing {
 			// Which orders changed status since is unknown: emit them all, and
@@ -71,35 +74,20 @@ func (c *Connector) eachOrder(ctx context.Context, stream string, opts map[strin
 	for part := startPart; part < len(f.statuses); part++ {
 		status := f.statuses[part]
 		var active []*orderTarget
+		byIDs := f.ids
 		for i := range targets {
 			if t := &targets[i]; part >= t.w.startPart {
 				t.prev, t.seen = t.run.prev[status], &idSet{}
 				active = append(active, t)
+				byIDs = byIDs && t.prev != nil && !t.run.prevMissing
 			}
 		}
-		err := c.client.eachElement(ctx, api.OrdersDetail, []string{status}, false, func(raw json.RawMessage) error {
-			var o order
-			if err := decodeValidOrder(raw, &o); err != nil {
-				return badElement(fmt.Errorf("order document: %w", err))
-			}
-			if !o.ID.ok || o.ID.v == "" {
-				return badElement(fmt.Errorf("order document without _id: %.120s", raw))
-			}
-			if !f.keep(&o) {
-				return nil
-			}
-			for _, t := range active {
-				t.seen.add(o.ID.v)
-				moved := t.prev == nil || !t.prev.has(o.ID.v)
-				if !moved && !t.w.contains(cursorOf(o.ModifiedOn, o.CreatedOn)) {
-					continue
-				}
-				if err := t.fn(&o, raw); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		var err error
+		if byIDs {
+			err = c.idsPart(ctx, status, f, active)
+		} else {
+			err = c.detailPart(ctx, status, f, active)
+		}
 		if err != nil {
 			return err
 		}
@@ -124,6 +112,38 @@ func (c *Connector) eachOrder(ctx context.Context, stream string, opts map[strin
 	return nil
 }
 
+// detailPart reads one status listing whole (/detail) for targets: it
+// records the listing's membership and calls each target's fn for the
+// orders it emits (moved into the status, or modified in its window).
+func (c *Connector) detailPart(ctx context.Context, status string, f orderFilter, active []*orderTarget) error {
+	{
+		err := c.client.eachElement(ctx, api.OrdersDetail, []string{status}, false, func(raw json.RawMessage) error {
+			var o order
+			if err := decodeValidOrder(raw, &o); err != nil {
+				return badElement(fmt.Errorf("order document: %w", err))
+			}
+			if !o.ID.ok || o.ID.v == "" {
+				return badElement(fmt.Errorf("order document without _id: %.120s", raw))
+			}
+			if !f.keep(&o) {
+				return nil
+			}
+			for _, t := range active {
+				t.seen.add(o.ID.v)
+				moved := t.prev == nil || !t.prev.has(o.ID.v)
+				if !moved && !t.w.contains(cursorOf(o.ModifiedOn, o.CreatedOn)) {
+					continue
+				}
+				if err := t.fn(&o, raw); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return err
+	}
+}
+
 // orderTarget is one stream's side of an orders read: where it resumes,
 // what it emits, and (while the read runs) its window and membership.
 type orderTarget struct {
@@ -134,7 +154,8 @@ type orderTarget struct {
 
 	w          window
 	run        *orderRun
-	prev, seen *idSet // of the listing being read
+	prev, seen *idSet  // of the listing being read
+	roll       rolling // with read = "ids"
 }
 
 // orderRun is the status membership of one orders read.
@@ -152,6 +173,11 @@ type orderRun struct {
 	// seen is this run's membership of the listings read so far.
 	seen     map[string]*idSet
 	seenText map[string]string
+	// cp is the checkpoint the run started from; roll, with read = "ids",
+	// the run's rolling re-read, whose next laps the final checkpoint
+	// stores (an interrupted run's passes cp's on).
+	cp   checkpoint
+	roll *rolling
 }
 
 func openOrderRun(raw []byte, statuses []string, w window) (*orderRun, error) {
@@ -163,6 +189,7 @@ func openOrderRun(raw []byte, statuses []string, w window) (*orderRun, error) {
 			return nil, fmt.Errorf("unreadable checkpoint: %w (reset the stream's state)", err)
 		}
 	}
+	run.cp = cp
 	run.prevMissing = len(raw) > 0 && cp.Listed == nil && cp.Seen == nil
 	for i, st := range statuses {
 		if text, ok := cp.Listed[st]; ok {
@@ -199,6 +226,7 @@ func (r *orderRun) partCheckpoint(w window, part int) []byte {
 		}
 	}
 	cp.Seen = r.seenText
+	cp.Laps, cp.Slice, cp.Ran = r.cp.Laps, r.cp.Slice, r.cp.Ran
 	b, _ := json.Marshal(cp)
 	return b
 }
@@ -213,6 +241,10 @@ func (r *orderRun) finalCheckpoint(w window) []byte {
 		if s, ok := r.seen[st]; ok {
 			cp.Listed[st] = s.encode()
 		}
+	}
+	if r.roll != nil {
+		cp.Laps, cp.Slice = r.roll.next()
+		cp.Ran = r.roll.ran.UTC().Format(tsLayout)
 	}
 	b, _ := json.Marshal(cp)
 	return b

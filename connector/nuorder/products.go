@@ -191,7 +191,7 @@ func (c *Connector) readProducts(ctx context.Context, cp []byte, options map[str
 	if err := connector.CheckOptions("products", []connector.Option{productRefresh}, options); err != nil {
 		return err
 	}
-	now := time.Now()
+	now := c.clock()
 	w, err := openWindow(cp, now, c.lag())
 	if err != nil {
 		return err

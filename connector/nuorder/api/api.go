@@ -109,6 +109,14 @@ var (
 	// unpaged bare JSON array (S1 cassettes for pending, approved, edited).
 	OrdersDetail = Endpoint{"GET", "/api/orders/{status}/detail", Confirmed,
 		"all orders in a status, full documents, one unpaged array"}
+
+	// OrdersList returns the _id of every order in a status, as a bare JSON
+	// array of strings. Used in production by S4, S5 and S7 (S7 sends the
+	// status capitalised, "Approved"), each then reading the orders it
+	// needs with OrderByID (shared/nuorder-api.md §7.2, §14.2). The orders
+	// streams use it with the option read = "ids".
+	OrdersList = Endpoint{"GET", "/api/orders/{status}/list", Used,
+		"the _id of every order in a status, one unpaged array (read = \"ids\")"}
 )
 
 // The endpoints the sink streams call.
@@ -180,7 +188,7 @@ var (
 )
 
 // All lists every endpoint above, for documentation and for the fake API.
-var All = []Endpoint{ProductByID, ProductList, ProductSeasonList, CompanyCodes, CompanyByCode, CompanyByID, OrdersDetail,
+var All = []Endpoint{ProductByID, ProductList, ProductSeasonList, CompanyCodes, CompanyByCode, CompanyByID, OrdersDetail, OrdersList,
 	Replenishments, ReplenishmentsDelete, InventoryFlags, OrderByID, OrderByNumber, OrderUpdate, OrderSetStatus, OrderSetStatusByNumber, OrderCreate, CompanyForce, CompanyCreate, CompanyUpdate}
 
 // Error is the body NuOrder sends with an error status:

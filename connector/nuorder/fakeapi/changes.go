@@ -293,6 +293,25 @@ func (s *Server) companyByID(w http.ResponseWriter, r *http.Request) {
 // ordersDetail serves GET /api/orders/{status}/detail: every order in that
 // status, full documents, one unpaged bare array, streamed as generated.
 // The status is matched case-insensitively, as NuOrder does.
+// ordersList serves GET /api/orders/{status}/list: the _id of every order
+// in the status, a bare array of strings, in the order /detail lists them
+// (shared/nuorder-api.md §7.2, §14.2: S4, S5, S7 use it; its answer is
+// not recorded, the shape is what they parse). The status is matched
+// case-insensitively, as S7's "Approved" works.
+func (s *Server) ordersList(w http.ResponseWriter, r *http.Request) {
+	status := strings.ToLower(r.PathValue("status"))
+	streamArray(w, s.orderCount(), func(i int) any {
+		if s.orderStatus(i) != status {
+			return nil
+		}
+		if i < s.opts.Catalog.Orders {
+			return s.opts.Catalog.OrderID(i) // without building the document
+		}
+		id, _ := s.Order(i)["_id"].(string)
+		return id
+	})
+}
+
 func (s *Server) ordersDetail(w http.ResponseWriter, r *http.Request) {
 	status := strings.ToLower(r.PathValue("status"))
 	if s.servePrerendered(w, status) {

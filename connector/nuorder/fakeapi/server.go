@@ -165,6 +165,7 @@ func New(opts Options) *Server {
 		api.CompanyByCode:          s.companyByCode,
 		api.CompanyByID:            s.companyByID,
 		api.OrdersDetail:           s.ordersDetail,
+		api.OrdersList:             s.ordersList,
 		api.Replenishments:         s.replenish,
 		api.ReplenishmentsDelete:   s.deleteReplenishments,
 		api.InventoryFlags:         s.flags,

@@ -353,6 +353,32 @@ type Reader interface {
 	Read(ctx context.Context, req ReadRequest, emit EmitFunc) error
 }
 
+// Estimator is a Reader that can say what a read will cost before it runs,
+// from the read's checkpoints and options alone, without a request. plan
+// shows it for each pull.
+type Estimator interface {
+	Reader
+	// Estimate returns what Read(req) is expected to cost. A request
+	// CheckRead refuses is refused with its error.
+	Estimate(ctx context.Context, req ReadRequest) (Estimate, error)
+}
+
+// Estimate is what a read is expected to cost.
+type Estimate struct {
+	// Requests is how many requests the read makes at least.
+	Requests int64 `json:"requests"`
+	// Bytes is about how many response bytes they bring (0: not known).
+	Bytes int64 `json:"bytes,omitempty"`
+	// Parts says what the figures count, a line each ("1 listing of
+	// product ids", "835 products due for their refresh"), and what they
+	// cannot (new products: one request each).
+	Parts []string `json:"parts,omitempty"`
+}
+
+// ErrNoEstimate is returned (wrapped) by Estimate when the connector cannot
+// estimate its reads.
+var ErrNoEstimate = errors.New("the connector does not estimate its reads")
+
 // Writer is a connector whose catalog lists sink streams.
 type Writer interface {
 	Base

@@ -48,6 +48,16 @@ func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr
 		push := res.Push
 		if push == nil {
 			fmt.Fprintf(stdout, "  would read %s and commit the rows to the sink\n", from)
+			if e := res.Pull.Estimate; e != nil {
+				fmt.Fprintf(stdout, "  the read would make at least %d request(s)", e.Requests)
+				if e.Bytes > 0 {
+					fmt.Fprintf(stdout, " and download about %s", humanBytes(e.Bytes))
+				}
+				fmt.Fprintln(stdout, ":")
+				for _, p := range e.Parts {
+					fmt.Fprintf(stdout, "    %s\n", p)
+				}
+			}
 			continue
 		}
 		fmt.Fprintf(stdout, "  %d row(s) would be accepted, %d rejected\n", res.Rows, push.Rejected)
@@ -68,4 +78,17 @@ func cmdPlan(ctx context.Context, o options, logger hclog.Logger, stdout, stderr
 		return exitFailed
 	}
 	return exitOK
+}
+
+// humanBytes is n as a person reads it: 835 B, 12.4 MB, 3.6 GB.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
 }

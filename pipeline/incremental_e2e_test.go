@@ -286,8 +286,10 @@ func TestParquetCommitsTheCheckpointWithTheFile(t *testing.T) {
 		t.Fatal("nothing committed before the kill")
 	}
 	// plan already knows where the rerun will resume: after the first
-	// status listing, from the checkpoint in the file's footer.
-	if r := runPipeline(t, dir, credEnv(e2eCreds), "plan", "-f", path, "orders"); r.code != 0 || !strings.Contains(r.stdout, `"part":1`) {
+	// status listing, from the checkpoint in the file's footer; and what
+	// the read costs, through the plugin.
+	if r := runPipeline(t, dir, credEnv(e2eCreds), "plan", "-f", path, "orders"); r.code != 0 || !strings.Contains(r.stdout, `"part":1`) ||
+		!strings.Contains(r.stdout, "the read would make at least 3 request(s):") || !strings.Contains(r.stdout, "3 listing(s) of whole orders") {
 		t.Fatalf("plan: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := runPipeline(t, dir, credEnv(e2eCreds), "run", "-f", path, "orders"); r.code != 0 {

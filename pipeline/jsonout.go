@@ -104,13 +104,16 @@ type resultJSON struct {
 	Actions     []connector.Action `json:"actions,omitempty"`
 	// ResumeFrom says where a pull would resume (plan only).
 	ResumeFrom string `json:"resume_from,omitempty"`
+	// Estimate is what the connector expects a pull to cost (plan only;
+	// absent when it makes no estimates).
+	Estimate *connector.Estimate `json:"estimate,omitempty"`
 }
 
 func newResultJSON(r engine.Result) resultJSON {
 	j := resultJSON{Name: r.Pipeline, From: r.Stream, To: r.Sink, Kind: "pull", Status: "ok", Rows: r.Rows, Actions: sortedActions(r),
 		Requests: r.Requests, Retries: r.Retries}
 	if r.Pull != nil {
-		j.Files = r.Pull.Files
+		j.Files, j.Estimate = r.Pull.Files, r.Pull.Estimate
 	}
 	if p := r.Push; p != nil {
 		j.Kind, j.Rejected, j.RejectsFile, j.Rejects = "push", p.Rejected, p.RejectsFile, p.RejectSample

@@ -282,6 +282,22 @@ func (c *flightConnector) Check(ctx context.Context) error {
 	return c.action(ctx, actionCheck, nil, nil)
 }
 
+var _ connector.Estimator = (*flightConnector)(nil)
+
+// Estimate implements connector.Estimator through the plugin: an error
+// wrapping connector.ErrNoEstimate when the plugin's connector makes no
+// estimates.
+func (c *flightConnector) Estimate(ctx context.Context, req connector.ReadRequest) (connector.Estimate, error) {
+	var r estimateReply
+	if err := c.action(ctx, actionEstimate, req, &r); err != nil {
+		return connector.Estimate{}, err
+	}
+	if r.Estimate == nil {
+		return connector.Estimate{}, connector.ErrNoEstimate
+	}
+	return *r.Estimate, nil
+}
+
 // Streams implements connector.Connector.
 func (c *flightConnector) Streams(ctx context.Context) ([]connector.Stream, error) {
 	list, err := c.fc.ListFlights(ctx, &flight.Criteria{})

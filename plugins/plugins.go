@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"pipehost/connector"
 	"strings"
 
 	"github.com/hashicorp/go-plugin"
@@ -71,7 +72,14 @@ const (
 	actionCheck        = "check"
 	actionStats        = "stats"
 	actionLedgerAck    = "ledger_ack"
+	actionEstimate     = "estimate"
 )
+
+// estimateReply is the estimate action's reply: the connector's estimate,
+// or none when it does not make them (connector.Estimator).
+type estimateReply struct {
+	Estimate *connector.Estimate `json:"estimate,omitempty"`
+}
 
 // PluginDirEnv names a folder the host searches for plugin binaries.
 const PluginDirEnv = "PIPELINE_PLUGIN_DIR"

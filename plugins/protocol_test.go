@@ -44,7 +44,8 @@ func TestTheWireFormatOfTheProtocol(t *testing.T) {
 		{"put_summary", putMessage{Summary: &connector.WriteSummary{Actions: []connector.Action{{What: "orders moved", Count: 2}}, Ledger: []byte("l")}}},
 		{"ledger_ack", ledgerAck{ID: "w1", Seq: 7, Error: "e"}},
 		{"stats", connector.Stats{Requests: map[string]map[string]int64{"GET /api/x": {"2xx": 3}}, Retries: map[string]int64{"GET /api/x": 1}}},
-		{"actions", []string{actionInfo, actionConfigSchema, actionConfigure, actionCheck, actionStats, actionLedgerAck}},
+		{"estimate_reply", estimateReply{Estimate: &connector.Estimate{Requests: 835, Bytes: 1 << 20, Parts: []string{"1 listing"}}}},
+		{"actions", []string{actionInfo, actionConfigSchema, actionConfigure, actionCheck, actionStats, actionLedgerAck, actionEstimate}},
 	}
 	var b bytes.Buffer
 	for _, m := range messages {

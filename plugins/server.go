@@ -240,6 +240,19 @@ func (s *flightServer) DoAction(a *flight.Action, out flight.FlightService_DoAct
 			return status.Errorf(codes.FailedPrecondition, "write %q was not waiting for ledger %d", ack.ID, ack.Seq)
 		}
 		reply = struct{}{}
+	case actionEstimate:
+		var req connector.ReadRequest
+		if err := json.Unmarshal(a.Body, &req); err != nil {
+			return status.Errorf(codes.InvalidArgument, "bad estimate: %v", err)
+		}
+		var r estimateReply
+		if est, ok := s.impl.(connector.Estimator); ok {
+			var e connector.Estimate
+			if e, err = est.Estimate(ctx, req); err == nil {
+				r.Estimate = &e
+			}
+		}
+		reply = r
 	case actionStats:
 		reply = connector.Stats{}
 		if sr, ok := s.impl.(connector.StatsReporter); ok {

@@ -44,6 +44,9 @@ type checkpoint struct {
 	// orders_ids.go); Ran is when that run started.
 	Laps  []lap   `json:"laps,omitempty"`
 	Slice float64 `json:"slice,omitempty"`
+	// AvgDoc is the average size in bytes of the documents the last run
+	// read (products, orders), for plan's estimate of the next run.
+	AvgDoc int64 `json:"avg_doc,omitempty"`
 }
 
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"

@@ -57,11 +57,17 @@ func (l lap) length() float64 {
 	return 1 - l.From + l.To
 }
 
-// idPosition is an order's position on the re-read circle, in [0, 1).
+// idPosition is an order's position on the re-read circle, in [0, 1):
+// FNV-1a of the _id, mixed (splitmix64's finaliser) so that ids that
+// differ only in their last digits, as MongoDB's do, spread evenly.
 func idPosition(id string) float64 {
 	h := fnv.New64a()
 	h.Write([]byte(id))
-	return float64(h.Sum64()>>11) / (1 << 53)
+	z := h.Sum64()
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return float64(z>>11) / (1 << 53)
 }
 
 // rolling is one target's rolling re-read in a run: the arc it covers and
@@ -199,6 +205,9 @@ func (c *Connector) idsPart(ctx context.Context, status string, f orderFilter, a
 			var o order
 			if err := decodeValidOrder(raw, &o); err != nil {
 				return badElement(fmt.Errorf("order document: %w", err))
+			}
+			for _, t := range active {
+				t.run.counted(raw)
 			}
 			if !f.keep(&o) {
 				continue

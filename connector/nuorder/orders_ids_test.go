@@ -175,3 +175,20 @@ func BenchmarkOrdersDetailAgainstIDs(b *testing.B) {
 		})
 	}
 }
+
+// TestOrderPositionsSpreadEvenly: the re-read positions of ids that differ
+// only in their last digits (the fake's, and MongoDB's counters) fall
+// evenly on the circle: each twentieth of it holds about a twentieth of
+// 20,000 orders (an arc of an hour then re-reads an hour's share).
+func TestOrderPositionsSpreadEvenly(t *testing.T) {
+	cat := fakeapi.Catalog{Seed: 53, Orders: 20000}
+	var buckets [20]int
+	for i := 0; i < cat.Orders; i++ {
+		buckets[int(idPosition(cat.OrderID(i))*20)]++
+	}
+	for k, n := range buckets {
+		if n < 850 || n > 1150 {
+			t.Fatalf("twentieth %d of the circle holds %d of 20,000 orders: %v", k, n, buckets)
+		}
+	}
+}

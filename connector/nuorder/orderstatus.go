@@ -125,6 +125,9 @@ func (c *Connector) detailPart(ctx context.Context, status string, f orderFilter
 			if !o.ID.ok || o.ID.v == "" {
 				return badElement(fmt.Errorf("order document without _id: %.120s", raw))
 			}
+			for _, t := range active {
+				t.run.counted(raw)
+			}
 			if !f.keep(&o) {
 				return nil
 			}
@@ -178,6 +181,14 @@ type orderRun struct {
 	// stores (an interrupted run's passes cp's on).
 	cp   checkpoint
 	roll *rolling
+	// docs and docBytes count the documents the run read, for the average
+	// the final checkpoint keeps.
+	docs, docBytes int64
+}
+
+// counted records a document the run read.
+func (r *orderRun) counted(raw json.RawMessage) {
+	r.docs, r.docBytes = r.docs+1, r.docBytes+int64(len(raw))
 }
 
 func openOrderRun(raw []byte, statuses []string, w window) (*orderRun, error) {
@@ -226,7 +237,7 @@ func (r *orderRun) partCheckpoint(w window, part int) []byte {
 		}
 	}
 	cp.Seen = r.seenText
-	cp.Laps, cp.Slice, cp.Ran = r.cp.Laps, r.cp.Slice, r.cp.Ran
+	cp.Laps, cp.Slice, cp.Ran, cp.AvgDoc = r.cp.Laps, r.cp.Slice, r.cp.Ran, r.cp.AvgDoc
 	b, _ := json.Marshal(cp)
 	return b
 }
@@ -245,6 +256,10 @@ func (r *orderRun) finalCheckpoint(w window) []byte {
 	if r.roll != nil {
 		cp.Laps, cp.Slice = r.roll.next()
 		cp.Ran = r.roll.ran.UTC().Format(tsLayout)
+	}
+	cp.AvgDoc = r.cp.AvgDoc
+	if r.docs > 0 {
+		cp.AvgDoc = r.docBytes / r.docs
 	}
 	b, _ := json.Marshal(cp)
 	return b

@@ -213,7 +213,9 @@ func (c *Connector) readProducts(ctx context.Context, cp []byte, options map[str
 	defer bt.release()
 	next := catalog{}
 	read := map[string]cachedProduct{} // for the SKU cache pushes use
+	var docs, docBytes int64
 	handle := func(id string, doc json.RawMessage) error {
+		docs, docBytes = docs+1, docBytes+int64(len(doc))
 		p, err := decodeProduct(doc)
 		if err != nil {
 			return err
@@ -271,7 +273,11 @@ func (c *Connector) readProducts(ctx context.Context, cp []byte, options map[str
 	if err := c.readProductIDs(ctx, ids, handle); err != nil {
 		return err
 	}
-	final, _ := json.Marshal(checkpoint{Cursor: w.until.Format(tsLayout), Known: encodeCatalog(next), Ran: now.UTC().Format(tsLayout)})
+	avg := prev.AvgDoc
+	if docs > 0 {
+		avg = docBytes / docs
+	}
+	final, _ := json.Marshal(checkpoint{Cursor: w.until.Format(tsLayout), Known: encodeCatalog(next), Ran: now.UTC().Format(tsLayout), AvgDoc: avg})
 	if err := bt.flush(final); err != nil {
 		return err
 	}

@@ -54,6 +54,9 @@ type Result struct {
 type PullResult struct {
 	// Files lists where each commit's rows landed (files, tables).
 	Files []string
+	// Estimate, in a plan, is what the connector expects the read to cost
+	// (nil when it makes no estimates).
+	Estimate *connector.Estimate
 }
 
 // PushResult is what a run into a connector's sink stream adds to its

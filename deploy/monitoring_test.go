@@ -33,6 +33,7 @@ func exported(t *testing.T) (map[string]bool, string) {
 	m.Observe(engine.Result{Pipeline: "orders", Rows: 3, RowsRead: 3, Duration: time.Second})
 	m.Observe(engine.Result{Pipeline: "orders", Err: &plugins.ExitedError{Connector: "nuorder", Binary: "nuorder"}})
 	m.Skipped("orders")
+	m.NotificationFailed("ops")
 	m.ObserveRequests("nuorder", connector.Stats{
 		Requests: map[string]map[string]int64{"GET /api/orders": {"2xx": 2, "5xx": 1}},
 		Retries:  map[string]int64{"GET /api/orders": 1},

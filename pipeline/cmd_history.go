@@ -17,7 +17,7 @@ import (
 func cmdHistory(o options, stdout, stderr io.Writer) int {
 	f, diags := config.Load(o.file)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(stderr, f, diags, nil, colorful(stderr))
+		config.WriteDiagnostics(stderr, f, diags, f.Sensitive(), colorful(stderr))
 		return exitUsage
 	}
 	selected := f.Pipelines

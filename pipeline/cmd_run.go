@@ -45,13 +45,18 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 		return code
 	}
 	defer h.Close()
+	lastFailed := h.LastFailed(selected)
 	results := h.RunAll(ctx, selected, engine.RunOptions{FullRefresh: o.fullRefresh, Parallel: o.parallel})
 	if display != nil {
 		display.Wait()
 	}
 	code = summarize(stdout, stderr, results, o.json)
+	var m *metrics.Registry
 	if o.metricsFile != "" {
-		m := metrics.New()
+		m = metrics.New()
+	}
+	notifyRun(ctx, h.File, logger, results, lastFailed, code, m)
+	if o.metricsFile != "" {
 		m.Declare(namesOf(selected), connectorNames(h.File))
 		for _, r := range results {
 			m.Observe(r)
@@ -69,6 +74,15 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 		}
 	}
 	return code
+}
+
+// runDocument is the run's --json document (what notify blocks post).
+func runDocument(results []engine.Result, code int) runJSON {
+	out := runJSON{FormatVersion: jsonFormat, OK: code == exitOK, ExitCode: code, FinishedAt: time.Now().UTC(), Pipelines: []resultJSON{}}
+	for _, r := range results {
+		out.Pipelines = append(out.Pipelines, newResultJSON(r))
+	}
+	return out
 }
 
 // summarize prints the run's table and names every failed pipeline.
@@ -98,11 +112,7 @@ func summarize(stdout, stderr io.Writer, results []engine.Result, asJSON bool) i
 		code = exitFailed
 	}
 	if asJSON {
-		out := runJSON{FormatVersion: jsonFormat, OK: code == exitOK, ExitCode: code, FinishedAt: time.Now().UTC(), Pipelines: []resultJSON{}}
-		for _, r := range results {
-			out.Pipelines = append(out.Pipelines, newResultJSON(r))
-		}
-		writeJSON(stdout, out)
+		writeJSON(stdout, runDocument(results, code))
 	} else {
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PIPELINE\tFROM\tTO\tROWS\tREJECTED\tREQUESTS\tRETRIES\tTIME\tSTATUS")

@@ -32,7 +32,7 @@ import (
 func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer) int {
 	f, diags := config.Load(o.file)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(stderr, f, diags, nil, colorful(stderr))
+		config.WriteDiagnostics(stderr, f, diags, f.Sensitive(), colorful(stderr))
 		return exitUsage
 	}
 	// Validate everything once, as `validate` would, before scheduling.
@@ -135,6 +135,7 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 				return
 			}
 			defer h.Close()
+			lastFailed := h.LastFailed(sel)
 			res := h.Run(runCtx, sel[0], engine.RunOptions{})
 			if errors.Is(res.Err, state.ErrLocked) {
 				// Another host (or run) has this turn: not a failure of
@@ -151,6 +152,11 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 					m.ObserveRequests(name, st)
 				}
 			}
+			code = exitOK
+			if res.Err != nil {
+				code = exitFailed
+			}
+			notifyRun(runCtx, h.File, log, []engine.Result{res}, lastFailed, code, m)
 			if res.Err != nil {
 				mu.Lock()
 				failures++

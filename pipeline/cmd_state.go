@@ -25,7 +25,7 @@ func cmdState(o options, stdout, stderr io.Writer) int {
 	}
 	f, diags := config.Load(o.file)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(stderr, f, diags, nil, colorful(stderr))
+		config.WriteDiagnostics(stderr, f, diags, f.Sensitive(), colorful(stderr))
 		return exitUsage
 	}
 	store, err := openStore(context.Background(), f)

@@ -224,7 +224,7 @@ func newLogger(o options, stderr io.Writer) (hclog.Logger, error) {
 func load(ctx context.Context, o options, logger hclog.Logger, stderr io.Writer, eo engine.Options) (*engine.Host, int) {
 	f, diags := config.Load(o.file)
 	if diags.HasErrors() {
-		o.report(stderr, f, diags, nil)
+		o.report(stderr, f, diags, f.Sensitive())
 		return nil, exitUsage
 	}
 	if eo.Only != nil {

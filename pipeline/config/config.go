@@ -28,6 +28,8 @@ type File struct {
 	Connectors []*Connector
 	Sinks      []*Sink
 	Pipelines  []*Pipeline
+	// Notify lists the notify blocks: where each run's outcome is posted.
+	Notify []*Notify
 	// StateDir is the folder of the local state store: the `state` block's
 	// path, resolved against Dir, or Dir/.pipeline-state/STEM, STEM being
 	// the file's name without its extension, so each pipeline file has its
@@ -160,6 +162,7 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "sink", LabelNames: []string{"type", "name"}},
 	{Type: "pipeline", LabelNames: []string{"name"}},
 	{Type: "state"},
+	{Type: "notify", LabelNames: []string{"name"}},
 }}
 
 var stateSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "backend"}, {Name: "dsn"}, {Name: "schema"}}}
@@ -309,6 +312,11 @@ func Load(path string) (*File, hcl.Diagnostics) {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing state dsn",
 					Detail: "The postgres state backend needs dsn (a PostgreSQL connection string).", Subject: b.DefRange.Ptr()})
 			}
+		case "notify":
+			unique("notify", b.Labels[0], b.DefRange)
+			n, d := loadNotify(b, ectx)
+			diags = append(diags, d...)
+			f.Notify = append(f.Notify, n)
 		case "pipeline":
 			unique("pipeline", b.Labels[0], b.DefRange)
 			if name := b.Labels[0]; !pipelineName.MatchString(name) || name == "." || name == ".." {

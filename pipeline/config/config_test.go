@@ -306,3 +306,39 @@ state {
 		t.Fatalf("file() gave %q, %v", into.DSN, d)
 	}
 }
+
+// TestNotifyBlocks: a notify block takes a url (from env or file, like any
+// value), when to post and a format, with defaults; a bad url is refused
+// at its location without quoting it (webhook addresses are secrets), as
+// are an unknown event and format.
+func TestNotifyBlocks(t *testing.T) {
+	t.Setenv("HOOK", "https://hooks.example.test/services/T0/SECRET")
+	f, _ := load(t, `
+notify "ops" {
+  url = env("HOOK")
+}
+notify "all" {
+  url    = "http://127.0.0.1:9/x"
+  on     = ["every"]
+  format = "slack"
+}`)
+	if len(f.Notify) != 2 || f.Notify[0].URL != "https://hooks.example.test/services/T0/SECRET" || strings.Join(f.Notify[0].On, ",") != "failure,recovery" ||
+		f.Notify[0].Format != "json" || f.Notify[1].Format != "slack" || f.Notify[1].On[0] != "every" || f.Notify[0].URLRange.Start.Line != 3 {
+		t.Fatalf("%+v %+v", f.Notify[0], f.Notify[1])
+	}
+	path := filepath.Join(t.TempDir(), "p.hcl")
+	os.WriteFile(path, []byte(`
+notify "bad" {
+  url    = "ftp://SECRET@host/x"
+  on     = ["failure", "sometimes"]
+  format = "xml"
+}`), 0o644)
+	bad, diags := Load(path)
+	var buf bytes.Buffer
+	WriteDiagnostics(&buf, bad, diags, bad.Sensitive(), false)
+	text := buf.String()
+	if !strings.Contains(text, "Invalid notify url") || strings.Contains(text, "SECRET") || !strings.Contains(text, `"sometimes" is not one of failure, recovery, every`) ||
+		!strings.Contains(text, `format is "xml"`) || diags[0].Subject.Start.Line != 3 {
+		t.Fatalf("%s", text)
+	}
+}

@@ -386,10 +386,33 @@ func (h *Host) Sensitive() []hcl.Range {
 	for _, c := range h.Connectors {
 		out = append(out, c.Sensitive...)
 	}
-	if h.File.StateDSNRange != nil {
-		out = append(out, *h.File.StateDSNRange)
-	}
+	out = append(out, h.File.Sensitive()...)
 	return append(out, h.sensitive...)
+}
+
+// LastFailed names the pipelines of pls whose last recorded run failed (in
+// the state store, before the run about to start): what a notification of
+// recovery compares with. Without a state store, or when it cannot be
+// read, none.
+func (h *Host) LastFailed(pls []*config.Pipeline) map[string]bool {
+	out := map[string]bool{}
+	if h.opts.State == nil {
+		return out
+	}
+	for _, pl := range pls {
+		entries, err := h.opts.State.List(pl.Name)
+		if err != nil {
+			continue
+		}
+		var last *state.Run
+		for _, e := range entries {
+			if e.LastRun != nil && (last == nil || e.LastRun.FinishedAt.After(last.FinishedAt)) {
+				last = e.LastRun
+			}
+		}
+		out[pl.Name] = last != nil && last.Status != "ok"
+	}
+	return out
 }
 
 // Close stops every plugin, closes every sink and the state store.

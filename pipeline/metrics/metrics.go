@@ -41,6 +41,7 @@ type Registry struct {
 	restarts    *prometheus.CounterVec
 	skipped     *prometheus.CounterVec
 	interval    *prometheus.GaugeVec
+	notifyFail  *prometheus.CounterVec
 }
 
 // New returns a registry with every metric declared (and the Go runtime's
@@ -77,7 +78,9 @@ func New() *Registry {
 		[]string{"connector"})
 	m.interval = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "schedule_interval_seconds",
 		Help: "The longest gap between two turns of the pipeline's schedule (serve only), so an alert can say \"no success for twice its schedule\"."}, pipeline)
-	m.reg.MustRegister(m.interval, m.restarts, m.skipped, m.requests, m.retries, m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
+	m.notifyFail = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "notifications_failed_total",
+		Help: "Notifications (notify blocks) not delivered after their retries; the runs they were about are unaffected."}, []string{"notify"})
+	m.reg.MustRegister(m.notifyFail, m.interval, m.restarts, m.skipped, m.requests, m.retries, m.rowsRead, m.rowsWritten, m.rejected, m.runs, m.duration, m.lastSuccess, m.lastStatus, m.running,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -131,6 +134,10 @@ func (m *Registry) Declare(pipelines, connectors []string) {
 func (m *Registry) Schedule(pipeline string, longest time.Duration) {
 	m.interval.WithLabelValues(pipeline).Set(longest.Seconds())
 }
+
+// NotificationFailed counts a notification a notify block could not
+// deliver.
+func (m *Registry) NotificationFailed(notify string) { m.notifyFail.WithLabelValues(notify).Inc() }
 
 // Skipped counts a scheduled turn not run because another host or run held
 // the pipeline (serve replicas sharing a state store): not a failure.

@@ -65,11 +65,19 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 		defer store.Close()
 	}
 	claimer, _ := store.(state.TurnClaimer) // nil for a local store: its folder is one host's
+	if o.status && o.metricsAddr == "" {
+		fmt.Fprintln(stderr, "Error: --status serves the status page beside the metrics: give --metrics-addr too (127.0.0.1:9464, say)")
+		return exitUsage
+	}
+	var board *statusBoard
+	if o.status {
+		board = &statusBoard{store: store}
+	}
 	var m *metrics.Registry
 	if o.metricsAddr != "" {
 		m = metrics.New()
 		m.Declare(namesOf(scheduled), connectorNames(f))
-		stop, err := serveMetrics(o.metricsAddr, m, store, logger)
+		stop, err := serveMetrics(o.metricsAddr, m, store, board, logger)
 		if err != nil {
 			fmt.Fprintf(stderr, "Error: --metrics-addr %s: %v\n", o.metricsAddr, err)
 			return exitUsage
@@ -90,6 +98,10 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 		}
 		sched = aligned(sched)
 		gap := longestGap(sched, time.Now())
+		var shown *statusSource
+		if board != nil {
+			shown = board.add(pl.Name, pl.Schedule, sched)
+		}
 		run := func() {
 			turn := lastTurn(sched, gap, time.Now())
 			if failpoint.Armed("late-turn") {
@@ -120,6 +132,10 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 			startedAt.Store(time.Now().Unix())
 			if m != nil {
 				m.Started(pl.Name)
+			}
+			if shown != nil {
+				board.setRunning(shown, true)
+				defer board.setRunning(shown, false)
 			}
 			one := o
 			one.args = []string{pl.Name}
@@ -249,10 +265,11 @@ func (e epochEvery) Next(t time.Time) time.Time {
 // week of an hourly schedule, cheap for an every-minute one.
 const gapTurns = 200
 
-// serveMetrics serves m and a health check at addr until stop is called.
-// /healthz answers 200 while store answers; the caller keeps store open
-// until stop has returned.
-func serveMetrics(addr string, m *metrics.Registry, store state.Store, logger hclog.Logger) (stop func(), err error) {
+// serveMetrics serves m and a health check at addr until stop is called,
+// and, with a board, the status page (/status, /status.json). /healthz
+// answers 200 while store answers; the caller keeps store open until stop
+// has returned.
+func serveMetrics(addr string, m *metrics.Registry, store state.Store, board *statusBoard, logger hclog.Logger) (stop func(), err error) {
 	healthy := func(ctx context.Context) error {
 		done := make(chan error, 1)
 		go func() { _, err := store.Get(healthPipeline, healthPipeline); done <- err }()
@@ -273,9 +290,20 @@ func serveMetrics(addr string, m *metrics.Registry, store state.Store, logger hc
 	if everyInterface(addr) {
 		logger.Warn("metrics and health are served on every network interface: anyone who can reach this host can read pipeline names and row counts; name an address (127.0.0.1:PORT, or the pod's) to keep them in", "addr", addr)
 	}
-	srv := &http.Server{Handler: m.Handler(healthy), ReadHeaderTimeout: 10 * time.Second}
+	var handler http.Handler = m.Handler(healthy)
+	if board != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", handler)
+		mux.Handle("/status", board)
+		mux.Handle("/status.json", board)
+		handler = mux
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	logger.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	if board != nil {
+		logger.Info("serving the status page", "url", "http://"+ln.Addr().String()+"/status")
+	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -57,6 +57,7 @@ const (
 type options struct {
 	progress    time.Duration
 	metricsAddr string // serve: where to serve /metrics and /healthz
+	status      bool   // serve: also serve the status page beside the metrics
 	metricsFile string // run: a textfile for node_exporter
 	parallel    int    // run: pipelines at once
 	// watcher, when not nil, follows runs for a live display (run on a

@@ -45,9 +45,9 @@ func get(t *testing.T, url string) (int, string) {
 // serveWithMetrics starts serve --metrics-addr on a free port and returns
 // the process and the base URL of its metrics server. The process gets
 // SIGTERM when the test ends.
-func serveWithMetrics(t *testing.T, path string, env []string) (*exec.Cmd, string) {
+func serveWithMetrics(t *testing.T, path string, env []string, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "pipeline"), "serve", "-f", path, "--log-format", "json", "--metrics-addr", "127.0.0.1:0")
+	cmd := exec.Command(filepath.Join(binDir, "pipeline"), append([]string{"serve", "-f", path, "--log-format", "json", "--metrics-addr", "127.0.0.1:0"}, extra...)...)
 	cmd.Dir = filepath.Dir(path)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, _ := cmd.StderrPipe()

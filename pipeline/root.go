@@ -158,6 +158,8 @@ Sinks in this build: ` + strings.Join(sinks.Names(), ", ") + ` (sink "NAME" "lab
 	progress(serve)
 	serve.Flags().StringVar(&o.metricsAddr, "metrics-addr", os.Getenv("PIPELINE_METRICS_ADDR"),
 		"serve Prometheus metrics on /metrics and a health check on /healthz at this address, e.g. 127.0.0.1:9464 (default: off; $PIPELINE_METRICS_ADDR)")
+	serve.Flags().BoolVar(&o.status, "status", false,
+		"also serve a status page on /status (and its data on /status.json) at --metrics-addr: each pipeline's last runs, next turn and errors, failing first")
 
 	stateCmd := &cobra.Command{Use: "state", Short: "Show or reset the stored checkpoints", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

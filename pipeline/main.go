@@ -27,6 +27,7 @@ import (
 
 	"pipehost/connector"
 	"pipehost/connector/files"
+	"pipehost/internal/tracing"
 	"pipehost/pipeline/config"
 	"pipehost/pipeline/engine"
 	"pipehost/pipeline/state"
@@ -145,7 +146,12 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Warning: %s: %v\n", cpuProfileEnv, err)
 	}
+	stopTracing, err := tracing.Start(context.Background(), "pipehost")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Warning: no traces: %v\n", err)
+	}
 	code := execute(os.Args[1:], os.Stdout, os.Stderr)
+	stopTracing()
 	stop()
 	os.Exit(code)
 }

@@ -23,12 +23,14 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"pipehost/connector"
+	"pipehost/internal/tracing"
 )
 
 // Config says which plugin binary to start and how.
@@ -106,10 +108,12 @@ func Open(cfg Config) (*Client, error) {
 		cfg.Path = abs
 	}
 	cmd := exec.Command(cfg.Path)
+	// What the clean environment lets through: where the plugin writes its
+	// own profile, beside the host's, and where its spans go (the host's
+	// OTEL_* variables).
+	cmd.Env = tracing.Env()
 	if prof := os.Getenv(CPUProfileEnv); prof != "" {
-		// The one variable the clean environment lets through: where the
-		// plugin writes its own profile, beside the host's.
-		cmd.Env = []string{CPUProfileEnv + "=" + prof + "." + cfg.Name}
+		cmd.Env = append(cmd.Env, CPUProfileEnv+"="+prof+"."+cfg.Name)
 	}
 	tail := &tailWriter{max: 2048}
 	pc := plugin.NewClient(&plugin.ClientConfig{
@@ -123,10 +127,7 @@ func Open(cfg Config) (*Client, error) {
 		AutoMTLS:         true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           forwarded(cfg.Logger.Named(cfg.Name)),
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
-			grpc.MaxCallSendMsgSize(MaxMessageBytes),
-		)},
+		GRPCDialOptions: dialOptions(),
 	})
 	rpc, err := pc.Client()
 	if err != nil {
@@ -164,6 +165,21 @@ func Open(cfg Config) (*Client, error) {
 	fc := raw.(*flightConnector)
 	fc.exited, fc.name, fc.connector = pc.Exited, cfg.Name+" ("+cfg.Path+")", cfg.Name
 	return &Client{flightConnector: fc, name: cfg.Name, pc: pc}, nil
+}
+
+// dialOptions are the host half's gRPC options: message sizes, and, with
+// traces on, each call carrying the caller's trace context (W3C, in the
+// metadata), so the plugin's spans are children of the host's. Off, no
+// stats handler costs the Flight stream anything.
+func dialOptions() []grpc.DialOption {
+	opts := []grpc.DialOption{grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+		grpc.MaxCallSendMsgSize(MaxMessageBytes),
+	)}
+	if tracing.Enabled() {
+		opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+	}
+	return opts
 }
 
 // Close ends the plugin process. It is safe to call more than once.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"sync"
 	"time"
@@ -14,11 +15,13 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"pipehost/connector"
+	"pipehost/internal/tracing"
 )
 
 // ServeOption changes how Serve runs a plugin.
@@ -75,16 +78,24 @@ func Serve(c connector.Base, opts ...ServeOption) error {
 		cfg.logger.Warn("no CPU profile", "error", err) // a diagnosis aid: the plugin serves anyway
 	}
 	defer stop()
+	stopTracing, err := tracing.Start(context.Background(), filepath.Base(os.Args[0]))
+	if err != nil {
+		cfg.logger.Warn("no traces", "error", err)
+	}
+	defer stopTracing()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
 			ProtocolVersion: {pluginName: &grpcPlugin{impl: c, logger: cfg.logger}},
 		},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts,
-				grpc.MaxRecvMsgSize(MaxMessageBytes),
-				grpc.MaxSendMsgSize(MaxMessageBytes),
-			)...)
+			opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))
+			if tracing.Enabled() {
+				// The host's trace context, from the call's metadata,
+				// parents the plugin's spans.
+				opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler()))
+			}
+			return grpc.NewServer(opts...)
 		},
 		Logger: cfg.logger,
 	})
@@ -202,6 +213,7 @@ func (s *flightServer) ListFlights(_ *flight.Criteria, out flight.FlightService_
 
 func (s *flightServer) DoAction(a *flight.Action, out flight.FlightService_DoActionServer) error {
 	ctx := out.Context()
+	defer tracing.Flush()
 	var (
 		reply any
 		err   error

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"pipehost/connector"
+	"pipehost/internal/tracing"
 )
 
 // readTicket is a DoGet ticket: the whole read, every stream of it with its
@@ -43,6 +44,7 @@ func descriptorStream(d *flight.FlightDescriptor) string {
 
 func (s *flightServer) DoGet(t *flight.Ticket, out flight.FlightService_DoGetServer) error {
 	ctx := out.Context()
+	defer tracing.Flush() // the host may stop the plugin right after the read
 	var tk readTicket
 	if err := json.Unmarshal(t.Ticket, &tk); err != nil {
 		return status.Errorf(codes.InvalidArgument, "bad ticket: %v", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"pipehost/connector"
+	"pipehost/internal/tracing"
 	"sync"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -16,6 +17,7 @@ import (
 )
 
 func (s *flightServer) DoPut(in flight.FlightService_DoPutServer) error {
+	defer tracing.Flush() // the host may stop the plugin right after the write
 	ctx := in.Context()
 	r, err := flight.NewRecordReader(in, ipc.WithAllocator(s.mem))
 	if err != nil {

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"pipehost/connector"
 	"pipehost/connector/nuorder/api"
+	"pipehost/internal/tracing"
 )
 
 // APIError is an error status from NuOrder, with the message of its
@@ -132,6 +134,14 @@ func NewClient(base string, creds Credentials, inFlight int, timeouts Timeouts, 
 	}
 	sign := newSigner(transport, creds)
 	hc := &http.Client{Transport: sign}
+	if tracing.Enabled() {
+		// A span per NuOrder request, child of the read or write that
+		// made it; outside the signer, so the Authorization header is
+		// never in reach of an attribute (otelhttp records no header).
+		hc.Transport = otelhttp.NewTransport(sign, otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			return "nuorder " + r.Method + " " + r.URL.Path
+		}))
+	}
 	hc.Timeout = 0 // bodies are streamed: Timeouts bound each phase instead
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if from := via[0].URL; req.URL.Host != from.Host || req.URL.Scheme != from.Scheme {

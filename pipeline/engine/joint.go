@@ -11,6 +11,9 @@ import (
 
 	"pipehost/connector"
 	"pipehost/pipeline/config"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // One read, several streams: pull pipelines that read streams a connector
@@ -28,6 +31,8 @@ import (
 // Once ctx is cancelled, pipelines not yet started are reported as not
 // started (ErrInterrupted). Results are in the order of pls.
 func (h *Host) RunAll(ctx context.Context, pls []*config.Pipeline, ro RunOptions) []Result {
+	ctx, span := tracer.Start(ctx, "run", trace.WithAttributes(attribute.Int("pipehost.pipelines", len(pls))))
+	defer span.End()
 	results := make([]Result, len(pls))
 	done := make([]bool, len(pls))
 	var groups [][]int

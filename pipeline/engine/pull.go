@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"pipehost/connector"
 	"pipehost/pipeline/config"
@@ -129,13 +131,17 @@ type pullRun struct {
 	stage      *writeStage // writes into w on a goroutine of its own
 	// stateMu serialises state commits of the pullRuns of one read.
 	stateMu *sync.Mutex
+	// span is the pipeline's span, ended by finish.
+	span trace.Span
 }
 
 // startPull takes the pipeline's lock, works out where its read resumes and
 // opens its writer. When anything fails, res.Err says what; finish must be
 // called either way.
 func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions) *pullRun {
-	p := &pullRun{h: h, ctx: ctx, pl: pl, start: time.Now(), stateMu: &sync.Mutex{},
+	ctx, span := tracer.Start(ctx, "pipeline "+pl.Name, trace.WithAttributes(attribute.String("pipehost.pipeline", pl.Name),
+		attribute.String("pipehost.stream", pl.From.String()), attribute.String("pipehost.sink", pl.To.String())))
+	p := &pullRun{h: h, ctx: ctx, pl: pl, start: time.Now(), stateMu: &sync.Mutex{}, span: span,
 		res: &Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), Pull: &PullResult{}},
 		log: h.opts.Logger.With("pipeline", pl.Name)}
 	res := p.res
@@ -218,8 +224,11 @@ func (h *Host) startPull(ctx context.Context, pl *config.Pipeline, ro RunOptions
 }
 
 // commit commits the rows written so far with cp, then stores cp.
-func (p *pullRun) commit(cp []byte, final bool) error {
-	ctx, res := p.ctx, p.res
+func (p *pullRun) commit(cp []byte, final bool) (err error) {
+	ctx, span := tracer.Start(p.ctx, "commit", trace.WithAttributes(attribute.String("pipehost.pipeline", p.pl.Name),
+		attribute.Int64("pipehost.rows", p.pending), attribute.Bool("pipehost.final", final)))
+	defer func() { endSpan(span, err) }()
+	res := p.res
 	if p.pending > 0 && failpoint.Armed("before-commit") {
 		p.log.Warn("failpoint before-commit: rows written, not committed; waiting to be killed")
 		<-ctx.Done()
@@ -285,6 +294,8 @@ func (p *pullRun) finish(err error) Result {
 		p.end() // sets the duration, so before the copy
 	}
 	p.prog.finished(*p.res)
+	p.span.SetAttributes(attribute.Int64("pipehost.rows", p.res.Rows))
+	endSpan(p.span, p.res.Err)
 	return *p.res
 }
 

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"pipehost/connector"
@@ -143,6 +145,12 @@ func (it *chanIter) Next() (arrow.Record, error) {
 
 // runPush runs a pipeline into a connector's sink stream.
 func (h *Host) runPush(ctx context.Context, pl *config.Pipeline, ro RunOptions, dryRun bool) (res Result) {
+	ctx, span := tracer.Start(ctx, "pipeline "+pl.Name, trace.WithAttributes(attribute.String("pipehost.pipeline", pl.Name),
+		attribute.String("pipehost.stream", pl.From.String()), attribute.String("pipehost.sink", pl.To.String()), attribute.Bool("pipehost.dry_run", dryRun)))
+	defer func() {
+		span.SetAttributes(attribute.Int64("pipehost.rows", res.Rows), attribute.Int64("pipehost.rejected", res.Rejected()))
+		endSpan(span, res.Err)
+	}()
 	start := time.Now()
 	res = Result{Pipeline: pl.Name, Stream: pl.From.String(), Sink: pl.To.String(), DryRun: dryRun, Push: &PushResult{}}
 	log := h.opts.Logger.With("pipeline", pl.Name)

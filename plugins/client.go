@@ -127,7 +127,7 @@ func Open(cfg Config) (*Client, error) {
 		AutoMTLS:         true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           forwarded(cfg.Logger.Named(cfg.Name)),
-		GRPCDialOptions: dialOptions(),
+		GRPCDialOptions:  dialOptions(),
 	})
 	rpc, err := pc.Client()
 	if err != nil {

@@ -40,6 +40,9 @@ func notifyRun(ctx context.Context, f *config.File, logger hclog.Logger, results
 		switch {
 		case r.Err != nil:
 			o.Failed = append(o.Failed, r.Pipeline)
+			if !lastFailed[r.Pipeline] {
+				o.NewlyFailed = append(o.NewlyFailed, r.Pipeline)
+			}
 			msg, _, _ := strings.Cut(r.Err.Error(), "\n")
 			fmt.Fprintf(&text, "%s: FAILED: %s\n", r.Pipeline, msg)
 		default:

@@ -7,9 +7,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // hookReceiver is a loopback webhook: it records each post by path.
@@ -107,5 +110,56 @@ pipeline "numbers" {
 	prom, _ := os.ReadFile(metricsFile)
 	if r.code != 0 || !strings.Contains(r.stderr, "the notification was not delivered") || !strings.Contains(string(prom), `pipehost_notifications_failed_total{notify="chat"} 1`) {
 		t.Fatalf("a receiver that is down: exit %d\n%s\n%s", r.code, r.stderr, prom)
+	}
+}
+
+// TestServePostsAFailureOnceAndItsRecovery: under serve, a pipeline that
+// fails turn after turn posts one notification (when it starts failing),
+// not one a turn; when it succeeds again, one more (its recovery); then
+// nothing while it stays well.
+func TestServePostsAFailureOnceAndItsRecovery(t *testing.T) {
+	t.Parallel()
+	hooks := &hookReceiver{posts: map[string][]string{}}
+	srv := httptest.NewServer(hooks)
+	defer srv.Close()
+	path := numbersFile(t, `
+notify "ops" {
+  url = env("OPS_HOOK")
+}
+pipeline "flaky" {
+  from     = connector.numbers.numbers
+  to       = sink.parquet.lake
+  schedule = "@every 1s"
+  options  = { count = 30, fail_at = file("failat.txt") }
+}`)
+	dir := filepath.Dir(path)
+	os.WriteFile(filepath.Join(dir, "failat.txt"), []byte("3"), 0o644)
+	_, base := serveWithMetrics(t, path, []string{"OPS_HOOK=" + srv.URL + "/hooks/OPSSECRET"})
+	runs := func(status string) int {
+		_, text := get(t, base+"/metrics")
+		m := regexp.MustCompile(`(?m)^pipehost_runs_total\{pipeline="flaky",status="` + status + `"\} (\d+)$`).FindStringSubmatch(text)
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	waitFor := func(what string, done func() bool) {
+		t.Helper()
+		for end := time.Now().Add(60 * time.Second); !done(); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("not after 60 s: %s", what)
+			}
+		}
+	}
+	waitFor("three failed turns", func() bool { return runs("failed") >= 3 })
+	if posts := hooks.got("/hooks/OPSSECRET"); len(posts) != 1 || !strings.Contains(posts[0], `"ok": false`) && !strings.Contains(posts[0], `"ok":false`) {
+		t.Fatalf("after %d failed turns: %d posts\n%s", runs("failed"), len(posts), strings.Join(posts, "\n"))
+	}
+	os.WriteFile(filepath.Join(dir, "failat.txt"), []byte("-1"), 0o644)
+	waitFor("two successful turns", func() bool { return runs("ok") >= 2 })
+	time.Sleep(300 * time.Millisecond) // the notification follows the run's metrics
+	if posts := hooks.got("/hooks/OPSSECRET"); len(posts) != 2 || !strings.Contains(posts[1], `"ok":true`) && !strings.Contains(posts[1], `"ok": true`) {
+		t.Fatalf("after the recovery: %d posts\n%s", len(posts), strings.Join(posts, "\n"))
 	}
 }

@@ -33,9 +33,10 @@ const (
 
 // Outcome is one run to tell about.
 type Outcome struct {
-	// Failed names the pipelines that failed; Recovered those that
-	// succeeded after their previous run had failed.
-	Failed, Recovered []string
+	// Failed names the pipelines that failed, NewlyFailed those of them
+	// whose previous run had not failed, Recovered those that succeeded
+	// after their previous run had failed.
+	Failed, NewlyFailed, Recovered []string
 	// Ran names every pipeline of the run.
 	Ran []string
 	// Document is the run's JSON document (run --json).
@@ -44,10 +45,12 @@ type Outcome struct {
 	Text string
 }
 
-// Wants says whether a notify block posts this outcome.
+// Wants says whether a notify block posts this outcome: on failure when a
+// pipeline starts failing (not again while it keeps failing: its recovery
+// is the next news), on recovery when one stops, on every run always.
 func Wants(n *config.Notify, o Outcome) bool {
 	return slices.Contains(n.On, "every") ||
-		(slices.Contains(n.On, "failure") && len(o.Failed) > 0) ||
+		(slices.Contains(n.On, "failure") && len(o.NewlyFailed) > 0) ||
 		(slices.Contains(n.On, "recovery") && len(o.Recovered) > 0)
 }
 

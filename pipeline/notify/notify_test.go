@@ -14,7 +14,7 @@ import (
 	"pipehost/pipeline/config"
 )
 
-var failed = Outcome{Failed: []string{"orders"}, Ran: []string{"orders", "products"}, Document: []byte(`{"ok":false}`),
+var failed = Outcome{Failed: []string{"orders"}, NewlyFailed: []string{"orders"}, Ran: []string{"orders", "products"}, Document: []byte(`{"ok":false}`),
 	Text: "orders: FAILED: boom\nproducts: ok, 3 row(s) in 1s\n"}
 
 // receiver answers each post with the next status of answers (the last
@@ -71,12 +71,13 @@ func TestAReceiverThatIsDownCostsBoundedTimeAndNeverQuotesTheAddress(t *testing.
 	}
 }
 
-// TestWhenEachBlockPosts: failure posts only failures, recovery only
-// recoveries, every each run; the slack format is {"text": ...} naming the
+// TestWhenEachBlockPosts: failure posts only a pipeline starting to fail
+// (not one still failing), recovery only recoveries, every each run; the slack format is {"text": ...} naming the
 // failed pipelines and holding each pipeline's line.
 func TestWhenEachBlockPosts(t *testing.T) {
 	ok := Outcome{Ran: []string{"orders"}}
 	recovered := Outcome{Ran: []string{"orders"}, Recovered: []string{"orders"}}
+	stillFailing := Outcome{Ran: []string{"orders"}, Failed: []string{"orders"}}
 	cases := []struct {
 		on                     []string
 		failure, recovery, all bool
@@ -88,7 +89,7 @@ func TestWhenEachBlockPosts(t *testing.T) {
 	}
 	for _, c := range cases {
 		blk := &config.Notify{On: c.on}
-		if Wants(blk, failed) != c.failure || Wants(blk, recovered) != c.recovery || Wants(blk, ok) != c.all {
+		if Wants(blk, failed) != c.failure || Wants(blk, recovered) != c.recovery || Wants(blk, ok) != c.all || Wants(blk, stillFailing) != c.all {
 			t.Errorf("on %v: failure %v, recovery %v, plain ok %v", c.on, Wants(blk, failed), Wants(blk, recovered), Wants(blk, ok))
 		}
 	}

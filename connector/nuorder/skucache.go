@@ -162,7 +162,7 @@ func (c *Connector) writeSKUCache(ran time.Time, products map[string]cachedProdu
 // products no longer listed, saves the cache and returns it. A listing that
 // gives whole documents is used as it is.
 func (c *Connector) refreshSKUCache(ctx context.Context) (map[string]cachedProduct, error) {
-	now := time.Now()
+	now := c.clock()
 	cache := c.loadSKUCache()
 	known := catalog{}
 	for id, p := range cache.products {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,16 +29,25 @@ func cached(t testing.TB, srv *fakeapi.Server, extra, dir string) *Connector {
 }
 
 // TestAPushAfterAProductsRunReadsAFewProducts: against 20,000 products, a
-// products run fills the SKU cache; an inventory push of 10 SKUs then
-// lists the ids once and reads at most a few products (it read all 20,000
-// before), and every row is sent. A second process (a new connector on
-// the same folder) does the same; without the folder, the push reads the
-// whole catalog, as before.
+// products run fills the SKU cache; an inventory push of 10 SKUs a few
+// seconds later (the clock held: a slow machine must not change the
+// figure) lists the ids once and reads at most a few products (it read all
+// 20,000 before), and every row is sent. A second process (a new connector
+// on the same folder) does the same; without the folder, the push reads
+// the whole catalog, as before.
 func TestAPushAfterAProductsRunReadsAFewProducts(t *testing.T) {
 	cat := fakeapi.Catalog{Seed: 23, Products: 20000}
 	srv := startCatalog(t, cat)
 	dir := t.TempDir()
 	extra := warehousesConfig(cat, -1)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	cached := func(t *testing.T, srv *fakeapi.Server, extra, dir string) *Connector {
+		c := cached(t, srv, extra, dir)
+		c.now = now
+		return c
+	}
 	c := cached(t, srv, extra, dir)
 	if _, _ = read(t, c, "products", nil, nil); srv.Requests(api.ProductByID) != 20000 {
 		t.Fatalf("products run: %d product reads", srv.Requests(api.ProductByID))
@@ -50,6 +60,7 @@ func TestAPushAfterAProductsRunReadsAFewProducts(t *testing.T) {
 	}
 	push := func(c *Connector) (reads, listings int) {
 		t.Helper()
+		clock.Add(int64(3 * time.Second))
 		r0, l0 := srv.Requests(api.ProductByID), srv.Requests(api.ProductList)
 		res, _ := write(t, c, "inventory", InventorySchema, rows, false)
 		for _, r := range res {

@@ -3,7 +3,8 @@
 # make test  runs every test (unit and end-to-end), with a throwaway PostgreSQL
 #            server on loopback (scripts/with-postgres.sh; set PIPEHOST_TEST_PG_DSN to use another),
 #            a throwaway S3-compatible server (scripts/with-s3.sh, versitygw) and DuckDB
-#            (scripts/with-duckdb.sh) to read the Parquet files back
+#            (scripts/with-duckdb.sh) to read the Parquet files back, and Chromium
+#            (scripts/with-chromium.sh) to load serve's status page
 
 GO      ?= go
 BIN     := bin

@@ -54,14 +54,24 @@ func main() {
 	if *bin, err = filepath.Abs(*bin); err != nil {
 		fatalf("%v", err)
 	}
+	var sizesRun []int
+	var walls []time.Duration
 	for _, field := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(field))
 		if err != nil || n < 1 {
 			fatalf("size %q is not a positive number", field)
 		}
-		if err := benchSize(*bin, *work, n, *separate); err != nil {
+		wall, err := benchSize(*bin, *work, n, *separate)
+		if err != nil {
 			fatalf("orders=%d: %v", n, err)
 		}
+		sizesRun, walls = append(sizesRun, n), append(walls, wall)
+	}
+	// How the plugin run's time grows with the catalog: 10.0 for 10x the
+	// orders is linear.
+	for i := 1; i < len(sizesRun); i++ {
+		fmt.Printf("RESULT scaling orders=%d/%d size_ratio=%.1f scaling=%.2f\n", sizesRun[i], sizesRun[i-1],
+			float64(sizesRun[i])/float64(sizesRun[i-1]), walls[i].Seconds()/walls[i-1].Seconds())
 	}
 }
 
@@ -130,24 +140,27 @@ type run struct {
 	wall      time.Duration
 	cpu       time.Duration // host and plugin
 	pluginCPU time.Duration
-	hostRSS   int64 // bytes
+	fakeCPU   time.Duration // the fake API's, serving the run (not in cpu)
+	hostRSS   int64         // bytes
 	pluginRSS int64
 	requests  int
 	bodyBytes int64
 }
 
-func benchSize(bin, work string, orders int, separate bool) error {
+// benchSize measures one catalog size and prints its RESULT line; it
+// returns the plugin run's wall time, for the scaling across sizes.
+func benchSize(bin, work string, orders int, separate bool) (time.Duration, error) {
 	fmt.Fprintf(os.Stderr, "bench: orders=%d: starting the fake (the first start renders the listings)\n", orders)
 	f, err := startFake(bin, work, orders)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.stop()
 	var jsonBytes int64
 	for _, st := range nuorder.DefaultOrderStatuses {
 		fi, err := os.Stat(f.listings[st])
 		if err != nil {
-			return fmt.Errorf("rendered listing of %s: %w", st, err)
+			return 0, fmt.Errorf("rendered listing of %s: %w", st, err)
 		}
 		jsonBytes += fi.Size()
 	}
@@ -155,17 +168,17 @@ func benchSize(bin, work string, orders int, separate bool) error {
 
 	floor, err := floorRun(f.url)
 	if err != nil {
-		return fmt.Errorf("floor: %w", err)
+		return 0, fmt.Errorf("floor: %w", err)
 	}
 	report(orders, "floor", floor, jsonMB)
 	plugin, err := pipelineRun(f, filepath.Join(bin, "pipeline"), filepath.Join(work, fmt.Sprintf("plugin-%d", orders)), "orders", "order_lines")
 	if err != nil {
-		return fmt.Errorf("plugin run: %w", err)
+		return 0, fmt.Errorf("plugin run: %w", err)
 	}
 	report(orders, "plugin", plugin, jsonMB)
 	inproc, err := pipelineRun(f, filepath.Join(bin, "pipeline-inprocess"), filepath.Join(work, fmt.Sprintf("inprocess-%d", orders)), "orders", "order_lines")
 	if err != nil {
-		return fmt.Errorf("in-process run: %w", err)
+		return 0, fmt.Errorf("in-process run: %w", err)
 	}
 	report(orders, "in-process", inproc, jsonMB)
 	extra := ""
@@ -173,11 +186,11 @@ func benchSize(bin, work string, orders int, separate bool) error {
 		dir := filepath.Join(work, fmt.Sprintf("separate-%d", orders))
 		a, err := pipelineRun(f, filepath.Join(bin, "pipeline"), dir, "orders")
 		if err != nil {
-			return fmt.Errorf("separate run: %w", err)
+			return 0, fmt.Errorf("separate run: %w", err)
 		}
 		b, err := pipelineRun(f, filepath.Join(bin, "pipeline"), dir, "order_lines")
 		if err != nil {
-			return fmt.Errorf("separate run: %w", err)
+			return 0, fmt.Errorf("separate run: %w", err)
 		}
 		sep := run{wall: a.wall + b.wall, cpu: a.cpu + b.cpu, requests: a.requests + b.requests, bodyBytes: a.bodyBytes + b.bodyBytes}
 		report(orders, "separate", sep, jsonMB)
@@ -189,17 +202,17 @@ func benchSize(bin, work string, orders int, separate bool) error {
 		report(orders, "duckdb", duck, jsonMB)
 		extra += fmt.Sprintf(" duckdb_ratio=%.2f duckdb_rss_mib=%.0f", plugin.wall.Seconds()/duck.wall.Seconds(), mib(duck.hostRSS))
 	}
-	fmt.Printf("RESULT orders=%d json_mb=%.0f e2e_mb_s=%.1f floor_ratio=%.2f plugin_ratio=%.2f host_rss_mib=%.0f plugin_rss_mib=%.0f requests=%d mb_downloaded=%.0f cpu_s=%.1f%s\n",
+	fmt.Printf("RESULT orders=%d json_mb=%.0f e2e_mb_s=%.1f floor_ratio=%.2f plugin_ratio=%.2f host_rss_mib=%.0f plugin_rss_mib=%.0f requests=%d mb_downloaded=%.0f cpu_s=%.1f plugin_cpu_s=%.1f fake_cpu_s=%.1f%s\n",
 		orders, jsonMB, jsonMB/plugin.wall.Seconds(), plugin.wall.Seconds()/floor.wall.Seconds(), plugin.wall.Seconds()/inproc.wall.Seconds(),
-		mib(plugin.hostRSS), mib(plugin.pluginRSS), plugin.requests, float64(plugin.bodyBytes)/1e6, plugin.cpu.Seconds(), extra)
-	return nil
+		mib(plugin.hostRSS), mib(plugin.pluginRSS), plugin.requests, float64(plugin.bodyBytes)/1e6, plugin.cpu.Seconds(), plugin.pluginCPU.Seconds(), plugin.fakeCPU.Seconds(), extra)
+	return plugin.wall, nil
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func report(orders int, what string, r run, jsonMB float64) {
-	fmt.Fprintf(os.Stderr, "bench: orders=%d %-10s wall %6.1fs  %7.1f MB/s of JSON  cpu %6.1fs (plugin %5.1fs)  rss host %4.0f MiB plugin %4.0f MiB  %d requests, %.0f MB\n",
-		orders, what, r.wall.Seconds(), jsonMB/r.wall.Seconds(), r.cpu.Seconds(), r.pluginCPU.Seconds(), mib(r.hostRSS), mib(r.pluginRSS), r.requests, float64(r.bodyBytes)/1e6)
+	fmt.Fprintf(os.Stderr, "bench: orders=%d %-10s wall %6.1fs  %7.1f MB/s of JSON  cpu %6.1fs (plugin %5.1fs, fake %5.1fs)  rss host %4.0f MiB plugin %4.0f MiB  %d requests, %.0f MB\n",
+		orders, what, r.wall.Seconds(), jsonMB/r.wall.Seconds(), r.cpu.Seconds(), r.pluginCPU.Seconds(), r.fakeCPU.Seconds(), mib(r.hostRSS), mib(r.pluginRSS), r.requests, float64(r.bodyBytes)/1e6)
 }
 
 // floorRun downloads the status listings the pipelines read, signed as the
@@ -273,6 +286,7 @@ pipeline "order_lines" {
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	before := f.stats()
+	fakeBefore := procCPU(f.cmd.Process.Pid)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return run{}, err
@@ -289,6 +303,7 @@ pipeline "order_lines" {
 	// has reaped it (maxrss is then the larger of the two): each process is
 	// measured on its own from /proc instead, every 50 ms while it runs.
 	r := run{wall: wall, hostRSS: sm.hostRSS, pluginRSS: sm.pluginRSS, cpu: sm.hostCPU + sm.pluginCPU, pluginCPU: sm.pluginCPU,
+		fakeCPU:  procCPU(f.cmd.Process.Pid) - fakeBefore,
 		requests: after.Requests - before.Requests, bodyBytes: after.BodyBytes - before.BodyBytes}
 	if err != nil {
 		return r, fmt.Errorf("%v\n%s%s", err, stdout.String(), stderr.String())

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"pipehost/connector"
 	"pipehost/connector/nuorder/api"
 )
@@ -147,25 +145,8 @@ func toRefresh(known catalog, listed map[string]bool, now, since time.Time, refr
 	return out
 }
 
-// readProductIDs reads the products of ids (sorted), batchRows at a time,
-// the requests of a batch in flight together (the client bounds them), and
-// calls fn with each document, in order.
+// readProductIDs reads the products of ids (sorted) and calls fn with each
+// document, in order.
 func (c *Connector) readProductIDs(ctx context.Context, ids []string, fn func(id string, doc json.RawMessage) error) error {
-	for start := 0; start < len(ids); start += batchRows {
-		part := ids[start:min(start+batchRows, len(ids))]
-		docs := make([]json.RawMessage, len(part))
-		g, gctx := errgroup.WithContext(ctx)
-		for i, id := range part {
-			g.Go(func() error { return c.client.getJSON(gctx, api.ProductByID, []string{id}, &docs[i]) })
-		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-		for i, doc := range docs {
-			if err := fn(part[i], doc); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return c.readByID(ctx, api.ProductByID, ids, nil, fn)
 }

@@ -92,6 +92,14 @@ func (c *Connector) Estimate(ctx context.Context, req connector.ReadRequest) (co
 		}
 		var known int64
 		membership := cp.Listed != nil
+		var arc lap
+		if f.ids && membership && len(raw) > 0 {
+			w, err := openWindow(raw, now, c.lag())
+			if err != nil {
+				return e, err
+			}
+			arc = openRolling(cp, w, now, f.refresh).arc
+		}
 		for _, status := range f.statuses {
 			text, ok := cp.Listed[status]
 			if !ok {
@@ -104,11 +112,6 @@ func (c *Connector) Estimate(ctx context.Context, req connector.ReadRequest) (co
 			}
 			known += int64(s.len())
 			if f.ids && membership && len(raw) > 0 {
-				w, err := openWindow(raw, now, c.lag())
-				if err != nil {
-					return e, err
-				}
-				arc := openRolling(cp, w, now, f.refresh).arc
 				s.each(func(id string) {
 					if arc.holds(idPosition(id)) {
 						e.Requests++

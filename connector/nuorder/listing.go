@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -142,4 +143,40 @@ func resolveCompany(el json.RawMessage) (json.RawMessage, api.Endpoint, []string
 		return nil, api.Endpoint{}, nil, errSkipElement
 	}
 	return nil, api.CompanyByCode, []string{code}, nil
+}
+
+// readByID reads the documents of ids with e (one id each), batchRows at a
+// time, the requests of a batch in flight together (the client bounds
+// them), and calls fn with each, in order. An id NuOrder answers 404 for
+// gets missing(id) instead (a stand-in document, or nil to skip it); with
+// missing nil, a 404 is an error like any other.
+func (c *Connector) readByID(ctx context.Context, e api.Endpoint, ids []string, missing func(id string) json.RawMessage, fn func(id string, doc json.RawMessage) error) error {
+	for start := 0; start < len(ids); start += batchRows {
+		part := ids[start:min(start+batchRows, len(ids))]
+		docs := make([]json.RawMessage, len(part))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, id := range part {
+			g.Go(func() error {
+				err := c.client.getJSON(gctx, e, []string{id}, &docs[i])
+				var apiErr *APIError
+				if missing != nil && errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+					docs[i] = missing(id)
+					return nil
+				}
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		for i, doc := range docs {
+			if doc == nil {
+				continue
+			}
+			if err := fn(part[i], doc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -3,14 +3,10 @@ package nuorder
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
-	"net/http"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"pipehost/connector/nuorder/api"
 )
@@ -130,11 +126,8 @@ func (r rolling) next() ([]lap, float64) {
 			break
 		}
 	}
+	// The first lap is the whole circle, so the kept laps cover it.
 	laps = laps[len(laps)-keep:]
-	if laps[0].length() < 1 && covered < 1 {
-		// Never reached: the first lap is the whole circle.
-		laps = append([]lap{{From: 0, To: 1, Until: r.past[0].Until}}, laps...)
-	}
 	if r.arc.length() >= 1 {
 		return laps, r.arc.From
 	}
@@ -180,53 +173,38 @@ func (c *Connector) idsPart(ctx context.Context, status string, f orderFilter, a
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(toRead); start += batchRows {
-		ids := toRead[start:min(start+batchRows, len(toRead))]
-		docs := make([]json.RawMessage, len(ids))
-		g, gctx := errgroup.WithContext(ctx)
-		for i, id := range ids {
-			g.Go(func() error {
-				err := c.client.getJSON(gctx, api.OrderByID, []string{id}, &docs[i])
-				var apiErr *APIError
-				if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
-					docs[i] = nil // gone since the listing: the next run finds it left
-					return nil
-				}
+	// An order gone since the listing is skipped: the next run finds it
+	// left, and reads it again.
+	gone := func(string) json.RawMessage { return nil }
+	err = c.readByID(ctx, api.OrderByID, toRead, gone, func(id string, raw json.RawMessage) error {
+		var o order
+		if err := decodeValidOrder(raw, &o); err != nil {
+			return badElement(fmt.Errorf("order document: %w", err))
+		}
+		for _, t := range active {
+			t.run.counted(raw)
+		}
+		if !f.keep(&o) {
+			return nil
+		}
+		wt := wanted[id]
+		for i, t := range active {
+			emit := wt.moved[i]
+			if wt.refresh[i] {
+				mod, ok := cursorOf(o.ModifiedOn, o.CreatedOn)
+				emit = ok && mod.After(t.roll.lastRead(idPosition(id))) && !mod.After(t.w.until)
+			}
+			if !emit {
+				continue
+			}
+			if err := t.fn(&o, raw); err != nil {
 				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return fmt.Errorf("reading an order listed as %s: %w", status, err)
-		}
-		for n, raw := range docs {
-			if raw == nil {
-				continue
-			}
-			var o order
-			if err := decodeValidOrder(raw, &o); err != nil {
-				return badElement(fmt.Errorf("order document: %w", err))
-			}
-			for _, t := range active {
-				t.run.counted(raw)
-			}
-			if !f.keep(&o) {
-				continue
-			}
-			wt := wanted[ids[n]]
-			for i, t := range active {
-				emit := wt.moved[i]
-				if wt.refresh[i] {
-					mod, ok := cursorOf(o.ModifiedOn, o.CreatedOn)
-					emit = ok && mod.After(t.roll.lastRead(idPosition(ids[n]))) && !mod.After(t.w.until)
-				}
-				if !emit {
-					continue
-				}
-				if err := t.fn(&o, raw); err != nil {
-					return err
-				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading an order listed as %s: %w", status, err)
 	}
 	return nil
 }

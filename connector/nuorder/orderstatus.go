@@ -3,11 +3,7 @@ package nuorder
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
-
-	"golang.org/x/sync/errgroup"
 
 	"pipehost/connector/nuorder/api"
 )
@@ -310,41 +306,30 @@ func (c *Connector) rereadLeft(ctx context.Context, targets []orderTarget) error
 			}
 		}
 	}
-	for start := 0; start < len(left); start += batchRows {
-		ids := left[start:min(start+batchRows, len(left))]
-		docs := make([]json.RawMessage, len(ids))
-		g, gctx := errgroup.WithContext(ctx)
-		for i, id := range ids {
-			g.Go(func() error {
-				err := c.client.getJSON(gctx, api.OrderByID, []string{id}, &docs[i])
-				var apiErr *APIError
-				if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
-					docs[i], _ = json.Marshal(map[string]string{"_id": id, "status": DeletedStatus})
-					return nil
-				}
+	deleted := func(id string) json.RawMessage {
+		doc, _ := json.Marshal(map[string]string{"_id": id, "status": DeletedStatus})
+		return doc
+	}
+	err := c.readByID(ctx, api.OrderByID, left, deleted, func(id string, raw json.RawMessage) error {
+		var o order
+		if err := decodeOrder(raw, &o); err != nil {
+			return fmt.Errorf("order document: %w", err)
+		}
+		for i := range targets {
+			if !leftOf[i][id] {
+				continue
+			}
+			if s := targets[i].run.seen[o.Status.v]; s != nil && o.Status.v != DeletedStatus {
+				s.add(o.ID.v) // sorted below, before the final checkpoint
+			}
+			if err := targets[i].fn(&o, raw); err != nil {
 				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return fmt.Errorf("reading an order that left the listed statuses: %w", err)
-		}
-		for n, raw := range docs {
-			var o order
-			if err := decodeOrder(raw, &o); err != nil {
-				return fmt.Errorf("order document: %w", err)
-			}
-			for i := range targets {
-				if !leftOf[i][ids[n]] {
-					continue
-				}
-				if s := targets[i].run.seen[o.Status.v]; s != nil && o.Status.v != DeletedStatus {
-					s.add(o.ID.v) // sorted below, before the final checkpoint
-				}
-				if err := targets[i].fn(&o, raw); err != nil {
-					return err
-				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading an order that left the listed statuses: %w", err)
 	}
 	for i := range targets {
 		for _, s := range targets[i].run.seen {

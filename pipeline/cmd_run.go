@@ -45,7 +45,7 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 		return code
 	}
 	defer h.Close()
-	lastFailed := h.LastFailed(selected)
+	previous := lastFailed(h, selected)
 	results := h.RunAll(ctx, selected, engine.RunOptions{FullRefresh: o.fullRefresh, Parallel: o.parallel})
 	if display != nil {
 		display.Wait()
@@ -55,7 +55,7 @@ func cmdRun(ctx context.Context, o options, logger hclog.Logger, stdout, stderr 
 	if o.metricsFile != "" {
 		m = metrics.New()
 	}
-	notifyRun(ctx, h.File, logger, results, lastFailed, code, m)
+	notifyRun(ctx, h.File, logger, results, previous, code, m)
 	if o.metricsFile != "" {
 		m.Declare(namesOf(selected), connectorNames(h.File))
 		for _, r := range results {

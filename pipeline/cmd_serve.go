@@ -151,7 +151,7 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 				return
 			}
 			defer h.Close()
-			lastFailed := h.LastFailed(sel)
+			previous := lastFailed(h, sel)
 			res := h.Run(runCtx, sel[0], engine.RunOptions{})
 			if errors.Is(res.Err, state.ErrLocked) {
 				// Another host (or run) has this turn: not a failure of
@@ -172,7 +172,7 @@ func cmdServe(ctx context.Context, o options, logger hclog.Logger, stderr io.Wri
 			if res.Err != nil {
 				code = exitFailed
 			}
-			notifyRun(runCtx, h.File, log, []engine.Result{res}, lastFailed, code, m)
+			notifyRun(runCtx, h.File, log, []engine.Result{res}, previous, code, m)
 			if res.Err != nil {
 				mu.Lock()
 				failures++

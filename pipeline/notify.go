@@ -21,6 +21,16 @@ import (
 // (notify.AttemptTimeout).
 var notifyClient = &http.Client{}
 
+// lastFailed is what notifyRun compares a run with: which of pls failed
+// their last run. A file without notify blocks needs nothing, and the state
+// store is not read for it.
+func lastFailed(h *engine.Host, pls []*config.Pipeline) map[string]bool {
+	if len(h.File.Notify) == 0 {
+		return nil
+	}
+	return h.LastFailed(pls)
+}
+
 // notifyRun posts a run's outcome to the file's notify blocks that want it.
 // A run refused because another held the pipeline (exit 3) is neither a
 // failure nor a recovery. A notification that fails is logged (without the

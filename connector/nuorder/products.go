@@ -281,11 +281,7 @@ func (c *Connector) readProducts(ctx context.Context, cp []byte, options map[str
 	if err := bt.flush(final); err != nil {
 		return err
 	}
-	listedNow := map[string]bool{}
-	for id := range next {
-		listedNow[id] = true
-	}
-	c.keepInSKUCache(now, read, listedNow)
+	c.keepInSKUCache(now, read, next)
 	return nil
 }
 

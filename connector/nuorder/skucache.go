@@ -219,15 +219,15 @@ func (c *Connector) refreshSKUCache(ctx context.Context) (map[string]cachedProdu
 }
 
 // keepInSKUCache records, after a products run, the products it read (by
-// id, with read their documents' digest and SKUs) and drops those it no
-// longer listed (listed nil: keep every one).
-func (c *Connector) keepInSKUCache(ran time.Time, read map[string]cachedProduct, listed map[string]bool) {
+// id, with their documents' digest and SKUs) and drops those its listing
+// no longer holds (listed: the catalog the run ends with).
+func (c *Connector) keepInSKUCache(ran time.Time, read map[string]cachedProduct, listed catalog) {
 	if c.cacheDir == "" {
 		return
 	}
 	cache := c.loadSKUCache()
 	for id := range cache.products {
-		if listed != nil && !listed[id] {
+		if _, ok := listed[id]; !ok {
 			delete(cache.products, id)
 		}
 	}

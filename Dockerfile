@@ -3,7 +3,10 @@
 #   docker build -t pipehost .
 #   docker run --rm -v "$PWD:/work" -e NUORDER_CONSUMER_KEY=... pipehost run
 #
-# Static binaries (CGO off) on an empty base, run as a non-root user. The
+# Static binaries on an empty base, run as a non-root user: the plugin with
+# cgo off, the host with cgo on for the DuckDB sink, linked statically
+# (glibc, libstdc++ and DuckDB inside the binary; Go's own DNS resolver and
+# user lookup, so nothing is loaded at run time: make static does the same). The
 # pipeline file is read from /work/pipeline.hcl (mount your folder, or set
 # PIPELINE_FILE); the default local state and Parquet output land beside it,
 # so mount /work writable, or use the PostgreSQL state backend and sink
@@ -15,7 +18,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./pipeline ./plugins/nuorder-plugin \
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends g++ >/dev/null
+# make static: the plugin with cgo off, the host with cgo on, linked
+# statically (scripts/empty-root-smoke.sh runs what it builds on an empty
+# root in CI).
+RUN make static BIN=/out \
  && mkdir -p /rootfs/tmp /rootfs/work /rootfs/etc/ssl/certs \
  && chmod 1777 /rootfs/tmp \
  && chown 65532:65532 /rootfs/work \
@@ -28,7 +35,7 @@ FROM scratch
 COPY --from=build /rootfs/ /
 # The plugin sits beside the host, where the host looks for NAME-plugin
 # first: pipeline files need no plugin path.
-COPY --from=build /out/pipeline /out/nuorder-plugin /usr/local/bin/
+COPY --from=build /out/static/pipeline /out/static/nuorder-plugin /usr/local/bin/
 USER 65532:65532
 WORKDIR /work
 ENV PIPELINE_FILE=/work/pipeline.hcl \

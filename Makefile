@@ -10,18 +10,25 @@ GO      ?= go
 BIN     := bin
 BINS    := $(BIN)/pipeline $(BIN)/nuorder-plugin
 
-.PHONY: all build run test vet fmt clean bench
+.PHONY: all build static run test vet fmt clean bench
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./pipeline ./plugins/nuorder-plugin
 
+# make static  the binaries the container image holds, into bin/static/: the plugin without cgo,
+#              the host with cgo (DuckDB) linked statically, so both run on an empty base
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/static/ ./plugins/nuorder-plugin
+	CGO_ENABLED=1 $(GO) build -trimpath -tags netgo,osusergo -ldflags "-s -w -linkmode external -extldflags -static" -o $(BIN)/static/ ./pipeline
+
 run: build
 	$(BIN)/pipeline run --sandbox -f pipeline.hcl
 
 test:
 	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) test -count=1 ./sinks/duckdb
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	scripts/with-postgres.sh scripts/with-s3.sh scripts/with-duckdb.sh scripts/with-chromium.sh $(GO) test -count=1 -timeout 30m -parallel 4 ./...
 

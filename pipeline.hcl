@@ -28,6 +28,12 @@ sink "parquet" "lake" {
   path = "data"
 }
 
+# To load a queryable DuckDB database instead, declare this sink and write `sink.duckdb.db` in
+# place of `sink.parquet.lake` below (with mode = "merge": one row per order, its latest status):
+# sink "duckdb" "db" {
+#   path = "data/nuorder.duckdb"   # duckdb data/nuorder.duckdb -c "SELECT status, count(*) FROM orders GROUP BY 1"
+# }
+
 pipeline "products" {
   from = connector.nuorder.products
   to   = sink.parquet.lake

@@ -192,15 +192,25 @@ func TestAStrayFieldFailsTheManifestTest(t *testing.T) {
 }
 
 // TestTheImageIsStaticAndNonRoot: the Dockerfile builds static binaries in
-// one stage and runs them as a non-root user on an empty base, with the
-// plugin beside the host.
+// one stage (the host with cgo, for DuckDB, linked statically) and runs
+// them as a non-root user on an empty base, with the plugin beside the
+// host.
 func TestTheImageIsStaticAndNonRoot(t *testing.T) {
 	b, err := os.ReadFile("../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := string(b)
-	for _, want := range []string{"AS build", "CGO_ENABLED=0", "FROM scratch", "USER 65532", "/usr/local/bin/", "nuorder-plugin", `ENTRYPOINT ["/usr/local/bin/pipeline"]`} {
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "CGO_ENABLED=1", "-extldflags -static", "netgo,osusergo", "$(BIN)/static/ ./pipeline", "$(BIN)/static/ ./plugins/nuorder-plugin"} {
+		if !strings.Contains(string(mk), want) {
+			t.Fatalf("the Makefile's static target lacks %q", want)
+		}
+	}
+	for _, want := range []string{"AS build", "make static BIN=/out", "/out/static/pipeline", "FROM scratch", "USER 65532", "/usr/local/bin/", "nuorder-plugin", `ENTRYPOINT ["/usr/local/bin/pipeline"]`} {
 		if !strings.Contains(d, want) {
 			t.Fatalf("Dockerfile lacks %q", want)
 		}

@@ -2,14 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 )
 
-// TestTheExamplesRunOneAfterAnotherInOneFolder: warehouse.hcl, lake-s3.hcl
-// and sinks.hcl declare pipelines of the same names (orders, companies,
+// TestTheExamplesRunOneAfterAnotherInOneFolder: warehouse.hcl, lake-s3.hcl,
+// duckdb.hcl and sinks.hcl declare pipelines of the same names (orders, companies,
 // shipments) into different destinations. Run one after another, twice, in
 // one folder against the sandbox (a throwaway PostgreSQL and S3 server),
 // none is refused as "other data": each file has its own state, state show
@@ -21,7 +22,7 @@ func TestTheExamplesRunOneAfterAnotherInOneFolder(t *testing.T) {
 	sinksFile := examplesDir(t)
 	dir := filepath.Dir(sinksFile)
 	env := append([]string{"WAREHOUSE_DSN=" + pgDSN(t), "WAREHOUSE_SCHEMA=" + schema, "LAKE_BUCKET=" + lake.bucket, "LAKE_ENDPOINT=" + lake.endpoint}, lake.env...)
-	files := []string{"warehouse.hcl", "lake-s3.hcl", "sinks.hcl"}
+	files := []string{"warehouse.hcl", "lake-s3.hcl", "duckdb.hcl", "sinks.hcl"}
 	var ordersInWarehouse, objects int
 	for round := 1; round <= 2; round++ {
 		for _, f := range files {
@@ -44,6 +45,9 @@ func TestTheExamplesRunOneAfterAnotherInOneFolder(t *testing.T) {
 			t.Fatalf("the second round changed the destinations: %d orders in the warehouse (was %d), %d objects (was %d)",
 				n, ordersInWarehouse, len(lake.keys(t, "nuorder/")), objects)
 		}
+	}
+	if res := duckdbFile(t, filepath.Join(dir, "nuorder.duckdb"), "SELECT count(*) AS n, count(DISTINCT _id) AS ids FROM wh.orders"); res[0].Rows[0]["n"] != fmt.Sprint(ordersInWarehouse) || res[0].Rows[0]["ids"] != res[0].Rows[0]["n"] {
+		t.Fatalf("the DuckDB file holds %v orders (%v distinct), the warehouse %d", res[0].Rows[0]["n"], res[0].Rows[0]["ids"], ordersInWarehouse)
 	}
 	for _, f := range files {
 		r := runPipeline(t, dir, nil, "state", "show", "--json", "-f", f)

@@ -35,6 +35,7 @@ import (
 
 	// Destinations, registered by import.
 	_ "pipehost/sinks/csv"
+	_ "pipehost/sinks/duckdb"
 	_ "pipehost/sinks/jsonl"
 	_ "pipehost/sinks/parquet"
 	_ "pipehost/sinks/postgres"

@@ -1,0 +1,113 @@
+//go:build cgo
+
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+)
+
+// database is one DuckDB file opened by this process. Every claim, writer
+// and checkpoint read of the file in the process shares it (DuckDB lets one
+// process hold a file for writing; a second open in the same process would
+// be refused as if another process held it). It is closed when its last
+// user lets go, so the file is free between runs.
+type database struct {
+	path string
+	db   *sql.DB
+	refs int
+	// commit serialises the statements that change the catalog or move
+	// rows in (DDL, commits): DuckDB's optimistic concurrency would fail
+	// one of two such transactions touching the same table instead of
+	// waiting for it.
+	commit sync.Mutex
+}
+
+var (
+	openMu sync.Mutex
+	opened = map[string]*database{}
+)
+
+// heldBy pulls the holder out of DuckDB's lock error: "Conflicting lock is
+// held in /usr/bin/duckdb (PID 123) by user x".
+var heldBy = regexp.MustCompile(`Conflicting lock is held in (.*?) \(PID (\d+)\)(?: by user ([^.\s]+))?`)
+
+// acquire opens path (or shares this process's open handle of it). When
+// another process holds the file, the error wraps ErrHeld and names it.
+func acquire(ctx context.Context, path string) (*database, error) {
+	openMu.Lock()
+	defer openMu.Unlock()
+	if d := opened[path]; d != nil {
+		d.refs++
+		return d, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("making the DuckDB file's folder: %w", err)
+	}
+	c, err := duckdb.NewConnector(path, nil)
+	if err != nil {
+		return nil, describeOpenError(path, err)
+	}
+	db := sql.OpenDB(c)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, describeOpenError(path, err)
+	}
+	d := &database{path: path, db: db, refs: 1}
+	opened[path] = d
+	return d, nil
+}
+
+// ErrHeld is wrapped by the errors of a DuckDB file another process holds.
+var ErrHeld = errors.New("another process holds the DuckDB file")
+
+func describeOpenError(path string, err error) error {
+	if m := heldBy.FindStringSubmatch(err.Error()); m != nil {
+		who := fmt.Sprintf("%s (PID %s", m[1], m[2])
+		if m[3] != "" {
+			who += ", user " + m[3]
+		}
+		return fmt.Errorf("%w: %s is held by %s): DuckDB lets one process write a file at a time; "+
+			"close that process's connection (a DuckDB shell, a notebook, another run) and run again", ErrHeld, path, who)
+	}
+	return fmt.Errorf("opening the DuckDB file %s: %w", path, err)
+}
+
+// release lets go of d; the last user closes the file.
+func (d *database) release() {
+	openMu.Lock()
+	defer openMu.Unlock()
+	d.refs--
+	if d.refs == 0 {
+		delete(opened, d.path)
+		d.db.Close()
+	}
+}
+
+// withRetry runs f again while DuckDB reports a transaction conflict (a
+// commit of another process's pipeline on the same catalog entry cannot
+// happen, the file being this process's, but two of its own connections
+// can still race on the catalog outside the commit lock).
+func withRetry(ctx context.Context, f func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if err == nil || attempt == 5 || !strings.Contains(err.Error(), "onflict") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		}
+	}
+}

@@ -1,7 +1,10 @@
 // Command bench measures the NuOrder orders path end to end and prints one
 // RESULT line per catalog size (make bench):
 //
-//	RESULT orders=N json_mb=… e2e_mb_s=… floor_ratio=… plugin_ratio=… host_rss_mib=… plugin_rss_mib=… requests=…
+//	RESULT orders=N json_mb=… e2e_mb_s=… floor_ratio=… plugin_ratio=… host_rss_mib=… plugin_rss_mib=… requests=… … duckdb_ratio=… [size_ratio=… scaling=…]
+//
+// scaling= (on every size after the first) is the plugin run's time over
+// the size before's: 10.0 for 10x the orders is linear.
 //
 // For each size it starts the fake NuOrder API as its own process, serving
 // order listings rendered once into files (so the fake's own JSON encoding
@@ -54,25 +57,26 @@ func main() {
 	if *bin, err = filepath.Abs(*bin); err != nil {
 		fatalf("%v", err)
 	}
-	var sizesRun []int
-	var walls []time.Duration
+	var prev scale
 	for _, field := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(field))
 		if err != nil || n < 1 {
 			fatalf("size %q is not a positive number", field)
 		}
-		wall, err := benchSize(*bin, *work, n, *separate)
+		wall, err := benchSize(*bin, *work, n, *separate, prev)
 		if err != nil {
 			fatalf("orders=%d: %v", n, err)
 		}
-		sizesRun, walls = append(sizesRun, n), append(walls, wall)
+		prev = scale{orders: n, wall: wall}
 	}
-	// How the plugin run's time grows with the catalog: 10.0 for 10x the
-	// orders is linear.
-	for i := 1; i < len(sizesRun); i++ {
-		fmt.Printf("RESULT scaling orders=%d/%d size_ratio=%.1f scaling=%.2f\n", sizesRun[i], sizesRun[i-1],
-			float64(sizesRun[i])/float64(sizesRun[i-1]), walls[i].Seconds()/walls[i-1].Seconds())
-	}
+}
+
+// scale is the size measured before, whose plugin run's time the next
+// size's RESULT line divides its own by (scaling=: 10.0 for 10x the orders
+// is linear).
+type scale struct {
+	orders int
+	wall   time.Duration
 }
 
 func fatalf(format string, args ...any) {
@@ -147,9 +151,10 @@ type run struct {
 	bodyBytes int64
 }
 
-// benchSize measures one catalog size and prints its RESULT line; it
-// returns the plugin run's wall time, for the scaling across sizes.
-func benchSize(bin, work string, orders int, separate bool) (time.Duration, error) {
+// benchSize measures one catalog size and prints its RESULT line, with
+// scaling= and size_ratio= against prev when a size was measured before;
+// it returns the plugin run's wall time.
+func benchSize(bin, work string, orders int, separate bool, prev scale) (time.Duration, error) {
 	fmt.Fprintf(os.Stderr, "bench: orders=%d: starting the fake (the first start renders the listings)\n", orders)
 	f, err := startFake(bin, work, orders)
 	if err != nil {
@@ -201,6 +206,9 @@ func benchSize(bin, work string, orders int, separate bool) (time.Duration, erro
 	} else {
 		report(orders, "duckdb", duck, jsonMB)
 		extra += fmt.Sprintf(" duckdb_ratio=%.2f duckdb_rss_mib=%.0f", plugin.wall.Seconds()/duck.wall.Seconds(), mib(duck.hostRSS))
+	}
+	if prev.orders > 0 {
+		extra += fmt.Sprintf(" size_ratio=%.1f scaling=%.2f", float64(orders)/float64(prev.orders), plugin.wall.Seconds()/prev.wall.Seconds())
 	}
 	fmt.Printf("RESULT orders=%d json_mb=%.0f e2e_mb_s=%.1f floor_ratio=%.2f plugin_ratio=%.2f host_rss_mib=%.0f plugin_rss_mib=%.0f requests=%d mb_downloaded=%.0f cpu_s=%.1f plugin_cpu_s=%.1f fake_cpu_s=%.1f%s\n",
 		orders, jsonMB, jsonMB/plugin.wall.Seconds(), plugin.wall.Seconds()/floor.wall.Seconds(), plugin.wall.Seconds()/inproc.wall.Seconds(),

@@ -37,7 +37,7 @@ func TestConformance(t *testing.T) {
 // each for every row; a missing table is no rows.
 func query(t *testing.T, s *Sink, q string, each func(scan func(...any) error), args ...any) {
 	t.Helper()
-	d, err := acquire(context.Background(), s.path)
+	d, err := acquire(context.Background(), s.path, s.limits)
 	if err != nil {
 		t.Fatal(err)
 	}

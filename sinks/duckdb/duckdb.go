@@ -5,6 +5,7 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -42,9 +43,10 @@ var (
 // held in /usr/bin/duckdb (PID 123) by user x".
 var heldBy = regexp.MustCompile(`Conflicting lock is held in (.*?) \(PID (\d+)\)(?: by user ([^.\s]+))?`)
 
-// acquire opens path (or shares this process's open handle of it). When
-// another process holds the file, the error wraps ErrHeld and names it.
-func acquire(ctx context.Context, path string) (*database, error) {
+// acquire opens path (or shares this process's open handle of it) with
+// limits. When another process holds the file, the error wraps ErrHeld and
+// names it.
+func acquire(ctx context.Context, path string, limits limits) (*database, error) {
 	openMu.Lock()
 	defer openMu.Unlock()
 	if d := opened[path]; d != nil {
@@ -54,7 +56,18 @@ func acquire(ctx context.Context, path string) (*database, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("making the DuckDB file's folder: %w", err)
 	}
-	c, err := duckdb.NewConnector(path, nil)
+	settings := []string{
+		fmt.Sprintf("SET memory_limit = '%dMiB'", limits.memoryMiB),
+		fmt.Sprintf("SET threads = %d", limits.threads),
+	}
+	c, err := duckdb.NewConnector(path, func(ex driver.ExecerContext) error {
+		for _, q := range settings {
+			if _, err := ex.ExecContext(ctx, q, nil); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, describeOpenError(path, err)
 	}
@@ -66,6 +79,12 @@ func acquire(ctx context.Context, path string) (*database, error) {
 	d := &database{path: path, db: db, refs: 1}
 	opened[path] = d
 	return d, nil
+}
+
+// limits bound what DuckDB itself takes of the host: its buffer memory
+// and its threads. They are the file's first opener's in the process.
+type limits struct {
+	memoryMiB, threads int
 }
 
 // ErrHeld is wrapped by the errors of a DuckDB file another process holds.

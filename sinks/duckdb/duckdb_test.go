@@ -156,7 +156,7 @@ func TestAColumnTheStreamGainsIsAdded(t *testing.T) {
 // process; once it lets go, the claim is taken.
 func TestAFileHeldByAnotherProcessIsAHeldClaim(t *testing.T) {
 	if os.Getenv("DUCKDB_TEST_HOLD") != "" {
-		d, err := acquire(context.Background(), os.Getenv("DUCKDB_TEST_HOLD"))
+		d, err := acquire(context.Background(), os.Getenv("DUCKDB_TEST_HOLD"), limits{memoryMiB: 64, threads: 1})
 		if err != nil {
 			fmt.Println("hold:", err)
 			os.Exit(1)
@@ -212,3 +212,44 @@ func TestTheFileIsFreeBetweenRuns(t *testing.T) {
 		t.Fatalf("staging files left: %v", left)
 	}
 }
+
+// TestDuckDBsLimitsAreTheSinks: the file is opened with the sink's memory
+// limit and threads (defaults 256 MiB and 1), and values DuckDB cannot work
+// with are refused at their attribute.
+func TestDuckDBsLimitsAreTheSinks(t *testing.T) {
+	for _, c := range []struct {
+		mem, threads *int
+		wantMem      string
+		wantThreads  int64
+		refusedAttr  string
+	}{
+		{wantMem: "256.0 MiB", wantThreads: 1},
+		{mem: ptr(512), threads: ptr(2), wantMem: "512.0 MiB", wantThreads: 2},
+		{mem: ptr(10), refusedAttr: "memory_limit_mib"},
+		{threads: ptr(0), refusedAttr: "threads"},
+	} {
+		s, err := Open(&Config{Path: filepath.Join(t.TempDir(), "w.duckdb"), MemoryLimitMiB: c.mem, Threads: c.threads}, sinks.Env{})
+		if c.refusedAttr != "" {
+			var ae *sinks.AttributeError
+			if !errors.As(err, &ae) || ae.Attribute != c.refusedAttr {
+				t.Fatalf("%s refused with %v", c.refusedAttr, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mem string
+		var threads int64
+		query(t, s, "SELECT current_setting('memory_limit'), current_setting('threads')", func(scan func(...any) error) {
+			if err := scan(&mem, &threads); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if mem != c.wantMem || threads != c.wantThreads {
+			t.Fatalf("memory_limit %q, threads %d; want %q, %d", mem, threads, c.wantMem, c.wantThreads)
+		}
+	}
+}
+
+func ptr(n int) *int { return &n }

@@ -253,3 +253,16 @@ func TestDuckDBsLimitsAreTheSinks(t *testing.T) {
 }
 
 func ptr(n int) *int { return &n }
+
+// TestReadingACheckpointCreatesNoFile: plan reads every pull's checkpoint;
+// a DuckDB file that does not exist yet is not created by it.
+func TestReadingACheckpointCreatesNoFile(t *testing.T) {
+	s := openSink(t)
+	cp, _, err := s.Checkpoint(context.Background(), "p", "orders")
+	if err != nil || cp != nil {
+		t.Fatalf("checkpoint %q, %v", cp, err)
+	}
+	if _, err := os.Stat(s.path); !os.IsNotExist(err) {
+		t.Fatalf("the file exists after a checkpoint read: %v", err)
+	}
+}

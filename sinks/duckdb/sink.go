@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -149,8 +150,12 @@ func (s *Sink) Close() error { return nil }
 // the same transaction as the rows.
 const checkpointTable = "_pipehost_checkpoints"
 
-// Checkpoint implements sinks.CheckpointReader.
+// Checkpoint implements sinks.CheckpointReader. A file that does not exist
+// has nothing committed, and is not created (plan reads checkpoints).
 func (s *Sink) Checkpoint(ctx context.Context, pipeline, stream string) ([]byte, time.Time, error) {
+	if _, err := os.Stat(s.path); errors.Is(err, fs.ErrNotExist) {
+		return nil, time.Time{}, nil
+	}
 	d, err := acquire(ctx, s.path, s.limits)
 	if err != nil {
 		return nil, time.Time{}, err

@@ -60,9 +60,11 @@ func acquire(ctx context.Context, path string, limits limits) (*database, error)
 		fmt.Sprintf("SET memory_limit = '%dMiB'", limits.memoryMiB),
 		fmt.Sprintf("SET threads = %d", limits.threads),
 	}
+	// Each new connection of the pool runs this, later too: not under the
+	// ctx of the call that opened the file, which may be over by then.
 	c, err := duckdb.NewConnector(path, func(ex driver.ExecerContext) error {
 		for _, q := range settings {
-			if _, err := ex.ExecContext(ctx, q, nil); err != nil {
+			if _, err := ex.ExecContext(context.Background(), q, nil); err != nil {
 				return fmt.Errorf("%s: %w", q, err)
 			}
 		}

@@ -4,6 +4,7 @@ package duckdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -264,5 +265,30 @@ func TestReadingACheckpointCreatesNoFile(t *testing.T) {
 	}
 	if _, err := os.Stat(s.path); !os.IsNotExist(err) {
 		t.Fatalf("the file exists after a checkpoint read: %v", err)
+	}
+}
+
+// TestConnectionsOpenedLaterDoNotNeedTheOpenersContext: the pool opens new
+// connections long after the call that opened the file; their settings
+// must not run under that call's (by then cancelled) context.
+func TestConnectionsOpenedLaterDoNotNeedTheOpenersContext(t *testing.T) {
+	s := openSink(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := acquire(ctx, s.path, s.limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.release()
+	cancel()
+	var txs []*sql.Tx
+	for i := 0; i < 4; i++ { // four open transactions: four connections
+		tx, err := d.db.BeginTx(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i+1, err)
+		}
+		txs = append(txs, tx)
+	}
+	for _, tx := range txs {
+		tx.Rollback()
 	}
 }

@@ -15,6 +15,14 @@ import (
 	"time"
 )
 
+// startHookReceiver serves a hookReceiver on loopback until t ends.
+func startHookReceiver(t *testing.T) (*hookReceiver, *httptest.Server) {
+	hooks := &hookReceiver{posts: map[string][]string{}}
+	srv := httptest.NewServer(hooks)
+	t.Cleanup(srv.Close)
+	return hooks, srv
+}
+
 // hookReceiver is a loopback webhook: it records each post by path.
 type hookReceiver struct {
 	mu    sync.Mutex
@@ -43,9 +51,7 @@ func (h *hookReceiver) got(path string) []string {
 // counted failure, not the run: exit 0.
 func TestNotifyBlocksPostFailureRecoveryAndEveryRun(t *testing.T) {
 	t.Parallel()
-	hooks := &hookReceiver{posts: map[string][]string{}}
-	srv := httptest.NewServer(hooks)
-	defer srv.Close()
+	hooks, srv := startHookReceiver(t)
 	path := numbersFile(t, `
 notify "ops" {
   url = env("OPS_HOOK")
@@ -119,9 +125,7 @@ pipeline "numbers" {
 // nothing while it stays well.
 func TestServePostsAFailureOnceAndItsRecovery(t *testing.T) {
 	t.Parallel()
-	hooks := &hookReceiver{posts: map[string][]string{}}
-	srv := httptest.NewServer(hooks)
-	defer srv.Close()
+	hooks, srv := startHookReceiver(t)
 	path := numbersFile(t, `
 notify "ops" {
   url = env("OPS_HOOK")

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"pipehost/connector/nuorder/fakeapi"
 )
 
@@ -37,20 +35,8 @@ func BenchmarkPostgresAgainstTheCopyFloor(b *testing.B) {
 		orders = n
 	}
 	cat := fakeapi.Catalog{Seed: 73, Products: 100, Companies: 50, Orders: orders}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat, Prerender: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	if _, err := srv.PrerenderListings(); err != nil {
-		b.Fatal(err)
-	}
+	srv, conn := prerenderedFakeAndPostgres(b, cat, dsn)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var tParquet, tAppend, tMerge, tFloorAppend, tFloorMerge time.Duration
 	streams := []string{"orders", "order_lines"}
 	for i := 0; i < b.N; i++ {

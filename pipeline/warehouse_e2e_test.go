@@ -263,6 +263,27 @@ func TestWarehouseExampleLoadsEveryStreamAndHidesThePassword(t *testing.T) {
 	}
 }
 
+// prerenderedFakeAndPostgres starts the fake API on cat with its order
+// listings rendered once into files (so the fake's own encoding is not
+// measured) and connects to the test's PostgreSQL; both end with b.
+func prerenderedFakeAndPostgres(b *testing.B, cat fakeapi.Catalog, dsn string) (*fakeapi.Server, *pgx.Conn) {
+	b.Helper()
+	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat, Prerender: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	if _, err := srv.PrerenderListings(); err != nil {
+		b.Fatal(err)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(context.Background()) })
+	return srv, conn
+}
+
 // BenchmarkOrdersIntoPostgresVsParquet runs the same orders pipeline (the
 // real binaries, against the fake API serving pre-rendered listings, so
 // that the fake's own encoding does not hide the sinks) into Parquet and
@@ -272,20 +293,7 @@ func TestWarehouseExampleLoadsEveryStreamAndHidesThePassword(t *testing.T) {
 //	make build && scripts/with-postgres.sh go test ./pipeline -run '^$' -bench PostgresVsParquet -benchtime 3x
 func BenchmarkOrdersIntoPostgresVsParquet(b *testing.B) {
 	dsn := pgDSN(b)
-	cat := fakeapi.Catalog{Seed: 73, Products: 100, Companies: 50, Orders: 40000}
-	srv, err := fakeapi.Start(fakeapi.Options{Credentials: e2eCreds, Catalog: cat, Prerender: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	if _, err := srv.PrerenderListings(); err != nil {
-		b.Fatal(err)
-	}
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	srv, conn := prerenderedFakeAndPostgres(b, fakeapi.Catalog{Seed: 73, Products: 100, Companies: 50, Orders: 40000}, dsn)
 	var parquetTime, pgTime time.Duration
 	var rows int
 	for i := 0; i < b.N; i++ {

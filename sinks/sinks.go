@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -149,6 +150,22 @@ func (e *AttributeError) Unwrap() error { return e.Err }
 // whole block.
 func BadAttribute(attr, format string, args ...any) error {
 	return &AttributeError{Attribute: attr, Err: fmt.Errorf(format, args...)}
+}
+
+// PlainName matches a name that needs no quoting in SQL: a letter or _,
+// then letters, digits and _.
+var PlainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// CheckPlainNames returns an AttributeError for the first attribute (in
+// names' order) whose non-empty value is not a PlainName: the schema and
+// table prefix of the database sinks, which refuse names that need quoting.
+func CheckPlainNames(names []string, values map[string]string) error {
+	for _, attr := range names {
+		if v := values[attr]; v != "" && !PlainName.MatchString(v) {
+			return BadAttribute(attr, "%s = %q: use letters, digits and _ only, starting with a letter or _ (names that need quoting are refused)", attr, v)
+		}
+	}
+	return nil
 }
 
 // SensitiveAttributes is implemented by drivers whose config holds secrets

@@ -6,16 +6,15 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
+
+	"pipehost/sinks"
 )
 
 // database is one DuckDB file opened by this process. Every claim, writer
@@ -44,8 +43,9 @@ var (
 var heldBy = regexp.MustCompile(`Conflicting lock is held in (.*?) \(PID (\d+)\)(?: by user ([^.\s]+))?`)
 
 // acquire opens path (or shares this process's open handle of it) with
-// limits. When another process holds the file, the error wraps ErrHeld and
-// names it.
+// limits. When another process holds the file, the error wraps
+// sinks.ErrClaimed (the file is the claim: the engine's exit 3) and names
+// that process.
 func acquire(ctx context.Context, path string, limits limits) (*database, error) {
 	openMu.Lock()
 	defer openMu.Unlock()
@@ -89,9 +89,6 @@ type limits struct {
 	memoryMiB, threads int
 }
 
-// ErrHeld is wrapped by the errors of a DuckDB file another process holds.
-var ErrHeld = errors.New("another process holds the DuckDB file")
-
 func describeOpenError(path string, err error) error {
 	if m := heldBy.FindStringSubmatch(err.Error()); m != nil {
 		who := fmt.Sprintf("%s (PID %s", m[1], m[2])
@@ -99,7 +96,7 @@ func describeOpenError(path string, err error) error {
 			who += ", user " + m[3]
 		}
 		return fmt.Errorf("%w: %s is held by %s): DuckDB lets one process write a file at a time; "+
-			"close that process's connection (a DuckDB shell, a notebook, another run) and run again", ErrHeld, path, who)
+			"close that process's connection (a DuckDB shell, a notebook, another run) and run again", sinks.ErrClaimed, path, who)
 	}
 	return fmt.Errorf("opening the DuckDB file %s: %w", path, err)
 }
@@ -112,23 +109,5 @@ func (d *database) release() {
 	if d.refs == 0 {
 		delete(opened, d.path)
 		d.db.Close()
-	}
-}
-
-// withRetry runs f again while DuckDB reports a transaction conflict (a
-// commit of another process's pipeline on the same catalog entry cannot
-// happen, the file being this process's, but two of its own connections
-// can still race on the catalog outside the commit lock).
-func withRetry(ctx context.Context, f func() error) error {
-	for attempt := 0; ; attempt++ {
-		err := f()
-		if err == nil || attempt == 5 || !strings.Contains(err.Error(), "onflict") {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
-		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -69,9 +68,6 @@ func (Driver) Open(decode sinks.Decode, env sinks.Env) (sinks.Sink, error) {
 	return Open(&c, env)
 }
 
-// plainName is a schema or prefix that needs no quoting.
-var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // Open returns a sink for c without touching the file. It errors on an
 // empty path, a path DuckDB would read options from ("?"), and names that
 // need quoting.
@@ -108,10 +104,8 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 	if c.TablePrefix != nil {
 		s.prefix = *c.TablePrefix
 	}
-	for attr, v := range map[string]string{"schema": s.schema, "table_prefix": s.prefix} {
-		if v != "" && !plainName.MatchString(v) {
-			return nil, sinks.BadAttribute(attr, "%s = %q: use letters, digits and _ only, starting with a letter or _", attr, v)
-		}
+	if err := sinks.CheckPlainNames([]string{"schema", "table_prefix"}, map[string]string{"schema": s.schema, "table_prefix": s.prefix}); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -130,9 +124,6 @@ var (
 	_ sinks.Claimer          = (*Sink)(nil)
 	_ sinks.Writer           = (*Writer)(nil)
 )
-
-// Path is the database file the sink writes.
-func (s *Sink) Path() string { return s.path }
 
 func (s *Sink) table(stream string) string { return s.prefix + stream }
 
@@ -186,9 +177,6 @@ var (
 func (s *Sink) Claim(ctx context.Context, pipeline, stream, _, holder string) (func(), error) {
 	d, err := acquire(ctx, s.path, s.limits)
 	if err != nil {
-		if errors.Is(err, ErrHeld) {
-			return nil, fmt.Errorf("%w: %w", sinks.ErrClaimed, err)
-		}
 		return nil, err
 	}
 	key := s.path + "\x00" + s.schema + "." + s.table(stream) + "\x00" + pipeline
@@ -217,9 +205,6 @@ func (s *Sink) Claim(ctx context.Context, pipeline, stream, _, holder string) (f
 func (s *Sink) Open(ctx context.Context, st sinks.Stream) (sinks.Writer, error) {
 	d, err := acquire(ctx, s.path, s.limits)
 	if err != nil {
-		if errors.Is(err, ErrHeld) {
-			return nil, fmt.Errorf("%w: %w", sinks.ErrClaimed, err)
-		}
 		return nil, err
 	}
 	w := &Writer{sink: s, db: d, stream: st, table: s.table(st.Name)}
@@ -241,7 +226,6 @@ type Writer struct {
 
 	dir     string // this writer's staging folder
 	file    string // the open staging file
-	f       *os.File
 	enc     *parquet.Encoder
 	staged  int64
 	nfile   int
@@ -290,7 +274,7 @@ func (w *Writer) prepare(ctx context.Context) error {
 		return fmt.Errorf("merge into %s needs the stream's key, and stream %s has none: use append or overwrite", target, w.stream.Name)
 	}
 	w.db.commit.Lock()
-	err := withRetry(ctx, func() error {
+	err := func() error {
 		if _, err := w.db.db.ExecContext(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s;
 CREATE TABLE IF NOT EXISTS %s (pipeline VARCHAR NOT NULL, stream VARCHAR NOT NULL, checkpoint BLOB, committed_at TIMESTAMP WITH TIME ZONE NOT NULL, PRIMARY KEY (pipeline, stream))`,
 			ident(s.schema), s.qualified(checkpointTable))); err != nil {
@@ -331,7 +315,7 @@ CREATE TABLE IF NOT EXISTS %s (pipeline VARCHAR NOT NULL, stream VARCHAR NOT NUL
 			}
 		}
 		return nil
-	})
+	}()
 	w.db.commit.Unlock()
 	if err != nil {
 		return err
@@ -403,7 +387,7 @@ func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
 			f.Close()
 			return fmt.Errorf("staging rows: %w", err)
 		}
-		w.f, w.enc = f, enc
+		w.enc = enc
 	}
 	if err := w.enc.Write(rec); err != nil {
 		return fmt.Errorf("staging rows: %w", err)
@@ -422,7 +406,7 @@ func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, 
 	staged := ""
 	if w.enc != nil {
 		err := w.enc.Finish(w.stream.Pipeline, nil)
-		w.enc, w.f = nil, nil
+		w.enc = nil
 		if err != nil {
 			return info, fmt.Errorf("staging rows: %w", err)
 		}
@@ -430,7 +414,7 @@ func (w *Writer) Commit(ctx context.Context, c sinks.Commit) (sinks.CommitInfo, 
 	}
 	w.db.commit.Lock()
 	defer w.db.commit.Unlock()
-	err := withRetry(ctx, func() error {
+	err := func() error {
 		tx, err := w.db.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -458,7 +442,7 @@ ON CONFLICT (pipeline, stream) DO UPDATE SET checkpoint = excluded.checkpoint, c
 			return fmt.Errorf("committing into %s: %w", s.path, err)
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return info, err
 	}
@@ -519,7 +503,7 @@ func (w *Writer) Abort() error {
 	w.aborted = true
 	if w.enc != nil {
 		w.enc.Abort()
-		w.enc, w.f = nil, nil
+		w.enc = nil
 	}
 	if w.dir != "" {
 		os.RemoveAll(w.dir)

@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -97,19 +96,14 @@ func Open(c *Config, env sinks.Env) (*Sink, error) {
 		}
 		s.statementTimeout = time.Duration(*c.StatementTimeoutSeconds) * time.Second
 	}
-	for attr, v := range map[string]string{"schema": s.schema, "table_prefix": s.prefix} {
-		if v != "" && !plainName.MatchString(v) {
-			return nil, sinks.BadAttribute(attr, "%s = %q: use letters, digits and _ only, starting with a letter or _ (names that need quoting are refused)", attr, v)
-		}
+	if err := sinks.CheckPlainNames([]string{"schema", "table_prefix"}, map[string]string{"schema": s.schema, "table_prefix": s.prefix}); err != nil {
+		return nil, err
 	}
 	if len(s.schema) > maxIdent {
 		return nil, sinks.BadAttribute("schema", "schema = %q is %d bytes: PostgreSQL cuts names at %d", s.schema, len(s.schema), maxIdent)
 	}
 	return s, nil
 }
-
-// plainName is an identifier that needs no quoting in PostgreSQL.
-var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // maxIdent is PostgreSQL's identifier limit (NAMEDATALEN - 1): longer names
 // are cut silently, and two cut names can be the same table.
@@ -123,7 +117,7 @@ const longestSuffix = len("__pipehost_new")
 // the names made from it, must fit PostgreSQL's identifiers uncut.
 func (s *Sink) CheckStream(stream string) error {
 	table := s.table(stream)
-	if !plainName.MatchString(table) {
+	if !sinks.PlainName.MatchString(table) {
 		return fmt.Errorf("table name %q needs quoting: use letters, digits and _ in table_prefix", table)
 	}
 	if len(table)+longestSuffix > maxIdent {

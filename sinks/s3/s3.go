@@ -58,6 +58,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -252,6 +253,15 @@ func (s *Sink) s3(ctx context.Context) (*awss3.Client, error) {
 		opts = append(opts, awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.ResponseHeaderTimeout = s.answerTimeout
 		})))
+		// A server that keeps objects as files in folders (versitygw's
+		// posix backend, MinIO on one drive) refuses a put with 409
+		// ExistingObjectIsDirectory when another writer's delete removes
+		// the emptied folder under the key at that moment; the next
+		// attempt succeeds, so it is retried like a throttle (puts here
+		// are idempotent or conditional).
+		opts = append(opts, awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.AddWithErrorCodes(retry.NewStandard(), "ExistingObjectIsDirectory")
+		}))
 		cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 		if err != nil {
 			s.errC = fmt.Errorf("loading the AWS configuration: %w", err)

@@ -2,6 +2,7 @@ package parquet
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -283,15 +284,7 @@ func TestStringColumnsAreWrittenPlainUnlessADictionaryIsAsked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rg := r.MetaData().RowGroup(0)
-		has := map[string]bool{}
-		for i := 0; i < rg.NumColumns(); i++ {
-			cc, err := rg.ColumnChunk(i)
-			if err != nil {
-				t.Fatal(err)
-			}
-			has[cc.PathInSchema().String()] = cc.HasDictionaryPage()
-		}
+		has := dictionaryPages(t, r)
 		want := map[string]bool{"order_id": dict, "season": dict, "quantity": true, "document": false}
 		for col, w := range want {
 			if has[col] != w {
@@ -306,8 +299,24 @@ func TestStringColumnsAreWrittenPlainUnlessADictionaryIsAsked(t *testing.T) {
 	}
 }
 
-// readBack reads a file's order_id and season columns as "id|season" rows.
-func readBack(t *testing.T, r *file.Reader) []string {
+// dictionaryPages says, for each column of the first row group of r, by its
+// path, whether its chunk has a dictionary page.
+func dictionaryPages(t *testing.T, r *file.Reader) map[string]bool {
+	t.Helper()
+	rg := r.MetaData().RowGroup(0)
+	has := map[string]bool{}
+	for i := 0; i < rg.NumColumns(); i++ {
+		cc, err := rg.ColumnChunk(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		has[cc.PathInSchema().String()] = cc.HasDictionaryPage()
+	}
+	return has
+}
+
+// readTable reads the whole of r; the caller releases it.
+func readTable(t *testing.T, r *file.Reader) arrow.Table {
 	t.Helper()
 	fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
 	if err != nil {
@@ -317,6 +326,13 @@ func readBack(t *testing.T, r *file.Reader) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tbl
+}
+
+// readBack reads a file's order_id and season columns as "id|season" rows.
+func readBack(t *testing.T, r *file.Reader) []string {
+	t.Helper()
+	tbl := readTable(t, r)
 	defer tbl.Release()
 	var out []string
 	for _, a := range tbl.Column(0).Data().Chunks() {
@@ -332,4 +348,62 @@ func readBack(t *testing.T, r *file.Reader) []string {
 		}
 	}
 	return out
+}
+
+// TestNestedStringsAreWrittenPlainUnlessADictionaryIsAsked: a string inside
+// a list of structs (orders' line items) is written plain by default, as
+// top-level strings are, while a number beside it keeps its dictionary;
+// with dictionary = true the string has one too. Both files read back the
+// same values.
+func TestNestedStringsAreWrittenPlainUnlessADictionaryIsAsked(t *testing.T) {
+	item := arrow.StructOf(arrow.Field{Name: "style", Type: arrow.BinaryTypes.String, Nullable: true},
+		arrow.Field{Name: "qty", Type: arrow.PrimitiveTypes.Int64, Nullable: true})
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.BinaryTypes.String},
+		{Name: "items", Type: arrow.ListOf(item), Nullable: true}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	lb := b.Field(1).(*array.ListBuilder)
+	sb := lb.ValueBuilder().(*array.StructBuilder)
+	for i := 0; i < 500; i++ {
+		b.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("order-%d", i))
+		lb.Append(true)
+		for k := 0; k < 3; k++ {
+			sb.Append(true)
+			sb.FieldBuilder(0).(*array.StringBuilder).Append(fmt.Sprintf("ST-%05d", (i+k)%40))
+			sb.FieldBuilder(1).(*array.Int64Builder).Append(int64(k + 1))
+		}
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	for _, dict := range []bool{false, true} {
+		cfg := &Config{Path: "lake"}
+		if dict {
+			cfg.Dictionary = &dict
+		}
+		s, err := Open(cfg, sinks.Env{BaseDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := commitFile(t, s, "orders", []arrow.Record{rec})
+		r, err := file.OpenParquetFile(info.Location, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		has := dictionaryPages(t, r)
+		want := map[string]bool{"id": dict, "items.list.element.style": dict, "items.list.element.qty": true}
+		for col, w := range want {
+			if has[col] != w {
+				t.Errorf("dictionary = %v: column %s has a dictionary page: %v, want %v (all: %v)", dict, col, has[col], w, has)
+			}
+		}
+		tbl := readTable(t, r)
+		got := array.NewTableReader(tbl, 1<<16)
+		got.Next()
+		if !array.RecordEqual(got.Record(), rec) {
+			t.Errorf("dictionary = %v: the file reads back other rows", dict)
+		}
+		got.Release()
+		tbl.Release()
+		r.Close()
+	}
 }

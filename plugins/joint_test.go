@@ -190,3 +190,53 @@ func TestAReadOfStreamsTheFirstDoesNotReadWithIsRefused(t *testing.T) {
 		t.Fatalf("a read of no stream: %v", err)
 	}
 }
+
+// lateEmitter is twins whose Read keeps its emit func and returns; a
+// connector's bug that the plugin half must survive.
+type lateEmitter struct {
+	twins
+	emit connector.EmitFunc
+}
+
+func (l *lateEmitter) Read(ctx context.Context, req connector.ReadRequest, emit connector.EmitFunc) error {
+	if err := l.twins.Read(ctx, req, emit); err != nil {
+		return err
+	}
+	l.emit = emit
+	return nil
+}
+
+// TestAnEmitAfterTheReadReturnedIsAnError: emit queues a batch for its
+// stream's writer and returns; once the read has returned and its queues
+// are closed, a late emit (a connector's leftover goroutine) gets an error
+// saying so, and the read delivered every batch emitted before it ended.
+func TestAnEmitAfterTheReadReturnedIsAnError(t *testing.T) {
+	impl := &lateEmitter{}
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{pluginName: &grpcPlugin{impl: impl}})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(pluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum atomic.Int64 // emit runs on one goroutine per stream
+	err = raw.(connector.Connector).Read(context.Background(), connector.ReadRequest{Streams: []connector.StreamRead{{Stream: "evens"}, {Stream: "odds"}}}, func(b connector.Batch) error {
+		if b.Record != nil {
+			for _, v := range b.Record.Column(0).(*array.Int64).Int64Values() {
+				sum.Add(v)
+			}
+		}
+		return nil
+	})
+	if err != nil || sum.Load() != 5050 {
+		t.Fatalf("read: sum %d, %v; want 5050", sum.Load(), err)
+	}
+	col := array.NewInt64Builder(memory.DefaultAllocator)
+	col.Append(2)
+	arr := col.NewArray()
+	rec := array.NewRecord(twinSchema, []arrow.Array{arr}, 1)
+	defer rec.Release()
+	err = impl.emit(connector.Batch{Stream: "evens", Record: rec})
+	if err == nil || !strings.Contains(err.Error(), "after its read returned") {
+		t.Fatalf("a late emit returned %v", err)
+	}
+}

@@ -68,33 +68,64 @@ func (s *flightServer) DoGet(t *flight.Ticket, out flight.FlightService_DoGetSer
 	if !ok {
 		return toStatus(fmt.Errorf("%w %q: the connector has no source streams", connector.ErrUnknownStream, tk.First()))
 	}
-	mux := &readMux{out: out, mem: s.mem, schemas: schemas, writers: map[string]*streamWriter{}}
-	defer mux.release()
-	if err := src.Read(ctx, tk.ReadRequest, mux.send); err != nil {
+	mux := &readMux{out: out, mem: s.mem, schemas: schemas, writers: map[string]*streamWriter{}, failed: make(chan struct{})}
+	err := src.Read(ctx, tk.ReadRequest, mux.send)
+	if werr := mux.finish(); err == nil {
+		err = werr
+	}
+	if err != nil {
 		return toStatus(err)
 	}
 	return nil
 }
 
 // readMux writes the batches of a read's streams onto its one DoGet. Each
-// stream has its own IPC writer, used only by that stream's emit calls
-// (which come in order); only the gRPC send is shared, under mu, so the
-// streams of a read encode and compress in parallel.
+// stream has its own IPC writer, fed in order by a goroutine of its own
+// from a short queue of the batches its emit calls took; only the gRPC send
+// is shared, under mu. The connector's emit returns once its batch is
+// queued, so the connector decodes the next rows while the last ones are
+// encoded, compressed and sent: on the orders path those are a quarter of
+// the plugin's CPU (LZ4 most of it), which otherwise stopped its decoding
+// (make bench). Streams encode in parallel too.
 type readMux struct {
 	out     flight.DataStreamWriter
 	mem     memory.Allocator
 	schemas map[string]*arrow.Schema
 
-	mu      sync.Mutex // guards writers and out.Send
+	mu      sync.Mutex // guards writers, finished and out.Send
 	writers map[string]*streamWriter
+	// finished is set once finish has closed the queues: no batch is
+	// queued after it.
+	finished bool
+	// queuing is held for reading by an emit call putting a batch on a
+	// queue, for writing by finish closing them: a late emit of a
+	// misbehaving connector gets an error, never a closed channel.
+	queuing sync.RWMutex
+
+	errMu  sync.Mutex
+	err    error         // the first failure of a stream's writer
+	failed chan struct{} // closed with err set
 }
 
-// streamWriter is one stream's IPC writer and the zero-row record its
-// checkpoint-only batches travel in.
+// writeQueue is how many emitted batches of a stream may wait for its
+// writer: one being encoded and one more keep the connector decoding,
+// without holding more than a few batches of memory.
+const writeQueue = 2
+
+// queued is a batch waiting for its stream's writer, its record retained.
+type queued struct {
+	rec        arrow.Record
+	checkpoint []byte
+}
+
+// streamWriter is one stream's IPC writer, its queue, and the zero-row
+// record its checkpoint-only batches travel in.
 type streamWriter struct {
 	w      *flight.Writer
 	schema *arrow.Schema
 	empty  arrow.Record
+	queue  chan queued
+	done   chan struct{} // closed when the writing goroutine has ended
 }
 
 // taggedSender sends a stream's messages onto the read's DoGet, each naming
@@ -129,10 +160,76 @@ func (m *readMux) writer(stream string) (*streamWriter, error) {
 	// less than LZ4 does (make bench, 100k, side by side: plugin run 17.0
 	// and 16.6 s against 18.6 and 17.1 s, CPU 31.2 and 30.9 s against 34.0
 	// and 31.9 s). The host's reader decompresses on its own.
+	if m.finished {
+		return nil, fmt.Errorf("the connector emitted a batch of stream %s after its read returned", stream)
+	}
 	sw := &streamWriter{schema: schema, empty: emptyRecord(schema, m.mem),
-		w: flight.NewRecordWriter(taggedSender{m: m, desc: streamDescriptor(stream)}, ipc.WithSchema(schema), ipc.WithAllocator(m.mem), ipc.WithLZ4())}
+		w:     flight.NewRecordWriter(taggedSender{m: m, desc: streamDescriptor(stream)}, ipc.WithSchema(schema), ipc.WithAllocator(m.mem), ipc.WithLZ4()),
+		queue: make(chan queued, writeQueue), done: make(chan struct{})}
 	m.writers[stream] = sw
+	go m.write(sw)
 	return sw, nil
+}
+
+// write sends sw's queued batches in order until its queue is closed; after
+// a failure (of any stream) it only releases them.
+func (m *readMux) write(sw *streamWriter) {
+	defer close(sw.done)
+	for q := range sw.queue {
+		if m.failure() == nil {
+			err := splitRecord(q.rec, SplitBytes, func(piece arrow.Record, last bool) error {
+				if last && q.checkpoint != nil {
+					return sw.w.WriteWithAppMetadata(piece, q.checkpoint)
+				}
+				return sw.w.Write(piece)
+			})
+			if err != nil {
+				m.fail(err)
+			}
+		}
+		q.rec.Release()
+	}
+}
+
+// fail records the first failure and wakes emit calls waiting on a full
+// queue.
+func (m *readMux) fail(err error) {
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	if m.err == nil {
+		m.err = err
+		close(m.failed)
+	}
+}
+
+// failure is the first failure, or nil.
+func (m *readMux) failure() error {
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	return m.err
+}
+
+// finish closes every stream's queue and waits for its writer to send
+// what it holds, then frees the writers: every batch an emit call took is
+// sent before the read's end or error, as when emit sent it itself. It
+// returns the first failure of a writer.
+func (m *readMux) finish() error {
+	m.queuing.Lock()
+	m.mu.Lock()
+	m.finished = true
+	writers := make([]*streamWriter, 0, len(m.writers))
+	for _, sw := range m.writers {
+		writers = append(writers, sw)
+		close(sw.queue)
+	}
+	m.mu.Unlock()
+	m.queuing.Unlock()
+	for _, sw := range writers {
+		<-sw.done
+		sw.w.Close()
+		sw.empty.Release()
+	}
+	return m.failure()
 }
 
 // send is the connector's EmitFunc.
@@ -151,21 +248,21 @@ func (m *readMux) send(b connector.Batch) error {
 	if !rec.Schema().Equal(sw.schema) {
 		return fmt.Errorf("stream %s emitted a batch whose schema differs from its declared schema", b.Stream)
 	}
-	return splitRecord(rec, SplitBytes, func(piece arrow.Record, last bool) error {
-		if last && b.Checkpoint != nil {
-			return sw.w.WriteWithAppMetadata(piece, b.Checkpoint)
-		}
-		return sw.w.Write(piece)
-	})
-}
-
-// release frees the writers once the read is over.
-func (m *readMux) release() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, sw := range m.writers {
-		sw.w.Close()
-		sw.empty.Release()
+	if err := m.failure(); err != nil {
+		return err
+	}
+	m.queuing.RLock()
+	defer m.queuing.RUnlock()
+	if m.finished {
+		return fmt.Errorf("the connector emitted a batch of stream %s after its read returned", b.Stream)
+	}
+	rec.Retain()
+	select {
+	case sw.queue <- queued{rec: rec, checkpoint: b.Checkpoint}:
+		return nil
+	case <-m.failed:
+		rec.Release()
+		return m.failure()
 	}
 }
 

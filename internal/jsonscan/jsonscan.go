@@ -153,6 +153,12 @@ func skipLiteral(b []byte, i int, lit string) (int, error) {
 func skipString(b []byte, i int) (int, error) {
 	i++
 	for i < len(b) {
+		for i < len(b) && !stringSpecial[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -185,6 +191,16 @@ func skipString(b []byte, i int) (int, error) {
 	}
 	return i, errShort
 }
+
+// stringSpecial marks the bytes a string's scan stops at: its closing
+// quote, an escape, and the control characters JSON refuses in a string.
+var stringSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')

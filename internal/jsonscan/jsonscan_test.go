@@ -16,6 +16,7 @@ var seeds = []string{
 	`{"a":1,"b":[1,2,{"c":null}],"d":"e"}`, `[1, "two", {"three": [3]}, [], {}]`,
 	` { "a" : [ 1 , 2 ] } `, `{"a":}`, `[1,]`, `{"a" 1}`, `01`, `1.`, `-`, `"\x"`, "\"a\x01\"", `[`, `{"a":1`, `tru`, `nul`,
 	`{"_\u0069d":"x","_ID":"y"}`, `[1e5,-1E-5,0.0]`, `{"a":{"b":{"c":[[[]]]}}}`,
+	`{"a\\":"b\\\\","c":"\"q\"","d\\\"":1,"e":"\u005c"}`, `["\\","x\\\"y","\\\\\""]`,
 }
 
 // TestValueAgreesWithEncodingJSON: Value accepts exactly what json.Valid
@@ -178,17 +179,39 @@ func FuzzTrustedNeverPanics(f *testing.F) {
 //
 //	go test ./internal/jsonscan -run '^$' -bench Value
 func BenchmarkValue(b *testing.B) {
-	var sb strings.Builder
-	sb.WriteString(`{"_id":"65a1f0c2e4b0a1b2c3d4e5f6","order_number":"SO-2026-000042","notes":"Please ship with the spring delivery; the buyer asked for \"rush\" labels.","line_items":[`)
-	for i := 0; sb.Len() < 4000; i++ {
-		fmt.Fprintf(&sb, `{"product":{"_id":"65a1f0c2e4b0%012d","style_number":"ST-%05d","name":"Relaxed linen shirt, long sleeve","color":"heather grey","season":"SS27"},"sizes":[{"size":"M","upc":"0400000%05d","quantity":%d,"price":"49.50"}],"warehouse":"main"},`, i, i, i, i%24)
-	}
-	sb.WriteString(`{}],"total":1234.5}`)
-	doc := []byte(sb.String())
+	doc := orderLikeDocument()
 	b.SetBytes(int64(len(doc)))
 	for i := 0; i < b.N; i++ {
 		if _, err := Value(doc); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkTrusted walks BenchmarkValue's document as the decoder walks a
+// validated one: its members, each value skipped without validation.
+//
+//	go test ./internal/jsonscan -run '^$' -bench Trusted
+func BenchmarkTrusted(b *testing.B) {
+	doc := orderLikeDocument()
+	b.SetBytes(int64(len(doc)))
+	for i := 0; i < b.N; i++ {
+		n := 0
+		Members(doc, func(k, v []byte) error { n += len(v); return nil })
+		if n == 0 {
+			b.Fatal("no members")
+		}
+	}
+}
+
+// orderLikeDocument is an order-like document of ~4 KB: mostly string
+// values (names, notes, addresses, ids), some numbers and nesting.
+func orderLikeDocument() []byte {
+	var sb strings.Builder
+	sb.WriteString(`{"_id":"65a1f0c2e4b0a1b2c3d4e5f6","order_number":"SO-2026-000042","notes":"Please ship with the spring delivery; the buyer asked for \"rush\" labels.","line_items":[`)
+	for i := 0; sb.Len() < 4000; i++ {
+		fmt.Fprintf(&sb, `{"product":{"_id":"65a1f0c2e4b0%012d","style_number":"ST-%05d","name":"Relaxed linen shirt, long sleeve","color":"heather grey","season":"SS27"},"sizes":[{"size":"M","upc":"0400000%05d","quantity":%d,"price":"49.50"}],"warehouse":"main"},`, i, i, i, i%24)
+	}
+	sb.WriteString(`{}],"total":1234.5}`)
+	return []byte(sb.String())
 }

@@ -183,10 +183,8 @@ func skipString(b []byte, i int) (int, error) {
 			default:
 				return i + 1, syntax(i+1, "invalid character %q in string escape code", b[i+1])
 			}
-		case c < 0x20:
+		default: // a control character, the only other byte stringSpecial stops at
 			return i, syntax(i, "invalid character %q in string literal", c)
-		default:
-			i++
 		}
 	}
 	return i, errShort

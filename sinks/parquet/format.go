@@ -12,6 +12,7 @@ import (
 	pq "github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/compress"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+	pqschema "github.com/apache/arrow/go/v15/parquet/schema"
 
 	"pipehost/connector"
 	// Every Parquet file the host writes compresses its pages with pooled
@@ -148,20 +149,17 @@ func (f Format) NewEncoder(w io.Writer, schema *arrow.Schema) (*Encoder, error) 
 		if !connector.IsJSON(fld) && fld.Type.ID() != arrow.LIST && fld.Type.ID() != arrow.STRUCT && fld.Type.ID() != arrow.LARGE_LIST && fld.Type.ID() != arrow.MAP {
 			opts = append(opts, pq.WithStatsFor(fld.Name, true))
 		}
-		switch {
-		case connector.IsJSON(fld):
-			opts = append(opts, pq.WithDictionaryFor(fld.Name, false))
-		case !f.dictionary && (fld.Type.ID() == arrow.STRING || fld.Type.ID() == arrow.LARGE_STRING):
+		if connector.IsJSON(fld) {
 			opts = append(opts, pq.WithDictionaryFor(fld.Name, false))
 		}
 	}
 	arrowProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
 	if !f.dictionary {
-		nested, err := nestedStringColumns(schema, arrowProps)
+		paths, err := stringColumns(schema, arrowProps)
 		if err != nil {
 			return nil, err
 		}
-		for _, path := range nested {
+		for _, path := range paths {
 			opts = append(opts, pq.WithDictionaryFor(path, false))
 		}
 	}
@@ -172,18 +170,18 @@ func (f Format) NewEncoder(w io.Writer, schema *arrow.Schema) (*Encoder, error) 
 	return &Encoder{fw: fw, format: f}, nil
 }
 
-// nestedStringColumns are the paths of the Parquet leaf columns of schema
-// that hold strings inside a list or struct ("line_items.list.element.color").
-// It errors when schema has no Parquet form.
-func nestedStringColumns(schema *arrow.Schema, props pqarrow.ArrowWriterProperties) ([]string, error) {
+// stringColumns are the paths of the Parquet leaf columns of schema that
+// hold strings, top-level ("order_id") or inside a list or struct
+// ("line_items.list.element.color"). It errors when schema has no Parquet
+// form.
+func stringColumns(schema *arrow.Schema, props pqarrow.ArrowWriterProperties) ([]string, error) {
 	sc, err := pqarrow.ToParquet(schema, pq.NewWriterProperties(), props)
 	if err != nil {
 		return nil, err
 	}
 	var paths []string
 	for i := 0; i < sc.NumColumns(); i++ {
-		col := sc.Column(i)
-		if len(col.ColumnPath()) > 1 && col.PhysicalType() == pq.Types.ByteArray {
+		if col := sc.Column(i); col.LogicalType().Equals(pqschema.StringLogicalType{}) {
 			paths = append(paths, col.Path())
 		}
 	}

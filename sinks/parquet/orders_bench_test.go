@@ -20,7 +20,7 @@ import (
 // stream's batches as the host's sinks receive them.
 func nuorderRecords(tb testing.TB, n int) map[string][]arrow.Record {
 	tb.Helper()
-	creds := fakeapi.Credentials{ConsumerKey: "ck-bench", ConsumerSecret: "cs-bench", Token: "tk-bench", TokenSecret: "ts-bench"}
+	creds := fakeapi.SandboxCredentials
 	srv, err := fakeapi.Start(fakeapi.Options{Credentials: creds, Catalog: fakeapi.Catalog{Seed: 42, Products: 2000, Companies: 500, Orders: n},
 		Prerender: filepath.Join(os.TempDir(), "pipehost-bench", "listings")})
 	if err != nil {
